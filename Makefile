@@ -1,0 +1,35 @@
+# One command each: `make run` serves the dashboard, `make test` runs the tests, `make bench` the benchmarks.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-requirements
+PORT ?= 8501
+
+.PHONY: install browser run test bench clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip check
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium drives the end-to-end tests (Playwright's own browser download does not work offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+run: install
+	$(VENV)/bin/streamlit run streamlit_app.py --server.address 127.0.0.1 --server.port $(PORT)
+
+test: install browser
+	$(PY) -m pytest tests
+
+bench: install
+	$(PY) benchmarks/engine_overhead.py
+
+clean:
+	rm -rf .cache .jobs test-output

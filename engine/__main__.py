@@ -1,0 +1,189 @@
+"""CLI: python -m engine runtimes | run | job | export | machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from engine.config import DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_name_list
+
+DEFAULT_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Benchmark a YOLO detector across runtimes.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("runtimes", help="list runtimes, available or not, and why")
+    listing.add_argument("--json", action="store_true")
+
+    run = commands.add_parser("run", help="benchmark a model and append the results to DuckDB")
+    run.add_argument("--model", default=DEFAULT_MODEL, help="a .pt, a name like yolov8n.pt, a .yaml, or an .onnx")
+    run.add_argument("--runtimes", default=DEFAULT_RUNTIMES, help="comma-separated; runtime:precision pins one")
+    run.add_argument("--precisions", default="fp32", help="fp32,bf16,int8,... or 'all' (where each runtime offers it)")
+    run.add_argument("--batch", default="1", help="batch sizes, e.g. 1,2,4")
+    run.add_argument("--images", nargs="*", default=[], help="image files or folders (default: Ultralytics' samples)")
+    run.add_argument("--imgsz", type=int, default=640)
+    run.add_argument("--warmup", type=int, default=3)
+    run.add_argument("--iters", type=int, default=20)
+    run.add_argument("--min-duration", type=float, default=0.0, help="seconds to keep measuring, at least")
+    run.add_argument("--threads", type=int, default=0, help="0 = all physical cores")
+    run.add_argument("--timeout", type=float, default=600.0, help="seconds per export / measurement process")
+    run.add_argument("--db", default="results.duckdb")
+    run.add_argument("--label", default="", help="machine label (default: hostname)")
+    run.add_argument("--note", default="")
+    run.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+    job = commands.add_parser("job", help="run a job folder made by the dashboard (internal)")
+    job.add_argument("folder")
+
+    export = commands.add_parser("export", help="write a run's tables to files")
+    export.add_argument("--run", required=True)
+    export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    export.add_argument("--db", default="results.duckdb")
+    export.add_argument("--out", default=".")
+
+    commands.add_parser("machine", help="print this machine's fingerprint")
+    return parser
+
+
+def config_from_args(args) -> RunConfig:
+    return RunConfig(
+        model=args.model, runtimes=parse_name_list(args.runtimes), precisions=parse_name_list(args.precisions),
+        batch_sizes=parse_int_list(args.batch, "--batch"), images=list(args.images), imgsz=args.imgsz,
+        warmup=args.warmup, iters=args.iters, min_duration_s=args.min_duration, threads=args.threads,
+        timeout_s=args.timeout, db=args.db, machine_label=args.label, note=args.note,
+    )
+
+
+def progress_printer(stream=sys.stderr):
+    def show(event: dict) -> None:
+        kind = event["event"]
+        if kind == "run_started":
+            trained = {True: "trained", False: "UNTRAINED weights", None: "weights of unknown training"}
+            print(f"run {event['run_id']}: {event['model']} ({trained[event['weights_trained']]}) on "
+                  f"{event['machine']}: {', '.join(event['variants'])}", file=stream)
+        elif kind == "stage":
+            print(f"  {event.get('variant', '')} {event.get('message', event['stage'])}", file=stream)
+        elif kind == "result":
+            if event["status"] == "completed":
+                print(f"  {event['runtime']}:{event['precision']} b{event['batch']}: infer {event['infer_ms']:.2f} ms/img,"
+                      f" total {event['total_ms']:.2f} ms/img", file=stream)
+            else:
+                print(f"  {event['runtime']}:{event['precision']} b{event['batch']}: FAILED: "
+                      f"{(event.get('error') or '').splitlines()[0]}", file=stream)
+        elif kind == "run_finished":
+            print(f"run {event['run_id']} {event['status']}", file=stream)
+        stream.flush()
+    return show
+
+
+def print_table(results: list[dict]) -> None:
+    header = f"{'runtime':<12} {'precision':<9} {'batch':>5} {'pre':>8} {'infer':>8} {'post':>8} {'img/s':>8}  status"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        if r["status"] == "completed":
+            print(f"{r['runtime']:<12} {r['precision']:<9} {r['batch']:>5} {r['pre_ms']:>8.2f} {r['infer_ms']:>8.2f} "
+                  f"{r['post_ms']:>8.2f} {r['throughput_ips']:>8.1f}  ok")
+        else:
+            reason = (r.get("error") or "").splitlines()[0][:70]
+            print(f"{r['runtime']:<12} {r['precision']:<9} {r['batch']:>5} {'':>8} {'':>8} {'':>8} {'':>8}  {r['status']}: {reason}")
+    print("(medians in ms per image)")
+
+
+def command_run(args) -> int:
+    from engine.jobs import benchmark_lock
+    from engine.runner import Runner
+
+    config = config_from_args(args)
+    runner = Runner(config, on_event=progress_printer())
+    with benchmark_lock(on_wait=lambda: print("another benchmark is running on this machine; waiting", file=sys.stderr)):
+        outcome = runner.run()
+    if args.json:
+        print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "results": outcome.results}, default=str))
+    else:
+        print_table(outcome.results)
+    return 0 if outcome.all_completed else 1
+
+
+def command_job(args) -> int:
+    """Run a dashboard job folder: events and status go to files the page polls."""
+    from engine import jobs
+    from engine.runner import Runner
+
+    folder = Path(args.folder)
+    config = RunConfig.from_dict(jobs.read_json(folder / "config.json"))
+
+    def on_event(event: dict) -> None:
+        jobs.append_event(folder, event)
+        if event["event"] == "run_started":
+            jobs.write_status(folder, state="running", run_id=event["run_id"], started_at=time.time())
+
+    runner = Runner(config, on_event=on_event, should_cancel=lambda: jobs.cancel_requested(folder))
+    jobs.write_status(folder, run_id=runner.run_id)
+    try:
+        with jobs.benchmark_lock(on_wait=lambda: jobs.write_status(folder, state="queued", message="waiting for the run before it")):
+            if jobs.cancel_requested(folder):
+                jobs.write_status(folder, state="cancelled", finished_at=time.time())
+                return 1
+            jobs.write_status(folder, state="running", started_at=time.time())
+            outcome = runner.run()
+    except BenchError as error:
+        jobs.write_status(folder, state="failed", error=str(error), finished_at=time.time())
+        return 2
+    except Exception as error:
+        jobs.write_status(folder, state="failed", error=f"{type(error).__name__}: {error}", finished_at=time.time())
+        raise
+    state = {"completed": "finished", "partial": "finished", "failed": "finished"}.get(outcome.status, outcome.status)
+    jobs.write_status(folder, state=state, run_status=outcome.status, run_id=outcome.run_id, finished_at=time.time())
+    return 0 if outcome.all_completed else 1
+
+
+def command_runtimes(args) -> int:
+    from engine.runtimes import registry
+
+    infos = registry.describe()
+    if args.json:
+        print(json.dumps([info.__dict__ for info in infos]))
+        return 0
+    for info in infos:
+        state = "available" if info.available else f"unavailable: {info.reason}"
+        print(f"{info.name:<22} {'/'.join(info.precisions):<16} {state}")
+    return 0
+
+
+def command_export(args) -> int:
+    from engine.api import export_run
+
+    for path in export_run(args.db, args.run, args.format, args.out):
+        print(path)
+    return 0
+
+
+def command_machine(args) -> int:
+    from engine.machine import fingerprint
+
+    print(json.dumps(fingerprint(), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"runtimes": command_runtimes, "run": command_run, "job": command_job,
+                "export": command_export, "machine": command_machine}
+    try:
+        return handlers[args.command](args)
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

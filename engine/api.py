@@ -1,0 +1,93 @@
+"""The small surface the dashboard pages and the CLI use. Imports no runtime library.
+
+Reads return pandas DataFrames (empty when the database does not exist yet); filters are passed as
+parameters to the store, never pasted into SQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine import jobs, store
+from engine.config import BenchError, RunConfig, validate
+from engine.runtimes import registry
+
+__all__ = [
+    "BenchError", "RunConfig", "runtimes", "start_run", "job_status", "cancel", "list_jobs", "log_tail",
+    "results_summary", "runs", "machines", "detections", "result_images", "samples", "export_run",
+]
+
+
+def runtimes() -> list[registry.RuntimeInfo]:
+    return registry.describe()
+
+
+def start_run(config: RunConfig) -> str:
+    """Validate, then launch the run in a background process; returns a job id to poll."""
+    validate(config)
+    return jobs.start(config)
+
+
+def job_status(job_id: str) -> dict:
+    return jobs.status(job_id)
+
+
+def cancel(job_id: str) -> None:
+    jobs.cancel(job_id)
+
+
+def list_jobs(limit: int = 20) -> list[dict]:
+    return jobs.list_jobs(limit)
+
+
+def log_tail(job_id: str, lines: int = 30) -> str:
+    return jobs.log_tail(job_id, lines)
+
+
+def results_summary(db: str, filters: dict | None = None):
+    return store.results_summary(db, filters)
+
+
+def runs(db: str, filters: dict | None = None):
+    return store.runs(db, filters)
+
+
+def machines(db: str):
+    return store.machines(db)
+
+
+def detections(db: str, run_id: str):
+    return store.detections(db, run_id)
+
+
+def result_images(db: str, run_id: str):
+    return store.result_images(db, run_id)
+
+
+def samples(db: str, result_id: str):
+    return store.samples(db, result_id)
+
+
+EXPORT_TABLES = ("results_summary", "runs", "results", "stats", "samples", "detections")
+
+
+def export_run(db: str, run_id: str, fmt: str, out_dir: str) -> list[Path]:
+    """Write one run's tables as Parquet or CSV files; returns the files written."""
+    if fmt not in ("parquet", "csv"):
+        raise BenchError(f"unknown export format {fmt!r}: use parquet or csv")
+    if not Path(db).exists():
+        raise BenchError(f"database {db} does not exist")
+    if store.runs(db, {"run_id": run_id}).empty:
+        raise BenchError(f"run {run_id} is not in {db}: list runs with the dashboard or results_summary")
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in EXPORT_TABLES:
+        frame = store.run_table(db, run_id, table)
+        target = folder / f"{run_id}-{table}.{fmt}"
+        if fmt == "csv":
+            frame.to_csv(target, index=False)
+        else:
+            frame.to_parquet(target, index=False)
+        written.append(target)
+    return written

@@ -1,0 +1,168 @@
+"""Run configuration: plain dataclasses that cross process and page boundaries, and their validation.
+
+Validation needs no runtime library, so the CLI and the dashboard can reject bad input before anything
+heavy is imported or anything is written to the database.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MAX_BATCH = 64
+MAX_IMGSZ = 1920
+MAX_ITERS = 100_000
+MAX_WARMUP = 10_000
+DEFAULT_MODEL = "yolov8n.pt"
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+UNSTABLE_CV = 0.10  # coefficient of variation of the inference stage above which a result is flagged
+
+
+class BenchError(Exception):
+    """An error a user can cause and fix; its message names the input and what to do."""
+
+
+def physical_cores() -> int:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One runtime at one precision: the unit that gets its own export and its own worker process."""
+
+    runtime: str
+    precision: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime}:{self.precision}"
+
+
+@dataclass
+class RunConfig:
+    model: str = DEFAULT_MODEL
+    runtimes: list[str] = field(default_factory=lambda: ["onnxruntime", "openvino"])
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    images: list[str] = field(default_factory=list)  # files or folders; empty means the shipped samples
+    imgsz: int = 640
+    warmup: int = 3
+    iters: int = 20
+    min_duration_s: float = 0.0  # when > 0, keep iterating until this long has passed (and iters reached)
+    threads: int = 0  # 0 means all physical cores
+    conf: float = 0.25
+    iou: float = 0.45
+    timeout_s: float = 600.0  # per worker process (export or measurement)
+    db: str = "results.duckdb"
+    machine_label: str = ""
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    @property
+    def effective_threads(self) -> int:
+        return self.threads or physical_cores()
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise BenchError(f"{what} must be whole numbers separated by commas, got {text!r}") from None
+    if not values:
+        raise BenchError(f"{what} is empty: give at least one value, e.g. 1,2,4")
+    return values
+
+
+def parse_name_list(text: str) -> list[str]:
+    return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def validate(config: RunConfig) -> None:
+    """Raise BenchError for settings that cannot make a meaningful run. Needs no runtime library."""
+    from engine.runtimes import registry
+
+    if not config.runtimes:
+        raise BenchError("no runtime chosen: pass --runtimes, e.g. --runtimes onnxruntime,openvino")
+    known = registry.names()
+    for name in config.runtimes:
+        base = name.split(":", 1)[0]
+        if base not in known:
+            raise BenchError(f"unknown runtime {base!r}: choose from {', '.join(known)}")
+    for precision in config.precisions:
+        if precision != "all" and precision not in PRECISIONS:
+            raise BenchError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)} or 'all'")
+    if not config.batch_sizes:
+        raise BenchError("no batch size given: pass --batch, e.g. --batch 1,2,4")
+    for batch in config.batch_sizes:
+        if not 1 <= batch <= MAX_BATCH:
+            raise BenchError(f"batch size {batch} is out of range: use 1 to {MAX_BATCH}")
+    if not 32 <= config.imgsz <= MAX_IMGSZ or config.imgsz % 32:
+        raise BenchError(f"image size {config.imgsz} is not usable: use a multiple of 32 from 32 to {MAX_IMGSZ}")
+    if not 1 <= config.iters <= MAX_ITERS:
+        raise BenchError(f"iterations {config.iters} is out of range: use 1 to {MAX_ITERS}")
+    if not 0 <= config.warmup <= MAX_WARMUP:
+        raise BenchError(f"warm-up {config.warmup} is out of range: use 0 to {MAX_WARMUP}")
+    if not 0 <= config.min_duration_s <= 3600:
+        raise BenchError(f"minimum duration {config.min_duration_s} s is out of range: use 0 to 3600")
+    if not 0 <= config.threads <= 1024:
+        raise BenchError(f"threads {config.threads} is out of range: use 0 (all physical cores) to 1024")
+    if not 1 <= config.timeout_s <= 24 * 3600:
+        raise BenchError(f"timeout {config.timeout_s} s is out of range: use 1 to 86400")
+    if not 0 < config.conf < 1 or not 0 < config.iou < 1:
+        raise BenchError("confidence and IoU thresholds must lie strictly between 0 and 1")
+    if len(config.machine_label) > 200 or len(config.note) > 2000:
+        raise BenchError("machine label (200) or note (2000 characters) is too long")
+    check_db_path(config.db)
+
+
+def check_db_path(db: str) -> None:
+    path = Path(db)
+    if path.is_dir():
+        raise BenchError(f"database path {db} is a folder: give a file path such as results.duckdb")
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise BenchError(f"database folder {parent} does not exist: create it or choose another --db")
+    target = path if path.exists() else parent
+    if not os.access(target, os.W_OK):
+        raise BenchError(f"database path {db} is not writable: choose another --db")
+
+
+def expand_variants(config: RunConfig) -> list[Variant]:
+    """Runtime names (optionally 'runtime:precision') times precisions, keeping only what each runtime offers."""
+    from engine.runtimes import registry
+
+    variants: list[Variant] = []
+    for name in config.runtimes:
+        base, _, pinned = name.partition(":")
+        offered = registry.get(base).precisions
+        if pinned:
+            if pinned not in offered:
+                raise BenchError(f"runtime {base} offers {', '.join(offered)}, not {pinned!r}")
+            wanted = [pinned]
+        elif "all" in config.precisions:
+            wanted = list(offered)
+        else:
+            wanted = [p for p in config.precisions if p in offered]
+        for precision in wanted:
+            variant = Variant(base, precision)
+            if variant not in variants:
+                variants.append(variant)
+    if not variants:
+        raise BenchError(
+            f"none of the chosen runtimes offers precision {', '.join(config.precisions)}: "
+            "use --precisions fp32 or 'all'"
+        )
+    return variants

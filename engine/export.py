@@ -1,0 +1,134 @@
+"""Ultralytics export with an on-disk cache, and the offline calibration data exports ask for.
+
+The cache key is the model file's hash, the export arguments and the library versions that shape the
+output, so a second run with the same inputs exports nothing. An export is complete only when its
+done.json exists: a crash mid-export leaves a folder that is redone, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.machine import library_versions
+from engine.paths import cache_dir
+
+KEY_LIBRARIES = ("ultralytics", "torch", "onnx", "onnxslim", "openvino", "nncf", "tensorflow", "onnx2tf")
+CALIBRATION_IMAGES = 32
+TF_CALIBRATION_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+def export_key(model_sha256: str, request: dict) -> str:
+    versions = library_versions()
+    material = {
+        "model": model_sha256,
+        "request": request,
+        "versions": {name: versions.get(name, "") for name in KEY_LIBRARIES},
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def export_folder(key: str) -> Path:
+    return cache_dir() / "exports" / key
+
+
+def cached(key: str) -> Path | None:
+    done = export_folder(key) / "done.json"
+    if not done.is_file():
+        return None
+    output = export_folder(key) / json.loads(done.read_text())["output"]
+    return output if output.exists() else None
+
+
+def run_export(model_path: str, model_sha256: str, names: dict, request: dict, images: list[str]) -> Path:
+    """Export in this (worker) process; returns the output Ultralytics wrote. Imports ultralytics."""
+    key = export_key(model_sha256, request)
+    folder = export_folder(key)
+    if folder.exists():
+        shutil.rmtree(folder)  # an unfinished earlier attempt
+    folder.mkdir(parents=True)
+    source = folder / ("model" + Path(model_path).suffix)
+    shutil.copyfile(model_path, source)
+    arguments = dict(request)
+    if arguments.get("int8"):
+        arguments["data"] = str(calibration_dataset(images, names))
+    if arguments["format"] == "saved_model":
+        write_tf_calibration(images, folder / TF_CALIBRATION_FILE)
+
+    from ultralytics import YOLO
+
+    started = time.perf_counter()
+    previous = os.getcwd()
+    os.chdir(folder)  # the SavedModel export looks for its calibration file in the working directory
+    try:
+        output = Path(YOLO(str(source), task="detect").export(device="cpu", verbose=False, **arguments))
+    finally:
+        os.chdir(previous)
+    output = output if output.is_absolute() else folder / output
+    (folder / "done.json").write_text(
+        json.dumps({"output": str(output.relative_to(folder)), "request": request,
+                    "seconds": time.perf_counter() - started})
+    )
+    return output
+
+
+def _load_rgb(path: str) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot decode calibration image {path}")
+    return image
+
+
+def _augmented(images: list[str], count: int, seed: int = 0):
+    """Deterministic crops, flips and scales of the given images: calibration material without a download."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    frames = [_load_rgb(p) for p in images]
+    for i in range(count):
+        frame = frames[i % len(frames)]
+        height, width = frame.shape[:2]
+        crop = rng.uniform(0.6, 1.0)
+        ch, cw = int(height * crop), int(width * crop)
+        y, x = rng.integers(0, height - ch + 1), rng.integers(0, width - cw + 1)
+        out = frame[y:y + ch, x:x + cw]
+        if rng.random() < 0.5:
+            out = out[:, ::-1]
+        out = cv2.convertScaleAbs(out, alpha=rng.uniform(0.8, 1.2), beta=rng.uniform(-20, 20))
+        yield np.ascontiguousarray(out)
+
+
+def calibration_dataset(images: list[str], names: dict) -> Path:
+    """A folder of augmented copies of the images and a dataset yaml Ultralytics accepts for int8 calibration."""
+    import cv2
+
+    digest = hashlib.sha256(json.dumps(sorted(images)).encode()).hexdigest()[:16]
+    folder = cache_dir() / "calibration" / digest
+    yaml_path = folder / "data.yaml"
+    if yaml_path.is_file():
+        return yaml_path
+    image_dir = folder / "images"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(_augmented(images, CALIBRATION_IMAGES)):
+        cv2.imwrite(str(image_dir / f"calib_{i:03d}.jpg"), frame)
+    names = names or {i: str(i) for i in range(80)}
+    lines = [f"path: {folder}", "train: images", "val: images", "names:"]
+    lines += [f"  {int(k)}: {json.dumps(str(v))}" for k, v in sorted(names.items())]
+    yaml_path.write_text("\n".join(lines) + "\n")
+    return yaml_path
+
+
+def write_tf_calibration(images: list[str], target: Path) -> None:
+    """The (20, 128, 128, 3) float32 array onnx2tf otherwise downloads, made from the given images."""
+    import cv2
+
+    frames = [cv2.resize(frame, (128, 128))[..., ::-1] for frame in _augmented(images, 20, seed=1)]
+    np.save(target, np.stack(frames).astype(np.float32) / 255.0)

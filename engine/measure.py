@@ -1,0 +1,82 @@
+"""Stage timing and statistics. Every sample is kept; nothing is clipped or dropped."""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+STAGES = ("decode", "pre", "infer", "post")
+
+
+class StageTimer:
+    """Collects integer nanoseconds per stage for one iteration."""
+
+    def __init__(self) -> None:
+        self.ns: dict[str, int] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter_ns()
+        try:
+            yield
+        finally:
+            self.ns[name] = self.ns.get(name, 0) + time.perf_counter_ns() - start
+
+
+def median_ci_indices(n: int, confidence: float = 0.95) -> tuple[int, int] | None:
+    """Order-statistic (distribution-free) confidence interval of the median: 0-based ranks, or None if n < 6."""
+    from scipy.stats import binom
+
+    if n < 6:
+        return None
+    alpha = 1 - confidence
+    low = int(binom.ppf(alpha / 2, n, 0.5))  # rank k such that P(X < k) <= alpha/2
+    if binom.cdf(low, n, 0.5) > alpha / 2:
+        low -= 1
+    low = max(low, 0)
+    high = n - 1 - low
+    return low, high
+
+
+@dataclass
+class Stats:
+    n: int
+    mean: float
+    median: float
+    p90: float
+    p99: float
+    min: float
+    max: float
+    stdev: float
+    ci_low: float | None
+    ci_high: float | None
+    cv: float
+
+    @classmethod
+    def from_values(cls, values) -> "Stats":
+        data = np.sort(np.asarray(values, dtype=np.float64))
+        if data.size == 0:
+            raise ValueError("no samples")
+        mean = float(data.mean())
+        stdev = float(data.std(ddof=1)) if data.size > 1 else 0.0
+        ci = median_ci_indices(data.size)
+        return cls(
+            n=int(data.size),
+            mean=mean,
+            median=float(np.median(data)),
+            p90=float(np.percentile(data, 90)),
+            p99=float(np.percentile(data, 99)),
+            min=float(data[0]),
+            max=float(data[-1]),
+            stdev=stdev,
+            ci_low=float(data[ci[0]]) if ci else None,
+            ci_high=float(data[ci[1]]) if ci else None,
+            cv=stdev / mean if mean > 0 else math.inf,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)

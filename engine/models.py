@@ -1,0 +1,158 @@
+"""Resolving a --model argument to a file, hashing it, and the offline fallback to untrained weights.
+
+Runs in a worker process: loading a checkpoint imports torch and ultralytics, and unpickles code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from engine.config import DEFAULT_MODEL, BenchError
+from engine.paths import cache_dir
+
+FALLBACK_SEED = 0
+UNTRAINED_MARK = "yolo_bench_untrained"
+
+
+@dataclass
+class ModelInfo:
+    path: str  # the file the exports start from
+    kind: str  # "pt" or "onnx"
+    sha256: str
+    trained: bool | None  # None when it cannot be told (an ONNX file given directly)
+    source: str  # how it was obtained, in words
+    names: dict = field(default_factory=dict)
+    display_name: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve(spec: str) -> ModelInfo:
+    spec = spec.strip() or DEFAULT_MODEL
+    path = Path(spec).expanduser()
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return _onnx_model(path)
+    if suffix in (".yaml", ".yml"):
+        return _untrained_from_yaml(spec, reason=f"built from architecture {spec}")
+    if suffix != ".pt":
+        raise BenchError(f"model {spec!r} is not a .pt, .onnx or .yaml file: give an Ultralytics detection model")
+    if path.is_file():
+        return _pt_model(path, source=f"local file {path}")
+    if path.parent != Path("."):
+        raise BenchError(f"model file {spec} does not exist")
+    downloaded = _download_official(path.name)
+    if downloaded is not None:
+        return _pt_model(downloaded, source=f"Ultralytics release asset {path.name}")
+    if path.name == DEFAULT_MODEL:
+        return _untrained_from_yaml(
+            "yolov8n.yaml", reason=f"{DEFAULT_MODEL} could not be downloaded (offline?); built yolov8n.yaml instead"
+        )
+    raise BenchError(f"model {spec} is neither a local file nor downloadable: check the name or the network")
+
+
+def _download_official(name: str) -> Path | None:
+    """The real Ultralytics loading path: a cached copy, else a download from the release assets."""
+    target = cache_dir() / "models" / name
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        from ultralytics.utils.downloads import attempt_download_asset
+
+        found = Path(attempt_download_asset(str(target)))
+    except Exception:
+        return None
+    return found if found.is_file() else None
+
+
+def _untrained_from_yaml(yaml_name: str, reason: str) -> ModelInfo:
+    """The same architecture with seeded random weights, saved once and marked untrained in the checkpoint."""
+    import torch
+    from ultralytics import YOLO
+
+    stem = Path(yaml_name).stem
+    target = cache_dir() / "models" / f"{stem}-untrained-seed{FALLBACK_SEED}.pt"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(FALLBACK_SEED)
+        try:
+            model = YOLO(yaml_name)
+        except Exception as error:
+            raise BenchError(f"cannot build a model from {yaml_name}: {error}") from None
+        if model.task != "detect":
+            raise BenchError(f"{yaml_name} describes a {model.task} model; this lab benchmarks detection models")
+        partial = target.with_suffix(".partial")
+        model.save(str(partial))
+        checkpoint = torch.load(partial, map_location="cpu", weights_only=False)
+        checkpoint[UNTRAINED_MARK] = True
+        torch.save(checkpoint, partial)
+        partial.replace(target)
+    info = _pt_model(target, source=reason)
+    info.display_name = f"{stem} (untrained weights, seed {FALLBACK_SEED})"
+    return info
+
+
+def _pt_model(path: Path, source: str) -> ModelInfo:
+    try:
+        from ultralytics.nn.tasks import load_checkpoint
+
+        model, checkpoint = load_checkpoint(path, device="cpu")
+    except Exception as error:
+        raise BenchError(f"{path} is not an Ultralytics model checkpoint ({type(error).__name__}: {error})") from None
+    task = getattr(model, "task", "")
+    if task != "detect":
+        raise BenchError(f"{path} is a {task or 'non-detection'} model; this lab benchmarks detection models")
+    trained = not checkpoint.get(UNTRAINED_MARK) and bool(checkpoint.get("train_args"))
+    names = {int(k): str(v) for k, v in dict(getattr(model, "names", {})).items()}
+    return ModelInfo(str(path), "pt", file_sha256(path), trained, source, names, display_name=path.name)
+
+
+def _onnx_model(path: Path) -> ModelInfo:
+    if not path.is_file():
+        raise BenchError(f"ONNX model file {path} does not exist")
+    import ast
+
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as error:
+        raise BenchError(f"{path} is not a readable ONNX model ({type(error).__name__})") from None
+    inputs = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
+    outputs = list(proto.graph.output)
+    rank_in = len(inputs[0].type.tensor_type.shape.dim) if inputs else 0
+    rank_out = len(outputs[0].type.tensor_type.shape.dim) if outputs else 0
+    if len(inputs) != 1 or rank_in != 4 or rank_out != 3:
+        raise BenchError(
+            f"{path} does not look like a YOLO detection model: expected one 4-D image input and a 3-D "
+            f"(batch, 4 + classes, anchors) output, got {len(inputs)} input(s) of rank {rank_in}, output rank {rank_out}"
+        )
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    try:
+        names = {int(k): str(v) for k, v in ast.literal_eval(metadata.get("names", "{}")).items()}
+    except (ValueError, SyntaxError):
+        names = {}
+    if metadata.get("task", "detect") != "detect":
+        raise BenchError(f"{path} is a {metadata['task']} model; this lab benchmarks detection models")
+    return ModelInfo(str(path), "onnx", file_sha256(path), None, f"ONNX file {path}", names, display_name=path.name)
+
+
+def copy_into(info: ModelInfo, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / ("model" + Path(info.path).suffix)
+    if not target.exists():
+        shutil.copyfile(info.path, target)
+    return target

@@ -1,0 +1,130 @@
+"""Image decode, letterbox, box decode + NMS and drawing, shared by every runtime, in numpy and OpenCV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+LETTERBOX_FILL = 114
+UNTRAINED_BANNER = "untrained weights: detections are not meaningful"
+
+
+@dataclass
+class Detection:
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    score: float
+    class_id: int
+
+
+@dataclass
+class Letterbox:
+    """How an image was placed into the square model input, to map boxes back."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+    width: int
+    height: int
+
+
+def decode_image(path: str | Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot decode image {path}")
+    return image
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping aspect ratio and pad to size x size, as Ultralytics' static (non-rect) letterbox."""
+    height, width = image.shape[:2]
+    scale = min(size / height, size / width)
+    new_w, new_h = round(width * scale), round(height * scale)
+    pad_x, pad_y = (size - new_w) / 2, (size - new_h) / 2
+    if (new_w, new_h) != (width, height):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    top, bottom = round(pad_y - 0.1), round(pad_y + 0.1)
+    left, right = round(pad_x - 0.1), round(pad_x + 0.1)
+    canvas = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(LETTERBOX_FILL,) * 3)
+    return canvas, Letterbox(scale, left, top, width, height)
+
+
+def preprocess(images: list[np.ndarray], size: int, layout: str) -> tuple[np.ndarray, list[Letterbox]]:
+    """BGR uint8 frames -> one float32 batch in [0, 1], RGB, NCHW or NHWC, contiguous."""
+    batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    boxes = []
+    for i, image in enumerate(images):
+        batch[i], placement = letterbox(image, size)
+        boxes.append(placement)
+    batch = batch[..., ::-1]  # BGR -> RGB
+    if layout == "nchw":
+        batch = batch.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch, dtype=np.float32) * np.float32(1 / 255), boxes
+
+
+def postprocess(
+    raw: np.ndarray, placements: list[Letterbox], conf: float, iou: float, max_det: int = 300
+) -> list[list[Detection]]:
+    """Raw (B, 4 + classes, anchors) xywh output -> per-image detections in original pixel coordinates."""
+    results = []
+    for prediction, placement in zip(raw, placements):
+        scores_all = prediction[4:]
+        class_ids = scores_all.argmax(axis=0)
+        scores = scores_all[class_ids, np.arange(scores_all.shape[1])]
+        keep = scores > conf
+        if not keep.any():
+            results.append([])
+            continue
+        xywh = prediction[:4, keep].T
+        scores, class_ids = scores[keep], class_ids[keep]
+        rects = np.empty_like(xywh)
+        rects[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
+        rects[:, 2:] = xywh[:, 2:]
+        chosen = cv2.dnn.NMSBoxesBatched(rects.tolist(), scores.tolist(), class_ids.tolist(), conf, iou)
+        chosen = np.asarray(chosen, dtype=int).reshape(-1)[:max_det]
+        results.append(_to_image_coords(rects[chosen], scores[chosen], class_ids[chosen], placement))
+    return results
+
+
+def _to_image_coords(rects, scores, class_ids, placement: Letterbox) -> list[Detection]:
+    x1 = (rects[:, 0] - placement.pad_x) / placement.scale
+    y1 = (rects[:, 1] - placement.pad_y) / placement.scale
+    x2 = x1 + rects[:, 2] / placement.scale
+    y2 = y1 + rects[:, 3] / placement.scale
+    x1, x2 = np.clip(x1, 0, placement.width), np.clip(x2, 0, placement.width)
+    y1, y2 = np.clip(y1, 0, placement.height), np.clip(y2, 0, placement.height)
+    return [
+        Detection(float(a), float(b), float(c), float(d), float(s), int(k))
+        for a, b, c, d, s, k in zip(x1, y1, x2, y2, scores, class_ids)
+    ]
+
+
+def annotate(image: np.ndarray, detections: list[Detection], names: dict, trained: bool, title: str) -> np.ndarray:
+    """Boxes with class names and scores, a title bar, and the untrained-weights banner when it applies."""
+    canvas = image.copy()
+    thickness = max(1, round(min(canvas.shape[:2]) / 300))
+    for det in detections:
+        color = _class_color(det.class_id)
+        cv2.rectangle(canvas, (int(det.x1), int(det.y1)), (int(det.x2), int(det.y2)), color, thickness)
+        label = f"{names.get(det.class_id, det.class_id)} {det.score:.2f}"
+        cv2.putText(canvas, label, (int(det.x1), max(12, int(det.y1) - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5 * thickness, color, thickness, cv2.LINE_AA)
+    lines = [f"{title}: {len(detections)} detections"]
+    if not trained:
+        lines.append(UNTRAINED_BANNER)
+    bar_height = 26 * len(lines)
+    cv2.rectangle(canvas, (0, 0), (canvas.shape[1], bar_height), (0, 0, 0), -1)
+    for i, line in enumerate(lines):
+        color = (255, 255, 255) if i == 0 else (0, 200, 255)
+        cv2.putText(canvas, line, (6, 19 + 26 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.6, color, 1, cv2.LINE_AA)
+    return canvas
+
+
+def _class_color(class_id: int) -> tuple[int, int, int]:
+    rng = np.random.default_rng(class_id)
+    return tuple(int(c) for c in rng.integers(60, 256, size=3))

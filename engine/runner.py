@@ -1,0 +1,360 @@
+"""Orchestrates a run: validate, prepare the model, export and measure each variant in its own process, store.
+
+This process never imports a runtime library. Every child gets a timeout; a child that crashes, hangs or
+raises costs its own results only, which are stored as failed with the reason.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from engine import store, worker
+from engine.config import MAX_ITERS, BenchError, RunConfig, Variant, expand_variants, validate
+from engine.paths import artifacts_dir, sample_images
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+MAX_IMAGE_SIDE = 16384
+MAX_IMAGES = 500
+
+EventSink = Callable[[dict], None]
+
+
+class JobFailed(Exception):
+    pass
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str
+    results: list[dict] = field(default_factory=list)
+
+    @property
+    def all_completed(self) -> bool:
+        return self.status == "completed"
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "worker process did not exit"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (killed: out of memory or by a signal)" if name == "SIGKILL" else ""
+        return f"worker process crashed with {name}{hint}"
+    return f"worker process exited with code {code} without a result"
+
+
+def run_job(job: str, params: dict, timeout_s: float, on_message: Callable[[str, dict], None] | None = None,
+            should_cancel: Callable[[], bool] = lambda: False):
+    """Run one job in a fresh spawned process; return its 'done' payload or raise JobFailed / Cancelled."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=worker.entry, args=(job, params, sender), name=f"bench-{job}")
+    process.start()
+    sender.close()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            if receiver.poll(0.2):
+                try:
+                    kind, payload = receiver.recv()
+                except (EOFError, OSError):
+                    break
+                if kind == "done":
+                    process.join(30)
+                    return payload
+                if kind == "error":
+                    raise JobFailed(payload)
+                if on_message:
+                    on_message(kind, payload)
+                continue
+            if not process.is_alive():
+                if receiver.poll(0):
+                    continue
+                break
+            if time.monotonic() > deadline:
+                raise JobFailed(f"timed out after {timeout_s:g} s (the process was killed)")
+            if should_cancel():
+                raise Cancelled()
+        process.join(5)
+        raise JobFailed(describe_exit(process.exitcode))
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+        receiver.close()
+
+
+def resolve_images(specs: list[str]) -> list[str]:
+    """Files and folders -> a list of image files that decode; a clear error for anything else."""
+    from PIL import Image
+
+    paths: list[Path] = []
+    for spec in specs or [str(p) for p in sample_images()]:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise BenchError(f"image folder {path} holds no .jpg/.png/.bmp/.webp/.tif images")
+            paths.extend(found)
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise BenchError(f"image {spec} does not exist")
+    if not paths:
+        raise BenchError("no images: pass --images with files or a folder (or install ultralytics for its samples)")
+    if len(paths) > MAX_IMAGES:
+        raise BenchError(f"{len(paths)} images given; at most {MAX_IMAGES} per run")
+    for path in paths:
+        _check_image(path, Image)
+    return [str(p.resolve()) for p in paths]
+
+
+def _check_image(path: Path, Image) -> None:
+    import cv2
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception:
+        raise BenchError(f"image {path} cannot be read: it is not an image file or it is corrupt") from None
+    if width < 8 or height < 8 or max(width, height) > MAX_IMAGE_SIDE:
+        raise BenchError(f"image {path} is {width}x{height}: sides must be 8 to {MAX_IMAGE_SIDE} pixels")
+    if cv2.imread(str(path), cv2.IMREAD_COLOR) is None:
+        raise BenchError(f"image {path} cannot be decoded: the file is truncated or corrupt")
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Runner:
+    def __init__(self, config: RunConfig, on_event: EventSink | None = None,
+                 should_cancel: Callable[[], bool] = lambda: False):
+        self.config = config
+        self.on_event = on_event or (lambda event: None)
+        self.should_cancel = should_cancel
+        self.run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+    def emit(self, kind: str, **payload) -> None:
+        self.on_event({"event": kind, "run_id": self.run_id, "time": time.time(), **payload})
+
+    def prepare(self) -> tuple[list[Variant], list[str], dict]:
+        """Everything that can reject the input, before anything is written."""
+        config = self.config
+        validate(config)
+        variants = expand_variants(config)
+        images = resolve_images(config.images)
+        store.check_readable(config.db)
+        self.emit("stage", stage="prepare model", message=f"resolving {config.model}")
+        try:
+            model = run_job("prepare", {"model": config.model}, timeout_s=min(config.timeout_s, 600))
+        except JobFailed as error:
+            raise BenchError(str(error).splitlines()[0]) from None
+        return variants, images, model
+
+    def run(self) -> RunOutcome:
+        from engine.machine import fingerprint
+
+        variants, images, model = self.prepare()
+        config = self.config
+        db = config.db
+        store.ensure_schema(db)
+        store.mark_interrupted_runs(db, _pid_alive)
+        machine = fingerprint(config.machine_label)
+        store.upsert_machine(db, machine)
+        store.insert_run(db, {
+            "run_id": self.run_id, "started_at": store.now(), "machine_id": machine["machine_id"],
+            "machine_label": machine["label"], "model": model["display_name"] or config.model,
+            "model_sha256": model["sha256"], "model_source": model["source"], "weights_trained": model["trained"],
+            "imgsz": config.imgsz, "images": images, "config": config.to_dict(),
+            "libraries": machine["libraries"], "pid": os.getpid(),
+        })
+        self.emit("run_started", variants=[v.label for v in variants], batch_sizes=config.batch_sizes,
+                  model=model["display_name"], weights_trained=model["trained"], machine=machine["label"])
+        outcome = RunOutcome(self.run_id, "running")
+        try:
+            for variant in variants:
+                outcome.results += self.run_variant(variant, model, images)
+        except Cancelled:
+            store.finish_run(db, self.run_id, "cancelled", "cancelled by the user")
+            outcome.status = "cancelled"
+            self.emit("run_finished", status="cancelled")
+            return outcome
+        except BaseException as error:
+            store.finish_run(db, self.run_id, "failed", f"{type(error).__name__}: {error}")
+            raise
+        failed = sum(1 for r in outcome.results if r["status"] != "completed")
+        outcome.status = "completed" if not failed else ("failed" if failed == len(outcome.results) else "partial")
+        store.finish_run(db, self.run_id, outcome.status, f"{failed} result(s) failed" if failed else None)
+        self.emit("run_finished", status=outcome.status, failed=failed, total=len(outcome.results))
+        return outcome
+
+    def run_variant(self, variant: Variant, model: dict, images: list[str]) -> list[dict]:
+        from engine import export
+        from engine.runtimes import registry
+
+        config = self.config
+        runtime_class = registry.get(variant.runtime)
+        self.emit("variant_started", variant=variant.label)
+        base = {"runtime": variant.runtime, "precision": variant.precision, "imgsz": config.imgsz,
+                "threads": config.effective_threads, "warmup": config.warmup}
+        stored: list[dict] = []
+
+        def fail(batch: int, reason: str, **extra) -> None:
+            stored.append(self.store_result({**base, **extra, "batch": batch, "status": "failed", "error": reason}))
+
+        available, reason = runtime_class.availability()
+        if not available:
+            for batch in config.batch_sizes:
+                fail(batch, f"{variant.runtime} is unavailable on this machine: {reason}")
+            return stored
+        if model["kind"] == "onnx" and not runtime_class.accepts_onnx:
+            for batch in config.batch_sizes:
+                fail(batch, f"{variant.runtime} cannot run an .onnx file given directly; give the .pt model")
+            return stored
+
+        artifacts: dict[int, dict] = {}
+        for batch in config.batch_sizes:
+            if self.should_cancel():
+                raise Cancelled()
+            request = runtime_class.export_request(variant.precision, batch, config.imgsz)
+            if model["kind"] == "onnx" or request is None:
+                artifacts[batch] = {"path": model["path"], "export_cached": None, "export_s": 0.0}
+                continue
+            key = export.export_key(model["sha256"], request)
+            output = export.cached(key)
+            export_s, was_cached = 0.0, output is not None
+            if output is None:
+                self.emit("stage", variant=variant.label, batch=batch, stage="export",
+                          message=f"exporting {request['format']} (batch {batch})")
+                started = time.perf_counter()
+                try:
+                    output = Path(run_job(
+                        "export",
+                        {"model_path": model["path"], "model_sha256": model["sha256"], "names": model["names"],
+                         "request": request, "images": images},
+                        config.timeout_s, should_cancel=self.should_cancel))
+                except JobFailed as error:
+                    fail(batch, f"export to {request['format']} failed: {error}", export_cached=False)
+                    continue
+                export_s = time.perf_counter() - started
+            try:
+                path = runtime_class.artifact(output, variant.precision)
+            except Exception as error:
+                fail(batch, f"export output unusable: {error}", export_cached=was_cached)
+                continue
+            artifacts[batch] = {"path": str(path), "export_cached": was_cached, "export_s": export_s}
+        if not artifacts:
+            return stored
+
+        pending = [b for b in config.batch_sizes if b in artifacts]
+        params = {
+            "runtime": variant.runtime, "precision": variant.precision, "threads": config.effective_threads,
+            "batch_sizes": pending, "artifacts": {str(b): a["path"] for b, a in artifacts.items()},
+            "images": images, "imgsz": config.imgsz, "warmup": config.warmup, "iters": config.iters,
+            "min_duration_s": config.min_duration_s, "max_iters": MAX_ITERS, "conf": config.conf,
+            "iou": config.iou, "names": model["names"],
+        }
+
+        def on_message(kind: str, payload: dict) -> None:
+            if kind == "progress":
+                self.emit("progress", variant=variant.label, **payload)
+            elif kind == "result":
+                batch = payload["batch"]
+                pending.remove(batch)
+                stored.append(self.store_result({**base, **artifacts[batch], **payload}, images, model))
+
+        # One process per batch size too: a second session in the same process ran 2x slower (measured).
+        for batch in list(pending):
+            try:
+                run_job("measure", {**params, "batch_sizes": [batch]}, config.timeout_s, on_message,
+                        self.should_cancel)
+            except JobFailed as error:
+                fail(batch, f"measurement failed: {error}", **artifacts[batch])
+                pending.remove(batch)
+            except Cancelled:
+                for remaining in list(pending):
+                    fail(remaining, "cancelled by the user", **artifacts[remaining])
+                raise
+        return stored
+
+    def store_result(self, result: dict, images: list[str] | None = None, model: dict | None = None) -> dict:
+        from engine.measure import Stats
+
+        result = dict(result)
+        result["result_id"] = f"{self.run_id}-{result['runtime']}-{result['precision']}-b{result['batch']}"
+        result["run_id"] = self.run_id
+        result["model_file"] = result.get("model_file") or result.get("path")
+        samples = result.pop("samples", None) or []
+        found = result.pop("detections", None) or {}
+        stats, detection_rows, image_rows = {}, [], []
+        if samples:
+            batch = result["batch"]
+            per_image = {stage: [s[stage] / batch / 1e6 for s in samples] for stage in ("decode", "pre", "infer", "post")}
+            per_image["total"] = [
+                (s["pre"] + s["infer"] + s["post"]) / batch / 1e6 for s in samples
+            ]
+            stats = {stage: Stats.from_values(values).to_dict() for stage, values in per_image.items()}
+            names = {int(k): v for k, v in (model or {}).get("names", {}).items()}
+            detection_rows, image_rows = self.detection_rows(result, found, images or [], names, model or {})
+        store.insert_result(self.config.db, result, samples, stats, detection_rows, image_rows)
+        summary = {key: result.get(key) for key in ("result_id", "runtime", "precision", "batch", "status", "error")}
+        if stats:
+            summary.update({f"{stage}_ms": stats[stage]["median"] for stage in stats})
+            summary["throughput_ips"] = 1000.0 / stats["total"]["median"] if stats["total"]["median"] else None
+            summary["infer_cv"] = stats["infer"]["cv"]
+            summary["settings"] = result.get("settings")
+        self.emit("result", **summary)
+        return summary
+
+    def detection_rows(self, result: dict, found: dict, images: list[str], names: dict, model: dict):
+        import cv2
+
+        from engine.pipeline import Detection, annotate
+
+        detection_rows, image_rows = [], []
+        smallest = result["batch"] == min(self.config.batch_sizes)
+        folder = artifacts_dir(self.config.db, self.run_id)
+        for index, path in enumerate(images):
+            image_key = f"{index:02d}-{Path(path).name}"
+            dets = [Detection(**d) for d in found.get(path, [])]
+            for i, det in enumerate(dets):
+                detection_rows.append({
+                    "image": image_key, "det_index": i, "class_id": det.class_id,
+                    "class_name": names.get(det.class_id, str(det.class_id)), "score": det.score,
+                    "x1": det.x1, "y1": det.y1, "x2": det.x2, "y2": det.y2,
+                })
+            annotated_path = None
+            if smallest:
+                folder.mkdir(parents=True, exist_ok=True)
+                frame = cv2.imread(path, cv2.IMREAD_COLOR)
+                title = f"{result['runtime']} {result['precision']} b{result['batch']}"
+                picture = annotate(frame, dets, names, bool(model.get("trained")), title)
+                target = folder / f"{result['runtime']}-{result['precision']}-b{result['batch']}-{image_key}.jpg"
+                cv2.imwrite(str(target), picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
+                annotated_path = str(target)
+            image_rows.append({"image": image_key, "annotated_path": annotated_path, "detections": len(dets)})
+        return detection_rows, image_rows

@@ -1,0 +1,1 @@
+"""One file per runtime; engine.runtimes.registry lists them."""

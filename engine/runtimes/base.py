@@ -1,0 +1,61 @@
+"""The interface every runtime file implements.
+
+A runtime module must not import its library at module level: the registry (and so the dashboard)
+imports every runtime module to list names and availability, and must stay light.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+
+class Runtime:
+    name: str = ""
+    description: str = ""
+    precisions: tuple[str, ...] = ("fp32",)
+    requires: tuple[str, ...] = ()  # importable module names
+    layout: str = "nchw"  # input layout the model wants: "nchw" or "nhwc"
+    accepts_onnx: bool = False  # can run an .onnx file given directly as the model
+
+    def __init__(self, model_path: Path, precision: str, threads: int, batch: int, imgsz: int):
+        self.model_path = Path(model_path)
+        self.precision = precision
+        self.threads = threads
+        self.batch = batch
+        self.imgsz = imgsz
+
+    # What the registry asks, without loading anything heavy.
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        missing = [module for module in cls.requires if importlib.util.find_spec(module) is None]
+        if missing:
+            return False, f"Python package(s) not installed: {', '.join(missing)}"
+        return True, ""
+
+    @classmethod
+    def export_request(cls, precision: str, batch: int, imgsz: int) -> dict | None:
+        """Ultralytics export arguments for this precision and batch, or None when the .pt runs as is."""
+        return None
+
+    @classmethod
+    def artifact(cls, export_output: Path, precision: str) -> Path:
+        """The file or folder to load, given what Ultralytics export returned."""
+        return export_output
+
+    @staticmethod
+    def configure_process(threads: int) -> None:
+        """Called in the fresh worker process before any runtime library is imported."""
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Raw model output (B, 4 + classes, anchors), boxes as xywh in input pixels."""
+        raise NotImplementedError
+
+    def settings(self) -> dict:
+        """Settings read back from the loaded runtime, stored with the result."""
+        return {"threads_requested": self.threads}

@@ -1,0 +1,64 @@
+"""OpenVINO on CPU. fp32 and bf16 are the same IR compiled with another precision hint; int8 is an NNCF export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engine.runtimes.base import Runtime
+
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+class OpenVinoRuntime(Runtime):
+    name = "openvino"
+    description = "OpenVINO, CPU plugin, LATENCY hint"
+    precisions = ("fp32", "bf16", "int8")
+    requires = ("openvino",)
+    accepts_onnx = True
+
+    @classmethod
+    def export_request(cls, precision: str, batch: int, imgsz: int) -> dict:
+        request = {"format": "openvino", "imgsz": imgsz, "batch": batch}
+        if precision == "int8":
+            request["int8"] = True
+        return request
+
+    @classmethod
+    def artifact(cls, export_output: Path, precision: str) -> Path:
+        if export_output.is_dir():
+            return next(export_output.glob("*.xml"))
+        return export_output
+
+    def load(self) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(self.model_path))
+        if model.inputs[0].get_partial_shape().is_dynamic:
+            model.reshape([self.batch, 3, self.imgsz, self.imgsz])
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads}
+        if self.precision in PRECISION_HINTS:
+            config["INFERENCE_PRECISION_HINT"] = PRECISION_HINTS[self.precision]
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        self.request.infer({0: batch})
+        return self.request.get_output_tensor(0).data.copy()
+
+    def settings(self) -> dict:
+        import openvino as ov
+
+        read = self.compiled.get_property
+        return {
+            "threads": int(read("INFERENCE_NUM_THREADS")),
+            "performance_hint": str(read("PERFORMANCE_HINT")),
+            "inference_precision": str(read("INFERENCE_PRECISION_HINT")),
+            "num_streams": int(read("NUM_STREAMS")),
+            "openvino": ov.__version__,
+        }
+
+
+RUNTIMES = [OpenVinoRuntime]

@@ -1,0 +1,56 @@
+"""TensorFlow SavedModel (converted by Ultralytics through onnx2tf), NHWC input."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from engine.runtimes.base import Runtime
+
+
+def saved_model_request(imgsz: int, batch: int, int8: bool = False) -> dict:
+    request = {"format": "saved_model", "imgsz": imgsz, "batch": batch}
+    if int8:
+        request["int8"] = True
+    return request
+
+
+class TensorFlowRuntime(Runtime):
+    name = "tensorflow"
+    description = "TensorFlow SavedModel on CPU"
+    requires = ("tensorflow",)
+    layout = "nhwc"
+
+    @classmethod
+    def export_request(cls, precision: str, batch: int, imgsz: int) -> dict:
+        return saved_model_request(imgsz, batch)
+
+    @staticmethod
+    def configure_process(threads: int) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    def load(self) -> None:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        self._tf = tf
+        self.model = tf.saved_model.load(str(self.model_path))
+        self.serve = self.model.signatures["serving_default"]
+        self.output_name = next(iter(self.serve.structured_outputs))
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.serve(self._tf.constant(batch))[self.output_name].numpy()
+
+    def settings(self) -> dict:
+        import tensorflow as tf
+
+        return {
+            "threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "tensorflow": tf.__version__,
+        }
+
+
+RUNTIMES = [TensorFlowRuntime]

@@ -1,0 +1,47 @@
+"""TorchScript: the model traced by Ultralytics export and run with torch.jit."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from engine.runtimes.base import Runtime
+from engine.runtimes.pytorch import apply_torch_threads, set_torch_threads
+
+
+class TorchScriptRuntime(Runtime):
+    name = "torchscript"
+    description = "TorchScript (traced) on CPU"
+    requires = ("torch",)
+
+    @classmethod
+    def export_request(cls, precision: str, batch: int, imgsz: int) -> dict:
+        return {"format": "torchscript", "imgsz": imgsz, "batch": batch}
+
+    @staticmethod
+    def configure_process(threads: int) -> None:
+        set_torch_threads(threads)
+
+    def load(self) -> None:
+        import torch
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated but still the loader
+            self.model = torch.jit.load(str(self.model_path), map_location="cpu").eval()
+        self._torch = torch
+        self._threads = apply_torch_threads(self.threads)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            output = self.model(self._torch.from_numpy(batch))
+        output = output[0] if isinstance(output, (list, tuple)) else output
+        return output.numpy()
+
+    def settings(self) -> dict:
+        import torch
+
+        return {**self._threads, "torch": torch.__version__, "device": "cpu"}
+
+
+RUNTIMES = [TorchScriptRuntime]

@@ -1,0 +1,440 @@
+"""The only module that knows SQL: schema, migrations, writes and the read queries.
+
+Connections are short-lived: DuckDB lets one process hold a file for writing, and a connection kept open
+by the engine would lock the dashboard out (and the other way round). Every open retries on the lock
+error for a bounded time. Writes of one result are one transaction, so a crash never leaves half a result.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from engine.config import BenchError
+
+SCHEMA_VERSION = 2
+LOCK_WAIT_S = 60.0
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE machines (
+            machine_id VARCHAR PRIMARY KEY,
+            label VARCHAR,
+            cpu_model VARCHAR,
+            arch VARCHAR,
+            physical_cores INTEGER,
+            logical_cores INTEGER,
+            ram_gb INTEGER,
+            isa_flags VARCHAR[],
+            gpus VARCHAR[],
+            os VARCHAR,
+            python VARCHAR,
+            fingerprint JSON,
+            first_seen TIMESTAMPTZ
+        )""",
+        """CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ,
+            status VARCHAR NOT NULL,
+            machine_id VARCHAR NOT NULL,
+            machine_label VARCHAR,
+            model VARCHAR,
+            model_sha256 VARCHAR,
+            model_source VARCHAR,
+            weights_trained BOOLEAN,
+            imgsz INTEGER,
+            images JSON,
+            config JSON,
+            libraries JSON,
+            pid INTEGER,
+            error VARCHAR
+        )""",
+        """CREATE TABLE results (
+            result_id VARCHAR PRIMARY KEY,
+            run_id VARCHAR NOT NULL,
+            runtime VARCHAR NOT NULL,
+            precision VARCHAR NOT NULL,
+            batch INTEGER NOT NULL,
+            status VARCHAR NOT NULL,
+            error VARCHAR,
+            imgsz INTEGER,
+            input_shape INTEGER[],
+            threads INTEGER,
+            settings JSON,
+            export_cached BOOLEAN,
+            export_s DOUBLE,
+            load_s DOUBLE,
+            warmup INTEGER,
+            iterations INTEGER,
+            finished_at TIMESTAMPTZ
+        )""",
+        """CREATE TABLE samples (
+            result_id VARCHAR NOT NULL,
+            iteration INTEGER NOT NULL,
+            decode_ns BIGINT,
+            pre_ns BIGINT,
+            infer_ns BIGINT,
+            post_ns BIGINT
+        )""",
+        """CREATE TABLE stats (
+            result_id VARCHAR NOT NULL,
+            stage VARCHAR NOT NULL,
+            n INTEGER,
+            mean_ms DOUBLE,
+            median_ms DOUBLE,
+            p90_ms DOUBLE,
+            p99_ms DOUBLE,
+            min_ms DOUBLE,
+            max_ms DOUBLE,
+            stdev_ms DOUBLE,
+            ci_low_ms DOUBLE,
+            ci_high_ms DOUBLE,
+            cv DOUBLE
+        )""",
+        """CREATE TABLE detections (
+            result_id VARCHAR NOT NULL,
+            image VARCHAR NOT NULL,
+            det_index INTEGER NOT NULL,
+            class_id INTEGER,
+            class_name VARCHAR,
+            score DOUBLE,
+            x1 DOUBLE, y1 DOUBLE, x2 DOUBLE, y2 DOUBLE
+        )""",
+    ],
+    2: [
+        # v2: annotated images get their own table, and a result remembers the file it ran.
+        """CREATE TABLE result_images (
+            result_id VARCHAR NOT NULL,
+            image VARCHAR NOT NULL,
+            annotated_path VARCHAR,
+            detections INTEGER
+        )""",
+        "ALTER TABLE results ADD COLUMN model_file VARCHAR",
+    ],
+}
+
+RESULTS_SUMMARY_VIEW = """
+CREATE OR REPLACE VIEW results_summary AS
+SELECT
+    r.run_id, u.started_at, u.status AS run_status, u.machine_id, u.machine_label,
+    u.model, u.weights_trained, r.result_id, r.runtime, r.precision, r.batch, r.imgsz, r.threads,
+    r.status, r.error,
+    decode.median_ms AS decode_ms,
+    pre.median_ms AS pre_ms,
+    infer.median_ms AS infer_ms,
+    post.median_ms AS post_ms,
+    total.median_ms AS total_ms,
+    infer.ci_low_ms AS infer_ci_low_ms,
+    infer.ci_high_ms AS infer_ci_high_ms,
+    infer.p90_ms AS infer_p90_ms,
+    infer.p99_ms AS infer_p99_ms,
+    infer.cv AS infer_cv,
+    infer.n AS iterations,
+    CASE WHEN total.median_ms > 0 THEN 1000.0 / total.median_ms END AS throughput_ips,
+    infer.cv <= {unstable_cv} AS stable,
+    r.export_cached, r.settings, r.finished_at
+FROM results r
+JOIN runs u USING (run_id)
+LEFT JOIN stats decode ON decode.result_id = r.result_id AND decode.stage = 'decode'
+LEFT JOIN stats pre ON pre.result_id = r.result_id AND pre.stage = 'pre'
+LEFT JOIN stats infer ON infer.result_id = r.result_id AND infer.stage = 'infer'
+LEFT JOIN stats post ON post.result_id = r.result_id AND post.stage = 'post'
+LEFT JOIN stats total ON total.result_id = r.result_id AND total.stage = 'total'
+"""
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _is_lock_error(error: Exception) -> bool:
+    return "lock" in str(error).lower()
+
+
+@contextmanager
+def connect(db: str | Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S):
+    """A short-lived connection; waits (bounded) while another process holds the file."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(db), read_only=read_only)
+            break
+        except duckdb.IOException as error:
+            if not _is_lock_error(error) or time.monotonic() > deadline:
+                raise BenchError(f"database {db} is busy or unreadable: {error}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        except duckdb.Error as error:
+            raise BenchError(f"database {db} cannot be opened: {error}") from None
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _version(con) -> int:
+    tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "schema_version" not in tables:
+        return 0 if not tables else -1
+    rows = con.execute("SELECT max(version) FROM schema_version").fetchall()
+    return int(rows[0][0] or 0)
+
+
+def ensure_schema(db: str | Path) -> None:
+    """Create or migrate the schema; back the file up before migrating existing data."""
+    from engine.config import UNSTABLE_CV
+
+    db = Path(db)
+    existed = db.exists() and db.stat().st_size > 0
+    with connect(db) as con:
+        version = _version(con)
+        if version == -1:
+            raise BenchError(f"{db} holds tables that are not a results database: choose another --db")
+        if version > SCHEMA_VERSION:
+            raise BenchError(
+                f"{db} has schema version {version}, newer than this engine's {SCHEMA_VERSION}: upgrade the engine"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if existed and version > 0:
+            con.execute("CHECKPOINT")
+    if existed and version > 0:
+        shutil.copyfile(db, db.with_name(f"{db.name}.bak-v{version}"))
+    with connect(db) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if version == 0:
+                con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target]:
+                    con.execute(statement)
+                con.execute("INSERT INTO schema_version VALUES (?, ?)", [target, now()])
+            con.execute(RESULTS_SUMMARY_VIEW.format(unstable_cv=UNSTABLE_CV))
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+
+def apply_migrations_up_to(db: str | Path, version: int) -> None:
+    """Build an old schema on purpose (tests of the migration path)."""
+    with connect(db) as con:
+        con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+        for target in range(1, version + 1):
+            for statement in MIGRATIONS[target]:
+                con.execute(statement)
+            con.execute("INSERT INTO schema_version VALUES (?, ?)", [target, now()])
+
+
+def check_readable(db: str | Path) -> None:
+    """Fail early, writing nothing, when the file is from a newer engine or not a results DB."""
+    db = Path(db)
+    if not db.exists():
+        return
+    with connect(db, read_only=True) as con:
+        version = _version(con)
+    if version == -1:
+        raise BenchError(f"{db} holds tables that are not a results database: choose another --db")
+    if version > SCHEMA_VERSION:
+        raise BenchError(f"{db} has schema version {version}, newer than this engine's {SCHEMA_VERSION}: upgrade the engine")
+
+
+# Writes
+
+
+def upsert_machine(db, fingerprint: dict) -> None:
+    with connect(db) as con:
+        exists = con.execute("SELECT 1 FROM machines WHERE machine_id = ?", [fingerprint["machine_id"]]).fetchall()
+        if exists:
+            con.execute(
+                "UPDATE machines SET label = ?, os = ?, python = ?, fingerprint = ? WHERE machine_id = ?",
+                [fingerprint["label"], fingerprint["os"], fingerprint["python"], json.dumps(fingerprint),
+                 fingerprint["machine_id"]],
+            )
+            return
+        con.execute(
+            "INSERT INTO machines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [fingerprint["machine_id"], fingerprint["label"], fingerprint["cpu_model"], fingerprint["arch"],
+             fingerprint["physical_cores"], fingerprint["logical_cores"], fingerprint["ram_gb"],
+             fingerprint["isa_flags"], fingerprint["gpus"], fingerprint["os"], fingerprint["python"],
+             json.dumps(fingerprint), now()],
+        )
+
+
+def insert_run(db, run: dict) -> None:
+    with connect(db) as con:
+        con.execute(
+            """INSERT INTO runs (run_id, started_at, status, machine_id, machine_label, model, model_sha256,
+                   model_source, weights_trained, imgsz, images, config, libraries, pid)
+               VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [run["run_id"], run["started_at"], run["machine_id"], run["machine_label"], run["model"],
+             run["model_sha256"], run["model_source"], run["weights_trained"], run["imgsz"],
+             json.dumps(run["images"]), json.dumps(run["config"]), json.dumps(run["libraries"]), run["pid"]],
+        )
+
+
+def finish_run(db, run_id: str, status: str, error: str | None = None) -> None:
+    with connect(db) as con:
+        con.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?", [status, now(), error, run_id]
+        )
+
+
+def insert_result(db, result: dict, samples: list[dict], stats: dict, detections: list[dict], images: list[dict]):
+    """One result with everything measured for it, in one transaction."""
+    with connect(db) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                """INSERT INTO results (result_id, run_id, runtime, precision, batch, status, error, imgsz,
+                       input_shape, threads, settings, export_cached, export_s, load_s, warmup, iterations,
+                       finished_at, model_file)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [result["result_id"], result["run_id"], result["runtime"], result["precision"], result["batch"],
+                 result["status"], result.get("error"), result.get("imgsz"), result.get("input_shape"),
+                 result.get("threads"), json.dumps(result.get("settings") or {}), result.get("export_cached"),
+                 result.get("export_s"), result.get("load_s"), result.get("warmup"), len(samples), now(),
+                 result.get("model_file")],
+            )
+            if samples:
+                con.executemany(
+                    "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)",
+                    [[result["result_id"], i, s["decode"], s["pre"], s["infer"], s["post"]]
+                     for i, s in enumerate(samples)],
+                )
+            for stage, st in stats.items():
+                con.execute(
+                    "INSERT INTO stats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [result["result_id"], stage, st["n"], st["mean"], st["median"], st["p90"], st["p99"],
+                     st["min"], st["max"], st["stdev"], st["ci_low"], st["ci_high"], st["cv"]],
+                )
+            if detections:
+                con.executemany(
+                    "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [[result["result_id"], d["image"], d["det_index"], d["class_id"], d["class_name"], d["score"],
+                      d["x1"], d["y1"], d["x2"], d["y2"]] for d in detections],
+                )
+            if images:
+                con.executemany(
+                    "INSERT INTO result_images VALUES (?, ?, ?, ?)",
+                    [[result["result_id"], im["image"], im["annotated_path"], im["detections"]] for im in images],
+                )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+
+def mark_interrupted_runs(db, is_alive) -> list[str]:
+    """Runs left 'running' by a process that no longer exists are marked 'interrupted'."""
+    with connect(db) as con:
+        rows = con.execute("SELECT run_id, pid FROM runs WHERE status = 'running'").fetchall()
+        dead = [run_id for run_id, pid in rows if not is_alive(pid)]
+        for run_id in dead:
+            con.execute(
+                "UPDATE runs SET status = 'interrupted', error = 'the engine process stopped before the run ended' "
+                "WHERE run_id = ?", [run_id],
+            )
+    return dead
+
+
+# Reads: each returns a pandas DataFrame; filters are always parameters, never pasted into SQL.
+
+SUMMARY_FILTERS = {
+    "run_id": "run_id", "machine_id": "machine_id", "model": "model", "runtime": "runtime",
+    "precision": "precision", "batch": "batch", "status": "status",
+}
+
+
+def _where(filters: dict | None, columns: dict) -> tuple[str, list]:
+    clauses, params = [], []
+    for key, values in (filters or {}).items():
+        if values is None or key not in columns and key not in ("since", "until"):
+            continue
+        if key == "since":
+            clauses.append("started_at >= ?")
+            params.append(values)
+            continue
+        if key == "until":
+            clauses.append("started_at <= ?")
+            params.append(values)
+            continue
+        values = values if isinstance(values, (list, tuple, set)) else [values]
+        if not values:
+            continue
+        clauses.append(f"{columns[key]} IN ({', '.join('?' for _ in values)})")
+        params.extend(values)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _query(db, sql: str, params: list | None = None):
+    import pandas as pd
+
+    if not Path(db).exists():
+        return pd.DataFrame()
+    with connect(db, read_only=True) as con:
+        if _version(con) < 1:
+            return pd.DataFrame()
+        return con.execute(sql, params or []).df()
+
+
+def results_summary(db, filters: dict | None = None):
+    where, params = _where(filters, SUMMARY_FILTERS)
+    return _query(db, f"SELECT * FROM results_summary{where} ORDER BY started_at, runtime, precision, batch", params)
+
+
+def runs(db, filters: dict | None = None):
+    where, params = _where(filters, {"run_id": "run_id", "machine_id": "machine_id", "status": "status"})
+    return _query(db, f"SELECT * FROM runs{where} ORDER BY started_at DESC", params)
+
+
+def machines(db):
+    return _query(
+        db,
+        """SELECT m.*, count(r.run_id) AS runs, min(r.started_at) AS first_run, max(r.started_at) AS last_run
+           FROM machines m LEFT JOIN runs r USING (machine_id)
+           GROUP BY ALL ORDER BY last_run DESC NULLS LAST""",
+    )
+
+
+def detections(db, run_id: str):
+    return _query(
+        db,
+        """SELECT d.*, r.runtime, r.precision, r.batch FROM detections d JOIN results r USING (result_id)
+           WHERE r.run_id = ? ORDER BY r.runtime, r.precision, r.batch, d.image, d.det_index""",
+        [run_id],
+    )
+
+
+def result_images(db, run_id: str):
+    return _query(
+        db,
+        """SELECT i.*, r.runtime, r.precision, r.batch FROM result_images i JOIN results r USING (result_id)
+           WHERE r.run_id = ? ORDER BY r.runtime, r.precision, i.image""",
+        [run_id],
+    )
+
+
+def samples(db, result_id: str):
+    return _query(db, "SELECT * FROM samples WHERE result_id = ? ORDER BY iteration", [result_id])
+
+
+def run_table(db, run_id: str, table: str):
+    """A run's rows of one table, for exports."""
+    queries = {
+        "results_summary": "SELECT * FROM results_summary WHERE run_id = ?",
+        "runs": "SELECT * FROM runs WHERE run_id = ?",
+        "results": "SELECT * FROM results WHERE run_id = ?",
+        "samples": "SELECT s.* FROM samples s JOIN results r USING (result_id) WHERE r.run_id = ?",
+        "stats": "SELECT s.* FROM stats s JOIN results r USING (result_id) WHERE r.run_id = ?",
+        "detections": "SELECT d.* FROM detections d JOIN results r USING (result_id) WHERE r.run_id = ?",
+    }
+    return _query(db, queries[table], [run_id])

@@ -1,0 +1,152 @@
+"""Child-process side: model preparation, one export, or one runtime's measurement, reported over a pipe.
+
+Each job runs in a freshly spawned process (see runner.py): runtimes interfere inside one process, and a
+crash or hang must cost one result, not the run. Messages are (kind, payload) tuples:
+("progress", {...}), ("result", {...}) once per batch size, then ("done", payload) or ("error", text).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+import traceback
+from pathlib import Path
+
+from engine.config import BenchError
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+
+
+def entry(job: str, params: dict, conn) -> None:
+    """Spawned process target."""
+    _quiet_libraries()
+    try:
+        if job == "prepare":
+            from engine.models import resolve
+
+            conn.send(("done", resolve(params["model"]).to_dict()))
+        elif job == "export":
+            from engine.export import run_export
+
+            output = run_export(params["model_path"], params["model_sha256"], params["names"],
+                                params["request"], params["images"])
+            conn.send(("done", str(output)))
+        elif job == "measure":
+            measure(params, conn)
+            conn.send(("done", None))
+        else:
+            conn.send(("error", f"unknown job {job}"))
+    except BenchError as error:
+        conn.send(("error", str(error)))
+    except BaseException as error:  # report every failure, then exit: the parent stores it as the result's error
+        detail = traceback.format_exc(limit=6)
+        conn.send(("error", f"{type(error).__name__}: {error}\n{detail}"))
+    finally:
+        conn.close()
+
+
+def measure(params: dict, conn) -> None:
+    from engine.runtimes import registry
+
+    runtime_class = registry.get(params["runtime"])
+    runtime_class.configure_process(params["threads"])
+    for batch in params["batch_sizes"]:
+        artifact = params["artifacts"].get(str(batch)) or params["artifacts"].get(batch)
+        try:
+            payload = measure_batch(runtime_class, params, batch, Path(artifact), conn)
+        except BenchError as error:
+            payload = {"batch": batch, "status": "failed", "error": str(error)}
+        except Exception as error:
+            payload = {"batch": batch, "status": "failed",
+                       "error": f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=4)}"}
+        conn.send(("result", payload))
+        gc.collect()
+
+
+def _batches(paths: list[str], batch: int, index: int) -> list[str]:
+    start = index * batch
+    return [paths[(start + j) % len(paths)] for j in range(batch)]
+
+
+def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn) -> dict:
+    from engine.measure import StageTimer
+    from engine.pipeline import decode_image, postprocess, preprocess
+
+    images, imgsz = params["images"], params["imgsz"]
+    conf, iou = params["conf"], params["iou"]
+
+    def progress(stage: str, **extra) -> None:
+        conn.send(("progress", {"batch": batch, "stage": stage, **extra}))
+
+    progress("load")
+    started = time.perf_counter()
+    runtime = runtime_class(artifact, params["precision"], params["threads"], batch, imgsz)
+    runtime.load()
+    load_s = time.perf_counter() - started
+
+    def one_iteration(paths: list[str], timer: StageTimer):
+        with timer.stage("decode"):
+            frames = [decode_image(p) for p in paths]
+        with timer.stage("pre"):
+            tensor, placements = preprocess(frames, imgsz, runtime.layout)
+        with timer.stage("infer"):
+            raw = runtime.infer(tensor)
+        with timer.stage("post"):
+            found = postprocess(raw, placements, conf, iou)
+        return tensor, raw, found
+
+    progress("warmup", done=0, total=params["warmup"])
+    for i in range(params["warmup"]):
+        tensor, raw, _ = one_iteration(_batches(images, batch, i), StageTimer())
+    if params["warmup"] == 0:
+        tensor, raw, _ = one_iteration(_batches(images, batch, 0), StageTimer())
+    expected = (batch, 4 + len(params["names"])) if params["names"] else (batch,)
+    if tuple(raw.shape[: len(expected)]) != expected or raw.ndim != 3:
+        raise BenchError(f"model output shape {tuple(raw.shape)} is not a YOLO detection output for batch {batch}")
+
+    samples = []
+    iters, min_duration = params["iters"], params["min_duration_s"]
+    begin = last_report = time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - begin
+        if len(samples) >= iters and elapsed >= min_duration:
+            break
+        if len(samples) >= params["max_iters"]:
+            break
+        timer = StageTimer()
+        one_iteration(_batches(images, batch, len(samples)), timer)
+        samples.append(timer.ns)
+        if time.perf_counter() - last_report > 0.5:
+            last_report = time.perf_counter()
+            progress("measure", done=len(samples), total=iters, elapsed_s=round(elapsed, 1))
+
+    progress("detections")
+    per_image = _detections_per_image(images, batch, one_iteration)
+    return {
+        "batch": batch,
+        "status": "completed",
+        "samples": samples,
+        "settings": runtime.settings(),
+        "input_shape": list(tensor.shape),
+        "load_s": load_s,
+        "model_file": str(artifact),
+        "detections": per_image,
+    }
+
+
+def _detections_per_image(images: list[str], batch: int, one_iteration) -> dict:
+    """Each distinct image once, in batches of the measured size (padded by repetition)."""
+    from engine.measure import StageTimer
+
+    found: dict[str, list] = {}
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch]
+        padded = chunk + [chunk[-1]] * (batch - len(chunk))
+        _, _, detections = one_iteration(padded, StageTimer())
+        for path, dets in zip(chunk, detections):
+            found[path] = [d.__dict__ for d in dets]
+    return found
