@@ -1,0 +1,70 @@
+"""Shared fixtures: real small runs, real databases, real images. Nothing here mocks a runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_IMGSZ = 160  # small input keeps every real runtime quick on 2 cores
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_jobs(tmp_path_factory):
+    """Background jobs of the tests go to a folder of their own; exports stay in the shared cache."""
+    os.environ["YOLO_BENCH_JOBS"] = str(tmp_path_factory.mktemp("jobs"))
+    yield
+
+
+def engine(*args: str, timeout: float = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would: a fresh process, text output."""
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def engine_run(db: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return engine("run", "--db", str(db), "--imgsz", str(TEST_IMGSZ), "--warmup", "1", *args, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def sample_images() -> list[Path]:
+    from engine.paths import sample_images as shipped
+
+    images = shipped()
+    assert images, "ultralytics ships bus.jpg and zidane.jpg"
+    return images
+
+
+@pytest.fixture(scope="session")
+def filled_db(tmp_path_factory) -> Path:
+    """A database filled by one real small run (ONNX Runtime and OpenVINO, batch 1 and 2)."""
+    db = tmp_path_factory.mktemp("filled") / "results.duckdb"
+    done = engine_run(db, "--runtimes", "onnxruntime,openvino", "--batch", "1,2", "--iters", "6", "--json")
+    assert done.returncode == 0, done.stderr
+    return db
+
+
+@pytest.fixture(scope="session")
+def filled_run(filled_db) -> dict:
+    import duckdb
+
+    with duckdb.connect(str(filled_db), read_only=True) as con:
+        run_id = con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchall()[0][0]
+    return {"db": filled_db, "run_id": run_id}
+
+
+@pytest.fixture
+def empty_db(tmp_path) -> Path:
+    """A path where no database exists yet."""
+    return tmp_path / "results.duckdb"
+
+
+def parse_json_output(done: subprocess.CompletedProcess) -> dict:
+    return json.loads(done.stdout)
