@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -32,10 +33,15 @@ def job_folder(job_id: str) -> Path:
     return jobs_dir() / job_id
 
 
+def lock_path() -> Path:
+    """Machine-wide, whatever the jobs folder or database: two benchmarks at once would skew each other."""
+    return Path(os.environ.get("YOLO_BENCH_LOCK") or Path(tempfile.gettempdir()) / "yolo-bench-benchmark.lock")
+
+
 @contextmanager
 def benchmark_lock(on_wait=None):
     """Held while measuring; a second run waits here (that is the queue)."""
-    handle = open(jobs_dir() / "benchmark.lock", "w")
+    handle = open(lock_path(), "w")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -17,7 +17,7 @@ from typing import Callable
 
 from engine import store, worker
 from engine.config import MAX_ITERS, BenchError, RunConfig, Variant, expand_variants, validate
-from engine.paths import artifacts_dir, sample_images
+from engine.paths import artifacts_dir, cache_dir, sample_images
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 MAX_IMAGE_SIDE = 16384
@@ -87,16 +87,25 @@ def run_job(job: str, params: dict, timeout_s: float, on_message: Callable[[str,
                     continue
                 break
             if time.monotonic() > deadline:
-                raise JobFailed(f"timed out after {timeout_s:g} s (the process was killed)")
+                raise JobFailed(f"timed out after {timeout_s:g} s (the process was killed)"
+                                + _log_tail(params.get("log_path")))
             if should_cancel():
                 raise Cancelled()
         process.join(5)
-        raise JobFailed(describe_exit(process.exitcode))
+        raise JobFailed(describe_exit(process.exitcode) + _log_tail(params.get("log_path")))
     finally:
         if process.is_alive():
             process.kill()
             process.join(5)
         receiver.close()
+
+
+def _log_tail(log_path: str | None, lines: int = 3) -> str:
+    try:
+        tail = Path(log_path).read_text(errors="replace").strip().splitlines()[-lines:]
+    except (OSError, TypeError):
+        return ""
+    return ("; last log lines: " + " | ".join(line.strip()[:200] for line in tail)) if tail else ""
 
 
 def resolve_images(specs: list[str]) -> list[str]:
@@ -134,8 +143,13 @@ def _check_image(path: Path, Image) -> None:
         raise BenchError(f"image {path} cannot be read: it is not an image file or it is corrupt") from None
     if width < 8 or height < 8 or max(width, height) > MAX_IMAGE_SIDE:
         raise BenchError(f"image {path} is {width}x{height}: sides must be 8 to {MAX_IMAGE_SIDE} pixels")
+    try:  # a full decode: OpenCV would accept a truncated JPEG and fill the rest with grey
+        with Image.open(path) as image:
+            image.load()
+    except Exception:
+        raise BenchError(f"image {path} cannot be decoded: the file is truncated or corrupt") from None
     if cv2.imread(str(path), cv2.IMREAD_COLOR) is None:
-        raise BenchError(f"image {path} cannot be decoded: the file is truncated or corrupt")
+        raise BenchError(f"image {path} cannot be decoded by OpenCV: convert it to JPEG or PNG")
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -157,6 +171,7 @@ class Runner:
         self.on_event = on_event or (lambda event: None)
         self.should_cancel = should_cancel
         self.run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.log_folder = cache_dir() / "logs" / self.run_id
 
     def emit(self, kind: str, **payload) -> None:
         self.on_event({"event": kind, "run_id": self.run_id, "time": time.time(), **payload})
@@ -170,7 +185,8 @@ class Runner:
         store.check_readable(config.db)
         self.emit("stage", stage="prepare model", message=f"resolving {config.model}")
         try:
-            model = run_job("prepare", {"model": config.model}, timeout_s=min(config.timeout_s, 600))
+            model = run_job("prepare", {"model": config.model, "log_path": str(self.log_folder / "prepare.log")},
+                            timeout_s=min(config.timeout_s, 600))
         except JobFailed as error:
             raise BenchError(str(error).splitlines()[0]) from None
         return variants, images, model
@@ -255,7 +271,8 @@ class Runner:
                     output = Path(run_job(
                         "export",
                         {"model_path": model["path"], "model_sha256": model["sha256"], "names": model["names"],
-                         "request": request, "images": images},
+                         "request": request, "images": images,
+                         "log_path": str(self.log_folder / f"export-{variant.runtime}-{variant.precision}-b{batch}.log")},
                         config.timeout_s, should_cancel=self.should_cancel))
                 except JobFailed as error:
                     fail(batch, f"export to {request['format']} failed: {error}", export_cached=False)
@@ -290,8 +307,9 @@ class Runner:
         # One process per batch size too: a second session in the same process ran 2x slower (measured).
         for batch in list(pending):
             try:
-                run_job("measure", {**params, "batch_sizes": [batch]}, config.timeout_s, on_message,
-                        self.should_cancel)
+                log_path = str(self.log_folder / f"measure-{variant.runtime}-{variant.precision}-b{batch}.log")
+                run_job("measure", {**params, "batch_sizes": [batch], "log_path": log_path}, config.timeout_s,
+                        on_message, self.should_cancel)
             except JobFailed as error:
                 fail(batch, f"measurement failed: {error}", **artifacts[batch])
                 pending.remove(batch)

@@ -168,8 +168,10 @@ def connect(db: str | Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S
             con = duckdb.connect(str(db), read_only=read_only)
             break
         except duckdb.IOException as error:
-            if not _is_lock_error(error) or time.monotonic() > deadline:
-                raise BenchError(f"database {db} is busy or unreadable: {error}") from None
+            if not _is_lock_error(error):
+                raise BenchError(f"database {db} cannot be opened: {error}") from None
+            if time.monotonic() > deadline:
+                raise BenchError(f"database {db} is held by another process for over {wait_s:g} s: {error}") from None
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
         except duckdb.Error as error:

@@ -21,8 +21,20 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("YOLO_VERBOSE", "False")
 
 
+def _redirect_output(log_path: str | None) -> None:
+    """Native libraries (TensorFlow above all) write to fd 1 and 2 directly: send both to the job's log."""
+    if not log_path:
+        return
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+
+
 def entry(job: str, params: dict, conn) -> None:
     """Spawned process target."""
+    _redirect_output(params.get("log_path"))
     _quiet_libraries()
     try:
         if job == "prepare":

@@ -1,0 +1,53 @@
+"""Runtimes that fail on purpose, registered only in tests via YOLO_BENCH_EXTRA_RUNTIMES=tests.fault_runtimes.
+
+Each wraps the real ONNX Runtime, so export and loading are real up to the fault.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from engine.runtimes.onnxruntime import OnnxRuntime
+
+
+class CrashingRuntime(OnnxRuntime):
+    """The process dies with SIGSEGV during inference, as a native library bug would."""
+
+    name = "fault-segfault"
+
+    def infer(self, batch):
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class KilledRuntime(OnnxRuntime):
+    """The process is killed outright (what the kernel's OOM killer does)."""
+
+    name = "fault-killed"
+
+    def load(self):
+        super().load()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class HangingRuntime(OnnxRuntime):
+    """Inference never returns."""
+
+    name = "fault-hang"
+
+    def infer(self, batch):
+        while True:
+            time.sleep(1)
+
+
+class RaisingRuntime(OnnxRuntime):
+    """Inference raises a Python exception."""
+
+    name = "fault-raise"
+
+    def infer(self, batch):
+        raise RuntimeError("injected failure in infer")
+
+
+RUNTIMES = [CrashingRuntime, KilledRuntime, HangingRuntime, RaisingRuntime]

@@ -1,0 +1,116 @@
+"""Real runs through the CLI: every runtime and precision, the export cache, JSON output, table export."""
+
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+
+from tests.conftest import engine, engine_run
+
+ALL_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
+
+
+def summary(db, run_id):
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("SELECT * FROM results_summary WHERE run_id = ? ORDER BY runtime, precision, batch",
+                           [run_id]).df()
+
+
+@pytest.fixture(scope="module")
+def every_runtime(tmp_path_factory):
+    """Every CPU runtime at every precision it offers, run twice: the second run must export nothing."""
+    db = tmp_path_factory.mktemp("all") / "results.duckdb"
+    runs = []
+    for _ in range(2):
+        done = engine_run(db, "--runtimes", ALL_RUNTIMES, "--precisions", "all", "--batch", "1", "--iters", "3",
+                          "--json", timeout=1500)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(json.loads(done.stdout))
+    return {"db": db, "first": runs[0], "second": runs[1]}
+
+
+def test_every_runtime_and_precision_completes(every_runtime):
+    table = summary(every_runtime["db"], every_runtime["first"]["run_id"])
+    got = set(zip(table.runtime, table.precision))
+    assert got == {("pytorch", "fp32"), ("torchscript", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"),
+                   ("openvino", "bf16"), ("openvino", "int8"), ("tensorflow", "fp32"), ("tflite", "fp32"),
+                   ("tflite", "int8")}
+    assert (table.status == "completed").all(), table[["runtime", "precision", "error"]]
+    assert (table.infer_ms > 0).all() and (table.pre_ms > 0).all() and (table.post_ms > 0).all()
+    assert (table.imgsz == 160).all()
+    assert not table.weights_trained.any(), "offline, the default model is the untrained fallback"
+
+
+def test_settings_are_read_back_and_recorded(every_runtime):
+    table = summary(every_runtime["db"], every_runtime["first"]["run_id"]).set_index(["runtime", "precision"])
+    settings = {key: json.loads(value) for key, value in table.settings.items()}
+    for key, values in settings.items():
+        assert values.get("threads") == table.loc[key, "threads"], key
+    assert settings[("openvino", "fp32")]["inference_precision"] == "f32"
+    assert settings[("openvino", "fp32")]["performance_hint"] == "LATENCY"
+    assert settings[("tflite", "int8")]["model_file"].endswith("_int8.tflite")
+    with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
+        shapes = con.execute("SELECT DISTINCT input_shape FROM results").fetchall()
+    assert {tuple(s[0]) for s in shapes} <= {(1, 3, 160, 160), (1, 160, 160, 3)}
+
+
+def test_second_identical_run_exports_nothing(every_runtime):
+    table = summary(every_runtime["db"], every_runtime["second"]["run_id"])
+    exported = table[table.runtime != "pytorch"]
+    assert exported.export_cached.all(), exported[["runtime", "precision", "export_cached"]]
+
+
+def test_exports_agree_with_pytorch_on_detections(every_runtime):
+    """Untrained weights detect nothing; every fp32 export must agree on that (int8 may drift)."""
+    with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
+        counts = con.execute(
+            """SELECT r.runtime, r.precision, sum(i.detections) FROM result_images i JOIN results r USING (result_id)
+               WHERE r.run_id = ? GROUP BY ALL""", [every_runtime["first"]["run_id"]]).fetchall()
+    fp32 = {runtime: n for runtime, precision, n in counts if precision == "fp32"}
+    assert len(set(fp32.values())) == 1, fp32
+
+
+def test_annotated_images_exist_and_say_untrained(every_runtime):
+    with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
+        paths = [row[0] for row in con.execute("SELECT annotated_path FROM result_images").fetchall()]
+    from pathlib import Path
+
+    assert paths and all(Path(p).is_file() for p in paths)
+
+
+def test_json_document_lists_every_result(every_runtime):
+    document = every_runtime["first"]
+    assert document["status"] == "completed"
+    assert len(document["results"]) == 9
+    assert all(r["status"] == "completed" and r["infer_ms"] > 0 for r in document["results"])
+
+
+def test_batch_sizes_give_per_image_figures(filled_run):
+    table = summary(filled_run["db"], filled_run["run_id"])
+    assert sorted(table.batch.unique()) == [1, 2]
+    assert (table.throughput_ips > 0).all()
+    assert (table.iterations == 6).all()
+
+
+def test_export_run_to_parquet_and_csv(filled_run, tmp_path):
+    for fmt in ("parquet", "csv"):
+        done = engine("export", "--run", filled_run["run_id"], "--format", fmt, "--db", str(filled_run["db"]),
+                      "--out", str(tmp_path / fmt))
+        assert done.returncode == 0, done.stderr
+        files = done.stdout.split()
+        assert any(f.endswith(f"results_summary.{fmt}") for f in files)
+    samples = pd.read_parquet(tmp_path / "parquet" / f"{filled_run['run_id']}-samples.parquet")
+    assert len(samples) == 4 * 6  # 2 runtimes x 2 batch sizes x 6 iterations
+
+
+def test_export_of_unknown_run_is_refused(filled_run, tmp_path):
+    done = engine("export", "--run", "no-such-run", "--db", str(filled_run["db"]), "--out", str(tmp_path))
+    assert done.returncode == 2 and "no-such-run is not in" in done.stderr
+
+
+def test_runtimes_listing():
+    done = engine("runtimes", "--json")
+    listed = {r["name"]: r for r in json.loads(done.stdout)}
+    assert {"pytorch", "torchscript", "onnxruntime", "openvino", "tensorflow", "tflite"} <= set(listed)
+    assert listed["openvino"]["precisions"] == ["fp32", "bf16", "int8"]

@@ -1,0 +1,29 @@
+"""A runtime that crashes, is killed, hangs or raises costs its own result, not the run."""
+
+import json
+
+import duckdb
+
+from tests.conftest import engine_run
+
+FAULTS = {"YOLO_BENCH_EXTRA_RUNTIMES": "tests.fault_runtimes"}
+
+
+def test_faulty_runtimes_fail_alone(tmp_path):
+    db = tmp_path / "results.duckdb"
+    done = engine_run(db, "--runtimes", "fault-segfault,fault-killed,fault-hang,fault-raise,onnxruntime",
+                      "--batch", "1", "--iters", "3", "--timeout", "25", "--json", env=FAULTS, timeout=600)
+    assert done.returncode == 1, "a run with failed results exits non-zero"
+    document = json.loads(done.stdout)
+    by_runtime = {r["runtime"]: r for r in document["results"]}
+    assert by_runtime["onnxruntime"]["status"] == "completed"
+    assert "crashed with SIGSEGV" in by_runtime["fault-segfault"]["error"]
+    assert "crashed with SIGKILL" in by_runtime["fault-killed"]["error"]
+    assert "timed out after 25 s" in by_runtime["fault-hang"]["error"]
+    assert "injected failure in infer" in by_runtime["fault-raise"]["error"]
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = dict(con.execute("SELECT runtime, status FROM results_summary").fetchall())
+        run_status = con.execute("SELECT status FROM runs").fetchall()[0][0]
+    assert stored == {"fault-segfault": "failed", "fault-killed": "failed", "fault-hang": "failed",
+                      "fault-raise": "failed", "onnxruntime": "completed"}
+    assert run_status == "partial"

@@ -1,0 +1,124 @@
+"""The DuckDB store: schema creation, forward migration with a backup, refusal of newer files, locks."""
+
+import hashlib
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from engine import store
+from engine.config import BenchError
+
+
+def _result(result_id="r1", run_id="run1"):
+    return {"result_id": result_id, "run_id": run_id, "runtime": "onnxruntime", "precision": "fp32", "batch": 1,
+            "status": "completed", "imgsz": 160, "threads": 2, "settings": {"threads": 2}}
+
+
+def _run(run_id="run1"):
+    return {"run_id": run_id, "started_at": store.now(), "machine_id": "m1", "machine_label": "box", "model": "m",
+            "model_sha256": "abc", "model_source": "test", "weights_trained": False, "imgsz": 160, "images": [],
+            "config": {}, "libraries": {}, "pid": 1}
+
+
+SAMPLES = [{"decode": 1_000_000, "pre": 2_000_000, "infer": 3_000_000, "post": 500_000}] * 3
+STATS = {"infer": {"n": 3, "mean": 3.0, "median": 3.0, "p90": 3.0, "p99": 3.0, "min": 3.0, "max": 3.0,
+                   "stdev": 0.0, "ci_low": None, "ci_high": None, "cv": 0.0}}
+
+
+def test_new_database_gets_current_schema_and_view(empty_db):
+    store.ensure_schema(empty_db)
+    with duckdb.connect(str(empty_db), read_only=True) as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == store.SCHEMA_VERSION
+        columns = {row[0] for row in con.execute("DESCRIBE results_summary").fetchall()}
+    required = {"run_id", "started_at", "machine_id", "machine_label", "model", "weights_trained", "runtime",
+                "precision", "batch", "imgsz", "threads", "status", "error", "pre_ms", "infer_ms", "post_ms",
+                "infer_p90_ms", "infer_p99_ms", "throughput_ips", "stable"}
+    assert required <= columns
+
+
+def test_migration_from_version_1_keeps_data_and_backs_up(empty_db):
+    store.apply_migrations_up_to(empty_db, 1)
+    with duckdb.connect(str(empty_db)) as con:
+        con.execute("INSERT INTO runs (run_id, started_at, status, machine_id) VALUES ('old', now(), 'completed', 'm')")
+    store.ensure_schema(empty_db)
+    backup = empty_db.with_name(empty_db.name + ".bak-v1")
+    assert backup.exists()
+    with duckdb.connect(str(empty_db), read_only=True) as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == store.SCHEMA_VERSION
+        assert con.execute("SELECT run_id FROM runs").fetchall() == [("old",)]
+        con.execute("SELECT model_file FROM results").fetchall()  # the column version 2 added
+        con.execute("SELECT * FROM result_images").fetchall()
+    with duckdb.connect(str(backup), read_only=True) as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == 1
+
+
+def test_newer_schema_is_refused_and_left_untouched(empty_db):
+    with duckdb.connect(str(empty_db)) as con:
+        con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+        con.execute("INSERT INTO schema_version VALUES (99, now())")
+    before = hashlib.sha256(empty_db.read_bytes()).hexdigest()
+    with pytest.raises(BenchError, match="newer"):
+        store.check_readable(empty_db)
+    with pytest.raises(BenchError, match="newer"):
+        store.ensure_schema(empty_db)
+    assert hashlib.sha256(empty_db.read_bytes()).hexdigest() == before
+
+
+def test_foreign_database_is_refused(empty_db):
+    with duckdb.connect(str(empty_db)) as con:
+        con.execute("CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(BenchError, match="not a results database"):
+        store.ensure_schema(empty_db)
+
+
+def test_result_is_written_whole_or_not_at_all(empty_db):
+    store.ensure_schema(empty_db)
+    store.insert_run(empty_db, _run())
+    store.insert_result(empty_db, _result(), SAMPLES, STATS, [], [])
+    with pytest.raises(duckdb.Error):  # the same result id again violates the primary key
+        store.insert_result(empty_db, _result(), SAMPLES, STATS, [], [])
+    with duckdb.connect(str(empty_db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM samples").fetchall()[0][0] == 3
+        assert con.execute("SELECT count(*) FROM stats").fetchall()[0][0] == 1
+    summary = store.results_summary(empty_db)
+    assert summary.loc[0, "infer_ms"] == 3.0 and bool(summary.loc[0, "stable"])
+
+
+def test_filters_are_parameters_not_sql(empty_db):
+    store.ensure_schema(empty_db)
+    store.insert_run(empty_db, _run())
+    store.insert_result(empty_db, _result(), SAMPLES, STATS, [], [])
+    assert len(store.results_summary(empty_db, {"runtime": ["onnxruntime"]})) == 1
+    hostile = "x' OR '1'='1"
+    assert store.results_summary(empty_db, {"runtime": hostile}).empty
+    assert store.results_summary(empty_db, {"model": ["'; DROP TABLE runs; --"]}).empty
+    assert len(store.runs(empty_db)) == 1
+
+
+def test_reads_of_a_missing_database_are_empty(empty_db):
+    assert store.results_summary(empty_db).empty
+    assert not empty_db.exists()
+
+
+def test_writer_waits_for_a_lock_held_by_another_process(empty_db):
+    store.ensure_schema(empty_db)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import duckdb, time, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(3)"
+    ), str(empty_db)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    started = time.monotonic()
+    store.insert_run(empty_db, _run("waited"))
+    waited = time.monotonic() - started
+    holder.wait(10)
+    assert waited > 1.0, "the write had to wait for the other process"
+    assert store.runs(empty_db)["run_id"].tolist() == ["waited"]
+
+
+def test_interrupted_runs_are_marked(empty_db):
+    store.ensure_schema(empty_db)
+    store.insert_run(empty_db, {**_run("gone"), "pid": 999_999_999})
+    assert store.mark_interrupted_runs(empty_db, lambda pid: False) == ["gone"]
+    assert store.runs(empty_db).loc[0, "status"] == "interrupted"
