@@ -13,6 +13,11 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip check
 	touch $(STAMP)
+ifeq ($(GPU),1)
+	# onnxruntime-gpu provides the same module as onnxruntime: one replaces the other
+	$(PY) -m pip uninstall -q -y onnxruntime
+	$(PY) -m pip install -q -r requirements-gpu.txt
+endif
 
 install: $(STAMP)
 

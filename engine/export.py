@@ -55,7 +55,7 @@ def run_export(model_path: str, model_sha256: str, names: dict, request: dict, i
     folder.mkdir(parents=True)
     source = folder / ("model" + Path(model_path).suffix)
     shutil.copyfile(model_path, source)
-    arguments = dict(request)
+    arguments = {"device": "cpu", **request}  # GPU formats (TensorRT) name their device in the request
     if arguments.get("int8"):
         arguments["data"] = str(calibration_dataset(images, names))
     if arguments["format"] == "saved_model":
@@ -67,7 +67,7 @@ def run_export(model_path: str, model_sha256: str, names: dict, request: dict, i
     previous = os.getcwd()
     os.chdir(folder)  # the SavedModel export looks for its calibration file in the working directory
     try:
-        output = Path(YOLO(str(source), task="detect").export(device="cpu", verbose=False, **arguments))
+        output = Path(YOLO(str(source), task="detect").export(verbose=False, **arguments))
     finally:
         os.chdir(previous)
     output = output if output.is_absolute() else folder / output

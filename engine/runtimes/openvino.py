@@ -55,7 +55,7 @@ class OpenVinoRuntime(Runtime):
         return {
             "threads": int(read("INFERENCE_NUM_THREADS")),
             "performance_hint": str(read("PERFORMANCE_HINT")),
-            "inference_precision": str(read("INFERENCE_PRECISION_HINT")),
+            "inference_precision": read("INFERENCE_PRECISION_HINT").get_type_name(),  # effective, e.g. f32 when bf16 is absent
             "num_streams": int(read("NUM_STREAMS")),
             "openvino": ov.__version__,
         }

@@ -19,6 +19,9 @@ RUNTIME_MODULES = [
     "engine.runtimes.openvino",
     "engine.runtimes.tensorflow",
     "engine.runtimes.tflite",
+    "engine.runtimes.pytorch_cuda",
+    "engine.runtimes.onnxruntime_gpu",
+    "engine.runtimes.tensorrt",
 ]
 
 
