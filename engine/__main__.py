@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", default=".")
 
     commands.add_parser("machine", help="print this machine's fingerprint")
+
+    peak = commands.add_parser("peak", help="measure this machine's peak fp32 rate (for efficiency figures)")
+    peak.add_argument("--threads", type=int, default=0, help="0 = all physical cores")
     return parser
 
 
@@ -171,10 +174,18 @@ def command_machine(args) -> int:
     return 0
 
 
+def command_peak(args) -> int:
+    from engine.config import physical_cores
+    from engine.peak import measure_peak
+
+    print(json.dumps(measure_peak(args.threads or physical_cores()).to_dict(), indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"runtimes": command_runtimes, "run": command_run, "job": command_job,
-                "export": command_export, "machine": command_machine}
+                "export": command_export, "machine": command_machine, "peak": command_peak}
     try:
         return handlers[args.command](args)
     except BenchError as error:

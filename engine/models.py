@@ -26,6 +26,7 @@ class ModelInfo:
     source: str  # how it was obtained, in words
     names: dict = field(default_factory=dict)
     display_name: str = ""
+    gflops_640: float | None = None  # per image at 640x640; scales with pixel count for other sizes
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,7 +118,11 @@ def _pt_model(path: Path, source: str) -> ModelInfo:
         raise BenchError(f"{path} is a {task or 'non-detection'} model; this lab benchmarks detection models")
     trained = not checkpoint.get(UNTRAINED_MARK) and bool(checkpoint.get("train_args"))
     names = {int(k): str(v) for k, v in dict(getattr(model, "names", {})).items()}
-    return ModelInfo(str(path), "pt", file_sha256(path), trained, source, names, display_name=path.name)
+    from ultralytics.utils.torch_utils import get_flops
+
+    gflops = get_flops(model, 640) or None
+    return ModelInfo(str(path), "pt", file_sha256(path), trained, source, names, display_name=path.name,
+                     gflops_640=gflops)
 
 
 def _onnx_model(path: Path) -> ModelInfo:

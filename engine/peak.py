@@ -1,0 +1,152 @@
+"""The machine's measured peak fp32 arithmetic rate, for efficiency figures (achieved / peak).
+
+A small C kernel runs 12 independent fused multiply-add chains in the widest vector unit the CPU has
+(AVX-512, else AVX2+FMA), one thread per core; 12 chains cover FMA latency times the FMA ports on
+current x86 cores. Compiled once with the system's cc into the cache. Without a compiler the figure falls
+back to a numpy matmul, which is a lower bound, and says so in its method.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from engine.paths import cache_dir
+
+KERNEL = r"""
+#include <immintrin.h>
+#include <stdint.h>
+#define CHAINS 12
+#if defined(__AVX512F__)
+typedef __m512 vec;
+#define LANES 16
+#define SET1 _mm512_set1_ps
+#define FMA _mm512_fmadd_ps
+#define STORE _mm512_storeu_ps
+#else
+typedef __m256 vec;
+#define LANES 8
+#define SET1 _mm256_set1_ps
+#define FMA _mm256_fmadd_ps
+#define STORE _mm256_storeu_ps
+#endif
+int lanes(void) { return LANES; }
+/* Returns a checksum so the compiler cannot drop the work. */
+float fma_loop(int64_t iterations) {
+    vec acc[CHAINS];
+    vec a = SET1(0.999999f), b = SET1(1e-7f);
+    for (int c = 0; c < CHAINS; c++) acc[c] = SET1((float)c);
+    for (int64_t i = 0; i < iterations; i++) {
+        for (int c = 0; c < CHAINS; c++) acc[c] = FMA(acc[c], a, b);
+    }
+    float out[LANES], sum = 0.0f;
+    for (int c = 0; c < CHAINS; c++) { STORE(out, acc[c]); for (int l = 0; l < LANES; l++) sum += out[l]; }
+    return sum;
+}
+"""
+CHAINS = 12
+
+
+@dataclass
+class Peak:
+    gflops_fp32: float
+    per_core_gflops: float
+    threads: int
+    method: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _compile(flags: list[str]) -> Path | None:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        return None
+    digest = hashlib.sha256((KERNEL + " ".join(flags)).encode()).hexdigest()[:12]
+    library = cache_dir() / "peak" / f"fma-{digest}-O3.so"
+    if library.is_file():
+        return library
+    library.parent.mkdir(parents=True, exist_ok=True)
+    source = library.with_suffix(".c")
+    source.write_text(KERNEL)
+    done = subprocess.run([compiler, "-O3", "-shared", "-fPIC", *flags, str(source), "-o", str(library)],
+                          capture_output=True, text=True)
+    return library if done.returncode == 0 else None
+
+
+def _isa_flags() -> list[str]:
+    from engine.machine import fingerprint
+
+    flags = set(fingerprint()["isa_flags"])
+    if "avx512f" in flags:
+        return ["-mavx512f", "-mfma"]
+    if "avx2" in flags and "fma" in flags:
+        return ["-mavx2", "-mfma"]
+    return []
+
+
+def _run_threads(function, iterations: int, threads: int) -> float:
+    """Seconds for `threads` threads each running the kernel (ctypes releases the GIL during the call)."""
+    barrier = threading.Barrier(threads + 1)
+
+    def work():
+        barrier.wait()
+        function(iterations)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - start
+
+
+def measure_peak(threads: int, repeats: int = 5, seconds_per_repeat: float = 0.3) -> Peak:
+    flags = _isa_flags()
+    library = _compile(flags) if flags else None
+    if library is None:
+        return _numpy_peak(threads)
+    kernel = ctypes.CDLL(str(library))
+    kernel.fma_loop.argtypes = [ctypes.c_int64]
+    kernel.fma_loop.restype = ctypes.c_float
+    lanes = kernel.lanes()
+    flops_per_iteration = CHAINS * lanes * 2
+    iterations = 1_000_000
+    while _run_threads(kernel.fma_loop, iterations, 1) < seconds_per_repeat / 2:  # size one repeat
+        iterations *= 2
+    best_single = max(flops_per_iteration * iterations / _run_threads(kernel.fma_loop, iterations, 1)
+                      for _ in range(repeats))
+    best_all = max(flops_per_iteration * iterations * threads / _run_threads(kernel.fma_loop, iterations, threads)
+                   for _ in range(repeats))
+    isa = "AVX-512" if "-mavx512f" in flags else "AVX2+FMA"
+    return Peak(best_all / 1e9, best_single / 1e9, threads,
+                f"{isa} FMA kernel, {CHAINS} independent chains x {lanes} fp32 lanes, best of {repeats}")
+
+
+def _numpy_peak(threads: int) -> Peak:
+    import numpy as np
+
+    size = 2048
+    a = np.random.rand(size, size).astype(np.float32)
+    b = np.random.rand(size, size).astype(np.float32)
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size**3 / (time.perf_counter() - start))
+    return Peak(best / 1e9, best / 1e9 / threads, threads, "numpy 2048x2048 matmul (lower bound: no C compiler)")
+
+
+def efficiency(model_gflops: float, infer_ms: float, peak_gflops: float) -> dict:
+    """Achieved rate of one inference, its share of the peak, and the floor time the peak implies."""
+    achieved = model_gflops / (infer_ms / 1000.0)
+    return {"achieved_gflops": achieved, "peak_fraction": achieved / peak_gflops,
+            "floor_ms": model_gflops / peak_gflops * 1000.0}
