@@ -10,6 +10,7 @@ import numpy as np
 
 LETTERBOX_FILL = 114
 UNTRAINED_BANNER = "untrained weights: detections are not meaningful"
+UNKNOWN_TRAINING_BANNER = "weights of unknown training (ONNX file given directly)"
 
 
 @dataclass
@@ -104,7 +105,8 @@ def _to_image_coords(rects, scores, class_ids, placement: Letterbox) -> list[Det
     ]
 
 
-def annotate(image: np.ndarray, detections: list[Detection], names: dict, trained: bool, title: str) -> np.ndarray:
+def annotate(image: np.ndarray, detections: list[Detection], names: dict, trained: bool | None,
+             title: str) -> np.ndarray:
     """Boxes with class names and scores, a title bar, and the untrained-weights banner when it applies."""
     canvas = image.copy()
     thickness = max(1, round(min(canvas.shape[:2]) / 300))
@@ -115,7 +117,9 @@ def annotate(image: np.ndarray, detections: list[Detection], names: dict, traine
         cv2.putText(canvas, label, (int(det.x1), max(12, int(det.y1) - 4)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.5 * thickness, color, thickness, cv2.LINE_AA)
     lines = [f"{title}: {len(detections)} detections"]
-    if not trained:
+    if trained is None:
+        lines.append(UNKNOWN_TRAINING_BANNER)
+    elif not trained:
         lines.append(UNTRAINED_BANNER)
     bar_height = 26 * len(lines)
     cv2.rectangle(canvas, (0, 0), (canvas.shape[1], bar_height), (0, 0, 0), -1)
