@@ -1,0 +1,122 @@
+"""The store survives the engine being killed anywhere, and concurrent runs and readers do not collide."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import duckdb
+from engine import store
+from tests.conftest import ROOT, TEST_IMGSZ
+
+RUN_ARGS = ["--runtimes", "onnxruntime,openvino", "--batch", "1,2", "--iters", "15", "--warmup", "1",
+            "--imgsz", str(TEST_IMGSZ)]
+# Seconds after start: the early ones land in model preparation and export (the cache is cold for those),
+# the later ones in measurement and the writes between results.
+KILL_POINTS = [0.3, 0.8, 1.5, 2.2, 3.0, 3.6, 4.2, 4.8, 5.4, 6.0, 6.6, 7.2, 7.8, 8.4, 9.0, 9.8, 10.6, 11.5, 12.5, 14.0]
+
+
+def start_engine(db, cache, *extra):
+    env = {**os.environ, "YOLO_BENCH_CACHE": str(cache)}
+    return subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", str(db), *RUN_ARGS, *extra],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True, text=True)
+
+
+def check_consistent(db) -> list[tuple]:
+    """Every run marked completed has all its results, each with its samples; returns the runs."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        runs = con.execute("SELECT run_id, status FROM runs").fetchall()
+        for run_id, status in runs:
+            results = con.execute("SELECT result_id, status, iterations FROM results WHERE run_id = ?",
+                                  [run_id]).fetchall()
+            if status == "completed":
+                assert len(results) == 4, f"run {run_id} says completed with {len(results)} of 4 results"
+            for result_id, result_status, iterations in results:
+                stored = con.execute("SELECT count(*) FROM samples WHERE result_id = ?", [result_id]).fetchall()[0][0]
+                assert stored == iterations, f"{result_id}: {stored} samples stored, {iterations} declared"
+                if result_status == "completed":
+                    assert iterations == 15
+    return runs
+
+
+def test_killed_anywhere_the_store_stays_consistent(tmp_path):
+    db = tmp_path / "results.duckdb"
+    cold_caches = 0
+    for index, delay in enumerate(KILL_POINTS):
+        cache = tmp_path / f"cache-{index}" if delay < 5 else tmp_path / "warm-cache"
+        cold_caches += delay < 5
+        process = start_engine(db, cache)
+        time.sleep(delay)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+        if db.exists():
+            check_consistent(db)
+    assert cold_caches >= 8, "enough kill points fall in model preparation and export"
+    # The next start finds the killed runs and marks them interrupted; a full run then completes.
+    finished = start_engine(db, tmp_path / "warm-cache", "--json")
+    out, _ = finished.communicate(timeout=600)
+    assert finished.returncode == 0
+    runs = dict(check_consistent(db))
+    assert runs[json.loads(out)["run_id"]] == "completed"
+    killed = [status for run_id, status in runs.items() if run_id != json.loads(out)["run_id"]]
+    assert killed and set(killed) == {"interrupted"}, killed
+
+
+def test_two_runs_at_once_and_readers_polling(tmp_path):
+    db = tmp_path / "results.duckdb"
+    cache = ROOT / ".cache"
+    reader_errors: list[str] = []
+    reads = 0
+    stop = threading.Event()
+
+    def poll():
+        nonlocal reads
+        while not stop.is_set():
+            try:
+                store.results_summary(db)
+                store.runs(db)
+                reads += 1
+            except Exception as error:  # a reader must never see an error
+                reader_errors.append(f"{type(error).__name__}: {error}")
+            time.sleep(0.05)
+
+    readers = [threading.Thread(target=poll) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    first = start_engine(db, cache, "--json")
+    second = start_engine(db, cache, "--json")
+    outputs = [p.communicate(timeout=900)[0] for p in (first, second)]
+    stop.set()
+    for reader in readers:
+        reader.join(30)
+    assert first.returncode == 0 and second.returncode == 0
+    run_ids = {json.loads(out)["run_id"] for out in outputs}
+    assert len(run_ids) == 2
+    runs = dict(check_consistent(db))
+    assert {runs[r] for r in run_ids} == {"completed"}
+    assert not reader_errors, reader_errors[:3]
+    assert reads > 20
+
+
+def test_kill_right_after_a_result_landed_leaves_whole_rows(tmp_path):
+    db = tmp_path / "results.duckdb"
+    process = start_engine(db, ROOT / ".cache")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # wait until the first result has landed, then kill mid-run
+        time.sleep(0.2)
+        try:
+            if db.exists() and not store.results_summary(db).empty:
+                break
+        except Exception:
+            continue
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)
+    runs = check_consistent(db)
+    assert [status for _, status in runs] == ["running"], "the killed run is not complete (yet unmarked)"
+    with duckdb.connect(str(db), read_only=True) as con:
+        for table in ("runs", "results", "samples", "stats"):
+            assert con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] >= 1, table
