@@ -50,4 +50,18 @@ class RaisingRuntime(OnnxRuntime):
         raise RuntimeError("injected failure in infer")
 
 
-RUNTIMES = [CrashingRuntime, KilledRuntime, HangingRuntime, RaisingRuntime]
+class CorruptExportRuntime(OnnxRuntime):
+    """The export's file is damaged on disk (a full disk, a bad copy): loading must fail cleanly."""
+
+    name = "fault-corrupt-export"
+
+    @classmethod
+    def artifact(cls, export_output, precision):
+        corrupt = export_output.with_name("corrupt.onnx")
+        data = bytearray(export_output.read_bytes())
+        data[len(data) // 3: len(data) // 3 + 4096] = bytes(4096)
+        corrupt.write_bytes(bytes(data[: len(data) // 2]))
+        return corrupt
+
+
+RUNTIMES = [CrashingRuntime, KilledRuntime, HangingRuntime, RaisingRuntime, CorruptExportRuntime]

@@ -11,7 +11,7 @@ FAULTS = {"YOLO_BENCH_EXTRA_RUNTIMES": "tests.fault_runtimes"}
 
 def test_faulty_runtimes_fail_alone(tmp_path):
     db = tmp_path / "results.duckdb"
-    done = engine_run(db, "--runtimes", "fault-segfault,fault-killed,fault-hang,fault-raise,onnxruntime",
+    done = engine_run(db, "--runtimes", "fault-segfault,fault-killed,fault-hang,fault-raise,fault-corrupt-export,onnxruntime",
                       "--batch", "1", "--iters", "3", "--timeout", "25", "--json", env=FAULTS, timeout=600)
     assert done.returncode == 1, "a run with failed results exits non-zero"
     document = json.loads(done.stdout)
@@ -21,9 +21,11 @@ def test_faulty_runtimes_fail_alone(tmp_path):
     assert "crashed with SIGKILL" in by_runtime["fault-killed"]["error"]
     assert "timed out after 25 s" in by_runtime["fault-hang"]["error"]
     assert "injected failure in infer" in by_runtime["fault-raise"]["error"]
+    assert "INVALID_PROTOBUF" in by_runtime["fault-corrupt-export"]["error"]
+    assert "corrupt.onnx" in by_runtime["fault-corrupt-export"]["error"]
     with duckdb.connect(str(db), read_only=True) as con:
         stored = dict(con.execute("SELECT runtime, status FROM results_summary").fetchall())
         run_status = con.execute("SELECT status FROM runs").fetchall()[0][0]
     assert stored == {"fault-segfault": "failed", "fault-killed": "failed", "fault-hang": "failed",
-                      "fault-raise": "failed", "onnxruntime": "completed"}
+                      "fault-raise": "failed", "fault-corrupt-export": "failed", "onnxruntime": "completed"}
     assert run_status == "partial"
