@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-duration", type=float, default=0.0, help="seconds to keep measuring, at least")
     run.add_argument("--threads", type=int, default=0, help="0 = all physical cores")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds per export / measurement process")
+    run.add_argument("--memory-limit", type=int, default=0, help="MB per process (0 = 80%% of this machine's RAM)")
     run.add_argument("--db", default="results.duckdb")
     run.add_argument("--label", default="", help="machine label (default: hostname)")
     run.add_argument("--note", default="")
@@ -58,7 +59,7 @@ def config_from_args(args) -> RunConfig:
         model=args.model, runtimes=parse_name_list(args.runtimes), precisions=parse_name_list(args.precisions),
         batch_sizes=parse_int_list(args.batch, "--batch"), images=list(args.images), imgsz=args.imgsz,
         warmup=args.warmup, iters=args.iters, min_duration_s=args.min_duration, threads=args.threads,
-        timeout_s=args.timeout, db=args.db, machine_label=args.label, note=args.note,
+        timeout_s=args.timeout, memory_limit_mb=args.memory_limit, db=args.db, machine_label=args.label, note=args.note,
     )
 
 

@@ -59,9 +59,13 @@ class RunConfig:
     conf: float = 0.25
     iou: float = 0.45
     timeout_s: float = 600.0  # per worker process (export or measurement)
+    memory_limit_mb: int = 0  # per worker process tree, resident; 0 means 80% of this machine's memory
     db: str = "results.duckdb"
     machine_label: str = ""
     note: str = ""
+    reference: str = ""  # a .pt to take the parity reference from (e.g. the original of an .onnx given as model)
+    parity_iou: float = 0.5  # IoU at which a box matches the reference's box of the same class
+    data: str = ""  # labelled data for mAP: a dataset .yaml or a folder of images + YOLO txt labels
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,6 +78,14 @@ class RunConfig:
     @property
     def effective_threads(self) -> int:
         return self.threads or physical_cores()
+
+    @property
+    def effective_memory_limit_mb(self) -> int:
+        if self.memory_limit_mb:
+            return self.memory_limit_mb
+        import psutil
+
+        return int(psutil.virtual_memory().total / 2**20 * 0.8)
 
 
 def parse_int_list(text: str, what: str) -> list[int]:
@@ -119,10 +131,21 @@ def validate(config: RunConfig) -> None:
         raise BenchError(f"minimum duration {config.min_duration_s} s is out of range: use 0 to 3600")
     if not 0 <= config.threads <= 1024:
         raise BenchError(f"threads {config.threads} is out of range: use 0 (all physical cores) to 1024")
+    if not 0 <= config.memory_limit_mb <= 16 * 2**20:
+        raise BenchError(f"memory limit {config.memory_limit_mb} MB is out of range: use 0 (80% of RAM) or a size in MB")
+    if config.memory_limit_mb and config.memory_limit_mb < 256:
+        raise BenchError(f"memory limit {config.memory_limit_mb} MB is too small to load any runtime: use 256 or more")
     if not 1 <= config.timeout_s <= 24 * 3600:
         raise BenchError(f"timeout {config.timeout_s} s is out of range: use 1 to 86400")
     if not 0 < config.conf < 1 or not 0 < config.iou < 1:
         raise BenchError("confidence and IoU thresholds must lie strictly between 0 and 1")
+    if not 0 < config.parity_iou < 1:
+        raise BenchError(f"parity IoU {config.parity_iou} must lie strictly between 0 and 1")
+    if config.reference and Path(config.reference).suffix.lower() not in (".pt", ".yaml", ".yml"):
+        raise BenchError(f"reference model {config.reference} must be a PyTorch .pt (or an architecture .yaml)")
+    if config.data and not Path(config.data).expanduser().exists():
+        raise BenchError(f"labelled data {config.data} does not exist: give a dataset .yaml or a folder of "
+                         "images and labels")
     if len(config.machine_label) > 200 or len(config.note) > 2000:
         raise BenchError("machine label (200) or note (2000 characters) is too long")
     check_db_path(config.db)

@@ -58,9 +58,23 @@ def describe_exit(code: int | None) -> str:
     return f"worker process exited with code {code} without a result"
 
 
+def _tree_rss_mb(pid: int) -> float:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        members = [process, *process.children(recursive=True)]
+        return sum(member.memory_info().rss for member in members) / 2**20
+    except psutil.Error:
+        return 0.0
+
+
 def run_job(job: str, params: dict, timeout_s: float, on_message: Callable[[str, dict], None] | None = None,
-            should_cancel: Callable[[], bool] = lambda: False):
-    """Run one job in a fresh spawned process; return its 'done' payload or raise JobFailed / Cancelled."""
+            should_cancel: Callable[[], bool] = lambda: False, memory_limit_mb: float = 0):
+    """Run one job in a fresh spawned process; return its 'done' payload or raise JobFailed / Cancelled.
+
+    The process (with its children) is killed when its resident memory passes memory_limit_mb (0: no limit).
+    """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=worker.entry, args=(job, params, sender), name=f"bench-{job}")
@@ -69,6 +83,9 @@ def run_job(job: str, params: dict, timeout_s: float, on_message: Callable[[str,
     deadline = time.monotonic() + timeout_s
     try:
         while True:
+            if memory_limit_mb and (used_mb := _tree_rss_mb(process.pid)) > memory_limit_mb:
+                raise JobFailed(f"used {used_mb:.0f} MB, over the memory limit of {memory_limit_mb:g} MB "
+                                "(the process was killed; raise --memory-limit)")
             if receiver.poll(0.2):
                 try:
                     kind, payload = receiver.recv()
@@ -186,7 +203,7 @@ class Runner:
         self.emit("stage", stage="prepare model", message=f"resolving {config.model}")
         try:
             model = run_job("prepare", {"model": config.model, "log_path": str(self.log_folder / "prepare.log")},
-                            timeout_s=min(config.timeout_s, 600))
+                            timeout_s=min(config.timeout_s, 600), memory_limit_mb=config.effective_memory_limit_mb)
         except JobFailed as error:
             raise BenchError(str(error).splitlines()[0]) from None
         return variants, images, model
@@ -273,7 +290,8 @@ class Runner:
                         {"model_path": model["path"], "model_sha256": model["sha256"], "names": model["names"],
                          "request": request, "images": images,
                          "log_path": str(self.log_folder / f"export-{variant.runtime}-{variant.precision}-b{batch}.log")},
-                        config.timeout_s, should_cancel=self.should_cancel))
+                        config.timeout_s, should_cancel=self.should_cancel,
+                        memory_limit_mb=config.effective_memory_limit_mb))
                 except JobFailed as error:
                     fail(batch, f"export to {request['format']} failed: {error}", export_cached=False)
                     continue
@@ -309,7 +327,7 @@ class Runner:
             try:
                 log_path = str(self.log_folder / f"measure-{variant.runtime}-{variant.precision}-b{batch}.log")
                 run_job("measure", {**params, "batch_sizes": [batch], "log_path": log_path}, config.timeout_s,
-                        on_message, self.should_cancel)
+                        on_message, self.should_cancel, memory_limit_mb=config.effective_memory_limit_mb)
             except JobFailed as error:
                 fail(batch, f"measurement failed: {error}", **artifacts[batch])
                 pending.remove(batch)
@@ -326,6 +344,8 @@ class Runner:
         result["result_id"] = f"{self.run_id}-{result['runtime']}-{result['precision']}-b{result['batch']}"
         result["run_id"] = self.run_id
         result["model_file"] = result.get("model_file") or result.get("path")
+        result["settings"] = {**(result.get("settings") or {}), "timeout_s": self.config.timeout_s,
+                              "memory_limit_mb": self.config.effective_memory_limit_mb}
         samples = result.pop("samples", None) or []
         found = result.pop("detections", None) or {}
         stats, detection_rows, image_rows = {}, [], []
@@ -370,7 +390,7 @@ class Runner:
                 folder.mkdir(parents=True, exist_ok=True)
                 frame = cv2.imread(path, cv2.IMREAD_COLOR)
                 title = f"{result['runtime']} {result['precision']} b{result['batch']}"
-                picture = annotate(frame, dets, names, bool(model.get("trained")), title)
+                picture = annotate(frame, dets, names, model.get("trained"), title)
                 target = folder / f"{result['runtime']}-{result['precision']}-b{result['batch']}-{image_key}.jpg"
                 cv2.imwrite(str(target), picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
                 annotated_path = str(target)

@@ -64,4 +64,18 @@ class CorruptExportRuntime(OnnxRuntime):
         return corrupt
 
 
-RUNTIMES = [CrashingRuntime, KilledRuntime, HangingRuntime, RaisingRuntime, CorruptExportRuntime]
+class MemoryHogRuntime(OnnxRuntime):
+    """Inference allocates and touches memory without end, as a leak would."""
+
+    name = "fault-memory"
+
+    def infer(self, batch):
+        import numpy as np
+
+        hoard = []
+        while True:
+            hoard.append(np.ones(50 * 2**20, dtype=np.uint8))  # 50 MB, every page written
+            time.sleep(0.02)
+
+
+RUNTIMES = [CrashingRuntime, KilledRuntime, HangingRuntime, RaisingRuntime, CorruptExportRuntime, MemoryHogRuntime]

@@ -29,3 +29,16 @@ def test_faulty_runtimes_fail_alone(tmp_path):
     assert stored == {"fault-segfault": "failed", "fault-killed": "failed", "fault-hang": "failed",
                       "fault-raise": "failed", "fault-corrupt-export": "failed", "onnxruntime": "completed"}
     assert run_status == "partial"
+
+
+def test_memory_hog_is_killed_at_its_limit_and_the_limit_is_recorded(tmp_path):
+    db = tmp_path / "results.duckdb"
+    done = engine_run(db, "--runtimes", "fault-memory,onnxruntime", "--iters", "3", "--memory-limit", "1500",
+                      "--json", env=FAULTS, timeout=600)
+    assert done.returncode == 1
+    by_runtime = {r["runtime"]: r for r in json.loads(done.stdout)["results"]}
+    assert "over the memory limit of 1500 MB" in by_runtime["fault-memory"]["error"]
+    assert by_runtime["onnxruntime"]["status"] == "completed"
+    with duckdb.connect(str(db), read_only=True) as con:
+        settings = [json.loads(row[0]) for row in con.execute("SELECT settings FROM results").fetchall()]
+    assert all(s["memory_limit_mb"] == 1500 and s["timeout_s"] == 600 for s in settings)
