@@ -1,0 +1,60 @@
+"""Detections: each runtime's annotated image side by side, with its timings, and one runtime's boxes over another's."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import data, ui
+from dashboard.images import overlay_boxes
+
+db, filters = ui.page_header("Detections", "The same image through each runtime (the smallest batch of each), with "
+                              "its boxes and per-image timings.")
+runs = data.runs_with_results(db, filters)
+ui.stop_when_empty(runs, db, "annotated images")
+run_id = ui.pick_run(runs)
+images = data.result_images(db, run_id).dropna(subset=["annotated_path"])
+if images.empty:
+    st.info("This run saved no annotated images (every result failed, or the run was cancelled early). "
+            "Pick another run.")
+    st.stop()
+results = data.results(db, {"run_id": run_id}).set_index("result_id")
+boxes = data.detections(db, run_id)
+ui.weights_warning(results["weights_trained"])
+
+image = st.selectbox("Image", sorted(images["image"].unique()), key="detections_image")
+shown = images[images["image"] == image].reset_index(drop=True)
+per_row = min(3, max(2, len(shown)))
+for start in range(0, len(shown), per_row):
+    for column, row in zip(st.columns(per_row), shown.iloc[start:start + per_row].itertuples()):
+        with column.container(border=True):
+            result = results.loc[row.result_id]
+            if Path(row.annotated_path).is_file():
+                st.image(row.annotated_path, caption=f"{row.runtime}:{row.precision} · batch {row.batch}")
+            else:
+                st.warning(f"The annotated image {row.annotated_path} is missing (moved or deleted).")
+            found = boxes[(boxes["result_id"] == row.result_id) & (boxes["image"] == image)]
+            st.markdown(f"pre **{result['pre_ms']:.2f}** · infer **{result['infer_ms']:.2f}** · post "
+                        f"**{result['post_ms']:.2f}** · total **{result['total_ms']:.2f}** ms per image")
+            st.caption(f"{len(found)} detection(s) · decode {result['decode_ms']:.2f} ms · medians over "
+                       f"{result['iterations']} iterations")
+            if not found.empty:
+                st.dataframe(found[["class_name", "score", "x1", "y1", "x2", "y2"]], hide_index=True,
+                             key=f"boxes-{row.result_id}")
+
+st.divider()
+if st.toggle("Overlay one runtime's boxes on the reference's image", key="overlay"):
+    labels = {row.result_id: f"{row.runtime}:{row.precision} · batch {row.batch}" for row in shown.itertuples()}
+    reference_column, other_column = st.columns(2)
+    reference = reference_column.selectbox("Reference", list(labels), format_func=labels.get, key="reference")
+    others = [result_id for result_id in labels if result_id != reference] or [reference]
+    other = other_column.selectbox("Boxes from", others, format_func=labels.get, key="overlay_from")
+    other_boxes = boxes[(boxes["result_id"] == other) & (boxes["image"] == image)]
+    base = shown.loc[shown["result_id"] == reference, "annotated_path"].iloc[0]
+    reference_count = int(shown.loc[shown["result_id"] == reference, "detections"].iloc[0])
+    if Path(base).is_file():
+        st.image(overlay_boxes(base, other_boxes),
+                 caption=f"{labels[reference]} ({reference_count} boxes, its own colours) with "
+                         f"{labels[other]} ({len(other_boxes)} boxes, in magenta)")
+    if other_boxes.empty and reference_count == 0:
+        st.info("Neither runtime found an object in this image, so there are no boxes to compare. With untrained "
+                "weights that is expected; a trained model (a local .pt) gives boxes to overlay.")

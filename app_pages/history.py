@@ -1,0 +1,61 @@
+"""History: metrics over time, batch-size scaling and machines side by side, for any selection of results."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data, ui
+
+db, filters = ui.page_header("History", "Every completed result in the database; the sidebar picks machines and "
+                              "models, the filters below the rest.")
+everything = data.results(db, filters)
+ui.stop_when_empty(everything, db, "charts over time")
+
+runtime_column, precision_column, batch_column, dates_column = st.columns(4)
+filters["runtime"] = runtime_column.multiselect("Runtimes", sorted(everything["runtime"].unique()),
+                                                key="history_runtimes", placeholder="All runtimes")
+filters["precision"] = precision_column.multiselect("Precisions", sorted(everything["precision"].unique()),
+                                                    key="history_precisions", placeholder="All precisions")
+filters["batch"] = batch_column.multiselect("Batch sizes", sorted(everything["batch"].unique().tolist()),
+                                            key="history_batches", placeholder="All batch sizes")
+first_day, last_day = everything["started_at"].min().date(), everything["started_at"].max().date()
+days = dates_column.date_input("Dates (UTC)", (first_day, last_day), key="history_dates")
+if len(days) == 2:
+    filters["since"] = pd.Timestamp(days[0], tz="UTC")
+    filters["until"] = pd.Timestamp(days[1], tz="UTC") + pd.Timedelta(days=1)
+selection = data.results(db, filters)
+st.session_state["history_filters"] = filters
+completed = charts.completed(selection)
+if completed.empty:
+    st.info("No completed result matches these filters. Widen them to see charts.")
+    st.stop()
+ui.weights_warning(completed["weights_trained"])
+
+over_time, by_batch, by_machine = st.tabs(["Over time", "Batch size", "Machines"])
+with over_time:
+    metric_column, split_column = st.columns([1, 2])
+    metric = metric_column.selectbox("Metric", list(charts.METRICS), format_func=charts.METRICS.get,
+                                     key="history_metric")
+    varying = [name for name, column in charts.SPLITS.items() if completed[column].nunique() > 1]
+    split_by = split_column.multiselect("One line per", list(charts.SPLITS), key="history_split",
+                                        default=["runtime", "precision", "batch"] + [
+                                            name for name in ("image size", "machine") if name in varying])
+    st.plotly_chart(charts.history_lines(completed, metric, split_by), key="history_chart")
+    if completed["run_id"].nunique() == 1:
+        st.caption("One run so far: each line is a single point until more runs are added.")
+with by_batch:
+    st.plotly_chart(charts.batch_scaling(completed), key="batch_chart")
+    st.caption("Medians over the selected runs. On few cores, batching rarely lowers the time per image.")
+with by_machine:
+    if completed["machine_id"].nunique() < 2:
+        st.info("All selected results come from one machine. Run the engine on another machine into a copy of "
+                "this database (or point both at one file) to compare machines here.")
+    models = sorted(completed["model"].unique())
+    model = st.selectbox("Model", models, key="machines_model") if len(models) > 1 else models[0]
+    st.plotly_chart(charts.machines_bars(completed[completed["model"] == model], metric), key="machines_chart")
+
+st.subheader(f"{len(selection)} results")
+ui.results_table(selection, extra={"started_at": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
+                                   "machine_label": st.column_config.TextColumn("Machine"),
+                                   "model": st.column_config.TextColumn("Model")}, key="history_table")
+ui.failures(selection)
+ui.csv_download(selection, "results-history.csv", "Download these results as CSV")

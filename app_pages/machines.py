@@ -1,0 +1,38 @@
+"""Machines: each machine's fingerprint, how many runs it made, first and last seen."""
+
+import json
+
+import streamlit as st
+
+from dashboard import data, ui
+
+db, filters = ui.page_header("Machines", "Every machine that wrote to this database, identified by a hash of its "
+                              "hardware.")
+machines = data.machines(db)
+ui.stop_when_empty(machines, db, "the machines that ran benchmarks")
+chosen = filters.get("machine_id")
+if chosen:
+    machines = machines[machines["machine_id"].isin(chosen)]
+
+for machine in machines.itertuples():
+    with st.container(border=True):
+        st.subheader(f":material/computer: {machine.label}")
+        st.caption(f"machine id `{machine.machine_id}` · {machine.cpu_model} · {machine.arch} · {machine.os}")
+        cores, memory, runs = st.columns(3)
+        cores.metric("Cores", f"{machine.physical_cores} physical", f"{machine.logical_cores} logical",
+                     delta_color="off", delta_arrow="off")
+        memory.metric("Memory", f"{machine.ram_gb} GiB")
+        runs.metric("Runs", int(machine.runs))
+        st.markdown(f"**First seen:** {ui.utc(machine.first_run) or ui.utc(machine.first_seen)} · "
+                    f"**last seen:** {ui.utc(machine.last_run) or 'no run yet'}  \n"
+                    f"**Instruction sets:** {', '.join(ui.as_list(machine.isa_flags)) or 'none recorded'}  \n"
+                    f"**GPUs:** {', '.join(ui.as_list(machine.gpus)) or 'none'} · **Python:** {machine.python}")
+        with st.expander("Full fingerprint"):
+            st.json(json.loads(machine.fingerprint) if isinstance(machine.fingerprint, str) else machine.fingerprint)
+
+table = machines.drop(columns=["fingerprint"])
+st.dataframe(table, hide_index=True, key="machines_table", column_config={
+    "machine_id": "Machine id", "label": "Label", "cpu_model": "CPU", "arch": "Arch", "physical_cores": "Cores",
+    "logical_cores": "Threads", "ram_gb": "RAM GiB", "isa_flags": "Instruction sets", "gpus": "GPUs", "os": "OS",
+    "python": "Python", "first_seen": "First seen", "runs": "Runs", "first_run": "First run", "last_run": "Last run"})
+ui.csv_download(table, "machines.csv", "Download machines as CSV")

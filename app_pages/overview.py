@@ -1,0 +1,45 @@
+"""Overview: each machine's latest run as a leaderboard of runtime x precision."""
+
+import streamlit as st
+
+from dashboard import charts, data, ui
+from dashboard.jobs import quick_run_button
+
+db, filters = ui.page_header("Overview", "Each machine's latest run: where every runtime spends its time per image, "
+                              "fastest first.")
+summary = data.results(db, filters)
+if summary.empty:
+    ui.empty_state(db, "the leaderboard")
+    quick_run_button(db)
+    st.stop()
+
+latest = data.latest_run_per_machine(summary)
+if latest.empty:
+    st.warning("No result has completed yet. The failures are listed below; the Run page shows each run's log.")
+    ui.failures(summary)
+    st.stop()
+
+for machine_id, rows in latest.groupby("machine_id", sort=False):
+    run = rows.iloc[0]
+    with st.container(border=True):
+        st.subheader(f":material/computer: {run['machine_label']}")
+        st.caption(f"Run `{run['run_id']}` started {ui.utc(run['started_at'])} · model **{run['model']}** "
+                   f"({ui.trained_words(run['weights_trained'])}) · "
+                   f"{run['imgsz']} px · {run['threads']} threads · run {run['run_status']}")
+        ui.weights_warning(rows["weights_trained"])
+        batches = sorted(rows["batch"].unique().tolist())
+        batch = batches[0]
+        if len(batches) > 1:
+            batch = st.segmented_control("Batch size", batches, default=batches[0], key=f"batch-{machine_id}",
+                                         required=True)
+        shown = rows[rows["batch"] == batch]
+        best = shown.loc[shown["total_ms"].idxmin()]
+        fastest, per_image, throughput, steady = st.columns([2, 1, 1, 1])
+        fastest.metric("Fastest", f"{best['runtime']}:{best['precision']}")
+        per_image.metric("Total per image", f"{best['total_ms']:.2f} ms",
+                         help="Median of pre-process + inference + post-process")
+        throughput.metric("Throughput", f"{best['throughput_ips']:.1f} img/s")
+        steady.metric("Stable results", f"{int(shown['stable'].fillna(False).sum())} of {len(shown)}")
+        st.plotly_chart(charts.stage_bars(shown), key=f"stages-{machine_id}")
+        ui.results_table(shown.sort_values("total_ms"), key=f"table-{machine_id}")
+        ui.failures(summary[summary["run_id"] == run["run_id"]])

@@ -1,0 +1,97 @@
+"""Run: choose model, images, runtimes and settings; the engine measures in a background process."""
+
+import streamlit as st
+
+from dashboard import data, jobs, ui
+from engine import api
+from engine.api import BenchError, RunConfig
+
+BATCH_CHOICES = [1, 2, 4, 8, 16, 32, 64]
+DEFAULTS = RunConfig()
+
+st.title("Run a benchmark")
+db = ui.current_db()
+job_id = jobs.followed_job()
+if job_id:
+    jobs.show_job(job_id)
+
+st.subheader("Start another run" if job_id else "New run")
+st.caption(f"Results go to `{db}` (change it in the sidebar). A run started while another one measures waits "
+           "in the queue and starts when that one ends.")
+infos = data.runtimes()
+with st.container(border=True):
+    model_column, images_column = st.columns(2)
+    with model_column:
+        model_source = st.radio("Model", ["Default (yolov8n.pt)", "A local file", "Upload an .onnx"],
+                                horizontal=True, key="model_source")
+        model_file, model_upload = "", None
+        if model_source == "A local file":
+            model_file = st.text_input("Path to a .pt, .onnx or .yaml model", key="model_path")
+        elif model_source == "Upload an .onnx":
+            model_upload = st.file_uploader("ONNX detection model", type=["onnx"], key="model_upload")
+    with images_column:
+        images_source = st.radio("Images", ["Shipped samples (bus.jpg, zidane.jpg)", "Upload images"],
+                                 horizontal=True, key="images_source")
+        image_uploads = []
+        if images_source == "Upload images":
+            image_uploads = st.file_uploader("Images", type=["jpg", "jpeg", "png", "bmp"],
+                                             accept_multiple_files=True, key="image_uploads")
+
+    st.markdown("**Runtimes**")
+    columns = st.columns(3)
+    for index, info in enumerate(infos):
+        with columns[index % 3]:
+            st.checkbox(info.name, value=info.available and info.name in jobs.QUICK_RUNTIMES,
+                        disabled=not info.available, key=f"runtime-{info.name}", help=info.description)
+            st.caption(f"precisions: {', '.join(info.precisions)}" if info.available
+                       else f":red[unavailable: {info.reason}]")
+    offered = list(dict.fromkeys(p for info in infos for p in info.precisions))
+    precision_column, batch_column = st.columns(2)
+    precisions = precision_column.multiselect("Precisions", offered, default=["fp32"], key="precisions",
+                                              help="Each runtime measures the chosen precisions it offers.")
+    batch_sizes = batch_column.multiselect("Batch sizes", BATCH_CHOICES, default=[1], key="batch_sizes")
+    size_column, threads_column, warmup_column, iters_column = st.columns(4)
+    imgsz = size_column.number_input("Image size (px)", 32, 1920, DEFAULTS.imgsz, step=32, key="imgsz")
+    threads = threads_column.number_input("Threads", 0, 1024, DEFAULTS.threads, key="threads",
+                                          help="0 uses all physical cores")
+    warmup = warmup_column.number_input("Warm-up iterations", 0, 10_000, DEFAULTS.warmup, key="warmup")
+    iters = iters_column.number_input("Measured iterations", 1, 100_000, DEFAULTS.iters, key="iters",
+                                      help="About 300 make the p99 meaningful")
+    with st.expander("More settings"):
+        min_duration = st.number_input("Minimum measuring time per result (s)", 0.0, 3600.0,
+                                       DEFAULTS.min_duration_s, key="min_duration")
+        timeout = st.number_input("Timeout per export or measurement (s)", 1.0, 86_400.0, DEFAULTS.timeout_s,
+                                  key="timeout")
+        machine_label = st.text_input("Machine label", placeholder="the host name", key="machine_label")
+        note = st.text_input("Note", key="note")
+    start = st.button("Start run", type="primary", icon=":material/play_arrow:", key="start_run")
+
+if start:
+    chosen = [info.name for info in infos if info.available and st.session_state.get(f"runtime-{info.name}")]
+    try:
+        if model_source == "Upload an .onnx" and model_upload is None:
+            raise BenchError("no ONNX file uploaded: choose one, or pick the default model")
+        if images_source == "Upload images" and not image_uploads:
+            raise BenchError("no images uploaded: add some, or use the shipped samples")
+        model = (model_file.strip() if model_source == "A local file"
+                 else jobs.save_upload(db, model_upload) if model_upload else DEFAULTS.model)
+        config = RunConfig(
+            model=model, runtimes=chosen, precisions=precisions, batch_sizes=sorted(batch_sizes),
+            images=[jobs.save_upload(db, upload) for upload in image_uploads], imgsz=int(imgsz),
+            warmup=int(warmup), iters=int(iters), min_duration_s=float(min_duration), threads=int(threads),
+            timeout_s=float(timeout), db=db, machine_label=machine_label.strip(), note=note.strip(),
+        )
+        jobs.follow(api.start_run(config))
+        st.rerun()
+    except BenchError as error:
+        st.error(str(error))
+
+recent = jobs.recent_jobs()
+if not recent.empty:
+    with st.expander("Recent jobs on this machine", expanded=not job_id):
+        st.dataframe(recent, hide_index=True, key="recent_jobs")
+        picked = st.selectbox("Follow a job", recent["job"].tolist(), index=None, key="follow_job",
+                              placeholder="Choose a job to show its progress or outcome")
+        if picked and picked != job_id:
+            jobs.follow(picked)
+            st.rerun()

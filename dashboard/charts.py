@@ -1,0 +1,120 @@
+"""Plotly figures built from results_summary rows. No Streamlit here: the HTML report draws the same figures."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+METRICS = {
+    "infer_ms": "Inference, median (ms/image)",
+    "total_ms": "Total pre + infer + post, median (ms/image)",
+    "pre_ms": "Pre-process, median (ms/image)",
+    "post_ms": "Post-process, median (ms/image)",
+    "infer_p99_ms": "Inference, p99 (ms/image)",
+    "throughput_ips": "Throughput (images/s)",
+}
+STAGES = {"pre_ms": ("Pre-process", "#8fb8de"), "infer_ms": ("Inference", "#1f6feb"),
+          "post_ms": ("Post-process", "#f0a202")}
+SPLITS = {"runtime": "runtime", "precision": "precision", "batch": "batch", "image size": "imgsz",
+          "machine": "machine_label"}
+PALETTE = px.colors.qualitative.Safe
+
+
+def completed(results: pd.DataFrame) -> pd.DataFrame:
+    return results[results["status"] == "completed"].copy()
+
+
+def variant(results: pd.DataFrame) -> pd.Series:
+    return results["runtime"] + ":" + results["precision"]
+
+
+def _layout(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
+    figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=10),
+                         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
+    return figure
+
+
+def stage_bars(results: pd.DataFrame, title: str = "Where the time goes, per image") -> go.Figure:
+    """Leaderboard: one stacked bar per runtime x precision x batch, fastest on top."""
+    rows = completed(results)
+    rows["label"] = variant(rows) + " · batch " + rows["batch"].astype(str)
+    rows = rows.sort_values("total_ms", ascending=False)
+    figure = go.Figure()
+    for column, (name, color) in STAGES.items():
+        figure.add_bar(y=rows["label"], x=rows[column], name=name, orientation="h", marker_color=color,
+                       hovertemplate="%{y}<br>" + name + ": %{x:.2f} ms<extra></extra>")
+    stacked = rows[list(STAGES)].sum(axis=1)
+    figure.add_scatter(y=rows["label"], x=stacked, mode="text", showlegend=False, hoverinfo="skip",
+                       text=[f"  total {total:.1f} ms · {ips:.0f} img/s" for total, ips in
+                             zip(rows["total_ms"], rows["throughput_ips"])], textposition="middle right")
+    figure.update_layout(barmode="stack", xaxis_title="milliseconds per image (median)",
+                         xaxis_range=[0, stacked.max() * 1.4 if len(rows) else 1])
+    return _layout(figure, title, height=140 + 48 * len(rows))
+
+
+def series_labels(rows: pd.DataFrame, split_by: list[str]) -> pd.Series:
+    if not split_by:
+        return pd.Series("all results", index=rows.index)
+    prefixes = {"batch": "b"}
+    suffixes = {"image size": " px"}
+    parts = [prefixes.get(name, "") + rows[SPLITS[name]].astype(str) + suffixes.get(name, "") for name in split_by]
+    label = parts[0]
+    for part in parts[1:]:
+        label = label + " · " + part
+    return label
+
+
+def history_lines(results: pd.DataFrame, metric: str, split_by: list[str]) -> go.Figure:
+    """A chosen metric over time, one line per combination of the chosen split columns."""
+    rows = completed(results)
+    rows["series"] = series_labels(rows, split_by)
+    points = (rows.groupby(["series", "run_id", "started_at"], as_index=False)[metric].median()
+              .sort_values(["series", "started_at"]))
+    figure = px.line(points, x="started_at", y=metric, color="series", markers=True, hover_data=["run_id"],
+                     labels={"started_at": "run started (UTC)", metric: METRICS[metric], "series": ""},
+                     color_discrete_sequence=PALETTE)
+    return _layout(figure, f"{METRICS[metric]} over time")
+
+
+def batch_scaling(results: pd.DataFrame) -> go.Figure:
+    """Latency and throughput against batch size, per runtime x precision (median over the selected runs)."""
+    rows = completed(results)
+    rows["variant"] = variant(rows)
+    points = rows.groupby(["variant", "batch"], as_index=False)[["total_ms", "infer_ms", "throughput_ips"]].median()
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Latency per image (total, median)", "Throughput"))
+    for index, (name, group) in enumerate(points.sort_values("batch").groupby("variant")):
+        color = PALETTE[index % len(PALETTE)]
+        figure.add_scatter(x=group["batch"], y=group["total_ms"], name=name, mode="lines+markers", legendgroup=name,
+                           line_color=color, row=1, col=1)
+        figure.add_scatter(x=group["batch"], y=group["throughput_ips"], name=name, mode="lines+markers",
+                           legendgroup=name, showlegend=False, line_color=color, row=1, col=2)
+    batches = sorted(points["batch"].unique().tolist())
+    figure.update_xaxes(title_text="batch size", tickvals=batches)
+    figure.update_yaxes(title_text="ms per image", rangemode="tozero", row=1, col=1)
+    figure.update_yaxes(title_text="images per second", rangemode="tozero", row=1, col=2)
+    return _layout(figure, "Batch size: latency and throughput")
+
+
+def machines_bars(results: pd.DataFrame, metric: str) -> go.Figure:
+    """Each machine's latest result per runtime x precision x batch, side by side."""
+    rows = completed(results).sort_values("started_at")
+    rows["variant"] = variant(rows) + " · b" + rows["batch"].astype(str)
+    latest = rows.groupby(["machine_label", "variant"], as_index=False).last()
+    figure = px.bar(latest.sort_values("variant"), x="variant", y=metric, color="machine_label", barmode="group",
+                    labels={"variant": "", metric: METRICS[metric], "machine_label": "machine"},
+                    hover_data=["model", "run_id"], color_discrete_sequence=PALETTE)
+    return _layout(figure, f"Machines compared: {METRICS[metric]}")
+
+
+def ratio_bars(compared: pd.DataFrame, metric: str) -> go.Figure:
+    """B / A per runtime x precision x batch; for a latency, a bar short of the line at 1 means B is faster."""
+    column = f"{metric}_ratio"
+    rows = compared.dropna(subset=[column]).sort_values("label", ascending=False)
+    figure = go.Figure(go.Bar(y=rows["label"], x=rows[column], orientation="h", marker_color="#1f6feb",
+                              text=[f"{value:.2f}x" for value in rows[column]], textposition="outside"))
+    figure.add_vline(x=1.0, line_dash="dash", line_color="#666")
+    figure.update_xaxes(title_text="run B / run A", rangemode="tozero",
+                        range=[0, max(1.0, rows[column].max()) * 1.2])
+    return _layout(figure, f"Ratio of {METRICS[metric]}: B / A", height=140 + 48 * len(rows))

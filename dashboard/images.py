@@ -1,0 +1,38 @@
+"""Drawing a runtime's boxes over another runtime's annotated image, and images for the HTML report."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+
+OVERLAY_COLOR = (255, 0, 200)  # magenta: the engine draws the reference's boxes in per-class colours
+
+
+def overlay_boxes(base_path: str | Path, boxes: pd.DataFrame, color: tuple[int, int, int] = OVERLAY_COLOR,
+                  ) -> Image.Image:
+    """The image at base_path with each box (x1, y1, x2, y2, class_name, score) outlined and labelled below it."""
+    image = Image.open(base_path).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    width = max(2, round(min(image.size) / 250))
+    font = ImageFont.load_default(size=max(12, round(min(image.size) / 45)))
+    for box in boxes.itertuples():
+        draw.rectangle((box.x1, box.y1, box.x2, box.y2), outline=color, width=width)
+        label = f"{box.class_name} {box.score:.2f}"
+        left, top, right, bottom = draw.textbbox((box.x1, box.y2), label, font=font)
+        draw.rectangle((left - 2, top - 2, right + 2, bottom + 2), fill=color)
+        draw.text((box.x1, box.y2), label, fill=(255, 255, 255), font=font)
+    return image
+
+
+def jpeg_data_uri(path: str | Path, max_width: int = 900) -> str:
+    """A downscaled JPEG as a data: URI, so a report carries its images inside one file."""
+    image = Image.open(path).convert("RGB")
+    if image.width > max_width:
+        image = image.resize((max_width, round(image.height * max_width / image.width)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=82)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()

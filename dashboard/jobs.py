@@ -1,0 +1,159 @@
+"""Starting engine runs from a page and following them: the job id lives in the session and in the URL (?job=),
+so a reload or a second tab finds the run again. The run itself is a background process (engine.api)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from dashboard.ui import errors_as_messages
+from engine import api
+from engine.api import BenchError, RunConfig
+
+ACTIVE_STATES = ("queued", "running")
+QUICK_RUNTIMES = ("onnxruntime", "openvino")
+
+
+def followed_job() -> str | None:
+    """The job this session watches: the URL wins, so a reloaded or shared link shows its run."""
+    job_id = st.query_params.get("job") or st.session_state.get("job_id")
+    if job_id:
+        st.session_state["job_id"] = job_id
+    return job_id
+
+
+def follow(job_id: str) -> None:
+    st.session_state["job_id"] = job_id
+    st.query_params["job"] = job_id
+
+
+def quick_config(db: str) -> RunConfig:
+    available = [info.name for info in data.runtimes() if info.available]
+    chosen = [name for name in QUICK_RUNTIMES if name in available] or available[:2]
+    return RunConfig(runtimes=chosen, batch_sizes=[1], imgsz=320, warmup=2, iters=10, db=db,
+                     note="quick run from the dashboard")
+
+
+def quick_run_button(db: str) -> None:
+    """The empty state's way forward: one click starts a small default run and opens its progress."""
+    config = quick_config(db)
+    label = f"Start a quick run ({' + '.join(config.runtimes)}, batch 1, {config.imgsz} px, {config.iters} iterations)"
+    if st.button(label, type="primary", icon=":material/rocket_launch:", disabled=not config.runtimes):
+        try:
+            job_id = api.start_run(config)
+        except BenchError as error:
+            st.error(str(error))
+            return
+        follow(job_id)
+        st.switch_page("app_pages/run.py", query_params={"job": job_id})
+
+
+STATE_BADGES = {
+    "queued": ("Queued", "blue", ":material/hourglass_top:"),
+    "running": ("Running", "blue", ":material/progress_activity:"),
+    "finished": ("Finished", "green", ":material/check_circle:"),
+    "failed": ("Failed", "red", ":material/error:"),
+    "cancelled": ("Cancelled", "orange", ":material/cancel:"),
+    "died": ("Died", "red", ":material/error:"),
+}
+
+
+def _variant_row(variant: dict) -> None:
+    name, stage, progress, outcome = st.columns([2, 3, 3, 4], vertical_alignment="center")
+    name.markdown(f"**{variant['variant']}**")
+    batch = f" · batch {variant['batch']}" if variant.get("batch") else ""
+    stage.markdown(f"{variant.get('stage', 'waiting')}{batch}  \n:gray[{variant.get('message') or ''}]")
+    done, total = variant.get("done"), variant.get("total")
+    if total:
+        elapsed = f" · {variant['elapsed_s']:.1f} s" if variant.get("elapsed_s") is not None else ""
+        progress.progress(min(done / total, 1.0), text=f"{done} of {total} iterations{elapsed}")
+    lines = []
+    for result in variant.get("results", []):
+        if result["status"] == "completed":
+            lines.append(f":green[batch {result['batch']}: {result['infer_ms']:.2f} ms infer, "
+                         f"{result['total_ms']:.2f} ms total per image]")
+        else:
+            lines.append(f":red[batch {result['batch']}: {(result.get('error') or 'failed').splitlines()[0]}]")
+    outcome.markdown("  \n".join(lines) or ":gray[no result yet]")
+
+
+def _finished_links(run_id: str) -> None:
+    st.session_state["selected_run"] = run_id
+    overview, detections, history = st.columns(3)
+    overview.page_link("app_pages/overview.py", label="See the leaderboard", icon=":material/leaderboard:")
+    detections.page_link("app_pages/detections.py", label="See its detections", icon=":material/image_search:",
+                         query_params={"run": run_id})
+    history.page_link("app_pages/history.py", label="See it in the history", icon=":material/timeline:")
+
+
+def draw_job(job_id: str, status: dict) -> None:
+    """One job's state, per-variant progress, outcome and, once it is over, where to look next."""
+    state = status.get("state", "unknown")
+    label, color, icon = STATE_BADGES.get(state, (state, "gray", ":material/help:"))
+    title, badge = st.columns([5, 1], vertical_alignment="center")
+    title.subheader(f"Job {job_id}")
+    badge.badge(label, color=color, icon=icon)
+    if status.get("run_id"):
+        st.caption(f"Run `{status['run_id']}`")
+    if state == "queued":
+        st.info("Waiting for the run before it to finish: one benchmark measures at a time on this machine.")
+    for variant in status.get("variants", []):
+        _variant_row(variant)
+    if state in ACTIVE_STATES:
+        if st.button("Cancel run", icon=":material/stop_circle:", key=f"cancel-{job_id}"):
+            api.cancel(job_id)
+            st.toast("Cancelling: the run stops at its next check.")
+        return
+    if state == "finished":
+        outcome = status.get("run_status")
+        message = f"Run {status.get('run_id')} finished: {outcome}."
+        (st.success if outcome == "completed" else st.warning)(message)
+        _finished_links(status["run_id"])
+    elif state == "cancelled":
+        st.warning(f"Run {status.get('run_id') or ''} was cancelled; results measured before that are kept.")
+    else:
+        st.error(status.get("error") or f"The run ended in state {state}.")
+        with st.expander("Engine log"):
+            st.code(api.log_tail(job_id, 40) or "(empty)", language=None)
+
+
+def show_job(job_id: str) -> None:
+    """Polls the job every second while it is queued or running; a rerun of the page picks it up again."""
+    status = api.job_status(job_id)
+    if status.get("state") == "unknown":
+        st.warning(f"Job {job_id} is not known on this server (its folder is gone). Start a new run below.")
+        return
+    active = status["state"] in ACTIVE_STATES
+
+    @st.fragment(run_every="1s" if active else None)
+    def live() -> None:
+        current = api.job_status(job_id) if active else status
+        with st.container(border=True), errors_as_messages():
+            draw_job(job_id, current)
+        if active and current.get("state") not in ACTIVE_STATES:
+            st.rerun()  # the whole page, so polling stops and the links to the results appear
+
+    live()
+
+
+def save_upload(db: str, upload) -> str:
+    """An uploaded file kept beside the database (in its artifacts folder), so the run can read it later."""
+    payload = upload.getvalue()
+    digest = hashlib.sha256(payload).hexdigest()[:12]
+    database = Path(db).resolve()
+    target = database.parent / f"{database.stem}.artifacts" / "uploads" / digest / Path(upload.name).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.write_bytes(payload)
+    return str(target)
+
+
+def recent_jobs(limit: int = 10) -> pd.DataFrame:
+    rows = [{"job": job.get("job_id"), "state": job.get("state"), "outcome": job.get("run_status"),
+             "run": job.get("run_id"), "created": pd.to_datetime(job.get("created_at"), unit="s", utc=True)}
+            for job in api.list_jobs(limit)]
+    return pd.DataFrame(rows)

@@ -1,0 +1,110 @@
+"""One self-contained HTML file per run or selection: charts with plotly.js inlined, images as data: URIs,
+settings and machine. It opens offline, for people without the dashboard."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+from plotly.offline import get_plotlyjs
+
+from dashboard import charts
+from dashboard.images import jpeg_data_uri
+
+TABLE_COLUMNS = {
+    "runtime": "runtime", "precision": "precision", "batch": "batch", "pre_ms": "pre ms", "infer_ms": "infer ms",
+    "post_ms": "post ms", "total_ms": "total ms", "infer_p99_ms": "infer p99 ms", "throughput_ips": "images/s",
+    "iterations": "iterations", "stable": "stable", "status": "status", "error": "error",
+}
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #1f2328; padding: 0 1rem; }
+h1 { margin-bottom: .2rem; } .muted { color: #59636e; }
+.warning { background: #fff8c5; border: 1px solid #d4a72c; padding: .6rem 1rem; border-radius: 6px; }
+table { border-collapse: collapse; margin: .5rem 0 1.5rem; font-size: .9rem; }
+th, td { border-bottom: 1px solid #d1d9e0; padding: .3rem .6rem; text-align: left; }
+.images { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 1rem; }
+figure { margin: 0; } figure img { width: 100%; border: 1px solid #d1d9e0; } figcaption { font-size: .85rem; }
+pre { background: #f6f8fa; padding: 1rem; overflow-x: auto; font-size: .8rem; }
+"""
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0, na_rep="", float_format=lambda value: f"{value:.2f}")
+
+
+def _results_table(results: pd.DataFrame) -> str:
+    columns = [column for column in TABLE_COLUMNS if column in results]
+    return _table(results[columns].rename(columns=TABLE_COLUMNS))
+
+
+def _charts(results: pd.DataFrame) -> list[str]:
+    if charts.completed(results).empty:
+        return ["<p>No result completed, so there is nothing to chart.</p>"]
+    figures = [charts.stage_bars(results)]
+    if results["batch"].nunique() > 1:
+        figures.append(charts.batch_scaling(results))
+    if results["run_id"].nunique() > 1:
+        figures.append(charts.history_lines(results, "infer_ms", ["runtime", "precision", "batch"]))
+    if results["machine_id"].nunique() > 1:
+        figures.append(charts.machines_bars(results, "infer_ms"))
+    return [figure.to_html(full_html=False, include_plotlyjs=False) for figure in figures]
+
+
+def _weights_note(results: pd.DataFrame) -> str:
+    if (results["weights_trained"] == False).any():  # noqa: E712 - NULL (unknown) must not count
+        return ('<p class="warning">Measured with <b>untrained weights</b> (random weights of the same architecture):'
+                " timings are representative, detections are not.</p>")
+    return ""
+
+
+def _page(title: str, subtitle: str, sections: list[tuple[str, str]]) -> str:
+    body = "\n".join(f"<h2>{html.escape(heading)}</h2>\n{content}" for heading, content in sections)
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
+            f"<h1>{html.escape(title)}</h1><p class=\"muted\">{html.escape(subtitle)}</p>{body}</body></html>")
+
+
+def _images(images: pd.DataFrame) -> str:
+    figures = []
+    for row in images.dropna(subset=["annotated_path"]).itertuples():
+        if not Path(row.annotated_path).is_file():
+            continue
+        caption = f"{row.image}: {row.runtime} {row.precision} batch {row.batch}, {row.detections} detections"
+        figures.append(f'<figure><img src="{jpeg_data_uri(row.annotated_path)}" alt="{html.escape(caption)}">'
+                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return f'<div class="images">{"".join(figures)}</div>' if figures else "<p>No annotated images were saved.</p>"
+
+
+def run_report(run: pd.Series, machine: pd.Series | None, results: pd.DataFrame, images: pd.DataFrame) -> str:
+    """A whole run: results, charts, annotated images, the settings it ran with and the machine."""
+    config = json.loads(run["config"]) if isinstance(run["config"], str) else run["config"]
+    libraries = json.loads(run["libraries"]) if isinstance(run["libraries"], str) else run["libraries"]
+    overview = pd.DataFrame({"": ["run", "status", "started", "model", "model source", "image size", "machine"],
+                             " ": [run["run_id"], run["status"], f"{run['started_at']:%Y-%m-%d %H:%M UTC}",
+                                   run["model"], run["model_source"], run["imgsz"], run["machine_label"]]})
+    sections = [("Run", _weights_note(results) + _table(overview)),
+                ("Results (medians per image)", _results_table(results)),
+                ("Charts", "\n".join(_charts(results))),
+                ("Detections", _images(images))]
+    if machine is not None:
+        fingerprint = {key: machine[key] for key in ("label", "cpu_model", "arch", "physical_cores", "logical_cores",
+                                                     "ram_gb", "os", "python")}
+        fingerprint["isa_flags"] = ", ".join(list(machine["isa_flags"]) if machine["isa_flags"] is not None else [])
+        sections.append(("Machine", _table(pd.DataFrame({"": list(fingerprint), " ": list(fingerprint.values())}))))
+    settings = {"config": config, "libraries": libraries,
+                "runtime settings": {f"{row.runtime}:{row.precision} b{row.batch}": json.loads(row.settings or "{}")
+                                     for row in results.itertuples()}}
+    sections.append(("Settings", f"<pre>{html.escape(json.dumps(settings, indent=2, default=str))}</pre>"))
+    return _page(f"YOLO runtime benchmark: run {run['run_id']}",
+                 f"{run['model']} on {run['machine_label']}", sections)
+
+
+def selection_report(results: pd.DataFrame, description: str) -> str:
+    """Several runs (a History selection): results and charts across them."""
+    runs = results.drop_duplicates("run_id")[["run_id", "started_at", "machine_label", "model", "run_status"]]
+    sections = [("Runs", _weights_note(results) + _table(runs)),
+                ("Charts", "\n".join(_charts(results))),
+                ("Results (medians per image)", _results_table(results))]
+    return _page("YOLO runtime benchmark: selected results", description, sections)

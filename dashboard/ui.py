@@ -1,0 +1,184 @@
+"""Streamlit pieces every page uses: the shared sidebar, the run picker, empty states and error display."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from engine.api import BenchError
+
+DB_ENV = "YOLO_BENCH_DB"
+DEFAULT_DB = "results.duckdb"
+TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
+TRAINED_WORDS = {True: "trained weights", False: "UNTRAINED weights", None: "weights of unknown training"}
+
+
+def default_db() -> str:
+    return os.environ.get(DB_ENV) or DEFAULT_DB
+
+
+def current_db() -> str:
+    return (st.session_state.get("db_path") or default_db()).strip()
+
+
+def trained_words(value) -> str:
+    return TRAINED_WORDS[None if pd.isna(value) else bool(value)]
+
+
+def current_filters() -> dict:
+    """The sidebar's machine and model choices as engine.api filters; empty choices mean everything."""
+    filters = {"machine_id": st.session_state.get("machine_filter"), "model": st.session_state.get("model_filter")}
+    return {key: list(values) for key, values in filters.items() if values}
+
+
+def _keep_known(key: str, options: list) -> None:
+    """A database switch can remove options a multiselect still holds; drop those instead of failing."""
+    if key in st.session_state:
+        st.session_state[key] = [value for value in st.session_state[key] if value in options]
+
+
+def sidebar() -> None:
+    st.session_state.setdefault("db_path", default_db())
+    with st.sidebar:
+        st.text_input("Results database", key="db_path", help="A DuckDB file written by the engine. "
+                      f"The default comes from ${DB_ENV}, else {DEFAULT_DB} in the working folder.")
+        db = current_db()
+        with errors_as_messages():
+            if not Path(db).exists():
+                st.caption("No database there yet: the first run creates it.")
+                return
+            machines = data.machines(db)
+            labels = {row.machine_id: f"{row.label} · {row.cpu_model}" for row in machines.itertuples()}
+            _keep_known("machine_filter", list(labels))
+            st.multiselect("Machines", list(labels), format_func=lambda machine_id: labels[machine_id],
+                           key="machine_filter", placeholder="All machines")
+            models = sorted(data.runs(db)["model"].dropna().unique().tolist()) if labels else []
+            _keep_known("model_filter", models)
+            st.multiselect("Models", models, key="model_filter", placeholder="All models")
+
+
+@contextmanager
+def errors_as_messages():
+    """A page (or a part of one) that fails shows a message, never a traceback; the rest still renders."""
+    try:
+        yield
+    except BenchError as error:
+        st.error(str(error))
+    except Exception as error:  # noqa: BLE001 - the dashboard must outlive any one failure
+        traceback.print_exc()
+        st.error(f"Something went wrong here: {type(error).__name__}: {error}. The server log has the details.")
+
+
+def empty_state(db: str, what: str) -> None:
+    """Tells the user why the page is empty and where to go next."""
+    if not Path(db).exists():
+        st.info(f"There is no results database at `{db}` yet. Start a benchmark on the **Run** page "
+                f"(or `python -m engine run --db {db}` in a terminal); {what} will appear here.")
+    elif current_filters():
+        st.info(f"No results match the machines and models chosen in the sidebar. Clear those filters to see {what}.")
+    else:
+        st.info(f"`{db}` holds no results yet. Start a benchmark on the **Run** page; {what} will appear here.")
+    st.page_link("app_pages/run.py", label="Go to the Run page", icon=":material/play_arrow:")
+
+
+def run_label(run: pd.Series) -> str:
+    return (f"{run['started_at']:{TIME_FORMAT}} · {run['machine_label']} · {run['model']} · {run['status']} "
+            f"· {run['run_id']}")
+
+
+def pick_run(runs: pd.DataFrame, label: str = "Run", key: str = "run_picker", default_index: int = 0,
+             shared: bool = True) -> str:
+    """A run chooser; with shared=True the choice follows the user across pages and into the URL (?run=)."""
+    options = runs["run_id"].tolist()
+    labels = {run["run_id"]: run_label(run) for _, run in runs.iterrows()}
+    if st.session_state.get(key) not in options:
+        wanted = (st.query_params.get("run") or st.session_state.get("selected_run")) if shared else None
+        st.session_state[key] = wanted if wanted in options else options[min(default_index, len(options) - 1)]
+    chosen = st.selectbox(label, options, format_func=labels.get, key=key)
+    if shared:
+        st.session_state["selected_run"] = chosen
+        st.query_params["run"] = chosen
+    return chosen
+
+
+def weights_warning(trained_values) -> None:
+    """Says plainly when timings come from a model whose boxes mean nothing."""
+    values = {None if pd.isna(value) else bool(value) for value in trained_values}
+    if False in values:
+        st.warning("These results come from **untrained weights** (the trained checkpoint could not be downloaded, "
+                   "so the engine built the same architecture with random weights). Timings are representative of "
+                   "the architecture; detections are not: expect no boxes.", icon=":material/warning:")
+    elif None in values:
+        st.info("Whether these weights are trained is unknown (an ONNX file given directly).")
+
+
+def csv_download(frame: pd.DataFrame, file_name: str, label: str = "Download CSV", key: str | None = None) -> None:
+    st.download_button(label, frame.to_csv(index=False).encode(), file_name=file_name, mime="text/csv",
+                       icon=":material/download:", key=key or f"csv-{file_name}", on_click="ignore")
+
+
+def utc(value) -> str:
+    return "" if pd.isna(value) else f"{pd.Timestamp(value):{TIME_FORMAT}}"
+
+
+RESULT_COLUMNS = {
+    "runtime": st.column_config.TextColumn("Runtime"),
+    "precision": st.column_config.TextColumn("Precision"),
+    "batch": st.column_config.NumberColumn("Batch"),
+    "pre_ms": st.column_config.NumberColumn("Pre ms", format="%.2f"),
+    "infer_ms": st.column_config.NumberColumn("Infer ms", format="%.2f"),
+    "post_ms": st.column_config.NumberColumn("Post ms", format="%.2f"),
+    "total_ms": st.column_config.NumberColumn("Total ms", format="%.2f"),
+    "throughput_ips": st.column_config.NumberColumn("Images/s", format="%.1f"),
+    "infer_p99_ms": st.column_config.NumberColumn("Infer p99 ms", format="%.2f",
+                                                  help="Meaningful with about 300 iterations or more"),
+    "stability": st.column_config.TextColumn("Stability", help="Coefficient of variation of inference; "
+                                             "above 10% the result is flagged unstable"),
+    "iterations": st.column_config.NumberColumn("Iterations"),
+}
+
+
+def stability(results: pd.DataFrame) -> list[str]:
+    return [("—" if pd.isna(cv) else f"stable (cv {cv:.0%})" if ok else f"⚠ unstable (cv {cv:.0%})")
+            for ok, cv in zip(results["stable"], results["infer_cv"])]
+
+
+def results_table(results: pd.DataFrame, extra: dict | None = None, key: str | None = None) -> None:
+    """Completed results with their stage medians, throughput and stability flag."""
+    shown = results.assign(stability=stability(results))
+    columns = {**(extra or {}), **RESULT_COLUMNS}
+    st.dataframe(shown, column_order=list(columns), column_config=columns, hide_index=True, key=key)
+
+
+def failures(results: pd.DataFrame) -> None:
+    failed = results[results["status"] != "completed"]
+    if failed.empty:
+        return
+    with st.expander(f"{len(failed)} result(s) failed", icon=":material/error:"):
+        for row in failed.itertuples():
+            st.error(f"**{row.runtime}:{row.precision} batch {row.batch}**: {row.error}")
+
+
+def as_list(values) -> list:
+    """A DuckDB list column arrives as a numpy array, or None."""
+    return [] if values is None else list(values)
+
+
+def page_header(title: str, caption: str) -> tuple[str, dict]:
+    """A page's title and caption; returns the sidebar's database path and filters."""
+    st.title(title)
+    st.caption(caption)
+    return current_db(), current_filters()
+
+
+def stop_when_empty(frame: pd.DataFrame, db: str, what: str) -> None:
+    """Ends the page with the empty state when there is nothing to show."""
+    if frame.empty:
+        empty_state(db, what)
+        st.stop()
