@@ -1,0 +1,209 @@
+"""Every dashboard page, rendered by Streamlit's AppTest from the real app against real databases."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from dashboard.images import OVERLAY_COLOR, overlay_boxes
+from engine import api
+from tests.conftest import engine_run
+from tests.dashboard_app import HEAVY_MODULES, PAGES, ROOT, elements, figures, open_page, text_of, values_of
+
+FAULTS = {"YOLO_BENCH_EXTRA_RUNTIMES": "tests.fault_runtimes"}
+
+
+@pytest.fixture(scope="module")
+def two_runs_db(filled_db, tmp_path_factory) -> Path:
+    """A copy of the filled database plus a second real run: another model (its ONNX export given directly),
+    ONNX Runtime beside a runtime whose worker crashes with SIGSEGV."""
+    db = tmp_path_factory.mktemp("two-runs") / "results.duckdb"
+    shutil.copyfile(filled_db, db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        onnx_file = con.execute("SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
+                                ).fetchall()[0][0]
+    done = engine_run(db, "--model", onnx_file, "--runtimes", "onnxruntime,fault-segfault", "--iters", "3",
+                      env=FAULTS)
+    assert done.returncode == 1, done.stderr  # one result failed on purpose
+    return db
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_on_a_missing_database_says_what_to_do(empty_db, page):
+    app = open_page(empty_db, page)
+    assert not app.exception
+    assert not app.error
+    if page == "run":
+        assert app.button(key="start_run").label == "Start run"
+    else:
+        assert "Start a benchmark on the **Run** page" in text_of(app.info)
+    assert not empty_db.exists(), "opening the dashboard creates no database"
+
+
+def test_overview_on_an_empty_database_offers_a_quick_run(empty_db):
+    app = open_page(empty_db)
+    quick = [button for button in app.button if button.label.startswith("Start a quick run")]
+    assert len(quick) == 1
+    assert "onnxruntime + openvino, batch 1, 320 px" in quick[0].label
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_on_a_filled_database_renders_without_errors(filled_db, page):
+    app = open_page(filled_db, page)
+    assert not app.exception
+    assert not app.error
+
+
+def test_overview_shows_the_leaderboard_and_the_untrained_weights(filled_run):
+    app = open_page(filled_run["db"])
+    figure = figures(app)[0]
+    stages = {trace.name for trace in figure.data if trace.type == "bar"}
+    assert stages == {"Pre-process", "Inference", "Post-process"}
+    bars = next(trace for trace in figure.data if trace.type == "bar")
+    assert sorted(bars.y) == ["onnxruntime:fp32 · batch 1", "openvino:fp32 · batch 1"]
+    assert "untrained weights" in text_of(app.warning)
+    assert filled_run["run_id"] in text_of(app.caption)
+    table = app.dataframe[0].value
+    assert set(table["runtime"]) == {"onnxruntime", "openvino"}
+
+
+def test_overview_batch_choice_changes_the_leaderboard(filled_db):
+    app = open_page(filled_db)
+    batch_control = [control for control in app.get("button_group")][0]
+    batch_control.set_value(2).run()
+    assert not app.exception
+    assert set(app.dataframe[0].value["batch"]) == {2}
+
+
+def test_detections_show_each_runtime_image_and_its_timings(filled_run):
+    app = open_page(filled_run["db"], "detections")
+    images = elements(app, "image")
+    assert len(images) == 2, "one annotated image per runtime for the chosen image"
+    summary = api.results_summary(filled_run["db"], {"run_id": filled_run["run_id"], "batch": 1})
+    shown = text_of(app.markdown)
+    for infer_ms in summary["infer_ms"]:
+        assert f"infer **{infer_ms:.2f}**" in shown
+    app.selectbox(key="detections_image").set_value("01-zidane.jpg").run()
+    assert len(elements(app, "image")) == 2
+
+
+def test_detections_overlay_toggle_draws_one_runtime_over_another(filled_db):
+    app = open_page(filled_db, "detections")
+    app.toggle(key="overlay").set_value(True).run()
+    assert not app.exception
+    assert len(elements(app, "image")) == 3, "the overlay comes on top of the side-by-side images"
+    assert "no boxes to compare" in text_of(app.info), "untrained weights find nothing, and the page says so"
+
+
+def test_overlay_draws_the_other_runtime_boxes_in_magenta(sample_images):
+    boxes = pd.DataFrame([{"x1": 50.0, "y1": 60.0, "x2": 300.0, "y2": 400.0, "class_name": "person", "score": 0.9}])
+    drawn = overlay_boxes(sample_images[0], boxes)
+    assert drawn.getpixel((50, 200)) == OVERLAY_COLOR, "left edge of the box"
+    assert drawn.getpixel((175, 60)) == OVERLAY_COLOR, "top edge of the box"
+    assert drawn.getpixel((175, 200)) != OVERLAY_COLOR, "inside stays the image"
+
+
+def test_history_filters_narrow_the_charts_and_the_table(filled_db):
+    app = open_page(filled_db, "history")
+    assert len(figures(app)) == 3
+    assert set(app.dataframe[0].value["runtime"]) == {"onnxruntime", "openvino"}
+    app.multiselect(key="history_runtimes").set_value(["openvino"]).run()
+    assert set(app.dataframe[0].value["runtime"]) == {"openvino"}
+    assert {trace.name for trace in figures(app)[0].data} == {"openvino · fp32 · b1", "openvino · fp32 · b2"}
+    app.multiselect(key="history_batches").set_value([2]).run()
+    assert app.dataframe[0].value[["runtime", "batch"]].values.tolist() == [["openvino", 2]]
+
+
+def test_history_metric_choice_changes_the_chart(filled_db):
+    app = open_page(filled_db, "history")
+    app.selectbox(key="history_metric").set_value("throughput_ips").run()
+    figure = figures(app)[0]
+    assert figure.layout.title.text == "Throughput (images/s) over time"
+    summary = api.results_summary(filled_db)
+    plotted = sorted(value for trace in figure.data for value in values_of(trace.y))
+    assert plotted == pytest.approx(sorted(summary["throughput_ips"]))
+
+
+def test_sidebar_model_filter_carries_across_pages(two_runs_db):
+    runs = api.runs(two_runs_db)
+    onnx_run = runs[runs["model"] == "model.onnx"].iloc[0]
+    first_run = runs[runs["model"] != "model.onnx"].iloc[0]
+    app = open_page(two_runs_db)
+    assert onnx_run["run_id"] in text_of(app.caption), "the newest run leads the overview"
+    app.multiselect(key="model_filter").set_value([first_run["model"]]).run()
+    assert first_run["run_id"] in text_of(app.caption)
+    assert onnx_run["run_id"] not in text_of(app.caption)
+    app.switch_page("app_pages/history.py").run()
+    assert set(app.dataframe[0].value["run_id"]) == {first_run["run_id"]}
+
+
+def test_a_crashed_runtime_shows_as_a_message_not_a_traceback(two_runs_db):
+    app = open_page(two_runs_db)
+    assert not app.exception
+    failures = text_of(app.error)
+    assert "fault-segfault:fp32 batch 1" in failures
+    assert "SIGSEGV" in failures
+    assert "weights of unknown training" in text_of(app.caption)
+
+
+def test_compare_gives_the_ratio_of_each_shared_result(two_runs_db):
+    app = open_page(two_runs_db, "compare")
+    assert not app.exception
+    compared = app.dataframe[0].value
+    assert compared[["runtime", "precision", "batch"]].values.tolist() == [["onnxruntime", "fp32", 1]]
+    summary = api.results_summary(two_runs_db, {"runtime": "onnxruntime", "batch": 1}).sort_values("started_at")
+    older, newer = summary["infer_ms"].tolist()
+    assert compared["infer_ms_ratio"].iloc[0] == pytest.approx(newer / older)
+    assert "model: " in text_of(app.warning), "the page warns that the two runs used different models"
+
+
+def test_compare_with_one_run_asks_for_another(filled_db):
+    app = open_page(filled_db, "compare")
+    assert "only one run" in text_of(app.info)
+
+
+def test_machines_lists_the_fingerprint_and_run_count(two_runs_db):
+    app = open_page(two_runs_db, "machines")
+    machine = api.machines(two_runs_db).iloc[0]
+    assert machine["label"] in text_of(app.subheader)
+    assert [metric.value for metric in app.metric if metric.label == "Runs"] == ["2"]
+
+
+def test_share_builds_a_report_and_csv_downloads(filled_run):
+    app = open_page(filled_run["db"], "share")
+    labels = [button.proto.label for button in elements(app, "download_button")]
+    assert labels == ["Download the HTML report", "Results as CSV", "Every table of the run (CSV, zip)"]
+    app.radio(key="share_source").set_value("The History selection").run()
+    assert not app.exception
+    assert "Selection: " in text_of(app.caption)
+
+
+def test_an_unreadable_database_shows_an_error_on_every_page(tmp_path):
+    not_a_database = tmp_path / "notes.duckdb"
+    not_a_database.write_text("these are notes, not a DuckDB file\n" * 100)
+    for page in PAGES:
+        app = open_page(not_a_database, page)
+        assert not app.exception, page
+        if page != "run":
+            assert "cannot be opened" in text_of(app.error), page
+
+
+def test_the_server_process_never_imports_a_runtime(filled_db):
+    """Every page, rendered in a fresh interpreter as the server would; then look at what got imported."""
+    script = (
+        "import sys\n"
+        "from tests.dashboard_app import PAGES, open_page\n"
+        f"for page in PAGES:\n"
+        f"    app = open_page({str(filled_db)!r}, page)\n"
+        "    assert not app.exception, page\n"
+        f"print(sorted(name for name in {HEAVY_MODULES!r} if name in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
