@@ -156,6 +156,8 @@ def _check_image(path: Path, Image) -> None:
     try:
         with Image.open(path) as image:
             width, height = image.size
+    except Image.DecompressionBombError:
+        raise BenchError(f"image {path} is too large: sides must be 8 to {MAX_IMAGE_SIDE} pixels") from None
     except Exception:
         raise BenchError(f"image {path} cannot be read: it is not an image file or it is corrupt") from None
     if width < 8 or height < 8 or max(width, height) > MAX_IMAGE_SIDE:
@@ -189,6 +191,9 @@ class Runner:
         self.should_cancel = should_cancel
         self.run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self.log_folder = cache_dir() / "logs" / self.run_id
+        self.reference_model: dict | None = None  # --reference, resolved in prepare()
+        self.labelled = None  # accuracy.LabelledData when --data is given, checked in prepare()
+        self.reference: dict = {}  # name, detections per image, folder of raw outputs; or name None and error
 
     def emit(self, kind: str, **payload) -> None:
         self.on_event({"event": kind, "run_id": self.run_id, "time": time.time(), **payload})
@@ -206,7 +211,61 @@ class Runner:
                             timeout_s=min(config.timeout_s, 600), memory_limit_mb=config.effective_memory_limit_mb)
         except JobFailed as error:
             raise BenchError(str(error).splitlines()[0]) from None
+        if config.reference:
+            self.reference_model = self.prepare_reference_model(model)
+        if config.data:
+            from engine.accuracy import prepare_labelled_data
+
+            self.emit("stage", stage="check labels", message=f"checking the labels of {config.data}")
+            self.labelled = prepare_labelled_data(config.data, len(model["names"]) or None)
         return variants, images, model
+
+    def prepare_reference_model(self, model: dict) -> dict:
+        config = self.config
+        try:
+            reference = run_job("prepare", {"model": config.reference,
+                                            "log_path": str(self.log_folder / "prepare-reference.log")},
+                                timeout_s=min(config.timeout_s, 600), memory_limit_mb=config.effective_memory_limit_mb)
+        except JobFailed as error:
+            raise BenchError(f"reference model: {str(error).splitlines()[0]}") from None
+        if model["names"] and len(reference["names"]) != len(model["names"]):
+            raise BenchError(f"reference model {config.reference} has {len(reference['names'])} classes and "
+                             f"model {config.model} {len(model['names'])}: they cannot be compared")
+        return reference
+
+    def run_reference(self, model: dict, images: list[str]) -> dict:
+        """The parity reference in its own process: PyTorch fp32 on the checkpoint (--reference, else --model),
+        or ONNX Runtime fp32 when only an .onnx was given. A failure leaves results without a verdict."""
+        config = self.config
+        source = self.reference_model or model
+        if source["kind"] == "pt":
+            runtime, name = "pytorch", f"pytorch:fp32 {Path(source['path']).name}"
+        else:
+            runtime, name = "onnxruntime", f"onnxruntime:fp32 {Path(source['path']).name} (no PyTorch model given)"
+        self.emit("stage", stage="reference", message=f"computing the parity reference: {name}")
+        folder = cache_dir() / "reference" / self.run_id
+        try:
+            payload = run_job("reference", {
+                "runtime": runtime, "model_path": source["path"], "images": images, "imgsz": config.imgsz,
+                "threads": config.effective_threads, "conf": config.conf, "iou": config.iou, "folder": str(folder),
+                "log_path": str(self.log_folder / "reference.log"),
+            }, config.timeout_s, should_cancel=self.should_cancel, memory_limit_mb=config.effective_memory_limit_mb)
+        except JobFailed as error:
+            reason = f"no parity reference: {name} failed: {str(error).splitlines()[0]}"
+            self.emit("stage", stage="reference", message=reason)
+            return {"name": None, "error": reason}
+        names = {int(k): v for k, v in model["names"].items()}
+        rows = []
+        for index, path in enumerate(images):
+            for i, det in enumerate(payload["detections"].get(path, [])):
+                rows.append({**det, "image": self.image_key(index, path), "det_index": i,
+                             "class_name": names.get(det["class_id"], str(det["class_id"]))})
+        store.insert_reference_detections(config.db, self.run_id, name, rows)
+        return {"name": name, "detections": payload["detections"], "folder": str(folder)}
+
+    @staticmethod
+    def image_key(index: int, path: str) -> str:
+        return f"{index:02d}-{Path(path).name}"
 
     def run(self) -> RunOutcome:
         from engine.machine import fingerprint
@@ -229,6 +288,7 @@ class Runner:
                   model=model["display_name"], weights_trained=model["trained"], machine=machine["label"])
         outcome = RunOutcome(self.run_id, "running")
         try:
+            self.reference = self.run_reference(model, images)
             for variant in variants:
                 outcome.results += self.run_variant(variant, model, images)
         except Cancelled:
@@ -311,7 +371,8 @@ class Runner:
             "batch_sizes": pending, "artifacts": {str(b): a["path"] for b, a in artifacts.items()},
             "images": images, "imgsz": config.imgsz, "warmup": config.warmup, "iters": config.iters,
             "min_duration_s": config.min_duration_s, "max_iters": MAX_ITERS, "conf": config.conf,
-            "iou": config.iou, "names": model["names"],
+            "iou": config.iou, "names": model["names"], "reference_raw": self.reference.get("folder"),
+            "data_yaml": self.labelled.yaml_path if self.labelled else None,
         }
 
         def on_message(kind: str, payload: dict) -> None:
@@ -348,7 +409,7 @@ class Runner:
                               "memory_limit_mb": self.config.effective_memory_limit_mb}
         samples = result.pop("samples", None) or []
         found = result.pop("detections", None) or {}
-        stats, detection_rows, image_rows = {}, [], []
+        stats, detection_rows, image_rows, parity_row = {}, [], [], None
         if samples:
             batch = result["batch"]
             per_image = {stage: [s[stage] / batch / 1e6 for s in samples] for stage in ("decode", "pre", "infer", "post")}
@@ -357,18 +418,44 @@ class Runner:
             ]
             stats = {stage: Stats.from_values(values).to_dict() for stage, values in per_image.items()}
             names = {int(k): v for k, v in (model or {}).get("names", {}).items()}
-            detection_rows, image_rows = self.detection_rows(result, found, images or [], names, model or {})
-        store.insert_result(self.config.db, result, samples, stats, detection_rows, image_rows)
+            report = self.parity(result, found)
+            parity_row = report.row() if report else {"verdict": None, "reason": self.reference.get("error")}
+            detection_rows, image_rows = self.detection_rows(result, found, images or [], names, model or {},
+                                                             report.matches if report else {})
+        accuracy_row = self.accuracy_row(result.pop("accuracy", None))
+        result.pop("raw_diff", None)
+        store.insert_result(self.config.db, result, samples, stats, detection_rows, image_rows, parity_row, accuracy_row)
         summary = {key: result.get(key) for key in ("result_id", "runtime", "precision", "batch", "status", "error")}
         if stats:
             summary.update({f"{stage}_ms": stats[stage]["median"] for stage in stats})
             summary["throughput_ips"] = 1000.0 / stats["total"]["median"] if stats["total"]["median"] else None
             summary["infer_cv"] = stats["infer"]["cv"]
             summary["settings"] = result.get("settings")
+            summary["parity_verdict"] = parity_row.get("verdict")
+            summary["parity_reason"] = parity_row.get("reason")
+            if accuracy_row:
+                summary.update({key: accuracy_row.get(key) for key in ("map50", "map50_95")})
         self.emit("result", **summary)
         return summary
 
-    def detection_rows(self, result: dict, found: dict, images: list[str], names: dict, model: dict):
+    def parity(self, result: dict, found: dict):
+        """The result against the reference (engine/parity.py); None without a reference."""
+        from engine.parity import RawDiff, compare
+
+        if not self.reference.get("name"):
+            return None
+        raw = RawDiff.from_dict(result.get("raw_diff") or {})
+        return compare(self.reference["name"], self.reference["detections"], found, raw, self.config.imgsz,
+                       self.config.parity_iou)
+
+    def accuracy_row(self, accuracy: dict | None) -> dict | None:
+        if not self.labelled or accuracy is None:
+            return None
+        return {**accuracy, "data": self.labelled.source, "images": self.labelled.images,
+                "instances": self.labelled.instances}
+
+    def detection_rows(self, result: dict, found: dict, images: list[str], names: dict, model: dict,
+                       matches: dict):
         import cv2
 
         from engine.pipeline import Detection, annotate
@@ -377,13 +464,14 @@ class Runner:
         smallest = result["batch"] == min(self.config.batch_sizes)
         folder = artifacts_dir(self.config.db, self.run_id)
         for index, path in enumerate(images):
-            image_key = f"{index:02d}-{Path(path).name}"
+            image_key = self.image_key(index, path)
             dets = [Detection(**d) for d in found.get(path, [])]
             for i, det in enumerate(dets):
                 detection_rows.append({
                     "image": image_key, "det_index": i, "class_id": det.class_id,
                     "class_name": names.get(det.class_id, str(det.class_id)), "score": det.score,
                     "x1": det.x1, "y1": det.y1, "x2": det.x2, "y2": det.y2,
+                    "reference_index": matches.get(path, {}).get(i),
                 })
             annotated_path = None
             if smallest:

@@ -1,9 +1,15 @@
 """Bad input gets a one-line message naming the problem, a non-zero exit, and nothing written to the DB."""
 
 import hashlib
+import struct
+import subprocess
+import sys
+import zlib
 
 import duckdb
+import onnx
 import pytest
+from PIL import Image
 
 from tests.conftest import engine_run
 
@@ -29,8 +35,35 @@ def bad_files(tmp_path_factory, sample_images):
     with duckdb.connect(str(newer)) as con:
         con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
         con.execute("INSERT INTO schema_version VALUES (99, now())")
+    tiny = folder / "tiny.png"
+    Image.new("RGB", (1, 1)).save(tiny)
+    huge = folder / "huge.png"
+    huge.write_bytes(png_header_only(20000, 20000))
+    random_onnx = folder / "random.onnx"
+    random_onnx.write_bytes(bytes(range(256)) * 64)
+    wrong_rank = folder / "wrong_rank.onnx"
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])], "not_yolo",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 10])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 10])])
+    onnx.save(onnx.helper.make_model(graph), wrong_rank)
+    models = {}
+    for task in ("cls", "seg"):
+        models[task] = folder / f"yolov8n-{task}.pt"
+        subprocess.run([sys.executable, "-c", f"from ultralytics import YOLO; YOLO('yolov8n-{task}.yaml').save(r'{models[task]}')"],
+                       check=True, capture_output=True, cwd=folder)
     return {"truncated": truncated, "text": text, "empty": empty, "random_pt": random_pt,
-            "text_model": text_model, "newer": newer, "folder": folder}
+            "text_model": text_model, "newer": newer, "folder": folder, "tiny": tiny, "huge": huge,
+            "random_onnx": random_onnx, "wrong_rank": wrong_rank, "cls_pt": models["cls"], "seg_pt": models["seg"]}
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims a size and holds no pixels: what a decompression bomb's header looks like."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
 
 
 CASES = {
@@ -47,6 +80,21 @@ CASES = {
     "batch not a number": (["--batch", "two"], "whole numbers"),
     "iterations 0": (["--iters", "0"], "iterations 0 is out of range"),
     "image size not a multiple of 32": (["--imgsz", "100"], "image size 100"),
+    "image size 0": (["--imgsz", "0"], "image size 0"),
+    "1x1 image": (["--images", "{tiny}"], "is 1x1"),
+    "20000x20000 image": (["--images", "{huge}"], "too large"),
+    "random bytes .onnx": (["--model", "{random_onnx}"], "not a readable ONNX model"),
+    "ONNX with the wrong input rank": (["--model", "{wrong_rank}"], "does not look like a YOLO detection model"),
+    "classification checkpoint": (["--model", "{cls_pt}"], "classify model"),
+    "segmentation checkpoint": (["--model", "{seg_pt}"], "segment model"),
+    "negative batch": (["--batch", "-1"], "batch size -1 is out of range"),
+    "huge iterations": (["--iters", "1000000000"], "iterations 1000000000 is out of range"),
+    "negative threads": (["--threads", "-1"], "threads -1 is out of range"),
+    "negative warm-up": (["--warmup", "-5"], "warm-up -5 is out of range"),
+    "unknown precision": (["--precisions", "fp8"], "unknown precision 'fp8'"),
+    "timeout 0": (["--timeout", "0"], "timeout 0"),
+    "memory limit too small": (["--memory-limit", "10"], "too small"),
+    "no runtime": (["--runtimes", ","], "no runtime chosen"),
 }
 
 
@@ -86,3 +134,23 @@ def test_unwritable_database_path(db_path, expected):
 def test_database_path_that_is_a_folder(tmp_path):
     done = engine_run(tmp_path, "--runtimes", "onnxruntime", "--iters", "2")
     assert done.returncode == 2 and "is a folder" in done.stderr
+
+
+def test_unusual_but_valid_images_are_measured(tmp_path, sample_images):
+    """Alpha channel, 16-bit depth and grayscale are converted, not refused."""
+    import cv2
+    import numpy as np
+
+    source = np.asarray(Image.open(sample_images[0]).convert("RGB"))
+    alpha = tmp_path / "alpha.png"
+    Image.fromarray(np.dstack([source, np.full(source.shape[:2], 128, np.uint8)]), "RGBA").save(alpha)
+    deep = tmp_path / "sixteen_bit.png"
+    cv2.imwrite(str(deep), source[..., ::-1].astype(np.uint16) * 257)  # 16 bits per channel
+    gray = tmp_path / "gray.jpg"
+    Image.fromarray(source).convert("L").save(gray)
+    db = tmp_path / "results.duckdb"
+    done = engine_run(db, "--runtimes", "onnxruntime", "--iters", "2", "--images", str(alpha), str(deep), str(gray))
+    assert done.returncode == 0, done.stderr[-2000:]
+    with duckdb.connect(str(db), read_only=True) as con:
+        images = con.execute("SELECT count(*) FROM result_images").fetchall()[0][0]
+    assert images == 3
