@@ -1,0 +1,97 @@
+"""Starting, following and cancelling real background runs from the dashboard (small: ONNX Runtime, 160 px)."""
+
+from __future__ import annotations
+
+from engine import api
+from engine.api import RunConfig
+from tests.conftest import TEST_IMGSZ
+from tests.dashboard_app import figures, open_page, text_of, wait_for_job
+
+
+def small_config(db, **changes) -> RunConfig:
+    settings = dict(runtimes=["onnxruntime"], batch_sizes=[1], imgsz=TEST_IMGSZ, warmup=1, iters=3, db=str(db))
+    return RunConfig(**{**settings, **changes})
+
+
+def run_in_db(db, run_id: str) -> dict:
+    return api.runs(str(db), {"run_id": run_id}).iloc[0].to_dict()
+
+
+def test_run_page_starts_a_run_that_finishes_and_survives_a_reload(tmp_path):
+    db = tmp_path / "results.duckdb"
+    app = open_page(db, "run")
+    for info in api.runtimes():
+        if info.available and info.name != "onnxruntime":
+            app.checkbox(key=f"runtime-{info.name}").uncheck()
+    app.number_input(key="imgsz").set_value(TEST_IMGSZ)
+    app.number_input(key="warmup").set_value(1)
+    app.number_input(key="iters").set_value(3)
+    app.button(key="start_run").click().run()
+    assert not app.exception
+    assert not app.error
+    job_id = app.session_state["job_id"]
+    assert app.query_params["job"] == job_id, "the job id is in the URL, so a reload finds it"
+
+    status = wait_for_job(job_id)
+    assert status["state"] == "finished", status
+    assert status["run_status"] == "completed"
+    assert [variant["variant"] for variant in status["variants"]] == ["onnxruntime:fp32"]
+
+    app.run()
+    assert f"Run {status['run_id']} finished: completed." in text_of(app.success)
+    reloaded = open_page(db, "run", query_params={"job": job_id})
+    assert f"Run {status['run_id']} finished: completed." in text_of(reloaded.success)
+    assert "batch 1:" in text_of(reloaded.markdown), "the per-variant result line is shown"
+
+    app.switch_page("app_pages/overview.py").run()
+    assert status["run_id"] in text_of(app.caption)
+    bars = next(trace for trace in figures(app)[0].data if trace.type == "bar")
+    assert list(bars.y) == ["onnxruntime:fp32 · batch 1"]
+
+
+def test_run_page_rejects_bad_input_with_a_message(tmp_path):
+    app = open_page(tmp_path / "results.duckdb", "run")
+    app.multiselect(key="batch_sizes").set_value([])
+    app.button(key="start_run").click().run()
+    assert not app.exception
+    assert "no batch size given" in text_of(app.error)
+    assert "job_id" not in app.session_state
+
+
+def test_quick_run_from_the_empty_overview_opens_its_progress_and_can_be_cancelled(tmp_path):
+    db = tmp_path / "results.duckdb"
+    app = open_page(db)
+    next(button for button in app.button if button.label.startswith("Start a quick run")).click().run()
+    assert not app.exception
+    job_id = app.session_state["job_id"]
+    assert f"Job {job_id}" in text_of(app.subheader), "the Run page now follows the new job"
+    api.cancel(job_id)
+    status = wait_for_job(job_id)
+    assert status["state"] == "cancelled", status
+    app.run()
+    assert "was cancelled" in text_of(app.warning)
+
+
+def test_cancel_stops_a_measuring_run_and_it_shows_as_cancelled(tmp_path):
+    db = tmp_path / "results.duckdb"
+    job_id = api.start_run(small_config(db, iters=100_000))
+    wait_for_job(job_id, until=lambda status: any(v.get("done") for v in status.get("variants", [])), timeout_s=300)
+    app = open_page(db, "run", query_params={"job": job_id})
+    app.button(key=f"cancel-{job_id}").click().run()
+    status = wait_for_job(job_id, timeout_s=60)
+    assert status["state"] == "cancelled", status
+    assert run_in_db(db, status["run_id"])["status"] == "cancelled"
+    app.run()
+    assert "was cancelled" in text_of(app.warning)
+
+
+def test_two_runs_started_within_a_second_both_complete_one_after_the_other(tmp_path):
+    db = tmp_path / "results.duckdb"
+    first = api.start_run(small_config(db))
+    second = api.start_run(small_config(db))
+    statuses = [wait_for_job(first), wait_for_job(second)]
+    assert [status["state"] for status in statuses] == ["finished", "finished"], statuses
+    stored = sorted((run_in_db(db, status["run_id"]) for status in statuses), key=lambda run: run["started_at"])
+    assert [run["status"] for run in stored] == ["completed", "completed"]
+    earlier, later = stored
+    assert later["started_at"] >= earlier["finished_at"], "the second measured only after the first ended"
