@@ -121,11 +121,13 @@ def annotate(image: np.ndarray, detections: list[Detection], names: dict, traine
         lines.append(UNKNOWN_TRAINING_BANNER)
     elif not trained:
         lines.append(UNTRAINED_BANNER)
-    bar_height = 26 * len(lines)
-    cv2.rectangle(canvas, (0, 0), (canvas.shape[1], bar_height), (0, 0, 0), -1)
+    scale = max(0.5, canvas.shape[1] / 800)  # readable on a phone photo as on a thumbnail
+    line_height = int(30 * scale)
+    cv2.rectangle(canvas, (0, 0), (canvas.shape[1], line_height * len(lines) + 6), (0, 0, 0), -1)
     for i, line in enumerate(lines):
         color = (255, 255, 255) if i == 0 else (0, 200, 255)
-        cv2.putText(canvas, line, (6, 19 + 26 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.6, color, 1, cv2.LINE_AA)
+        cv2.putText(canvas, line, (8, line_height * (i + 1) - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, color,
+                    max(1, round(scale * 1.5)), cv2.LINE_AA)
     return canvas
 
 
