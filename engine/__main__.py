@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--db", default="results.duckdb")
     run.add_argument("--label", default="", help="machine label (default: hostname)")
     run.add_argument("--note", default="")
+    run.add_argument("--reference", default="", help="a .pt to take the parity reference from (default: --model)")
+    run.add_argument("--parity-iou", type=float, default=0.5, help="IoU at which a box matches the reference's")
+    run.add_argument("--data", default="", help="labelled data for mAP: a dataset .yaml or a folder of images + labels")
     run.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
     job = commands.add_parser("job", help="run a job folder made by the dashboard (internal)")
@@ -60,6 +63,7 @@ def config_from_args(args) -> RunConfig:
         batch_sizes=parse_int_list(args.batch, "--batch"), images=list(args.images), imgsz=args.imgsz,
         warmup=args.warmup, iters=args.iters, min_duration_s=args.min_duration, threads=args.threads,
         timeout_s=args.timeout, memory_limit_mb=args.memory_limit, db=args.db, machine_label=args.label, note=args.note,
+        reference=args.reference, parity_iou=args.parity_iou, data=args.data,
     )
 
 
@@ -86,16 +90,17 @@ def progress_printer(stream=sys.stderr):
 
 
 def print_table(results: list[dict]) -> None:
-    header = f"{'runtime':<12} {'precision':<9} {'batch':>5} {'pre':>8} {'infer':>8} {'post':>8} {'img/s':>8}  status"
+    header = (f"{'runtime':<12} {'precision':<9} {'batch':>5} {'pre':>8} {'infer':>8} {'post':>8} {'img/s':>8} "
+              f"{'parity':>7}  status")
     print(header)
     print("-" * len(header))
     for r in results:
         if r["status"] == "completed":
             print(f"{r['runtime']:<12} {r['precision']:<9} {r['batch']:>5} {r['pre_ms']:>8.2f} {r['infer_ms']:>8.2f} "
-                  f"{r['post_ms']:>8.2f} {r['throughput_ips']:>8.1f}  ok")
+                  f"{r['post_ms']:>8.2f} {r['throughput_ips']:>8.1f} {r.get('parity_verdict') or '-':>7}  ok")
         else:
             reason = (r.get("error") or "").splitlines()[0][:70]
-            print(f"{r['runtime']:<12} {r['precision']:<9} {r['batch']:>5} {'':>8} {'':>8} {'':>8} {'':>8}  {r['status']}: {reason}")
+            print(f"{r['runtime']:<12} {r['precision']:<9} {r['batch']:>5} {'':>8} {'':>8} {'':>8} {'':>8} {'':>7}  {r['status']}: {reason}")
     print("(medians in ms per image)")
 
 

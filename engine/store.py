@@ -18,7 +18,7 @@ import duckdb
 
 from engine.config import BenchError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LOCK_WAIT_S = 60.0
 
 MIGRATIONS: dict[int, list[str]] = {
@@ -118,6 +118,52 @@ MIGRATIONS: dict[int, list[str]] = {
         )""",
         "ALTER TABLE results ADD COLUMN model_file VARCHAR",
     ],
+    3: [
+        # v3: parity with the reference (engine/parity.py), the reference's own boxes, and mAP on labelled data.
+        """CREATE TABLE parity (
+            result_id VARCHAR PRIMARY KEY,
+            reference VARCHAR,
+            iou_threshold DOUBLE,
+            verdict VARCHAR,
+            reason VARCHAR,
+            raw_max_abs DOUBLE,
+            raw_mean_abs DOUBLE,
+            raw_rel_mean DOUBLE,
+            score_max_abs DOUBLE,
+            box_max_abs DOUBLE,
+            raw_images INTEGER,
+            reference_boxes INTEGER,
+            candidate_boxes INTEGER,
+            matched INTEGER,
+            missed INTEGER,
+            extra INTEGER,
+            mean_iou DOUBLE,
+            max_score_diff DOUBLE
+        )""",
+        """CREATE TABLE reference_detections (
+            run_id VARCHAR NOT NULL,
+            reference VARCHAR,
+            image VARCHAR NOT NULL,
+            det_index INTEGER NOT NULL,
+            class_id INTEGER,
+            class_name VARCHAR,
+            score DOUBLE,
+            x1 DOUBLE, y1 DOUBLE, x2 DOUBLE, y2 DOUBLE
+        )""",
+        # The reference box (det_index in reference_detections) a detection matched; NULL: an extra box.
+        "ALTER TABLE detections ADD COLUMN reference_index INTEGER",
+        """CREATE TABLE accuracy (
+            result_id VARCHAR PRIMARY KEY,
+            data VARCHAR,
+            images INTEGER,
+            instances INTEGER,
+            map50 DOUBLE,
+            map50_95 DOUBLE,
+            precision DOUBLE,
+            recall DOUBLE,
+            error VARCHAR
+        )""",
+    ],
 }
 
 RESULTS_SUMMARY_VIEW = """
@@ -139,7 +185,12 @@ SELECT
     infer.n AS iterations,
     CASE WHEN total.median_ms > 0 THEN 1000.0 / total.median_ms END AS throughput_ips,
     infer.cv <= {unstable_cv} AS stable,
-    r.export_cached, r.settings, r.finished_at
+    r.export_cached, r.settings, r.finished_at,
+    p.verdict AS parity_verdict, p.reason AS parity_reason, p.reference AS parity_reference,
+    p.raw_max_abs AS parity_raw_max_abs, p.raw_mean_abs AS parity_raw_mean_abs,
+    p.score_max_abs AS parity_score_max_abs, p.matched AS parity_matched, p.missed AS parity_missed,
+    p.extra AS parity_extra, p.mean_iou AS parity_mean_iou, p.max_score_diff AS parity_max_score_diff,
+    a.map50, a.map50_95, a.data AS map_data, a.error AS map_error
 FROM results r
 JOIN runs u USING (run_id)
 LEFT JOIN stats decode ON decode.result_id = r.result_id AND decode.stage = 'decode'
@@ -147,6 +198,8 @@ LEFT JOIN stats pre ON pre.result_id = r.result_id AND pre.stage = 'pre'
 LEFT JOIN stats infer ON infer.result_id = r.result_id AND infer.stage = 'infer'
 LEFT JOIN stats post ON post.result_id = r.result_id AND post.stage = 'post'
 LEFT JOIN stats total ON total.result_id = r.result_id AND total.stage = 'total'
+LEFT JOIN parity p ON p.result_id = r.result_id
+LEFT JOIN accuracy a ON a.result_id = r.result_id
 """
 
 
@@ -290,8 +343,34 @@ def finish_run(db, run_id: str, status: str, error: str | None = None) -> None:
         )
 
 
-def insert_result(db, result: dict, samples: list[dict], stats: dict, detections: list[dict], images: list[dict]):
-    """One result with everything measured for it, in one transaction."""
+def insert_reference_detections(db, run_id: str, reference: str, detections: list[dict]) -> None:
+    """The parity reference's final boxes of a run, what missed boxes are drawn from."""
+    if not detections:
+        return
+    with connect(db) as con:
+        con.executemany(
+            "INSERT INTO reference_detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[run_id, reference, d["image"], d["det_index"], d["class_id"], d["class_name"], d["score"],
+              d["x1"], d["y1"], d["x2"], d["y2"]] for d in detections],
+        )
+
+
+PARITY_COLUMNS = ("reference", "iou_threshold", "verdict", "reason", "raw_max_abs", "raw_mean_abs", "raw_rel_mean",
+                  "score_max_abs", "box_max_abs", "raw_images", "reference_boxes", "candidate_boxes", "matched",
+                  "missed", "extra", "mean_iou", "max_score_diff")
+ACCURACY_COLUMNS = ("data", "images", "instances", "map50", "map50_95", "precision", "recall", "error")
+
+
+def _insert_row(con, table: str, columns: tuple[str, ...], result_id: str, row: dict) -> None:
+    con.execute(
+        f"INSERT INTO {table} (result_id, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})",
+        [result_id, *(row.get(column) for column in columns)],
+    )
+
+
+def insert_result(db, result: dict, samples: list[dict], stats: dict, detections: list[dict], images: list[dict],
+                  parity: dict | None = None, accuracy: dict | None = None):
+    """One result with everything measured for it (parity and mAP included), in one transaction."""
     with connect(db) as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -320,15 +399,20 @@ def insert_result(db, result: dict, samples: list[dict], stats: dict, detections
                 )
             if detections:
                 con.executemany(
-                    "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    """INSERT INTO detections (result_id, image, det_index, class_id, class_name, score,
+                           x1, y1, x2, y2, reference_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [[result["result_id"], d["image"], d["det_index"], d["class_id"], d["class_name"], d["score"],
-                      d["x1"], d["y1"], d["x2"], d["y2"]] for d in detections],
+                      d["x1"], d["y1"], d["x2"], d["y2"], d.get("reference_index")] for d in detections],
                 )
             if images:
                 con.executemany(
                     "INSERT INTO result_images VALUES (?, ?, ?, ?)",
                     [[result["result_id"], im["image"], im["annotated_path"], im["detections"]] for im in images],
                 )
+            if parity:
+                _insert_row(con, "parity", PARITY_COLUMNS, result["result_id"], parity)
+            if accuracy:
+                _insert_row(con, "accuracy", ACCURACY_COLUMNS, result["result_id"], accuracy)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -377,13 +461,13 @@ def _where(filters: dict | None, columns: dict) -> tuple[str, list]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def _query(db, sql: str, params: list | None = None):
+def _query(db, sql: str, params: list | None = None, min_version: int = 1):
     import pandas as pd
 
     if not Path(db).exists():
         return pd.DataFrame()
     with connect(db, read_only=True) as con:
-        if _version(con) < 1:
+        if _version(con) < min_version:
             return pd.DataFrame()
         return con.execute(sql, params or []).df()
 
@@ -422,6 +506,13 @@ def result_images(db, run_id: str):
         """SELECT i.*, r.runtime, r.precision, r.batch FROM result_images i JOIN results r USING (result_id)
            WHERE r.run_id = ? ORDER BY r.runtime, r.precision, i.image""",
         [run_id],
+    )
+
+
+def reference_detections(db, run_id: str):
+    """The parity reference's boxes; a result's missed boxes are those no detection's reference_index names."""
+    return _query(
+        db, "SELECT * FROM reference_detections WHERE run_id = ? ORDER BY image, det_index", [run_id], min_version=3,
     )
 
 

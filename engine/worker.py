@@ -47,6 +47,8 @@ def entry(job: str, params: dict, conn) -> None:
             output = run_export(params["model_path"], params["model_sha256"], params["names"],
                                 params["request"], params["images"])
             conn.send(("done", str(output)))
+        elif job == "reference":
+            conn.send(("done", reference(params)))
         elif job == "measure":
             measure(params, conn)
             conn.send(("done", None))
@@ -59,6 +61,36 @@ def entry(job: str, params: dict, conn) -> None:
         conn.send(("error", f"{type(error).__name__}: {error}\n{detail}"))
     finally:
         conn.close()
+
+
+def reference_raw_path(folder: str | Path, index: int) -> Path:
+    """Where the reference job saves image `index`'s raw output (4 + classes, anchors), float32."""
+    return Path(folder) / f"{index:04d}.npy"
+
+
+def reference(params: dict) -> dict:
+    """The parity reference: each image once at batch 1 in fp32; raw outputs saved, detections returned."""
+    import json
+
+    import numpy as np
+
+    from engine.pipeline import decode_image, postprocess, preprocess
+    from engine.runtimes import registry
+
+    runtime_class = registry.get(params["runtime"])
+    runtime_class.configure_process(params["threads"])
+    runtime = runtime_class(Path(params["model_path"]), "fp32", params["threads"], 1, params["imgsz"])
+    runtime.load()
+    folder = Path(params["folder"])
+    folder.mkdir(parents=True, exist_ok=True)
+    detections = {}
+    for index, path in enumerate(params["images"]):
+        tensor, placements = preprocess([decode_image(path)], params["imgsz"], runtime.layout)
+        raw = runtime.infer(tensor)
+        np.save(reference_raw_path(folder, index), np.ascontiguousarray(raw[0], dtype=np.float32))
+        detections[path] = [d.__dict__ for d in postprocess(raw, placements, params["conf"], params["iou"])[0]]
+    (folder / "detections.json").write_text(json.dumps(detections))
+    return {"detections": detections, "input_shape": list(tensor.shape), "settings": runtime.settings()}
 
 
 def measure(params: dict, conn) -> None:
@@ -137,8 +169,8 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
             progress("measure", done=len(samples), total=iters, elapsed_s=round(elapsed, 1))
 
     progress("detections")
-    per_image = _detections_per_image(images, batch, one_iteration)
-    return {
+    per_image, raw_diff = _detections_per_image(images, batch, one_iteration, params.get("reference_raw"))
+    payload = {
         "batch": batch,
         "status": "completed",
         "samples": samples,
@@ -147,18 +179,43 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
         "load_s": load_s,
         "model_file": str(artifact),
         "detections": per_image,
+        "raw_diff": raw_diff.to_dict() if raw_diff else None,
     }
+    if params.get("data_yaml"):
+        progress("mAP")
+        payload["accuracy"] = _accuracy(runtime, params, batch)
+    return payload
 
 
-def _detections_per_image(images: list[str], batch: int, one_iteration) -> dict:
-    """Each distinct image once, in batches of the measured size (padded by repetition)."""
+def _detections_per_image(images: list[str], batch: int, one_iteration, reference_raw: str | None):
+    """Each distinct image once, in batches of the measured size (padded by repetition); with a reference,
+    each image's raw output is compared with the reference's as it goes."""
+    import numpy as np
+
     from engine.measure import StageTimer
+    from engine.parity import RawDiff
 
     found: dict[str, list] = {}
+    raw_diff = RawDiff() if reference_raw else None
     for start in range(0, len(images), batch):
         chunk = images[start:start + batch]
         padded = chunk + [chunk[-1]] * (batch - len(chunk))
-        _, _, detections = one_iteration(padded, StageTimer())
-        for path, dets in zip(chunk, detections):
+        _, raw, detections = one_iteration(padded, StageTimer())
+        for offset, (path, dets) in enumerate(zip(chunk, detections)):
             found[path] = [d.__dict__ for d in dets]
-    return found
+            if raw_diff is not None:
+                raw_diff.add(np.load(reference_raw_path(reference_raw, start + offset)), raw[offset])
+    return found, raw_diff
+
+
+def _accuracy(runtime, params: dict, batch: int) -> dict:
+    """mAP after timing, with the loaded runtime; a failure here is recorded, the timing result stands."""
+    import tempfile
+
+    from engine.accuracy import evaluate
+
+    save_dir = Path(params["log_path"]).with_suffix(".val") if params.get("log_path") else Path(tempfile.mkdtemp())
+    try:
+        return evaluate(runtime, params["data_yaml"], batch, params["names"], save_dir)
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"}

@@ -1,0 +1,322 @@
+"""Parity with the reference and mAP on labelled data: real runs of a model that really outputs boxes.
+
+The model is yolov8n.yaml with seeded weights made to output a few dozen boxes on the shipped images
+(tests/detecting_model.py); it is not trained, and the engine records it so.
+"""
+
+import json
+import shutil
+
+import duckdb
+import numpy as np
+import pytest
+
+from engine import parity, store
+from engine.accuracy import prepare_labelled_data
+from engine.config import BenchError
+from tests.conftest import TEST_IMGSZ, engine_run
+from tests.detecting_model import build_detecting_model
+
+NAMES = {i: str(i) for i in range(80)}
+
+
+def summary(db, run_id=None):
+    with duckdb.connect(str(db), read_only=True) as con:
+        run_id = run_id or con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchall()[0][0]
+        table = con.execute("SELECT * FROM results_summary WHERE run_id = ?", [run_id]).df()
+    return table.set_index(["runtime", "precision"])
+
+
+@pytest.fixture(scope="module")
+def detecting_model(tmp_path_factory, sample_images):
+    return build_detecting_model(tmp_path_factory.mktemp("model") / "detecting.pt", sample_images, TEST_IMGSZ)
+
+
+def yolo_label_lines(detections, width: int, height: int) -> str:
+    return "".join(
+        f"{d.class_id} {(d.x1 + d.x2) / 2 / width:.6f} {(d.y1 + d.y2) / 2 / height:.6f} "
+        f"{(d.x2 - d.x1) / width:.6f} {(d.y2 - d.y1) / height:.6f}\n" for d in detections
+    )
+
+
+@pytest.fixture(scope="module")
+def labelled_data(tmp_path_factory, detecting_model, sample_images):
+    """The two shipped images, labelled with the detecting model's own PyTorch boxes, and a dataset yaml."""
+    from engine.pipeline import decode_image, postprocess, preprocess
+    from engine.runtimes.pytorch import PyTorchRuntime
+
+    root = tmp_path_factory.mktemp("labelled")
+    (root / "images").mkdir()
+    (root / "labels").mkdir()
+    runtime = PyTorchRuntime(detecting_model, "fp32", 2, 1, TEST_IMGSZ)
+    runtime.load()
+    for image in sample_images:
+        frame = decode_image(image)
+        tensor, placements = preprocess([frame], TEST_IMGSZ, "nchw")
+        found = postprocess(runtime.infer(tensor), placements, 0.25, 0.45)[0]
+        shutil.copyfile(image, root / "images" / image.name)
+        (root / "labels" / f"{image.stem}.txt").write_text(yolo_label_lines(found, frame.shape[1], frame.shape[0]))
+    names = "\n".join(f"  {i}: '{i}'" for i in range(80))
+    yaml_path = root / "data.yaml"
+    yaml_path.write_text(f"path: {root}\ntrain: images\nval: images\nnames:\n{names}\n")
+    return yaml_path
+
+
+@pytest.fixture(scope="module")
+def parity_run(tmp_path_factory, detecting_model, labelled_data):
+    """PyTorch, ONNX Runtime and OpenVINO (fp32 and int8) against the PyTorch reference, with mAP."""
+    db = tmp_path_factory.mktemp("parity") / "results.duckdb"
+    done = engine_run(db, "--model", str(detecting_model), "--runtimes", "pytorch,onnxruntime,openvino",
+                      "--precisions", "fp32,int8", "--iters", "2", "--data", str(labelled_data), "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"db": db, "document": json.loads(done.stdout), "table": summary(db)}
+
+
+def test_the_detecting_model_outputs_a_few_dozen_boxes_and_is_not_called_trained(parity_run):
+    with duckdb.connect(str(parity_run["db"]), read_only=True) as con:
+        per_image = dict(con.execute("SELECT image, count(*) FROM reference_detections GROUP BY image").fetchall())
+    assert len(per_image) == 2 and 10 <= sum(per_image.values()) <= 60, per_image
+    assert not parity_run["table"].weights_trained.any()
+
+
+def test_identical_exports_pass(parity_run):
+    table = parity_run["table"]
+    for variant in [("pytorch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32")]:
+        row = table.loc[variant]
+        assert row.parity_verdict == "pass", (variant, row.parity_reason)
+        assert row.parity_reference == "pytorch:fp32 detecting.pt"
+        assert row.parity_missed == 0 and row.parity_extra == 0 and row.parity_matched >= 10
+        assert row.parity_raw_max_abs < 0.01 and row.parity_mean_iou > 0.999
+    assert table.loc[("pytorch", "fp32")].parity_raw_max_abs == 0.0, "the same code on the same input"
+
+
+def test_int8_shows_its_drift(parity_run):
+    int8, fp32 = parity_run["table"].loc[("openvino", "int8")], parity_run["table"].loc[("openvino", "fp32")]
+    assert int8.parity_verdict in ("drift", "fail"), int8.parity_reason
+    assert int8.parity_raw_max_abs > 100 * fp32.parity_raw_max_abs
+    assert int8.parity_score_max_abs > parity.PASS_MAX_SCORE_ABS
+    assert int8.parity_missed + int8.parity_extra > 0 or int8.parity_mean_iou < parity.PASS_MIN_MEAN_IOU
+    json_rows = {(r["runtime"], r["precision"]): r for r in parity_run["document"]["results"]}
+    assert json_rows[("openvino", "int8")]["parity_verdict"] == int8.parity_verdict
+
+
+def test_each_detection_names_the_reference_box_it_matched(parity_run):
+    with duckdb.connect(str(parity_run["db"]), read_only=True) as con:
+        rows = con.execute(
+            """SELECT r.runtime, r.precision, count(d.reference_index), count(*) - count(d.reference_index)
+               FROM detections d JOIN results r USING (result_id) GROUP BY ALL""").fetchall()
+        references = con.execute("SELECT count(*) FROM reference_detections").fetchall()[0][0]
+    table = parity_run["table"]
+    for runtime, precision, matched, extra in rows:
+        row = table.loc[(runtime, precision)]
+        assert (matched, extra) == (row.parity_matched, row.parity_extra)
+        assert row.parity_matched + row.parity_missed == references
+
+
+def test_map_matches_ultralytics_val_for_the_pytorch_row(parity_run, detecting_model, labelled_data, tmp_path):
+    """Ultralytics' YOLO.val defaults to rect batches (160x128 here); the engine gives every runtime the same
+    square 160x160 input, so the figure to match is val with rect=False. (This synthetic model's boxes
+    change completely with the input shape: rect=True gives a different number, not a worse engine.)"""
+    from ultralytics import YOLO
+
+    metrics = YOLO(str(detecting_model)).val(data=str(labelled_data), imgsz=TEST_IMGSZ, batch=1, device="cpu",
+                                             rect=False, plots=False, verbose=False, project=str(tmp_path))
+    table = parity_run["table"]
+    pytorch = table.loc[("pytorch", "fp32")]
+    assert abs(pytorch.map50 - metrics.box.map50) <= 0.01
+    assert abs(pytorch.map50_95 - metrics.box.map) <= 0.01
+    assert pytorch.map50 > 0.5, "labels made from the model's own boxes"
+    for variant in [("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "int8")]:
+        row = table.loc[variant]
+        assert row.map_error is None and 0 <= row.map50_95 <= row.map50 <= 1, (variant, row.map_error)
+        assert row.map_data == str(labelled_data)
+    assert abs(table.loc[("onnxruntime", "fp32")].map50 - pytorch.map50) <= 0.01
+
+
+def test_weights_changed_after_export_do_not_pass(parity_run, detecting_model, tmp_path):
+    """The ONNX export of the model, with its weights changed afterwards, checked against the original .pt."""
+    import onnx
+    from onnx import numpy_helper
+
+    exported = parity_run["table"].loc[("onnxruntime", "fp32")]
+    with duckdb.connect(str(parity_run["db"]), read_only=True) as con:
+        onnx_file = con.execute("SELECT model_file FROM results WHERE result_id = ?",
+                                [exported.result_id]).fetchall()[0][0]
+    proto = onnx.load(onnx_file)
+    rng = np.random.default_rng(0)
+    for tensor in proto.graph.initializer:
+        weights = numpy_helper.to_array(tensor)
+        if weights.dtype == np.float32 and weights.ndim == 4:  # conv kernels: 2% noise
+            noisy = weights * (1 + 0.02 * rng.standard_normal(weights.shape)).astype(np.float32)
+            tensor.CopyFrom(numpy_helper.from_array(noisy, tensor.name))
+    perturbed = tmp_path / "perturbed.onnx"
+    onnx.save(proto, str(perturbed))
+    db = tmp_path / "results.duckdb"
+    done = engine_run(db, "--model", str(perturbed), "--reference", str(detecting_model), "--runtimes", "onnxruntime",
+                      "--iters", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = summary(db).loc[("onnxruntime", "fp32")]
+    assert row.parity_reference == "pytorch:fp32 detecting.pt"
+    assert row.parity_verdict in ("drift", "fail"), row.parity_reason
+    assert row.parity_raw_max_abs > 0.1
+
+
+def test_an_onnx_file_alone_is_its_own_reference(parity_run, tmp_path):
+    with duckdb.connect(str(parity_run["db"]), read_only=True) as con:
+        onnx_file = con.execute("SELECT model_file FROM results WHERE runtime = 'onnxruntime'").fetchall()[0][0]
+    db = tmp_path / "results.duckdb"
+    done = engine_run(db, "--model", onnx_file, "--runtimes", "onnxruntime,openvino", "--iters", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = summary(db)
+    assert table.parity_reference.str.startswith("onnxruntime:fp32").all()
+    assert table.parity_reference.str.contains("no PyTorch model given").all()
+    assert (table.parity_verdict == "pass").all(), table.parity_reason.tolist()
+    assert table.map50.isna().all() and table.map_data.isna().all(), "no labels, no mAP"
+
+
+def test_bad_labels_stop_the_run_naming_file_and_line(tmp_path, sample_images):
+    data = tmp_path / "data"
+    data.mkdir()
+    for image in sample_images:
+        shutil.copyfile(image, data / image.name)
+        (data / f"{image.stem}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (data / "zidane.txt").write_text("0 0.5 0.5 0.2 0.2\n3 0.5 oops 0.1 0.1\n")
+    db = tmp_path / "results.duckdb"
+    done = engine_run(db, "--runtimes", "onnxruntime", "--iters", "1", "--data", str(data))
+    assert done.returncode == 2
+    assert f"{data / 'zidane.txt'}, line 2" in done.stderr and "not numeric" in done.stderr
+    assert not db.exists(), "nothing stored"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("0 0.5 0.5 0.2\n", "line 1: 4 values"),
+    ("0 0.5 0.5 0.2 0.2\n80 0.5 0.5 0.2 0.2\n", "line 2: class 80 is out of range"),
+    ("-1 0.5 0.5 0.2 0.2\n", "line 1: class -1 is not a class index"),
+    ("1.5 0.5 0.5 0.2 0.2\n", "line 1: class 1.5 is not a class index"),
+    ("0 0.5 0.5 1.2 0.2\n", "line 1: box 0.5 0.5 1.2 0.2 is not normalized"),
+    ("\n\n0 0.5 0.5 0 0.2\n", "line 3: box"),
+])
+def test_malformed_label_lines_are_named(tmp_path, sample_images, content, message):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for image in sample_images:
+        shutil.copyfile(image, tmp_path / "images" / image.name)
+        (tmp_path / "labels" / f"{image.stem}.txt").write_text("")
+    (tmp_path / "labels" / "bus.txt").write_text(content)
+    with pytest.raises(BenchError, match=message) as error:
+        prepare_labelled_data(str(tmp_path), 80)
+    assert str(tmp_path / "labels" / "bus.txt") in str(error.value)
+
+
+def test_an_image_without_labels_is_named(tmp_path, sample_images):
+    for image in sample_images:
+        shutil.copyfile(image, tmp_path / image.name)
+    (tmp_path / "bus.txt").write_text("5 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(BenchError, match="zidane.jpg has no label file .*zidane.txt"):
+        prepare_labelled_data(str(tmp_path), 80)
+    (tmp_path / "zidane.txt").write_text("")  # an empty file: an image with no objects
+    data = prepare_labelled_data(str(tmp_path), 80)
+    assert (data.images, data.instances) == (2, 1)
+
+
+def test_dataset_yaml_classes_bound_the_label_ids(tmp_path, sample_images):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    shutil.copyfile(sample_images[0], tmp_path / "images" / "a.jpg")
+    (tmp_path / "labels" / "a.txt").write_text("2 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "data.yaml").write_text("path: .\nval: images\nnames: [person, bicycle]\n")
+    with pytest.raises(BenchError, match="class 2 is out of range: the model and data have 2 classes"):
+        prepare_labelled_data(str(tmp_path / "data.yaml"), 80)
+    (tmp_path / "data.yaml").write_text("path: .\nval: missing\nnames: [person]\n")
+    with pytest.raises(BenchError, match="split missing .* does not exist"):
+        prepare_labelled_data(str(tmp_path / "data.yaml"), 80)
+
+
+def test_migration_to_version_3_backs_up_and_adds_parity(empty_db):
+    store.apply_migrations_up_to(empty_db, 2)
+    with duckdb.connect(str(empty_db)) as con:
+        con.execute("INSERT INTO runs (run_id, started_at, status, machine_id) VALUES ('old', now(), 'completed', 'm')")
+        con.execute("INSERT INTO results (result_id, run_id, runtime, precision, batch, status) "
+                    "VALUES ('old-r', 'old', 'onnxruntime', 'fp32', 1, 'completed')")
+    store.ensure_schema(empty_db)
+    assert empty_db.with_name(empty_db.name + ".bak-v2").exists()
+    table = store.results_summary(empty_db)
+    assert table.result_id.tolist() == ["old-r"]
+    assert table.parity_verdict.isna().all() and table.map50.isna().all()
+    assert {"parity_verdict", "parity_raw_max_abs", "parity_raw_mean_abs", "parity_matched", "parity_missed",
+            "parity_extra", "parity_mean_iou", "parity_max_score_diff", "parity_reference", "map50",
+            "map50_95"} <= set(table.columns)
+    assert store.reference_detections(empty_db, "old").empty
+
+
+# Matching and verdicts on constructed boxes
+
+
+def box(x1, y1, x2, y2, score=0.9, class_id=0):
+    return {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": score, "class_id": class_id}
+
+
+def test_iou_of_known_boxes():
+    ious = parity.iou_matrix(np.array([[0, 0, 10, 10]], float), np.array([[0, 0, 10, 10], [5, 0, 15, 10],
+                                                                          [20, 20, 30, 30]], float))
+    assert ious[0].tolist() == pytest.approx([1.0, 50 / 150, 0.0])
+
+
+def test_matching_is_one_to_one_by_class_and_iou():
+    reference = [box(0, 0, 10, 10), box(100, 100, 120, 120, class_id=3), box(50, 50, 60, 60)]
+    candidate = [box(1, 0, 11, 10, score=0.8),  # IoU 0.82 with the first
+                 box(0, 0, 10, 10, score=0.85),  # IoU 1 with the first: wins it
+                 box(100, 100, 120, 120, class_id=4),  # right place, wrong class
+                 box(56, 50, 66, 60)]  # IoU 0.25 with the third: below 0.5
+    matches = parity.match_detections(reference, candidate, 0.5)
+    assert [(m.reference_index, m.candidate_index) for m in matches] == [(0, 1)]
+    assert matches[0].iou == 1.0 and matches[0].score_diff == pytest.approx(0.05)
+    assert [(m.reference_index, m.candidate_index) for m in parity.match_detections(reference, candidate, 0.2)] \
+        == [(0, 1), (2, 3)]
+
+
+def _raw(images=2, box_err=0.0, score_err=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    diff = parity.RawDiff()
+    for _ in range(images):
+        reference = np.concatenate([rng.uniform(0, 160, (4, 50)), rng.uniform(0, 0.2, (80, 50))]).astype(np.float32)
+        candidate = reference.copy()
+        candidate[:4] += box_err
+        candidate[4:] += score_err
+        diff.add(reference, candidate)
+    return diff
+
+
+def test_raw_differences_are_accumulated_image_by_image():
+    diff = _raw(box_err=0.5, score_err=0.01)
+    assert diff.images == 2 and diff.values == 2 * 84 * 50
+    assert diff.box_max_abs == pytest.approx(0.5, abs=1e-4) and diff.score_max_abs == pytest.approx(0.01, abs=1e-6)
+    assert diff.mean_abs == pytest.approx((4 * 0.5 + 80 * 0.01) / 84, rel=1e-3)
+    mismatched = parity.RawDiff()
+    mismatched.add(np.zeros((84, 50), np.float32), np.zeros((84, 49), np.float32))
+    assert "differs from the reference's" in mismatched.problem
+
+
+def test_verdicts_on_constructed_outputs():
+    reference = {"a.jpg": [box(0, 0, 10, 10), box(20, 20, 40, 40, class_id=1)], "b.jpg": []}
+
+    def judge(candidate, raw):
+        return parity.compare("ref", reference, candidate, raw, imgsz=160)
+
+    same = judge({"a.jpg": [box(0, 0, 10, 10), box(20, 20, 40, 40, class_id=1)], "b.jpg": []}, _raw(box_err=1e-4))
+    assert (same.verdict, same.matched, same.missed, same.extra) == ("pass", 2, 0, 0)
+    shifted = judge({"a.jpg": [box(0.5, 0, 10.5, 10, 0.85), box(20, 20, 40, 40, class_id=1)]}, _raw(box_err=0.4))
+    assert shifted.verdict == "drift" and shifted.max_score_diff == pytest.approx(0.05)
+    one_lost = judge({"a.jpg": [box(20, 20, 40, 40, class_id=1)]}, _raw(score_err=0.02))
+    assert (one_lost.verdict, one_lost.missed) == ("drift", 1)
+    all_lost = judge({"a.jpg": [], "b.jpg": [box(0, 0, 50, 50)]}, _raw(score_err=0.3))
+    assert (all_lost.verdict, all_lost.missed, all_lost.extra) == ("fail", 2, 1)
+
+
+def test_without_detections_the_raw_tensor_decides():
+    nothing = {"a.jpg": [], "b.jpg": []}
+    assert parity.compare("ref", nothing, nothing, _raw(box_err=1e-3, score_err=1e-5), 160).verdict == "pass"
+    assert parity.compare("ref", nothing, nothing, _raw(box_err=0.5, score_err=1e-3), 160).verdict == "drift"
+    broken = parity.compare("ref", nothing, nothing, _raw(box_err=40.0), 160)
+    assert broken.verdict == "fail" and "of its magnitude" in broken.reason
+    assert parity.compare("ref", nothing, nothing, parity.RawDiff(), 160).verdict == "fail"
