@@ -10,7 +10,7 @@ SETTINGS = {"machine_label": "machine", "model": "model", "imgsz": "image size",
 
 db, filters = ui.page_header("Compare two runs", "A is the baseline. A ratio B / A under 1 means B takes less time; "
                               "for images/s, over 1 means B is faster.")
-runs = data.runs_with_results(db, filters)
+runs = data.runs_with_results(db, {**filters, "status": "completed"})
 ui.stop_when_empty(runs, db, "two runs to compare")
 if len(runs) < 2:
     st.info("There is only one run here. Start another on the Run page (another runtime, precision or setting), "

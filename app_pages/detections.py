@@ -9,7 +9,7 @@ from dashboard.images import overlay_boxes
 
 db, filters = ui.page_header("Detections", "The same image through each runtime (the smallest batch of each), with "
                               "its boxes and per-image timings.")
-runs = data.runs_with_results(db, filters)
+runs = data.runs_with_results(db, {**filters, "status": "completed"})
 ui.stop_when_empty(runs, db, "annotated images")
 run_id = ui.pick_run(runs)
 images = data.result_images(db, run_id).dropna(subset=["annotated_path"])

@@ -38,7 +38,7 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
         fastest.metric("Fastest", f"{best['runtime']}:{best['precision']}")
         per_image.metric("Total per image", f"{best['total_ms']:.2f} ms",
                          help="Median of pre-process + inference + post-process")
-        throughput.metric("Throughput", f"{best['throughput_ips']:.1f} img/s")
+        throughput.metric("Throughput", f"{best['throughput_ips']:.0f} img/s")
         steady.metric("Stable results", f"{int(shown['stable'].fillna(False).sum())} of {len(shown)}")
         st.plotly_chart(charts.stage_bars(shown), key=f"stages-{machine_id}")
         ui.results_table(shown.sort_values("total_ms"), key=f"table-{machine_id}")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import charts, data, ui
 
 db, filters = ui.page_header("Share", "One HTML file that opens anywhere, offline: its charts, detection images, "
                               "settings and machine travel inside it. Tables come as CSV.")
@@ -43,4 +43,8 @@ if source == "One run":
     tables_column.download_button("Every table of the run (CSV, zip)", data.run_tables_zip(db, run_id),
                                   file_name=f"{name}-tables.zip", mime="application/zip", on_click="ignore",
                                   icon=":material/folder_zip:", key="tables_download")
+st.subheader("What it shows")
+if completed:
+    st.plotly_chart(charts.stage_bars(results), key="share_preview")
 ui.results_table(results, key="share_table")
+ui.failures(results)

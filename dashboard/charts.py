@@ -30,9 +30,12 @@ def variant(results: pd.DataFrame) -> pd.Series:
     return results["runtime"] + ":" + results["precision"]
 
 
-def _layout(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
-    figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=10),
-                         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
+def _layout(figure: go.Figure, title: str, height: int = 420, legend_below: bool = False) -> go.Figure:
+    legend = (dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0) if legend_below
+              else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
+    figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=10), legend=legend)
+    figure.update_xaxes(automargin=True)
+    figure.update_yaxes(automargin=True)  # room for long category names outside Streamlit's theme too
     return figure
 
 
@@ -40,6 +43,8 @@ def stage_bars(results: pd.DataFrame, title: str = "Where the time goes, per ima
     """Leaderboard: one stacked bar per runtime x precision x batch, fastest on top."""
     rows = completed(results)
     rows["label"] = variant(rows) + " · batch " + rows["batch"].astype(str)
+    if rows["run_id"].nunique() > 1:  # the same variant from several runs gets a bar each
+        rows["label"] += " · run of " + rows["started_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
     rows = rows.sort_values("total_ms", ascending=False)
     figure = go.Figure()
     for column, (name, color) in STAGES.items():
@@ -94,7 +99,7 @@ def batch_scaling(results: pd.DataFrame) -> go.Figure:
     figure.update_xaxes(title_text="batch size", tickvals=batches)
     figure.update_yaxes(title_text="ms per image", rangemode="tozero", row=1, col=1)
     figure.update_yaxes(title_text="images per second", rangemode="tozero", row=1, col=2)
-    return _layout(figure, "Batch size: latency and throughput")
+    return _layout(figure, "Batch size: latency and throughput", height=460, legend_below=True)
 
 
 def machines_bars(results: pd.DataFrame, metric: str) -> go.Figure:

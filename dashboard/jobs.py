@@ -62,17 +62,22 @@ STATE_BADGES = {
 }
 
 
-def _variant_row(variant: dict) -> None:
+def _variant_row(variant: dict, active: bool) -> None:
     name, stage, progress, outcome = st.columns([2, 3, 3, 4], vertical_alignment="center")
     name.markdown(f"**{variant['variant']}**")
-    batch = f" · batch {variant['batch']}" if variant.get("batch") else ""
-    stage.markdown(f"{variant.get('stage', 'waiting')}{batch}  \n:gray[{variant.get('message') or ''}]")
-    done, total = variant.get("done"), variant.get("total")
-    if total:
-        elapsed = f" · {variant['elapsed_s']:.1f} s" if variant.get("elapsed_s") is not None else ""
-        progress.progress(min(done / total, 1.0), text=f"{done} of {total} iterations{elapsed}")
+    results = variant.get("results", [])
+    if results and not active:
+        stage.markdown("done")
+    else:
+        batch = f" · batch {variant['batch']}" if variant.get("batch") else ""
+        stage.markdown(f"{variant.get('stage', 'waiting')}{batch}  \n:gray[{variant.get('message') or ''}]")
+        done, total = variant.get("done"), variant.get("total")
+        if total:
+            kind = "warm-up" if variant.get("stage") == "warmup" else "measured"
+            elapsed = f" · {variant['elapsed_s']:.1f} s" if variant.get("elapsed_s") is not None else ""
+            progress.progress(min(done / total, 1.0), text=f"{done} of {total} {kind} iterations{elapsed}")
     lines = []
-    for result in variant.get("results", []):
+    for result in results:
         if result["status"] == "completed":
             lines.append(f":green[batch {result['batch']}: {result['infer_ms']:.2f} ms infer, "
                          f"{result['total_ms']:.2f} ms total per image]")
@@ -102,7 +107,7 @@ def draw_job(job_id: str, status: dict) -> None:
     if state == "queued":
         st.info("Waiting for the run before it to finish: one benchmark measures at a time on this machine.")
     for variant in status.get("variants", []):
-        _variant_row(variant)
+        _variant_row(variant, state in ACTIVE_STATES)
     if state in ACTIVE_STATES:
         if st.button("Cancel run", icon=":material/stop_circle:", key=f"cancel-{job_id}"):
             api.cancel(job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -30,8 +31,14 @@ pre { background: #f6f8fa; padding: 1rem; overflow-x: auto; font-size: .8rem; }
 """
 
 
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.2f}"
+    return "" if value is None or value is pd.NA else str(value)
+
+
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, border=0, na_rep="", float_format=lambda value: f"{value:.2f}")
+    return frame.map(_cell).to_html(index=False, border=0)
 
 
 def _results_table(results: pd.DataFrame) -> str:
@@ -68,7 +75,7 @@ def _page(title: str, subtitle: str, sections: list[tuple[str, str]]) -> str:
 
 def _images(images: pd.DataFrame) -> str:
     figures = []
-    for row in images.dropna(subset=["annotated_path"]).itertuples():
+    for row in images.dropna(subset=["annotated_path"]).sort_values(["image", "runtime", "precision"]).itertuples():
         if not Path(row.annotated_path).is_file():
             continue
         caption = f"{row.image}: {row.runtime} {row.precision} batch {row.batch}, {row.detections} detections"

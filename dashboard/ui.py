@@ -88,7 +88,7 @@ def empty_state(db: str, what: str) -> None:
 
 
 def run_label(run: pd.Series) -> str:
-    return (f"{run['started_at']:{TIME_FORMAT}} · {run['machine_label']} · {run['model']} · {run['status']} "
+    return (f"{run['started_at']:%Y-%m-%d %H:%M:%S} · {run['status']} · {run['machine_label']} · {run['model']} "
             f"· {run['run_id']}")
 
 
