@@ -1,0 +1,237 @@
+"""The dashboard as a person meets it: served by `streamlit run` exactly as `make run` serves it, driven in a real
+headless Chromium (Debian's, installed by `make browser`). Screenshots land in test-output/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from engine import api
+from tests.conftest import TEST_IMGSZ
+from tests.dashboard_app import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+SCREENSHOTS = ROOT / "test-output" / "screenshots"
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+RUN_TIMEOUT_MS = 240_000
+PAGE_TITLES = {"overview": "Overview", "run": "Run", "detections": "Detections", "history": "History",
+               "machines": "Machines", "compare": "Compare", "share": "Share"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served_db(filled_db, tmp_path_factory) -> Path:
+    """A copy of the filled database, so the pages have a run to show before the browser starts its own."""
+    db = tmp_path_factory.mktemp("served") / "results.duckdb"
+    shutil.copyfile(filled_db, db)
+    return db
+
+
+@pytest.fixture(scope="module")
+def server(served_db, tmp_path_factory):
+    """`streamlit run streamlit_app.py` as `make run` starts it, on a free port, its database from YOLO_BENCH_DB."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
+    streamlit = Path(sys.executable).parent / "streamlit"
+    with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would stall the server
+        process = subprocess.Popen(
+            [str(streamlit), "run", "streamlit_app.py", "--server.address", "127.0.0.1", "--server.port", str(port)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "YOLO_BENCH_DB": str(served_db)},
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "_stcore/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            assert process.poll() is None, f"streamlit exited: {log_path.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"no health answer in 60 s: {log_path.read_text()[-3000:]}"
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-5000:]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make browser` installs Debian's chromium"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def wait_until_idle(page: Page) -> None:
+    page.wait_for_selector(IDLE, timeout=60_000)
+    page.wait_for_timeout(300)  # let charts and images paint after the script ends
+    page.wait_for_selector(IDLE, timeout=60_000)
+
+
+def open_app(page: Page, url: str) -> None:
+    page.goto(url)
+    wait_until_idle(page)
+
+
+def go_to(page: Page, name: str) -> None:
+    """Through the sidebar's navigation, as a person clicks."""
+    page.locator("[data-testid='stSidebarNav'] a").filter(has_text=PAGE_TITLES[name]).click()
+    expect(page.locator("h1").first).to_be_visible()
+    wait_until_idle(page)
+
+
+def no_error_on(page: Page) -> None:
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+    expect(page.locator("[data-testid='stAlertContentError']")).to_have_count(0)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """The whole page: Streamlit scrolls inside its main area, so the window grows to fit it first."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": max(1000, min(height, 6000))})
+    page.wait_for_timeout(400)
+    target = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(target))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    return target
+
+
+def loaded_images(page: Page) -> int:
+    return page.evaluate("[...document.querySelectorAll(\"[data-testid='stImage'] img\")]"
+                         ".filter(image => image.complete && image.naturalWidth > 0).length")
+
+
+def fill_number(page: Page, label: str, value: int) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    wait_until_idle(page)
+
+
+def start_small_run(page: Page, iterations: int) -> None:
+    """On the Run page: ONNX Runtime alone, small images, then Start."""
+    for info in api.runtimes():
+        if info.available and info.name in ("openvino",):
+            page.locator("[data-testid='stCheckbox']").filter(has_text=info.name).locator("label").click()
+            wait_until_idle(page)
+    fill_number(page, "Image size (px)", TEST_IMGSZ)
+    fill_number(page, "Warm-up iterations", 1)
+    fill_number(page, "Measured iterations", iterations)
+    page.get_by_role("button", name="Start run").click()
+    expect(page.get_by_text("Job ", exact=False).first).to_be_visible(timeout=30_000)
+
+
+def test_a_run_started_in_the_browser_finishes_and_shows_detections_and_history(page, server):
+    open_app(page, server + "run")
+    start_small_run(page, iterations=3)
+    expect(page.get_by_text("finished: completed")).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    wait_until_idle(page)
+    assert "job=" in page.url, "the job is in the URL, so a reload finds it"
+    page.reload()
+    wait_until_idle(page)
+    expect(page.get_by_text("finished: completed")).to_be_visible()
+    no_error_on(page)
+    screenshot(page, "run-finished")
+
+    page.get_by_role("link", name="See its detections").click()
+    wait_until_idle(page)
+    expect(page.locator("[data-testid='stImage'] img").first).to_be_visible()
+    assert loaded_images(page) >= 1, "the new run's annotated image is shown"
+    run_id = page.url.split("run=")[1]
+    expect(page.get_by_role("combobox", name="Run")).to_have_value(re.compile(run_id))
+    screenshot(page, "run-detections")
+
+    go_to(page, "history")
+    expect(page.locator(".js-plotly-plot .scatterlayer .trace").first).to_be_visible()
+    no_error_on(page)
+    screenshot(page, "run-in-history")
+
+
+def test_every_page_opens_and_shows_its_content(page, server):
+    open_app(page, server)
+    expected = {
+        "overview": ".js-plotly-plot",
+        "run": "[data-testid='stButton'] button:has-text('Start run')",
+        "detections": "[data-testid='stImage'] img",
+        "history": ".js-plotly-plot",
+        "machines": "[data-testid='stMetric']",
+        "compare": "h1:has-text('Compare two runs')",
+        "share": "[data-testid='stDownloadButton']",
+    }
+    for name, content in expected.items():
+        if name != "overview":
+            go_to(page, name)
+        expect(page.locator(content).first).to_be_visible()
+        no_error_on(page)
+        if name == "detections":
+            assert loaded_images(page) >= 1, "the annotated images are decoded by the browser"
+        screenshot(page, name)
+
+
+def test_cancel_in_the_browser_stops_the_run(page, server):
+    open_app(page, server + "run")
+    start_small_run(page, iterations=100_000)
+    expect(page.get_by_text("of 100000 measured iterations")).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    page.get_by_role("button", name="Cancel run").click()
+    expect(page.get_by_text("was cancelled")).to_be_visible(timeout=60_000)
+    wait_until_idle(page)
+    no_error_on(page)
+    screenshot(page, "run-cancelled")
+
+
+def test_the_shared_report_opens_offline_with_its_charts_and_images(page, server, served_db, filled_run, tmp_path):
+    run_id = filled_run["run_id"]
+    open_app(page, server + f"share?run={run_id}")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the HTML report").click()
+    report = tmp_path / "report.html"
+    download.value.save_as(report)
+
+    requested = []
+    page.route("**/*", lambda route: (requested.append(route.request.url),
+                                      route.continue_() if route.request.url.startswith("file:") else route.abort()))
+    page.goto(report.as_uri())
+    expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible(timeout=30_000)
+    assert [url for url in requested if not url.startswith(("file:", "data:"))] == [], "it needs no network"
+    images = page.evaluate("[...document.images].filter(image => image.complete && image.naturalWidth > 0).length")
+    expect(page.locator("h1")).to_have_text(f"YOLO runtime benchmark: run {run_id}")
+    annotated = api.result_images(str(served_db), run_id)["annotated_path"].notna().sum()
+    assert images == annotated > 0, "every annotated image is inside the file"
+    expect(page.get_by_text("untrained weights").first).to_be_visible()
+    page.set_viewport_size({"width": 1400, "height": 2400})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "share-report.png"))
