@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import duckdb
+
 from engine import api
 from engine.api import RunConfig
 from tests.conftest import TEST_IMGSZ
@@ -95,3 +100,32 @@ def test_two_runs_started_within_a_second_both_complete_one_after_the_other(tmp_
     assert [run["status"] for run in stored] == ["completed", "completed"]
     earlier, later = stored
     assert later["started_at"] >= earlier["finished_at"], "the second measured only after the first ended"
+
+
+def test_an_uploaded_model_and_image_are_benchmarked(tmp_path, filled_run, sample_images):
+    with duckdb.connect(str(filled_run["db"]), read_only=True) as con:
+        onnx_file = con.execute("SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
+                                ).fetchall()[0][0]  # the real YOLO export the filled run measured
+    db = tmp_path / "results.duckdb"
+    app = open_page(db, "run")
+    app.radio(key="model_source").set_value("Upload an .onnx").run()
+    app.radio(key="images_source").set_value("Upload images").run()
+    app.file_uploader(key="model_upload").upload("street-detector.onnx", Path(onnx_file).read_bytes())
+    app.file_uploader(key="image_uploads").upload("my-street.jpg", sample_images[0].read_bytes(), "image/jpeg")
+    for info in api.runtimes():
+        if info.available and info.name != "onnxruntime":
+            app.checkbox(key=f"runtime-{info.name}").uncheck()
+    app.number_input(key="imgsz").set_value(TEST_IMGSZ)
+    app.number_input(key="iters").set_value(3)
+    app.button(key="start_run").click().run()
+    assert not app.error, text_of(app.error)
+    status = wait_for_job(app.session_state["job_id"])
+    assert status["run_status"] == "completed", status
+
+    run = run_in_db(db, status["run_id"])
+    assert run["model"] == "street-detector.onnx"
+    assert [Path(image).name for image in json.loads(run["images"])] == ["my-street.jpg"]
+    assert Path(json.loads(run["images"])[0]).is_relative_to(tmp_path / "results.artifacts" / "uploads")
+    app.switch_page("app_pages/detections.py").run()
+    assert app.selectbox(key="detections_image").value == "00-my-street.jpg"
+    assert "Whether these weights are trained is unknown" in text_of(app.info)
