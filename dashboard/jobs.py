@@ -22,7 +22,7 @@ def followed_job() -> str | None:
     """The job this session watches: the URL wins, so a reloaded or shared link shows its run."""
     job_id = st.query_params.get("job") or st.session_state.get("job_id")
     if job_id:
-        st.session_state["job_id"] = job_id
+        follow(job_id)  # back into the URL after a visit to another page cleared it
     return job_id
 
 
@@ -128,7 +128,10 @@ def draw_job(job_id: str, status: dict) -> None:
 
 def show_job(job_id: str) -> None:
     """Polls the job every second while it is queued or running; a rerun of the page picks it up again."""
-    status = api.job_status(job_id)
+    try:
+        status = api.job_status(job_id)
+    except ValueError:  # a hand-edited ?job= that cannot name a job folder
+        status = {"state": "unknown"}
     if status.get("state") == "unknown":
         st.warning(f"Job {job_id} is not known on this server (its folder is gone). Start a new run below.")
         return

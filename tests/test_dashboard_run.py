@@ -54,6 +54,13 @@ def test_run_page_starts_a_run_that_finishes_and_survives_a_reload(tmp_path):
     assert list(bars.y) == ["onnxruntime:fp32 · batch 1"]
 
 
+def test_run_page_with_an_unknown_job_in_the_url_says_so(tmp_path):
+    for job_id in ("20200101-000000-abcdef", "../etc"):
+        app = open_page(tmp_path / "results.duckdb", "run", query_params={"job": job_id})
+        assert not app.exception
+        assert f"Job {job_id} is not known on this server" in text_of(app.warning)
+
+
 def test_run_page_rejects_bad_input_with_a_message(tmp_path):
     app = open_page(tmp_path / "results.duckdb", "run")
     app.multiselect(key="batch_sizes").set_value([])
