@@ -71,6 +71,20 @@ def test_exports_agree_with_pytorch_on_detections(every_runtime):
     assert len(set(fp32.values())) == 1, fp32
 
 
+def test_every_completed_result_has_a_parity_verdict(every_runtime):
+    """Untrained weights detect nothing, so the raw tensors decide; fp32 exports agree with PyTorch."""
+    table = summary(every_runtime["db"], every_runtime["first"]["run_id"])
+    assert table.parity_verdict.notna().all(), table[["runtime", "precision", "parity_reason"]]
+    assert table.parity_reference.str.startswith("pytorch:fp32 ").all()
+    fp32 = table[table.precision == "fp32"]
+    assert (fp32.parity_verdict == "pass").all(), fp32[["runtime", "parity_reason"]]
+    assert (fp32.parity_raw_max_abs < 0.01).all()
+    int8 = table[table.precision == "int8"]
+    assert len(int8) == 2 and int8.parity_raw_max_abs.notna().all() and int8.parity_raw_mean_abs.notna().all()
+    assert (table.parity_matched + table.parity_missed + table.parity_extra == 0).all()
+    assert table.map50.isna().all() and table.map_data.isna().all(), "no labelled data"
+
+
 def test_annotated_images_exist_and_say_untrained(every_runtime):
     with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
         paths = [row[0] for row in con.execute("SELECT annotated_path FROM result_images").fetchall()]

@@ -133,8 +133,10 @@ def test_map_matches_ultralytics_val_for_the_pytorch_row(parity_run, detecting_m
     assert abs(table.loc[("onnxruntime", "fp32")].map50 - pytorch.map50) <= 0.01
 
 
-def test_weights_changed_after_export_do_not_pass(parity_run, detecting_model, tmp_path):
-    """The ONNX export of the model, with its weights changed afterwards, checked against the original .pt."""
+@pytest.mark.parametrize("noise, verdict", [(0.02, "fail"), (0.002, "drift")])
+def test_weights_changed_after_export_do_not_pass(parity_run, detecting_model, tmp_path, noise, verdict):
+    """The ONNX export of the model, its conv weights changed afterwards by multiplicative noise, checked against
+    the original .pt: 2% loses nearly every box, 0.2% a quarter of them."""
     import onnx
     from onnx import numpy_helper
 
@@ -146,8 +148,8 @@ def test_weights_changed_after_export_do_not_pass(parity_run, detecting_model, t
     rng = np.random.default_rng(0)
     for tensor in proto.graph.initializer:
         weights = numpy_helper.to_array(tensor)
-        if weights.dtype == np.float32 and weights.ndim == 4:  # conv kernels: 2% noise
-            noisy = weights * (1 + 0.02 * rng.standard_normal(weights.shape)).astype(np.float32)
+        if weights.dtype == np.float32 and weights.ndim == 4:  # conv kernels
+            noisy = weights * (1 + noise * rng.standard_normal(weights.shape)).astype(np.float32)
             tensor.CopyFrom(numpy_helper.from_array(noisy, tensor.name))
     perturbed = tmp_path / "perturbed.onnx"
     onnx.save(proto, str(perturbed))
@@ -157,8 +159,8 @@ def test_weights_changed_after_export_do_not_pass(parity_run, detecting_model, t
     assert done.returncode == 0, done.stderr[-2000:]
     row = summary(db).loc[("onnxruntime", "fp32")]
     assert row.parity_reference == "pytorch:fp32 detecting.pt"
-    assert row.parity_verdict in ("drift", "fail"), row.parity_reason
-    assert row.parity_raw_max_abs > 0.1
+    assert row.parity_verdict == verdict, row.parity_reason
+    assert row.parity_raw_max_abs > 1.0 and row.parity_missed > 0
 
 
 def test_an_onnx_file_alone_is_its_own_reference(parity_run, tmp_path):
