@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
@@ -38,8 +39,11 @@ for start in range(0, len(shown), per_row):
             st.caption(f"{len(found)} detection(s) · decode {result['decode_ms']:.2f} ms · medians over "
                        f"{result['iterations']} iterations")
             if not found.empty:
-                st.dataframe(found[["class_name", "score", "x1", "y1", "x2", "y2"]], hide_index=True,
-                             key=f"boxes-{row.result_id}")
+                pixels = st.column_config.NumberColumn(format="%.0f")
+                st.dataframe(found, hide_index=True, key=f"boxes-{row.result_id}", height=240,
+                             column_order=["class_name", "score", "x1", "y1", "x2", "y2"], column_config={
+                                 "class_name": "Class", "score": st.column_config.NumberColumn("Score", format="%.2f"),
+                                 "x1": pixels, "y1": pixels, "x2": pixels, "y2": pixels})
 
 st.divider()
 if st.toggle("Overlay one runtime's boxes on the reference's image", key="overlay"):
@@ -51,10 +55,17 @@ if st.toggle("Overlay one runtime's boxes on the reference's image", key="overla
     other_boxes = boxes[(boxes["result_id"] == other) & (boxes["image"] == image)]
     base = shown.loc[shown["result_id"] == reference, "annotated_path"].iloc[0]
     reference_count = int(shown.loc[shown["result_id"] == reference, "detections"].iloc[0])
+    picture, notes = st.columns([3, 2])
     if Path(base).is_file():
-        st.image(overlay_boxes(base, other_boxes),
-                 caption=f"{labels[reference]} ({reference_count} boxes, its own colours) with "
-                         f"{labels[other]} ({len(other_boxes)} boxes, in magenta)")
+        picture.image(overlay_boxes(base, other_boxes),
+                      caption=f"{labels[reference]} ({reference_count} boxes, its own colours) with "
+                              f"{labels[other]} ({len(other_boxes)} boxes, in magenta)")
+    parity = results.loc[other]
+    if pd.notna(parity.get("parity_verdict")):
+        notes.metric("Parity of the overlaid runtime", parity["parity_verdict"],
+                     help=f"against {parity['parity_reference']}: {parity['parity_reason'] or ''}")
+        notes.markdown(f"matched **{parity['parity_matched']:.0f}** · missed **{parity['parity_missed']:.0f}** · "
+                       f"extra **{parity['parity_extra']:.0f}** boxes over the run's images")
     if other_boxes.empty and reference_count == 0:
-        st.info("Neither runtime found an object in this image, so there are no boxes to compare. With untrained "
-                "weights that is expected; a trained model (a local .pt) gives boxes to overlay.")
+        notes.info("Neither runtime found an object in this image, so there are no boxes to compare. With untrained "
+                   "weights that is expected; a trained model (a local .pt) gives boxes to overlay.")

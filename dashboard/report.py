@@ -17,7 +17,7 @@ from dashboard.images import jpeg_data_uri
 TABLE_COLUMNS = {
     "runtime": "runtime", "precision": "precision", "batch": "batch", "pre_ms": "pre ms", "infer_ms": "infer ms",
     "post_ms": "post ms", "total_ms": "total ms", "infer_p99_ms": "infer p99 ms", "throughput_ips": "images/s",
-    "iterations": "iterations", "stable": "stable", "status": "status", "error": "error",
+    "iterations": "iterations", "stable": "stable", "parity_verdict": "parity", "status": "status", "error": "error",
 }
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #1f2328; padding: 0 1rem; }

@@ -111,9 +111,9 @@ def weights_warning(trained_values) -> None:
     """Says plainly when timings come from a model whose boxes mean nothing."""
     values = {None if pd.isna(value) else bool(value) for value in trained_values}
     if False in values:
-        st.warning("These results come from **untrained weights** (the trained checkpoint could not be downloaded, "
-                   "so the engine built the same architecture with random weights). Timings are representative of "
-                   "the architecture; detections are not: expect no boxes.", icon=":material/warning:")
+        st.warning("These results come from **untrained weights** (random or synthetic weights of the architecture, "
+                   "such as the offline fallback when the trained checkpoint cannot be downloaded). Timings are "
+                   "representative of the architecture; boxes and scores mean nothing.", icon=":material/warning:")
     elif None in values:
         st.info("Whether these weights are trained is unknown (an ONNX file given directly).")
 
@@ -141,6 +141,8 @@ RESULT_COLUMNS = {
     "stability": st.column_config.TextColumn("Stability", help="Coefficient of variation of inference; "
                                              "above 10% the result is flagged unstable"),
     "iterations": st.column_config.NumberColumn("Iterations"),
+    "parity_verdict": st.column_config.TextColumn("Parity", help="Outputs against the reference runtime: pass, "
+                                                  "drift (works, not identically) or fail"),
 }
 
 
@@ -150,9 +152,11 @@ def stability(results: pd.DataFrame) -> list[str]:
 
 
 def results_table(results: pd.DataFrame, extra: dict | None = None, key: str | None = None) -> None:
-    """Completed results with their stage medians, throughput and stability flag."""
+    """Completed results with their stage medians, throughput, stability flag and parity verdict."""
     shown = results.assign(stability=stability(results))
     columns = {**(extra or {}), **RESULT_COLUMNS}
+    if shown.get("parity_verdict", pd.Series(dtype=object)).isna().all():
+        columns.pop("parity_verdict")
     st.dataframe(shown, column_order=list(columns), column_config=columns, hide_index=True, key=key)
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from dashboard.images import OVERLAY_COLOR, overlay_boxes
 from engine import api
-from tests.conftest import engine_run
+from tests.conftest import TEST_IMGSZ, engine_run
+from tests.detecting_model import build_detecting_model
 from tests.dashboard_app import HEAVY_MODULES, PAGES, ROOT, elements, figures, open_page, text_of, values_of
 
 FAULTS = {"YOLO_BENCH_EXTRA_RUNTIMES": "tests.fault_runtimes"}
@@ -31,6 +32,17 @@ def two_runs_db(filled_db, tmp_path_factory) -> Path:
     done = engine_run(db, "--model", onnx_file, "--runtimes", "onnxruntime,fault-segfault", "--iters", "3",
                       env=FAULTS)
     assert done.returncode == 1, done.stderr  # one result failed on purpose
+    return db
+
+
+@pytest.fixture(scope="module")
+def detecting_db(tmp_path_factory, sample_images) -> Path:
+    """A real run of a model that outputs boxes (tests/detecting_model.py), so overlays have something to draw."""
+    folder = tmp_path_factory.mktemp("detecting")
+    model = build_detecting_model(folder / "detecting.pt", sample_images, TEST_IMGSZ)
+    db = folder / "results.duckdb"
+    done = engine_run(db, "--model", str(model), "--runtimes", "onnxruntime,openvino", "--iters", "3")
+    assert done.returncode == 0, done.stderr
     return db
 
 
@@ -99,6 +111,22 @@ def test_detections_overlay_toggle_draws_one_runtime_over_another(filled_db):
     assert not app.exception
     assert len(elements(app, "image")) == 3, "the overlay comes on top of the side-by-side images"
     assert "no boxes to compare" in text_of(app.info), "untrained weights find nothing, and the page says so"
+
+
+def test_overlay_of_a_model_with_boxes_shows_both_runtimes_boxes_and_parity(detecting_db):
+    app = open_page(detecting_db, "detections")
+    app.toggle(key="overlay").set_value(True).run()
+    assert not app.exception
+    run_id = api.runs(detecting_db)["run_id"].iloc[0]
+    boxes = api.detections(detecting_db, run_id)
+    on_bus = boxes[boxes["image"] == "00-bus.jpg"].groupby("runtime").size().to_dict()
+    assert on_bus["openvino"] > 0
+    assert app.selectbox(key="reference").value.endswith("onnxruntime-fp32-b1")
+    overlay_caption = app.get("image")[-1].proto.imgs[0].caption
+    assert (f"onnxruntime:fp32 · batch 1 ({on_bus['onnxruntime']} boxes, its own colours) with "
+            f"openvino:fp32 · batch 1 ({on_bus['openvino']} boxes, in magenta)") == overlay_caption
+    assert [metric.label for metric in app.metric] == ["Parity of the overlaid runtime"]
+    assert len(app.dataframe) == 2, "each runtime's boxes as a table under its image"
 
 
 def test_overlay_draws_the_other_runtime_boxes_in_magenta(sample_images):
