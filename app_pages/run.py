@@ -62,6 +62,11 @@ with st.container(border=True):
                                        DEFAULTS.min_duration_s, key="min_duration")
         timeout = st.number_input("Timeout per export or measurement (s)", 1.0, 86_400.0, DEFAULTS.timeout_s,
                                   key="timeout")
+        reference = st.text_input("Parity reference (.pt)", key="reference", placeholder="the model itself",
+                                  help="Outputs are compared with PyTorch fp32 on this checkpoint, e.g. the "
+                                       "original of an .onnx converted elsewhere")
+        labelled_data = st.text_input("Labelled data for mAP", key="labelled_data", placeholder="none",
+                                      help="A dataset .yaml, or a folder of images with YOLO .txt labels")
         machine_label = st.text_input("Machine label", placeholder="the host name", key="machine_label")
         note = st.text_input("Note", key="note")
     start = st.button("Start run", type="primary", icon=":material/play_arrow:", key="start_run")
@@ -80,6 +85,7 @@ if start:
             images=[jobs.save_upload(db, upload) for upload in image_uploads], imgsz=int(imgsz),
             warmup=int(warmup), iters=int(iters), min_duration_s=float(min_duration), threads=int(threads),
             timeout_s=float(timeout), db=db, machine_label=machine_label.strip(), note=note.strip(),
+            reference=reference.strip(), data=labelled_data.strip(),
         )
         jobs.follow(api.start_run(config))
         st.rerun()

@@ -143,7 +143,9 @@ RESULT_COLUMNS = {
     "iterations": st.column_config.NumberColumn("Iterations"),
     "parity_verdict": st.column_config.TextColumn("Parity", help="Outputs against the reference runtime: pass, "
                                                   "drift (works, not identically) or fail"),
+    "map50": st.column_config.NumberColumn("mAP50", format="%.3f", help="On the labelled data given to the run"),
 }
+OPTIONAL_COLUMNS = ("parity_verdict", "map50")  # shown only when some result has them
 
 
 def stability(results: pd.DataFrame) -> list[str]:
@@ -152,11 +154,12 @@ def stability(results: pd.DataFrame) -> list[str]:
 
 
 def results_table(results: pd.DataFrame, extra: dict | None = None, key: str | None = None) -> None:
-    """Completed results with their stage medians, throughput, stability flag and parity verdict."""
+    """Results with their stage medians, throughput, stability flag, and parity and mAP where measured."""
     shown = results.assign(stability=stability(results))
     columns = {**(extra or {}), **RESULT_COLUMNS}
-    if shown.get("parity_verdict", pd.Series(dtype=object)).isna().all():
-        columns.pop("parity_verdict")
+    for column in OPTIONAL_COLUMNS:
+        if column not in shown or shown[column].isna().all():
+            columns.pop(column)
     st.dataframe(shown, column_order=list(columns), column_config=columns, hide_index=True, key=key)
 
 
