@@ -56,6 +56,7 @@ with by_machine:
 st.subheader(f"{len(selection)} results")
 ui.results_table(selection, extra={"started_at": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
                                    "machine_label": st.column_config.TextColumn("Machine"),
-                                   "model": st.column_config.TextColumn("Model")}, key="history_table")
+                                   "model": st.column_config.TextColumn("Model"),
+                                   "imgsz": st.column_config.NumberColumn("Size px")}, key="history_table")
 ui.failures(selection)
 ui.csv_download(selection, "results-history.csv", "Download these results as CSV")

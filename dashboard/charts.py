@@ -27,7 +27,11 @@ def completed(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def variant(results: pd.DataFrame) -> pd.Series:
-    return results["runtime"] + ":" + results["precision"]
+    """runtime:precision, plus the input size when the rows mix sizes (their timings do not compare)."""
+    label = results["runtime"] + ":" + results["precision"]
+    if results["imgsz"].nunique() > 1:
+        label = label + " · " + results["imgsz"].astype(str) + " px"
+    return label
 
 
 def _layout(figure: go.Figure, title: str, height: int = 420, legend_below: bool = False) -> go.Figure:
