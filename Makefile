@@ -28,7 +28,7 @@ browser:
 		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
 run: install
-	$(VENV)/bin/streamlit run streamlit_app.py --server.address 127.0.0.1 --server.port $(PORT)
+	$(PY) -m dashboard.serve --server.address 127.0.0.1 --server.port $(PORT)
 
 test: install browser
 	$(PY) -m pytest tests

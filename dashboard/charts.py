@@ -127,3 +127,38 @@ def ratio_bars(compared: pd.DataFrame, metric: str) -> go.Figure:
     figure.update_xaxes(title_text="run B / run A", rangemode="tozero",
                         range=[0, max(1.0, rows[column].max()) * 1.2])
     return _layout(figure, f"Ratio of {METRICS[metric]}: B / A", height=140 + 48 * len(rows))
+
+
+VERDICT_COLORS = {"pass": "#28a745", "drift": "#f0a202", "fail": "#dc143c", "no verdict": "#8c8c8c"}
+
+
+def agreement_measure(results: pd.DataFrame) -> tuple[str, pd.Series, bool]:
+    """The best agreement figure these rows have: mAP with labels, else the share of boxes that agree with the
+    reference, else the raw output difference (untrained weights give no boxes). Returns label, values, log axis."""
+    if "map50_95" in results and results["map50_95"].notna().any():
+        return "mAP50-95 on the labelled data", results["map50_95"], False
+    boxes = results.get("parity_matched", 0) + results.get("parity_missed", 0) + results.get("parity_extra", 0)
+    if "parity_matched" in results and (boxes > 0).any():
+        return "boxes agreeing with the reference (matched / all)", results["parity_matched"] / boxes, False
+    if "parity_raw_mean_abs" in results and results["parity_raw_mean_abs"].notna().any():
+        return "raw output difference from the reference (mean |diff|, lower is closer)", \
+            results["parity_raw_mean_abs"], True
+    return "", pd.Series(dtype=float), False
+
+
+def speed_vs_agreement(results: pd.DataFrame) -> go.Figure | None:
+    """Each runtime:precision as a point: end-to-end time against agreement with the reference."""
+    rows = completed(results)
+    label, values, log_y = agreement_measure(rows)
+    if not label:
+        return None
+    frame = pd.DataFrame({"variant": variant(rows) + " · b" + rows["batch"].astype(str), "total_ms": rows["total_ms"],
+                          "agreement": values, "verdict": rows.get("parity_verdict", pd.Series(index=rows.index))
+                          .fillna("no verdict")}).dropna(subset=["agreement"])
+    if log_y:
+        frame["agreement"] = frame["agreement"].clip(lower=1e-9)  # identical outputs would be log(0)
+    figure = px.scatter(frame, x="total_ms", y="agreement", color="verdict", text="variant",
+                        color_discrete_map=VERDICT_COLORS, log_y=log_y,
+                        labels={"total_ms": "pre + infer + post, median (ms/image)", "agreement": label})
+    figure.update_traces(textposition="top center", marker=dict(size=12))
+    return _layout(figure, "Speed against agreement with the reference", height=420)

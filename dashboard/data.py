@@ -53,6 +53,7 @@ results = per_database_state(api.results_summary)
 runs = per_database_state(api.runs)
 machines = per_database_state(api.machines)
 detections = per_database_state(api.detections)
+reference_detections = per_database_state(api.reference_detections)
 result_images = per_database_state(api.result_images)
 
 

@@ -28,6 +28,30 @@ def overlay_boxes(base_path: str | Path, boxes: pd.DataFrame, color: tuple[int, 
     return image
 
 
+PARITY_COLORS = {"matched": (40, 167, 69), "extra": (255, 140, 0), "missed": (220, 20, 60)}
+
+
+def parity_diff(image_path: str | Path, candidate: pd.DataFrame, reference: pd.DataFrame) -> Image.Image:
+    """The original image with a result's boxes against the reference's: matched in green, extra (no reference
+    box matched them) in orange, missed (reference boxes no detection matched) in red."""
+    image = Image.open(image_path).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    width = max(2, round(min(image.size) / 250))
+    font = ImageFont.load_default(size=max(12, round(min(image.size) / 45)))
+    matched_indices = set(candidate["reference_index"].dropna().astype(int))
+    kinds = [("matched" if pd.notna(box.reference_index) else "extra", box) for box in candidate.itertuples()]
+    kinds += [("missed", box) for box in reference.itertuples() if box.det_index not in matched_indices]
+    for kind, box in kinds:
+        color = PARITY_COLORS[kind]
+        draw.rectangle((box.x1, box.y1, box.x2, box.y2), outline=color, width=width if kind == "matched" else 2 * width)
+        if kind != "matched":
+            label = f"{kind}: {box.class_name} {box.score:.2f}"
+            left, top, right, bottom = draw.textbbox((box.x1, box.y1), label, font=font)
+            draw.rectangle((left - 2, top - 2, right + 2, bottom + 2), fill=color)
+            draw.text((box.x1, box.y1), label, fill=(255, 255, 255), font=font)
+    return image
+
+
 def jpeg_data_uri(path: str | Path, max_width: int = 900) -> str:
     """A downscaled JPEG as a data: URI, so a report carries its images inside one file."""
     image = Image.open(path).convert("RGB")

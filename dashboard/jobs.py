@@ -49,7 +49,7 @@ def quick_run_button(db: str) -> None:
             st.error(str(error))
             return
         follow(job_id)
-        st.switch_page("app_pages/run.py", query_params={"job": job_id})
+        st.switch_page("pages/views/run.py", query_params={"job": job_id})
 
 
 STATE_BADGES = {
@@ -89,10 +89,10 @@ def _variant_row(variant: dict, active: bool) -> None:
 def _finished_links(run_id: str) -> None:
     st.session_state["selected_run"] = run_id
     overview, detections, history = st.columns(3)
-    overview.page_link("app_pages/overview.py", label="See the leaderboard", icon=":material/leaderboard:")
-    detections.page_link("app_pages/detections.py", label="See its detections", icon=":material/image_search:",
+    overview.page_link("pages/views/overview.py", label="See the leaderboard", icon=":material/leaderboard:")
+    detections.page_link("pages/views/detections.py", label="See its detections", icon=":material/image_search:",
                          query_params={"run": run_id})
-    history.page_link("app_pages/history.py", label="See it in the history", icon=":material/timeline:")
+    history.page_link("pages/views/history.py", label="See it in the history", icon=":material/timeline:")
 
 
 def draw_job(job_id: str, status: dict) -> None:

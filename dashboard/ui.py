@@ -84,7 +84,7 @@ def empty_state(db: str, what: str) -> None:
         st.info(f"No results match the machines and models chosen in the sidebar. Clear those filters to see {what}.")
     else:
         st.info(f"`{db}` holds no results yet. Start a benchmark on the **Run** page; {what} will appear here.")
-    st.page_link("app_pages/run.py", label="Go to the Run page", icon=":material/play_arrow:")
+    st.page_link("pages/views/run.py", label="Go to the Run page", icon=":material/play_arrow:")
 
 
 def run_label(run: pd.Series) -> str:

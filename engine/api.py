@@ -14,7 +14,8 @@ from engine.runtimes import registry
 
 __all__ = [
     "BenchError", "RunConfig", "runtimes", "start_run", "job_status", "cancel", "list_jobs", "log_tail",
-    "results_summary", "runs", "machines", "detections", "result_images", "samples", "export_run",
+    "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "samples",
+    "export_run",
 ]
 
 
@@ -58,6 +59,11 @@ def machines(db: str):
 
 def detections(db: str, run_id: str):
     return store.detections(db, run_id)
+
+
+def reference_detections(db: str, run_id: str):
+    """The parity reference's boxes of a run; a result's missed boxes are those none of its detections matched."""
+    return store.reference_detections(db, run_id)
 
 
 def result_images(db: str, run_id: str):

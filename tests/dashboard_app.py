@@ -28,7 +28,7 @@ def open_page(db: Path, page: str = "overview", query_params: dict | None = None
         app.query_params[key] = value
     app.run()
     if page != "overview":
-        app.switch_page(f"app_pages/{page}.py").run()
+        app.switch_page(f"pages/views/{page}.py").run()
     return app
 
 

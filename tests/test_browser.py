@@ -1,4 +1,4 @@
-"""The dashboard as a person meets it: served by `streamlit run` exactly as `make run` serves it, driven in a real
+"""The dashboard as a person meets it: served exactly as `make run` serves it, driven in a real
 headless Chromium (Debian's, installed by `make browser`). Screenshots land in test-output/screenshots/."""
 
 from __future__ import annotations
@@ -46,13 +46,12 @@ def served_db(filled_db, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(served_db, tmp_path_factory):
-    """`streamlit run streamlit_app.py` as `make run` starts it, on a free port, its database from YOLO_BENCH_DB."""
+    """`python -m dashboard.serve` as `make run` starts it, on a free port, its database from YOLO_BENCH_DB."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
-    streamlit = Path(sys.executable).parent / "streamlit"
     with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would stall the server
         process = subprocess.Popen(
-            [str(streamlit), "run", "streamlit_app.py", "--server.address", "127.0.0.1", "--server.port", str(port)],
+            [sys.executable, "-m", "dashboard.serve", "--server.address", "127.0.0.1", "--server.port", str(port)],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "YOLO_BENCH_DB": str(served_db)},
         )
     url = f"http://127.0.0.1:{port}/"

@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from dashboard.images import OVERLAY_COLOR, overlay_boxes
+from dashboard.images import OVERLAY_COLOR, PARITY_COLORS, overlay_boxes, parity_diff
 from engine import api
 from tests.conftest import TEST_IMGSZ, engine_run
 from tests.detecting_model import build_detecting_model
@@ -137,6 +137,45 @@ def test_overlay_draws_the_other_runtime_boxes_in_magenta(sample_images):
     assert drawn.getpixel((175, 200)) != OVERLAY_COLOR, "inside stays the image"
 
 
+def test_overview_plots_speed_against_agreement(detecting_db, filled_db):
+    title = "Speed against agreement with the reference"
+
+    def agreement_figure(db):
+        app = open_page(db, "overview")
+        assert not app.exception
+        found = [figure for figure in figures(app) if figure.layout.title.text == title]
+        assert found, "the Overview plots speed against agreement"
+        return found[0]
+
+    with_boxes = agreement_figure(detecting_db)
+    assert "boxes agreeing" in with_boxes.layout.yaxis.title.text
+    assert all(y == 1.0 for trace in with_boxes.data for y in values_of(trace.y)), "fp32 exports agree on every box"
+    untrained = agreement_figure(filled_db)
+    assert untrained.layout.yaxis.type == "log" and "raw output difference" in untrained.layout.yaxis.title.text
+
+
+def test_parity_diff_shows_the_verdict_over_the_original_image(detecting_db):
+    app = open_page(detecting_db, "detections")
+    app.toggle(key="parity_diff").set_value(True).run()
+    assert not app.exception
+    caption = app.get("image")[-1].proto.imgs[0].caption
+    assert "matched in green, extra in orange, missed in red" in caption
+    verdict = [metric for metric in app.metric if metric.label == "Parity verdict"]
+    assert verdict and verdict[0].value == "pass", "an identical fp32 export matches the PyTorch reference"
+
+
+def test_parity_diff_draws_matched_extra_and_missed_boxes_apart(sample_images):
+    box = {"class_name": "person", "score": 0.9}
+    candidate = pd.DataFrame([{**box, "x1": 50.0, "y1": 60.0, "x2": 300.0, "y2": 400.0, "reference_index": 0},
+                              {**box, "x1": 400.0, "y1": 500.0, "x2": 600.0, "y2": 700.0, "reference_index": None}])
+    reference = pd.DataFrame([{**box, "det_index": 0, "x1": 50.0, "y1": 60.0, "x2": 300.0, "y2": 400.0},
+                              {**box, "det_index": 1, "x1": 100.0, "y1": 800.0, "x2": 250.0, "y2": 1000.0}])
+    drawn = parity_diff(sample_images[0], candidate, reference)
+    assert drawn.getpixel((50, 200)) == PARITY_COLORS["matched"]
+    assert drawn.getpixel((600, 650)) == PARITY_COLORS["extra"], "right edge of the extra box"
+    assert drawn.getpixel((250, 900)) == PARITY_COLORS["missed"], "right edge of the missed reference box"
+
+
 def test_history_filters_narrow_the_charts_and_the_table(filled_db):
     app = open_page(filled_db, "history")
     assert len(figures(app)) == 3
@@ -167,7 +206,7 @@ def test_sidebar_model_filter_carries_across_pages(two_runs_db):
     app.multiselect(key="model_filter").set_value([first_run["model"]]).run()
     assert first_run["run_id"] in text_of(app.caption)
     assert onnx_run["run_id"] not in text_of(app.caption)
-    app.switch_page("app_pages/history.py").run()
+    app.switch_page("pages/views/history.py").run()
     assert set(app.dataframe[0].value["run_id"]) == {first_run["run_id"]}
 
 

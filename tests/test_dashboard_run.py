@@ -48,7 +48,7 @@ def test_run_page_starts_a_run_that_finishes_and_survives_a_reload(tmp_path):
     assert f"Run {status['run_id']} finished: completed." in text_of(reloaded.success)
     assert "batch 1:" in text_of(reloaded.markdown), "the per-variant result line is shown"
 
-    app.switch_page("app_pages/overview.py").run()
+    app.switch_page("pages/views/overview.py").run()
     assert status["run_id"] in text_of(app.caption)
     bars = next(trace for trace in figures(app)[0].data if trace.type == "bar")
     assert list(bars.y) == ["onnxruntime:fp32 · batch 1"]
@@ -133,6 +133,6 @@ def test_an_uploaded_model_and_image_are_benchmarked(tmp_path, filled_run, sampl
     assert run["model"] == "street-detector.onnx"
     assert [Path(image).name for image in json.loads(run["images"])] == ["my-street.jpg"]
     assert Path(json.loads(run["images"])[0]).is_relative_to(tmp_path / "results.artifacts" / "uploads")
-    app.switch_page("app_pages/detections.py").run()
+    app.switch_page("pages/views/detections.py").run()
     assert app.selectbox(key="detections_image").value == "00-my-street.jpg"
     assert "Whether these weights are trained is unknown" in text_of(app.info)

@@ -1,12 +1,13 @@
 """Detections: each runtime's annotated image side by side, with its timings, and one runtime's boxes over another's."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
-from dashboard.images import overlay_boxes
+from dashboard.images import overlay_boxes, parity_diff
 
 db, filters = ui.page_header("Detections", "The same image through each runtime (the smallest batch of each), with "
                               "its boxes and per-image timings.")
@@ -69,3 +70,26 @@ if st.toggle("Overlay one runtime's boxes on the reference's image", key="overla
     if other_boxes.empty and reference_count == 0:
         notes.info("Neither runtime found an object in this image, so there are no boxes to compare. With untrained "
                    "weights that is expected; a trained model (a local .pt) gives boxes to overlay.")
+
+st.divider()
+reference_boxes = data.reference_detections(db, run_id)
+with_parity = [row for row in shown.itertuples() if pd.notna(results.loc[row.result_id].get("parity_verdict"))]
+if with_parity and st.toggle("Parity diff: a runtime's boxes against the reference's", key="parity_diff"):
+    labels = {row.result_id: f"{row.runtime}:{row.precision} · batch {row.batch}" for row in with_parity}
+    chosen = st.selectbox("Runtime", list(labels), format_func=labels.get, key="parity_diff_result")
+    parity = results.loc[chosen]
+    index = int(image.split("-", 1)[0])
+    originals = json.loads(data.runs(db, {"run_id": run_id}).iloc[0]["images"])
+    candidate = boxes[(boxes["result_id"] == chosen) & (boxes["image"] == image)]
+    reference = reference_boxes[reference_boxes["image"] == image] if not reference_boxes.empty else reference_boxes
+    picture, notes = st.columns([3, 2])
+    if index < len(originals) and Path(originals[index]).is_file():
+        picture.image(parity_diff(originals[index], candidate, reference),
+                      caption=f"{labels[chosen]} against {parity['parity_reference']}: matched in green, "
+                              "extra in orange, missed in red")
+    else:
+        picture.warning("The original image of this run is no longer on disk.")
+    notes.metric("Parity verdict", parity["parity_verdict"], help=parity["parity_reason"] or "")
+    notes.markdown(f"Over the run's images: matched **{parity['parity_matched']:.0f}** · missed "
+                   f"**{parity['parity_missed']:.0f}** · extra **{parity['parity_extra']:.0f}**")
+    notes.caption(parity["parity_reason"] or "")

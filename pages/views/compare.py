@@ -15,7 +15,7 @@ ui.stop_when_empty(runs, db, "two runs to compare")
 if len(runs) < 2:
     st.info("There is only one run here. Start another on the Run page (another runtime, precision or setting), "
             "then compare them.")
-    st.page_link("app_pages/run.py", label="Go to the Run page", icon=":material/play_arrow:")
+    st.page_link("pages/views/run.py", label="Go to the Run page", icon=":material/play_arrow:")
     st.stop()
 
 column_a, column_b = st.columns(2)
