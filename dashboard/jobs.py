@@ -4,6 +4,9 @@ so a reload or a second tab finds the run again. The run itself is a background 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -148,15 +151,41 @@ def show_job(job_id: str) -> None:
     live()
 
 
-def save_upload(db: str, upload) -> str:
-    """An uploaded file kept beside the database (in its artifacts folder), so the run can read it later."""
+UPLOAD_SUFFIXES = {".onnx", ".pt", ".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def uploads_folder() -> Path:
+    """A folder only this user can read, outside the project: uploads are not the project's files."""
+    folder = Path(os.environ.get("YOLO_BENCH_UPLOADS") or Path(tempfile.gettempdir()) / f"yolo-bench-uploads-{os.getuid()}")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    return folder
+
+
+def upload_allowed(name: str, trust_pt: bool) -> bool:
+    """A .pt (a pickle: code) only when the user has said they trust it; ONNX and images always."""
+    suffix = Path(name).suffix.lower()
+    return suffix in UPLOAD_SUFFIXES and (suffix != ".pt" or bool(trust_pt))
+
+
+def upload_name(name: str, payload: bytes) -> str:
+    """A generated name: the content's hash, a short sanitised stem for people, the (allowed) suffix."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise BenchError(f"uploaded file type {suffix or '(none)'} is not accepted: use .onnx or an image")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40].strip("_") or "upload"
+    return f"{hashlib.sha256(payload).hexdigest()[:16]}-{stem}{suffix}"
+
+
+def save_upload(upload) -> str:
+    """An uploaded file kept in the private uploads folder under a generated name, for the run to read later."""
     payload = upload.getvalue()
-    digest = hashlib.sha256(payload).hexdigest()[:12]
-    database = Path(db).resolve()
-    target = database.parent / f"{database.stem}.artifacts" / "uploads" / digest / Path(upload.name).name
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = uploads_folder() / upload_name(upload.name, payload)
     if not target.exists():
-        target.write_bytes(payload)
+        partial = target.with_suffix(target.suffix + ".partial")
+        partial.write_bytes(payload)
+        partial.chmod(0o600)
+        partial.replace(target)
     return str(target)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 
+from dashboard.jobs import uploads_folder
 from engine import api
 from engine.api import RunConfig
 from tests.conftest import TEST_IMGSZ
@@ -115,7 +116,7 @@ def test_an_uploaded_model_and_image_are_benchmarked(tmp_path, filled_run, sampl
                                 ).fetchall()[0][0]  # the real YOLO export the filled run measured
     db = tmp_path / "results.duckdb"
     app = open_page(db, "run")
-    app.radio(key="model_source").set_value("Upload an .onnx").run()
+    app.radio(key="model_source").set_value("Upload a model").run()
     app.radio(key="images_source").set_value("Upload images").run()
     app.file_uploader(key="model_upload").upload("street-detector.onnx", Path(onnx_file).read_bytes())
     app.file_uploader(key="image_uploads").upload("my-street.jpg", sample_images[0].read_bytes(), "image/jpeg")
@@ -130,9 +131,9 @@ def test_an_uploaded_model_and_image_are_benchmarked(tmp_path, filled_run, sampl
     assert status["run_status"] == "completed", status
 
     run = run_in_db(db, status["run_id"])
-    assert run["model"] == "street-detector.onnx"
-    assert [Path(image).name for image in json.loads(run["images"])] == ["my-street.jpg"]
-    assert Path(json.loads(run["images"])[0]).is_relative_to(tmp_path / "results.artifacts" / "uploads")
+    assert run["model"].endswith("-street-detector.onnx"), "a generated name that keeps the user's stem"
+    image = Path(json.loads(run["images"])[0])
+    assert image.parent == uploads_folder() and image.name.endswith("-my-street.jpg")
     app.switch_page("pages/views/detections.py").run()
-    assert app.selectbox(key="detections_image").value == "00-my-street.jpg"
+    assert app.selectbox(key="detections_image").value == f"00-{image.name}"
     assert "Whether these weights are trained is unknown" in text_of(app.info)

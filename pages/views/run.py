@@ -22,13 +22,18 @@ infos = data.runtimes()
 with st.container(border=True):
     model_column, images_column = st.columns(2)
     with model_column:
-        model_source = st.radio("Model", ["Default (yolov8n.pt)", "A local file", "Upload an .onnx"],
+        model_source = st.radio("Model", ["Default (yolov8n.pt)", "A local file", "Upload a model"],
                                 horizontal=True, key="model_source")
         model_file, model_upload = "", None
         if model_source == "A local file":
             model_file = st.text_input("Path to a .pt, .onnx or .yaml model", key="model_path")
-        elif model_source == "Upload an .onnx":
-            model_upload = st.file_uploader("ONNX detection model", type=["onnx"], key="model_upload")
+        elif model_source == "Upload a model":
+            trust_pt = st.toggle("Trust uploaded .pt files (they run code when loaded)", value=False,
+                                 key="trust_pt", help="A .pt checkpoint is a Python pickle: loading it runs whatever "
+                                 "it contains, on this machine. Switch this on only for files you would run as a "
+                                 "program. ONNX files are data and are always accepted.")
+            model_upload = st.file_uploader("Detection model", type=["onnx", "pt"] if trust_pt else ["onnx"],
+                                            key="model_upload")
     with images_column:
         images_source = st.radio("Images", ["Shipped samples (bus.jpg, zidane.jpg)", "Upload images"],
                                  horizontal=True, key="images_source")
@@ -74,15 +79,18 @@ with st.container(border=True):
 if start:
     chosen = [info.name for info in infos if info.available and st.session_state.get(f"runtime-{info.name}")]
     try:
-        if model_source == "Upload an .onnx" and model_upload is None:
-            raise BenchError("no ONNX file uploaded: choose one, or pick the default model")
+        if model_source == "Upload a model" and model_upload is None:
+            raise BenchError("no model uploaded: choose an .onnx file, or pick the default model")
+        if model_upload is not None and not jobs.upload_allowed(model_upload.name, st.session_state.get("trust_pt")):
+            raise BenchError(f"{model_upload.name} is a .pt file, which runs code when loaded: switch on "
+                             "'Trust uploaded .pt files' to use it, or upload an .onnx")
         if images_source == "Upload images" and not image_uploads:
             raise BenchError("no images uploaded: add some, or use the shipped samples")
         model = (model_file.strip() if model_source == "A local file"
-                 else jobs.save_upload(db, model_upload) if model_upload else DEFAULTS.model)
+                 else jobs.save_upload(model_upload) if model_upload else DEFAULTS.model)
         config = RunConfig(
             model=model, runtimes=chosen, precisions=precisions, batch_sizes=sorted(batch_sizes),
-            images=[jobs.save_upload(db, upload) for upload in image_uploads], imgsz=int(imgsz),
+            images=[jobs.save_upload(upload) for upload in image_uploads], imgsz=int(imgsz),
             warmup=int(warmup), iters=int(iters), min_duration_s=float(min_duration), threads=int(threads),
             timeout_s=float(timeout), db=db, machine_label=machine_label.strip(), note=note.strip(),
             reference=reference.strip(), data=labelled_data.strip(),
