@@ -141,14 +141,17 @@ def command_job(args) -> int:
                 return 1
             jobs.write_status(folder, state="running", started_at=time.time())
             outcome = runner.run()
+            # inside the lock: the next queued job's start must come after this one's finish
+            state = {"completed": "finished", "partial": "finished", "failed": "finished"}.get(outcome.status,
+                                                                                               outcome.status)
+            jobs.write_status(folder, state=state, run_status=outcome.status, run_id=outcome.run_id,
+                              finished_at=time.time())
     except BenchError as error:
         jobs.write_status(folder, state="failed", error=str(error), finished_at=time.time())
         return 2
     except Exception as error:
         jobs.write_status(folder, state="failed", error=f"{type(error).__name__}: {error}", finished_at=time.time())
         raise
-    state = {"completed": "finished", "partial": "finished", "failed": "finished"}.get(outcome.status, outcome.status)
-    jobs.write_status(folder, state=state, run_status=outcome.status, run_id=outcome.run_id, finished_at=time.time())
     return 0 if outcome.all_completed else 1
 
 
