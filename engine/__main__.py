@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--parity-iou", type=float, default=0.5, help="IoU at which a box matches the reference's")
     run.add_argument("--data", default="", help="labelled data for mAP: a dataset .yaml or a folder of images + labels")
     run.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    run.add_argument("--bundle", default="", help="also write the run as a bundle (.zip) to this path")
 
     job = commands.add_parser("job", help="run a job folder made by the dashboard (internal)")
     job.add_argument("folder")
@@ -49,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     export.add_argument("--db", default="results.duckdb")
     export.add_argument("--out", default=".")
+
+    bundle = commands.add_parser("bundle", help="write a run as one self-contained zip, for another machine's DB")
+    bundle.add_argument("--run", required=True)
+    bundle.add_argument("--db", default="results.duckdb")
+    bundle.add_argument("--out", required=True, help="the .zip to write")
+
+    merge = commands.add_parser("import", help="merge run bundles into a DB (importing twice adds nothing)")
+    merge.add_argument("bundles", nargs="+")
+    merge.add_argument("--db", default="results.duckdb")
 
     commands.add_parser("machine", help="print this machine's fingerprint")
 
@@ -112,6 +122,10 @@ def command_run(args) -> int:
     runner = Runner(config, on_event=progress_printer())
     with benchmark_lock(on_wait=lambda: print("another benchmark is running on this machine; waiting", file=sys.stderr)):
         outcome = runner.run()
+    if args.bundle:
+        from engine.bundle import write_bundle
+
+        print(f"bundle written to {write_bundle(config.db, outcome.run_id, args.bundle)}", file=sys.stderr)
     if args.json:
         print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "results": outcome.results}, default=str))
     else:
@@ -176,6 +190,21 @@ def command_export(args) -> int:
     return 0
 
 
+def command_bundle(args) -> int:
+    from engine.bundle import write_bundle
+
+    print(write_bundle(args.db, args.run, args.out))
+    return 0
+
+
+def command_import(args) -> int:
+    from engine.bundle import import_bundle
+
+    for path in args.bundles:
+        print(f"{path}: {import_bundle(args.db, path)}")
+    return 0
+
+
 def command_machine(args) -> int:
     from engine.machine import fingerprint
 
@@ -194,7 +223,8 @@ def command_peak(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"runtimes": command_runtimes, "run": command_run, "job": command_job,
-                "export": command_export, "machine": command_machine, "peak": command_peak}
+                "export": command_export, "machine": command_machine, "peak": command_peak,
+                "bundle": command_bundle, "import": command_import}
     try:
         return handlers[args.command](args)
     except BenchError as error:

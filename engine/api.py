@@ -15,7 +15,7 @@ from engine.runtimes import registry
 __all__ = [
     "BenchError", "RunConfig", "runtimes", "start_run", "job_status", "cancel", "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "samples",
-    "export_run",
+    "export_run", "write_bundle", "import_bundle",
 ]
 
 
@@ -97,3 +97,17 @@ def export_run(db: str, run_id: str, fmt: str, out_dir: str) -> list[Path]:
             frame.to_parquet(target, index=False)
         written.append(target)
     return written
+
+
+def write_bundle(db: str, run_id: str, out_path: str) -> Path:
+    """One run as a self-contained zip (rows as Parquet, images, manifest with checksums)."""
+    from engine.bundle import write_bundle as write
+
+    return write(db, run_id, out_path)
+
+
+def import_bundle(db: str, bundle_path: str) -> str:
+    """Merge a bundle into db: 'imported' or 'already present'; a damaged or conflicting bundle raises BenchError."""
+    from engine.bundle import import_bundle as merge
+
+    return merge(db, bundle_path)

@@ -531,3 +531,58 @@ def run_table(db, run_id: str, table: str):
         "detections": "SELECT d.* FROM detections d JOIN results r USING (result_id) WHERE r.run_id = ?",
     }
     return _query(db, queries[table], [run_id])
+
+
+# Bundles: a run's rows of every table, written out and merged into another database.
+
+BUNDLE_TABLES = {
+    "machines": "SELECT m.* FROM machines m JOIN runs r USING (machine_id) WHERE r.run_id = ?",
+    "runs": "SELECT * FROM runs WHERE run_id = ?",
+    "results": "SELECT * FROM results WHERE run_id = ?",
+    "samples": "SELECT s.* FROM samples s JOIN results r USING (result_id) WHERE r.run_id = ?",
+    "stats": "SELECT s.* FROM stats s JOIN results r USING (result_id) WHERE r.run_id = ?",
+    "detections": "SELECT d.* FROM detections d JOIN results r USING (result_id) WHERE r.run_id = ?",
+    "result_images": "SELECT i.* FROM result_images i JOIN results r USING (result_id) WHERE r.run_id = ?",
+    "parity": "SELECT p.* FROM parity p JOIN results r USING (result_id) WHERE r.run_id = ?",
+    "accuracy": "SELECT a.* FROM accuracy a JOIN results r USING (result_id) WHERE r.run_id = ?",
+    "reference_detections": "SELECT * FROM reference_detections WHERE run_id = ?",
+}
+RUN_IDENTITY = ("run_id", "started_at", "machine_id", "model_sha256")
+
+
+def export_run_arrow(db, run_id: str) -> dict:
+    """Every table's rows of one run as Arrow tables (tables this file's schema lacks are left out)."""
+    with connect(db, read_only=True) as con:
+        present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        return {table: con.execute(query, [run_id]).fetch_arrow_table()
+                for table, query in BUNDLE_TABLES.items() if table in present}
+
+
+def run_identity(db, run_id: str) -> tuple | None:
+    with connect(db, read_only=True) as con:
+        columns = ", ".join(f"CAST({column} AS VARCHAR)" for column in RUN_IDENTITY)  # text: no pytz needed
+        rows = con.execute(f"SELECT {columns} FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    return tuple(str(value) for value in rows[0]) if rows else None
+
+
+def import_run_parquet(db, run_id: str, files: dict, image_paths: dict) -> None:
+    """Merge one run's Parquet files in one transaction; the machine only if it is new. Columns match by name,
+    so a bundle from an older schema fills what it has. image_paths maps old annotated paths to new ones."""
+    with connect(db) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table, path in files.items():
+                if table not in BUNDLE_TABLES:  # names come from an untrusted file: only known tables
+                    raise BenchError(f"bundle names an unknown table {table!r}")
+                if table == "machines":
+                    con.execute("INSERT INTO machines BY NAME SELECT * FROM read_parquet(?) "
+                                "WHERE machine_id NOT IN (SELECT machine_id FROM machines)", [str(path)])
+                else:
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)", [str(path)])
+            for old, new in image_paths.items():
+                con.execute("UPDATE result_images SET annotated_path = ? WHERE annotated_path = ? AND result_id IN "
+                            "(SELECT result_id FROM results WHERE run_id = ?)", [new, old, run_id])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
