@@ -107,3 +107,10 @@ def run_tables_zip(db: str, run_id: str) -> bytes:
         for path in api.export_run(db, run_id, "csv", folder):
             archive.write(path, path.name)
     return buffer.getvalue()
+
+
+@per_database_state
+def run_bundle(db: str, run_id: str) -> bytes:
+    """The run as a bundle another machine's dashboard or `python -m engine import` merges."""
+    with tempfile.TemporaryDirectory() as folder:
+        return api.write_bundle(db, run_id, str(Path(folder) / "run.zip")).read_bytes()

@@ -151,7 +151,7 @@ def show_job(job_id: str) -> None:
     live()
 
 
-UPLOAD_SUFFIXES = {".onnx", ".pt", ".jpg", ".jpeg", ".png", ".bmp"}
+UPLOAD_SUFFIXES = {".onnx", ".pt", ".jpg", ".jpeg", ".png", ".bmp", ".zip"}
 
 
 def uploads_folder() -> Path:

@@ -89,3 +89,23 @@ def test_a_file_that_is_not_a_bundle(tmp_path):
     fake.write_text("hello")
     done = engine("import", str(fake), "--db", str(tmp_path / "x.duckdb"))
     assert done.returncode == 2 and "not a readable zip bundle" in done.stderr
+
+
+def test_the_machines_page_imports_a_bundle_into_an_empty_database(bundle, tmp_path):
+    from tests.dashboard_app import open_page, text_of
+
+    app = open_page(tmp_path / "results.duckdb", "machines")
+    app.file_uploader(key="bundle_uploads").upload("from-the-lab.zip", bundle.read_bytes(), "application/zip")
+    app.run()
+    app.button(key="import_bundles").click().run()
+    assert not app.exception and not app.error, text_of(app.error)
+    assert "from-the-lab.zip: imported" in text_of(app.success)
+    assert len(app.get("metric")) >= 3, "the imported machine is listed with its cores, memory and runs"
+
+
+def test_the_share_page_offers_the_run_as_a_bundle(filled_run):
+    from tests.dashboard_app import open_page
+
+    app = open_page(filled_run["db"], "share")
+    assert not app.exception
+    assert any(button.proto.label.startswith("Bundle for another machine") for button in app.get("download_button"))

@@ -5,9 +5,21 @@ import json
 import streamlit as st
 
 from dashboard import data, ui
+from dashboard.jobs import save_upload
+from engine import api
 
 db, filters = ui.page_header("Machines", "Every machine that wrote to this database, identified by a hash of its "
                               "hardware.")
+with st.expander("Import run bundles from other machines", icon=":material/move_to_inbox:"):
+    st.caption("A bundle is a zip written by `python -m engine bundle`, `run --bundle`, or the Share page. "
+               "Importing one twice adds nothing.")
+    bundles = st.file_uploader("Bundles", type=["zip"], accept_multiple_files=True, key="bundle_uploads")
+    if st.button("Import", disabled=not bundles, key="import_bundles"):
+        with ui.errors_as_messages():
+            for upload in bundles:
+                outcome = api.import_bundle(db, save_upload(upload))
+                st.success(f"{upload.name}: {outcome}")
+
 machines = data.machines(db)
 ui.stop_when_empty(machines, db, "the machines that ran benchmarks")
 chosen = filters.get("machine_id")

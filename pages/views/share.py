@@ -43,6 +43,11 @@ if source == "One run":
     tables_column.download_button("Every table of the run (CSV, zip)", data.run_tables_zip(db, run_id),
                                   file_name=f"{name}-tables.zip", mime="application/zip", on_click="ignore",
                                   icon=":material/folder_zip:", key="tables_download")
+    st.download_button("Bundle for another machine's dashboard (zip)", data.run_bundle(db, run_id),
+                       file_name=f"{name}-bundle.zip", mime="application/zip", on_click="ignore",
+                       icon=":material/move_to_inbox:", key="bundle_download",
+                       help="Import it on the Machines page of another dashboard, or with "
+                            "`python -m engine import FILE --db results.duckdb`")
 st.subheader("What it shows")
 if completed:
     st.plotly_chart(charts.stage_bars(results), key="share_preview")
