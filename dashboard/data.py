@@ -54,6 +54,7 @@ runs = per_database_state(api.runs)
 machines = per_database_state(api.machines)
 detections = per_database_state(api.detections)
 reference_detections = per_database_state(api.reference_detections)
+regressions = per_database_state(api.regressions)
 result_images = per_database_state(api.result_images)
 
 

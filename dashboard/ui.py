@@ -189,3 +189,17 @@ def stop_when_empty(frame: pd.DataFrame, db: str, what: str) -> None:
     if frame.empty:
         empty_state(db, what)
         st.stop()
+
+
+def regression_watch(verdicts: list) -> None:
+    """The regression watch's verdicts on these results: flags only where the interval clears the noise."""
+    flagged = [v for v in verdicts if v.verdict in ("regression", "improvement")]
+    for v in flagged:
+        text = (f"**{v.verdict}**: {v.runtime}:{v.precision} batch {v.batch} infers in {v.infer_ms:.2f} ms against "
+                f"{v.baseline_ms:.2f} ms over its {v.history} earlier runs (noise floor {v.noise_floor:.0%})")
+        (st.error if v.verdict == "regression" else st.success)(text, icon=":material/monitoring:")
+    judged = [v for v in verdicts if v.verdict != "not enough history"]
+    if not flagged:
+        st.caption(f"Regression watch: no change beyond the noise floor in {len(judged)} configuration(s) with "
+                   "history" if judged else "Regression watch: each configuration needs three runs before "
+                   "changes are flagged (`python -m engine check-regressions` does the same in CI).")

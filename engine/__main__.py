@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("bundles", nargs="+")
     merge.add_argument("--db", default="results.duckdb")
 
+    watch = commands.add_parser("check-regressions", help="flag results slower or faster than their history")
+    watch.add_argument("--db", default="results.duckdb")
+    watch.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any regression is found")
+    watch.add_argument("--json", action="store_true")
+
     commands.add_parser("machine", help="print this machine's fingerprint")
 
     peak = commands.add_parser("peak", help="measure this machine's peak fp32 rate (for efficiency figures)")
@@ -205,6 +210,26 @@ def command_import(args) -> int:
     return 0
 
 
+def command_check_regressions(args) -> int:
+    from engine.api import regressions
+
+    if not Path(args.db).exists():
+        raise BenchError(f"database {args.db} does not exist")
+    verdicts = regressions(args.db)
+    if args.json:
+        print(json.dumps([v.to_dict() for v in verdicts]))
+    else:
+        print(f"{'verdict':<20} {'runtime':<12} {'precision':<9} {'batch':>5} {'infer ms':>9} {'baseline':>9} "
+              f"{'floor':>6} {'runs':>4}  machine / model")
+        for v in verdicts:
+            baseline = f"{v.baseline_ms:9.2f}" if v.baseline_ms is not None else f"{'':>9}"
+            floor = f"{v.noise_floor:6.1%}" if v.noise_floor is not None else f"{'':>6}"
+            print(f"{v.verdict:<20} {v.runtime:<12} {v.precision:<9} {v.batch:>5} {v.infer_ms:9.2f} {baseline} "
+                  f"{floor} {v.history + 1:>4}  {v.machine_label} / {v.model}")
+    regressed = [v for v in verdicts if v.verdict == "regression"]
+    return 1 if regressed and args.fail_on_regression else 0
+
+
 def command_machine(args) -> int:
     from engine.machine import fingerprint
 
@@ -224,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"runtimes": command_runtimes, "run": command_run, "job": command_job,
                 "export": command_export, "machine": command_machine, "peak": command_peak,
-                "bundle": command_bundle, "import": command_import}
+                "bundle": command_bundle, "import": command_import, "check-regressions": command_check_regressions}
     try:
         return handlers[args.command](args)
     except BenchError as error:

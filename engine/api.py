@@ -15,7 +15,7 @@ from engine.runtimes import registry
 __all__ = [
     "BenchError", "RunConfig", "runtimes", "start_run", "job_status", "cancel", "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "samples",
-    "export_run", "write_bundle", "import_bundle",
+    "export_run", "write_bundle", "import_bundle", "regressions",
 ]
 
 
@@ -111,3 +111,11 @@ def import_bundle(db: str, bundle_path: str) -> str:
     from engine.bundle import import_bundle as merge
 
     return merge(db, bundle_path)
+
+
+def regressions(db: str, filters: dict | None = None) -> list:
+    """Each configuration's newest result against its history (engine/regressions.py)."""
+    from engine.regressions import check
+
+    summary = store.results_summary(db, filters)
+    return check(summary) if not summary.empty else []

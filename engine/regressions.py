@@ -1,0 +1,73 @@
+"""Regression watch: is a new result really slower or faster than the history of the same configuration?
+
+A configuration is (machine, model, runtime, precision, batch, image size, threads). Its noise floor is
+how far the earlier results' inference medians spread around their own median (relative, at least
+MIN_FLOOR): what repeated runs of unchanged code already vary by. The newest result is flagged only when
+its median's 95% confidence interval clears the earlier median by more than that floor:
+- regression:  ci_low  > baseline x (1 + floor)
+- improvement: ci_high < baseline x (1 - floor)
+With fewer than MIN_HISTORY earlier results the verdict is "not enough history", never a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+CONFIG_KEY = ("machine_id", "model", "runtime", "precision", "batch", "imgsz", "threads")
+MIN_HISTORY = 2
+MIN_FLOOR = 0.03  # 3%: below this a VM's clock and neighbours alone move the median
+
+
+@dataclass
+class Verdict:
+    machine_label: str
+    model: str
+    runtime: str
+    precision: str
+    batch: int
+    imgsz: int
+    threads: int
+    result_id: str
+    verdict: str  # regression | improvement | no change | not enough history
+    infer_ms: float
+    ci_low_ms: float | None
+    ci_high_ms: float | None
+    baseline_ms: float | None
+    noise_floor: float | None
+    history: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check(summary: pd.DataFrame) -> list[Verdict]:
+    """One verdict per configuration: its newest completed result against the ones before it."""
+    rows = summary[summary["status"] == "completed"].dropna(subset=["infer_ms"])
+    verdicts = []
+    for _, group in rows.sort_values("started_at").groupby(list(CONFIG_KEY), sort=True):
+        newest, earlier = group.iloc[-1], group.iloc[:-1]["infer_ms"]
+        baseline = floor = None
+        outcome = "not enough history"
+        if len(earlier) >= MIN_HISTORY:
+            baseline = float(earlier.median())
+            floor = max(MIN_FLOOR, float((earlier - baseline).abs().max() / baseline))
+            low = newest["infer_ci_low_ms"] if pd.notna(newest["infer_ci_low_ms"]) else newest["infer_ms"]
+            high = newest["infer_ci_high_ms"] if pd.notna(newest["infer_ci_high_ms"]) else newest["infer_ms"]
+            if low > baseline * (1 + floor):
+                outcome = "regression"
+            elif high < baseline * (1 - floor):
+                outcome = "improvement"
+            else:
+                outcome = "no change"
+        verdicts.append(Verdict(
+            str(newest["machine_label"]), str(newest["model"]), str(newest["runtime"]), str(newest["precision"]),
+            int(newest["batch"]), int(newest["imgsz"]), int(newest["threads"]), str(newest["result_id"]), outcome,
+            float(newest["infer_ms"]), _optional(newest["infer_ci_low_ms"]), _optional(newest["infer_ci_high_ms"]),
+            baseline, floor, len(earlier)))
+    return verdicts
+
+
+def _optional(value) -> float | None:
+    return None if pd.isna(value) else float(value)

@@ -1,0 +1,84 @@
+"""Regression watch: a verdict only when the new result's confidence interval clears the history's noise."""
+
+import pandas as pd
+import pytest
+
+from engine import store
+from engine.measure import Stats
+from engine.regressions import check
+from tests.conftest import engine
+
+BASE = {"machine_id": "m1", "machine_label": "lab", "model": "yolov8n", "runtime": "onnxruntime",
+        "precision": "fp32", "batch": 1, "imgsz": 640, "threads": 2, "status": "completed"}
+
+
+def history(*medians, newest_ci=None):
+    rows = []
+    for i, median in enumerate(medians):
+        low, high = (newest_ci if (newest_ci and i == len(medians) - 1) else (median * 0.99, median * 1.01))
+        rows.append({**BASE, "result_id": f"r{i}", "started_at": pd.Timestamp("2026-11-01") + pd.Timedelta(days=i),
+                     "infer_ms": median, "infer_ci_low_ms": low, "infer_ci_high_ms": high})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("medians, newest_ci, expected", [
+    ((10.0, 10.2, 9.9, 12.0), (11.8, 12.2), "regression"),
+    ((10.0, 10.2, 9.9, 8.0), (7.9, 8.1), "improvement"),
+    ((10.0, 10.2, 9.9, 10.1), (9.8, 10.4), "no change"),
+    ((10.0, 10.2, 9.9, 11.0), (9.9, 12.0), "no change"),  # median moved, but its interval does not clear
+    ((10.0, 13.0, 10.0, 12.5), (12.4, 12.6), "no change"),  # a noisy history raises the floor to 30%
+    ((10.0, 12.0), (11.9, 12.1), "not enough history"),
+])
+def test_verdicts(medians, newest_ci, expected):
+    (verdict,) = check(history(*medians, newest_ci=newest_ci))
+    assert verdict.verdict == expected
+    assert verdict.history == len(medians) - 1
+
+
+def test_configurations_are_judged_apart():
+    mixed = pd.concat([history(10.0, 10.1, 10.0, 14.0, newest_ci=(13.9, 14.1)),
+                       history(10.0, 10.1, 10.0, 10.0).assign(batch=2, result_id=lambda f: f.result_id + "b2")])
+    verdicts = {v.batch: v.verdict for v in check(mixed)}
+    assert verdicts == {1: "regression", 2: "no change"}
+
+
+def _store_run(db, run_id, day, infer_ms):
+    store.insert_run(db, {"run_id": run_id, "started_at": pd.Timestamp(f"2026-11-{day:02d}", tz="UTC"),
+                          "machine_id": "m1", "machine_label": "lab", "model": "yolov8n", "model_sha256": "x",
+                          "model_source": "test", "weights_trained": False, "imgsz": 640, "images": [],
+                          "config": {}, "libraries": {}, "pid": 1})
+    samples = [{"decode": 1, "pre": 1_000_000, "infer": int(infer_ms * 1e6) + i * 1000, "post": 1} for i in range(20)]
+    per_stage = {stage: Stats.from_values([s[stage] / 1e6 for s in samples]).to_dict()
+                 for stage in ("decode", "pre", "infer", "post")}
+    per_stage["total"] = Stats.from_values([(s["pre"] + s["infer"] + s["post"]) / 1e6 for s in samples]).to_dict()
+    store.insert_result(db, {"result_id": f"{run_id}-r", "run_id": run_id, "runtime": "onnxruntime",
+                             "precision": "fp32", "batch": 1, "status": "completed", "imgsz": 640, "threads": 2},
+                        samples, per_stage, [], [])
+    store.finish_run(db, run_id, "completed")
+
+
+def test_cli_fails_on_a_regression_only_when_asked(tmp_path):
+    db = tmp_path / "results.duckdb"
+    store.ensure_schema(db)
+    for day, infer_ms in ((1, 60.0), (2, 61.0), (3, 60.5), (4, 80.0)):
+        _store_run(db, f"run{day}", day, infer_ms)
+    report = engine("check-regressions", "--db", str(db))
+    assert report.returncode == 0 and "regression" in report.stdout
+    assert engine("check-regressions", "--db", str(db), "--fail-on-regression").returncode == 1
+
+
+def test_cli_on_a_single_run_has_not_enough_history(filled_db):
+    done = engine("check-regressions", "--db", str(filled_db), "--fail-on-regression")
+    assert done.returncode == 0 and "not enough history" in done.stdout
+
+
+def test_the_overview_flags_a_regression(tmp_path):
+    from tests.dashboard_app import open_page, text_of
+
+    db = tmp_path / "results.duckdb"
+    store.ensure_schema(db)
+    for day, infer_ms in ((1, 60.0), (2, 61.0), (3, 60.5), (4, 80.0)):
+        _store_run(db, f"run{day}", day, infer_ms)
+    app = open_page(db, "overview")
+    assert not app.exception
+    assert "regression: onnxruntime:fp32 batch 1 infers in 80.0" in text_of(app.error).replace("*", "")
