@@ -35,6 +35,7 @@ test: install browser
 
 bench: install
 	$(PY) benchmarks/engine_overhead.py
+	$(PY) benchmarks/history_scale.py
 
 clean:
 	rm -rf .cache .jobs test-output
