@@ -162,3 +162,33 @@ def speed_vs_agreement(results: pd.DataFrame) -> go.Figure | None:
                         labels={"total_ms": "pre + infer + post, median (ms/image)", "agreement": label})
     figure.update_traces(textposition="top center", marker=dict(size=12))
     return _layout(figure, "Speed against agreement with the reference", height=420)
+
+
+def latest_per_machine_variant(results: pd.DataFrame) -> pd.DataFrame:
+    """Each machine's latest completed result per runtime x precision x batch."""
+    rows = completed(results).sort_values("started_at")
+    rows["variant"] = variant(rows) + " · b" + rows["batch"].astype(str)
+    return rows.groupby(["machine_label", "variant"], as_index=False).last()
+
+
+def machines_normalised(results: pd.DataFrame, metric: str, reference_machine: str,
+                        reference_variant: str) -> go.Figure | None:
+    """Each machine's figures as a multiple of one reference (machine, runtime x precision x batch)."""
+    latest = latest_per_machine_variant(results)
+    reference = latest[(latest["machine_label"] == reference_machine) & (latest["variant"] == reference_variant)]
+    if reference.empty or not reference[metric].iloc[0]:
+        return None
+    latest["relative"] = latest[metric] / reference[metric].iloc[0]
+    figure = px.bar(latest.sort_values("variant"), x="variant", y="relative", color="machine_label",
+                    barmode="group", color_discrete_sequence=PALETTE, hover_data=[metric, "run_id"],
+                    labels={"variant": "", "relative": f"x {reference_machine} · {reference_variant}",
+                            "machine_label": "machine"})
+    figure.add_hline(y=1.0, line_dash="dot", line_color="#555")
+    return _layout(figure, f"{METRICS[metric]}, relative to {reference_machine} · {reference_variant}")
+
+
+def fastest_per_machine(results: pd.DataFrame) -> pd.DataFrame:
+    """For each machine, its fastest completed result (lowest end-to-end median), fastest machine first."""
+    rows = completed(results)
+    best = rows.loc[rows.groupby("machine_label")["total_ms"].idxmin()]
+    return best.sort_values("total_ms").reset_index(drop=True)

@@ -101,11 +101,3 @@ def test_the_machines_page_imports_a_bundle_into_an_empty_database(bundle, tmp_p
     assert not app.exception and not app.error, text_of(app.error)
     assert "from-the-lab.zip: imported" in text_of(app.success)
     assert len(app.get("metric")) >= 3, "the imported machine is listed with its cores, memory and runs"
-
-
-def test_the_share_page_offers_the_run_as_a_bundle(filled_run):
-    from tests.dashboard_app import open_page
-
-    app = open_page(filled_run["db"], "share")
-    assert not app.exception
-    assert any(button.proto.label.startswith("Bundle for another machine") for button in app.get("download_button"))

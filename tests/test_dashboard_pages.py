@@ -245,7 +245,8 @@ def test_machines_lists_the_fingerprint_and_run_count(two_runs_db):
 def test_share_builds_a_report_and_csv_downloads(filled_run):
     app = open_page(filled_run["db"], "share")
     labels = [button.proto.label for button in elements(app, "download_button")]
-    assert labels == ["Download the HTML report", "Results as CSV", "Every table of the run (CSV, zip)"]
+    assert labels == ["Download the HTML report", "Results as CSV", "Every table of the run (CSV, zip)",
+                      "Bundle for another machine's dashboard (zip)"]
     app.radio(key="share_source").set_value("The History selection").run()
     assert not app.exception
     assert "Selection: " in text_of(app.caption)

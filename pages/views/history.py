@@ -51,7 +51,19 @@ with by_machine:
                 "this database (or point both at one file) to compare machines here.")
     models = sorted(completed["model"].unique())
     model = st.selectbox("Model", models, key="machines_model") if len(models) > 1 else models[0]
-    st.plotly_chart(charts.machines_bars(completed[completed["model"] == model], metric), key="machines_chart")
+    for_model = completed[completed["model"] == model]
+    st.plotly_chart(charts.machines_bars(for_model, metric), key="machines_chart")
+    latest = charts.latest_per_machine_variant(for_model)
+    if latest["machine_label"].nunique() > 1:  # one machine has nothing to be normalised against
+        machine_column, variant_column = st.columns(2)
+        reference_machine = machine_column.selectbox("Normalise by machine", sorted(latest["machine_label"].unique()),
+                                                     key="reference_machine")
+        reference_variant = variant_column.selectbox(
+            "and runtime", sorted(latest.loc[latest["machine_label"] == reference_machine, "variant"].unique()),
+            key="reference_variant")
+        normalised = charts.machines_normalised(for_model, metric, reference_machine, reference_variant)
+        if normalised is not None:
+            st.plotly_chart(normalised, key="machines_normalised_chart")
 
 st.subheader(f"{len(selection)} results")
 ui.results_table(selection, extra={"started_at": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),

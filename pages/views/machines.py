@@ -5,6 +5,7 @@ import json
 import streamlit as st
 
 from dashboard import data, ui
+from dashboard.charts import fastest_per_machine
 from dashboard.jobs import save_upload
 from engine import api
 
@@ -41,6 +42,24 @@ for machine in machines.itertuples():
                     f"**GPUs:** {', '.join(ui.as_list(machine.gpus)) or 'none'} · **Python:** {machine.python}")
         with st.expander("Full fingerprint"):
             st.json(json.loads(machine.fingerprint) if isinstance(machine.fingerprint, str) else machine.fingerprint)
+
+st.subheader("Fastest machine and runtime for a model")
+summary = data.results(db, filters)
+done = summary[summary["status"] == "completed"] if not summary.empty else summary
+if done.empty:
+    st.caption("No completed result yet.")
+else:
+    models = sorted(done["model"].unique())
+    model = st.selectbox("Model", models, key="fastest_model")
+    best = fastest_per_machine(done[done["model"] == model])
+    winner = best.iloc[0]
+    st.markdown(f"**{winner['machine_label']}** with **{winner['runtime']}:{winner['precision']}** at batch "
+                f"{winner['batch']}: **{winner['total_ms']:.2f} ms** per image (inference 95% interval "
+                f"{winner['infer_ci_low_ms']:.2f} to {winner['infer_ci_high_ms']:.2f} ms, {winner['iterations']} "
+                f"iterations, run `{winner['run_id']}` of {ui.utc(winner['started_at'])}).")
+    st.dataframe(best, hide_index=True, key="fastest_table", column_order=[
+        "machine_label", "runtime", "precision", "batch", "imgsz", "total_ms", "infer_ms", "infer_ci_low_ms",
+        "infer_ci_high_ms", "throughput_ips", "iterations", "started_at", "run_id"])
 
 table = machines.drop(columns=["fingerprint"])
 st.dataframe(table, hide_index=True, key="machines_table", column_config={
