@@ -29,6 +29,9 @@ def start_engine(db, cache, *extra):
 def check_consistent(db) -> list[tuple]:
     """Every run marked completed has all its results, each with its samples; returns the runs."""
     with duckdb.connect(str(db), read_only=True) as con:
+        tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if not tables:  # killed before the schema's transaction committed: an empty file, nothing half-written
+            return []
         runs = con.execute("SELECT run_id, status FROM runs").fetchall()
         for run_id, status in runs:
             results = con.execute("SELECT result_id, status, iterations FROM results WHERE run_id = ?",
