@@ -161,6 +161,11 @@ def speed_vs_agreement(results: pd.DataFrame) -> go.Figure | None:
                         color_discrete_map=VERDICT_COLORS, log_y=log_y,
                         labels={"total_ms": "pre + infer + post, median (ms/image)", "agreement": label})
     figure.update_traces(textposition="top center", marker=dict(size=12))
+    if not log_y:  # a share of boxes and a mAP both live in [0, 1]
+        figure.update_yaxes(range=[-0.03, 1.1])
+    low, high = frame["total_ms"].min(), frame["total_ms"].max()
+    pad = max((high - low) * 0.2, high * 0.05)  # room for the labels of the outermost points
+    figure.update_xaxes(range=[low - pad, high + pad])
     return _layout(figure, "Speed against agreement with the reference", height=420)
 
 
