@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runtimes", default=DEFAULT_RUNTIMES, help="comma-separated; runtime:precision pins one")
     run.add_argument("--precisions", default="fp32", help="fp32,bf16,int8,... or 'all' (where each runtime offers it)")
     run.add_argument("--batch", default="1", help="batch sizes, e.g. 1,2,4")
+    run.add_argument("--modes", default="lean",
+                     help="pipeline modes: lean (the engine's own pipeline), ultralytics (its predictor), or both")
     run.add_argument("--images", nargs="*", default=[], help="image files or folders (default: Ultralytics' samples)")
     run.add_argument("--imgsz", type=int, default=640)
     run.add_argument("--warmup", type=int, default=3)
@@ -75,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args) -> RunConfig:
     return RunConfig(
         model=args.model, runtimes=parse_name_list(args.runtimes), precisions=parse_name_list(args.precisions),
-        batch_sizes=parse_int_list(args.batch, "--batch"), images=list(args.images), imgsz=args.imgsz,
-        warmup=args.warmup, iters=args.iters, min_duration_s=args.min_duration, threads=args.threads,
+        batch_sizes=parse_int_list(args.batch, "--batch"), modes=parse_name_list(args.modes), images=list(args.images),
+        imgsz=args.imgsz, warmup=args.warmup, iters=args.iters, min_duration_s=args.min_duration, threads=args.threads,
         timeout_s=args.timeout, memory_limit_mb=args.memory_limit, db=args.db, machine_label=args.label, note=args.note,
         reference=args.reference, parity_iou=args.parity_iou, data=args.data,
     )
@@ -92,11 +94,13 @@ def progress_printer(stream=sys.stderr):
         elif kind == "stage":
             print(f"  {event.get('variant', '')} {event.get('message', event['stage'])}", file=stream)
         elif kind == "result":
+            mode = "" if event.get("mode", "lean") == "lean" else f"/{event['mode']}"
+            name = f"{event['runtime']}:{event['precision']}{mode} b{event['batch']}"
             if event["status"] == "completed":
-                print(f"  {event['runtime']}:{event['precision']} b{event['batch']}: infer {event['infer_ms']:.2f} ms/img,"
-                      f" total {event['total_ms']:.2f} ms/img", file=stream)
+                print(f"  {name}: infer {event['infer_ms']:.2f} ms/img, total {event['total_ms']:.2f} ms/img",
+                      file=stream)
             else:
-                print(f"  {event['runtime']}:{event['precision']} b{event['batch']}: FAILED: "
+                print(f"  {name}: FAILED: "
                       f"{(event.get('error') or '').splitlines()[0]}", file=stream)
         elif kind == "run_finished":
             print(f"run {event['run_id']} {event['status']}", file=stream)
@@ -105,17 +109,18 @@ def progress_printer(stream=sys.stderr):
 
 
 def print_table(results: list[dict]) -> None:
-    header = (f"{'runtime':<12} {'precision':<9} {'batch':>5} {'pre':>8} {'infer':>8} {'post':>8} {'img/s':>8} "
+    header = (f"{'runtime':<24} {'precision':<9} {'batch':>5} {'pre':>8} {'infer':>8} {'post':>8} {'img/s':>8} "
               f"{'parity':>7}  status")
     print(header)
     print("-" * len(header))
     for r in results:
+        name = r["runtime"] if r.get("mode", "lean") == "lean" else f"{r['runtime']}/{r['mode']}"
         if r["status"] == "completed":
-            print(f"{r['runtime']:<12} {r['precision']:<9} {r['batch']:>5} {r['pre_ms']:>8.2f} {r['infer_ms']:>8.2f} "
+            print(f"{name:<24} {r['precision']:<9} {r['batch']:>5} {r['pre_ms']:>8.2f} {r['infer_ms']:>8.2f} "
                   f"{r['post_ms']:>8.2f} {r['throughput_ips']:>8.1f} {r.get('parity_verdict') or '-':>7}  ok")
         else:
             reason = (r.get("error") or "").splitlines()[0][:70]
-            print(f"{r['runtime']:<12} {r['precision']:<9} {r['batch']:>5} {'':>8} {'':>8} {'':>8} {'':>8} {'':>7}  {r['status']}: {reason}")
+            print(f"{name:<24} {r['precision']:<9} {r['batch']:>5} {'':>8} {'':>8} {'':>8} {'':>8} {'':>7}  {r['status']}: {reason}")
     print("(medians in ms per image)")
 
 

@@ -16,6 +16,8 @@ MAX_ITERS = 100_000
 MAX_WARMUP = 10_000
 DEFAULT_MODEL = "yolov8n.pt"
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# lean: the engine's own numpy pipeline per runtime; ultralytics: the same artifact through Ultralytics' predictor
+MODES = ("lean", "ultralytics")
 UNSTABLE_CV = 0.10  # coefficient of variation of the inference stage above which a result is flagged
 
 
@@ -34,14 +36,17 @@ def physical_cores() -> int:
 
 @dataclass(frozen=True)
 class Variant:
-    """One runtime at one precision: the unit that gets its own export and its own worker process."""
+    """One runtime at one precision in one pipeline mode: the unit that gets its own worker processes
+    (the export is shared between modes through the cache)."""
 
     runtime: str
     precision: str
+    mode: str = "lean"
 
     @property
     def label(self) -> str:
-        return f"{self.runtime}:{self.precision}"
+        suffix = "" if self.mode == "lean" else f"/{self.mode}"
+        return f"{self.runtime}:{self.precision}{suffix}"
 
 
 @dataclass
@@ -50,6 +55,7 @@ class RunConfig:
     runtimes: list[str] = field(default_factory=lambda: ["onnxruntime", "openvino"])
     precisions: list[str] = field(default_factory=lambda: ["fp32"])
     batch_sizes: list[int] = field(default_factory=lambda: [1])
+    modes: list[str] = field(default_factory=lambda: ["lean"])
     images: list[str] = field(default_factory=list)  # files or folders; empty means the shipped samples
     imgsz: int = 640
     warmup: int = 3
@@ -116,6 +122,11 @@ def validate(config: RunConfig) -> None:
     for precision in config.precisions:
         if precision != "all" and precision not in PRECISIONS:
             raise BenchError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)} or 'all'")
+    if not config.modes:
+        raise BenchError("no pipeline mode given: pass --modes, e.g. --modes lean,ultralytics")
+    for mode in config.modes:
+        if mode not in MODES:
+            raise BenchError(f"unknown pipeline mode {mode!r}: choose from {', '.join(MODES)}")
     if not config.batch_sizes:
         raise BenchError("no batch size given: pass --batch, e.g. --batch 1,2,4")
     for batch in config.batch_sizes:
@@ -180,9 +191,12 @@ def expand_variants(config: RunConfig) -> list[Variant]:
         else:
             wanted = [p for p in config.precisions if p in offered]
         for precision in wanted:
-            variant = Variant(base, precision)
-            if variant not in variants:
-                variants.append(variant)
+            for mode in config.modes:
+                if mode == "ultralytics" and precision == "bf16":
+                    continue  # Ultralytics picks OpenVINO's precision itself: a bf16 hint cannot be asked of it
+                variant = Variant(base, precision, mode)
+                if variant not in variants:
+                    variants.append(variant)
     if not variants:
         raise BenchError(
             f"none of the chosen runtimes offers precision {', '.join(config.precisions)}: "

@@ -16,6 +16,9 @@ Verdict, from the figures below (also in README, "Parity"):
         mean IoU >= PASS_MIN_MEAN_IOU and scores within PASS_MAX_SCORE_DIFF, and the raw tensor agrees:
         class scores within PASS_MAX_SCORE_ABS and boxes within PASS_MAX_BOX_ABS_REL of the input size.
         With no detection on either side (untrained weights detect nothing) only the raw figures decide.
+        Without a raw output (the ultralytics pipeline mode returns boxes only) the detections alone decide,
+        and the reason says so; with no detection on either side too there is nothing to judge by, and the
+        verdict is None ("unknown", as for a result without a reference) rather than a pass without evidence.
 - drift otherwise: it works, but not identically; the figures say how far.
 The pass tolerances are two orders of magnitude above what fp32 exports show (~1e-5 on scores, ~1e-4 px on
 boxes) and below what bf16 or int8 rounding gives; the fail limits are what no quantization of a working
@@ -51,6 +54,7 @@ class RawDiff:
     sum_abs: float = 0.0
     sum_reference_abs: float = 0.0
     problem: str | None = None  # a shape mismatch or non-finite output: the comparison itself fails
+    unavailable: str | None = None  # why there is no raw output at all (ultralytics mode): boxes alone decide
 
     def add(self, reference: np.ndarray, candidate: np.ndarray) -> None:
         if self.problem:
@@ -189,30 +193,23 @@ def compare(reference_name: str, reference: dict, candidate: dict, raw: RawDiff,
     return report
 
 
-def verdict(report: ParityReport, imgsz: int) -> tuple[str, str]:
+def verdict(report: ParityReport, imgsz: int) -> tuple[str | None, str]:
     """pass / drift / fail and the reason in words; see the module docstring for the thresholds."""
     raw = report.raw
     if raw.problem:
         return "fail", raw.problem
+    if raw.unavailable:
+        return _detections_only_verdict(report, raw.unavailable)
     if not raw.images:
         return "fail", "no raw output to compare with the reference"
     if raw.rel_mean is not None and raw.rel_mean > FAIL_RAW_REL_MEAN:
         return "fail", f"raw output differs by {raw.rel_mean:.1%} of its magnitude (limit {FAIL_RAW_REL_MEAN:.0%})"
     boxes = report.reference_boxes or report.candidate_boxes
     if boxes:
-        recall = report.matched / report.reference_boxes if report.reference_boxes else 0.0
-        precision = report.matched / report.candidate_boxes if report.candidate_boxes else 0.0
-        if recall < FAIL_MIN_RECALL:
-            return "fail", f"found {report.matched} of the reference's {report.reference_boxes} boxes"
-        if precision < FAIL_MIN_PRECISION:
-            return "fail", f"{report.extra} of {report.candidate_boxes} boxes are not the reference's"
-    problems = []
-    if report.missed or report.extra:
-        problems.append(f"{report.missed} missed and {report.extra} extra boxes")
-    if report.mean_iou is not None and report.mean_iou < PASS_MIN_MEAN_IOU:
-        problems.append(f"mean IoU {report.mean_iou:.3f} < {PASS_MIN_MEAN_IOU}")
-    if report.max_score_diff is not None and report.max_score_diff > PASS_MAX_SCORE_DIFF:
-        problems.append(f"scores differ by up to {report.max_score_diff:.3g}")
+        failure = _box_failure(report)
+        if failure:
+            return "fail", failure
+    problems = _box_problems(report)
     if raw.score_max_abs > PASS_MAX_SCORE_ABS:
         problems.append(f"raw class scores differ by up to {raw.score_max_abs:.3g}")
     if raw.box_max_abs > PASS_MAX_BOX_ABS_REL * imgsz:
@@ -221,3 +218,37 @@ def verdict(report: ParityReport, imgsz: int) -> tuple[str, str]:
         return "drift", "; ".join(problems)
     basis = "detections and raw output" if boxes else "raw output (no detections on either side)"
     return "pass", f"{basis} agree within the pass tolerances"
+
+
+def _detections_only_verdict(report: ParityReport, why: str) -> tuple[str | None, str]:
+    if not (report.reference_boxes or report.candidate_boxes):
+        return None, f"no detections on either side and {why}: nothing to judge by"
+    failure = _box_failure(report)
+    if failure:
+        return "fail", f"{failure} ({why})"
+    problems = _box_problems(report)
+    if problems:
+        return "drift", f"{'; '.join(problems)} ({why})"
+    return "pass", f"detections agree within the pass tolerances ({why})"
+
+
+def _box_failure(report: ParityReport) -> str | None:
+    recall = report.matched / report.reference_boxes if report.reference_boxes else 0.0
+    precision = report.matched / report.candidate_boxes if report.candidate_boxes else 0.0
+    if recall < FAIL_MIN_RECALL:
+        return f"found {report.matched} of the reference's {report.reference_boxes} boxes"
+    if precision < FAIL_MIN_PRECISION:
+        return f"{report.extra} of {report.candidate_boxes} boxes are not the reference's"
+    return None
+
+
+def _box_problems(report: ParityReport) -> list[str]:
+    problems = []
+    if report.missed or report.extra:
+        problems.append(f"{report.missed} missed and {report.extra} extra boxes")
+    if report.mean_iou is not None and report.mean_iou < PASS_MIN_MEAN_IOU:
+        problems.append(f"mean IoU {report.mean_iou:.3f} < {PASS_MIN_MEAN_IOU}")
+    if report.max_score_diff is not None and report.max_score_diff > PASS_MAX_SCORE_DIFF:
+        problems.append(f"scores differ by up to {report.max_score_diff:.3g}")
+    return problems
+

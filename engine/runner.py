@@ -277,12 +277,15 @@ class Runner:
         store.mark_interrupted_runs(db, _pid_alive)
         machine = fingerprint(config.machine_label)
         store.upsert_machine(db, machine)
+        self.ensure_machine_peak(machine["machine_id"])
+        gflops_640 = model.get("gflops_640")
         store.insert_run(db, {
             "run_id": self.run_id, "started_at": store.now(), "machine_id": machine["machine_id"],
             "machine_label": machine["label"], "model": model["display_name"] or config.model,
             "model_sha256": model["sha256"], "model_source": model["source"], "weights_trained": model["trained"],
             "imgsz": config.imgsz, "images": images, "config": config.to_dict(),
             "libraries": machine["libraries"], "pid": os.getpid(),
+            "model_gflops": gflops_640 * (config.imgsz / 640) ** 2 if gflops_640 else None,  # FLOPs scale with pixels
         })
         self.emit("run_started", variants=[v.label for v in variants], batch_sizes=config.batch_sizes,
                   model=model["display_name"], weights_trained=model["trained"], machine=machine["label"])
@@ -305,6 +308,16 @@ class Runner:
         self.emit("run_finished", status=outcome.status, failed=failed, total=len(outcome.results))
         return outcome
 
+    def ensure_machine_peak(self, machine_id: str) -> None:
+        """Measure this machine's peak once per thread count (~3 s, no runtime library), before any worker runs."""
+        from engine.peak import measure_peak
+
+        threads = self.config.effective_threads
+        if store.machine_peak(self.config.db, machine_id, threads):
+            return
+        self.emit("stage", stage="peak", message=f"measuring this machine's peak fp32 rate on {threads} thread(s)")
+        store.insert_machine_peak(self.config.db, machine_id, measure_peak(threads).to_dict())
+
     def run_variant(self, variant: Variant, model: dict, images: list[str]) -> list[dict]:
         from engine import export
         from engine.runtimes import registry
@@ -312,7 +325,8 @@ class Runner:
         config = self.config
         runtime_class = registry.get(variant.runtime)
         self.emit("variant_started", variant=variant.label)
-        base = {"runtime": variant.runtime, "precision": variant.precision, "imgsz": config.imgsz,
+        base = {"runtime": variant.runtime, "precision": variant.precision, "mode": variant.mode,
+                "imgsz": config.imgsz,
                 "threads": config.effective_threads, "warmup": config.warmup}
         stored: list[dict] = []
 
@@ -367,7 +381,8 @@ class Runner:
 
         pending = [b for b in config.batch_sizes if b in artifacts]
         params = {
-            "runtime": variant.runtime, "precision": variant.precision, "threads": config.effective_threads,
+            "runtime": variant.runtime, "precision": variant.precision, "mode": variant.mode,
+            "threads": config.effective_threads,
             "batch_sizes": pending, "artifacts": {str(b): a["path"] for b, a in artifacts.items()},
             "images": images, "imgsz": config.imgsz, "warmup": config.warmup, "iters": config.iters,
             "min_duration_s": config.min_duration_s, "max_iters": MAX_ITERS, "conf": config.conf,
@@ -386,7 +401,8 @@ class Runner:
         # One process per batch size too: a second session in the same process ran 2x slower (measured).
         for batch in list(pending):
             try:
-                log_path = str(self.log_folder / f"measure-{variant.runtime}-{variant.precision}-b{batch}.log")
+                log_path = str(self.log_folder / f"measure-{variant.runtime}-{variant.precision}-{variant.mode}"
+                                                 f"-b{batch}.log")
                 run_job("measure", {**params, "batch_sizes": [batch], "log_path": log_path}, config.timeout_s,
                         on_message, self.should_cancel, memory_limit_mb=config.effective_memory_limit_mb)
             except JobFailed as error:
@@ -402,7 +418,9 @@ class Runner:
         from engine.measure import Stats
 
         result = dict(result)
-        result["result_id"] = f"{self.run_id}-{result['runtime']}-{result['precision']}-b{result['batch']}"
+        mode = result.setdefault("mode", "lean")
+        result["result_id"] = (f"{self.run_id}-{result['runtime']}-{result['precision']}-b{result['batch']}"
+                               + ("" if mode == "lean" else f"-{mode}"))  # lean keeps the ids of schema v3
         result["run_id"] = self.run_id
         result["model_file"] = result.get("model_file") or result.get("path")
         result["settings"] = {**(result.get("settings") or {}), "timeout_s": self.config.timeout_s,
@@ -412,9 +430,11 @@ class Runner:
         stats, detection_rows, image_rows, parity_row = {}, [], [], None
         if samples:
             batch = result["batch"]
-            per_image = {stage: [s[stage] / batch / 1e6 for s in samples] for stage in ("decode", "pre", "infer", "post")}
+            stages = ("decode", "pre", "infer", "post") + (("other",) if "other" in samples[0] else ())
+            per_image = {stage: [s[stage] / batch / 1e6 for s in samples] for stage in stages}
+            # other: the ultralytics predictor's time outside its own stage figures, part of the call's cost
             per_image["total"] = [
-                (s["pre"] + s["infer"] + s["post"]) / batch / 1e6 for s in samples
+                (s["pre"] + s["infer"] + s["post"] + s.get("other", 0)) / batch / 1e6 for s in samples
             ]
             stats = {stage: Stats.from_values(values).to_dict() for stage, values in per_image.items()}
             names = {int(k): v for k, v in (model or {}).get("names", {}).items()}
@@ -425,7 +445,8 @@ class Runner:
         accuracy_row = self.accuracy_row(result.pop("accuracy", None))
         result.pop("raw_diff", None)
         store.insert_result(self.config.db, result, samples, stats, detection_rows, image_rows, parity_row, accuracy_row)
-        summary = {key: result.get(key) for key in ("result_id", "runtime", "precision", "batch", "status", "error")}
+        summary = {key: result.get(key)
+                   for key in ("result_id", "runtime", "precision", "batch", "mode", "status", "error")}
         if stats:
             summary.update({f"{stage}_ms": stats[stage]["median"] for stage in stats})
             summary["throughput_ips"] = 1000.0 / stats["total"]["median"] if stats["total"]["median"] else None
@@ -444,7 +465,10 @@ class Runner:
 
         if not self.reference.get("name"):
             return None
-        raw = RawDiff.from_dict(result.get("raw_diff") or {})
+        if result["mode"] == "ultralytics":  # the predictor hands back boxes only, no raw tensor
+            raw = RawDiff(unavailable="raw output not available in ultralytics mode")
+        else:
+            raw = RawDiff.from_dict(result.get("raw_diff") or {})
         return compare(self.reference["name"], self.reference["detections"], found, raw, self.config.imgsz,
                        self.config.parity_iou)
 
@@ -477,9 +501,11 @@ class Runner:
             if smallest:
                 folder.mkdir(parents=True, exist_ok=True)
                 frame = cv2.imread(path, cv2.IMREAD_COLOR)
-                title = f"{result['runtime']} {result['precision']} b{result['batch']}"
+                mode = "" if result["mode"] == "lean" else f" {result['mode']}"
+                title = f"{result['runtime']} {result['precision']} b{result['batch']}{mode}"
                 picture = annotate(frame, dets, names, model.get("trained"), title)
-                target = folder / f"{result['runtime']}-{result['precision']}-b{result['batch']}-{image_key}.jpg"
+                target = folder / (f"{result['runtime']}-{result['precision']}-b{result['batch']}"
+                                   f"{mode.replace(' ', '-')}-{image_key}.jpg")
                 cv2.imwrite(str(target), picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
                 annotated_path = str(target)
             image_rows.append({"image": image_key, "annotated_path": annotated_path, "detections": len(dets)})

@@ -18,7 +18,7 @@ import duckdb
 
 from engine.config import BenchError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LOCK_WAIT_S = 60.0
 
 MIGRATIONS: dict[int, list[str]] = {
@@ -164,14 +164,30 @@ MIGRATIONS: dict[int, list[str]] = {
             error VARCHAR
         )""",
     ],
+    4: [
+        # v4: the pipeline mode of a result (lean: the engine's pipeline; ultralytics: its predictor), the
+        # predictor's time outside its own stage figures, and what efficiency figures need: the model's GFLOPs
+        # at the run's image size and each machine's measured peak (engine/peak.py).
+        "ALTER TABLE results ADD COLUMN mode VARCHAR DEFAULT 'lean'",
+        "ALTER TABLE samples ADD COLUMN other_ns BIGINT",
+        "ALTER TABLE runs ADD COLUMN model_gflops DOUBLE",
+        """CREATE TABLE machine_peaks (
+            machine_id VARCHAR NOT NULL,
+            measured_at TIMESTAMPTZ NOT NULL,
+            threads INTEGER NOT NULL,
+            gflops_fp32 DOUBLE NOT NULL,
+            method VARCHAR
+        )""",
+    ],
 }
 
 RESULTS_SUMMARY_VIEW = """
 CREATE OR REPLACE VIEW results_summary AS
 SELECT
     r.run_id, u.started_at, u.status AS run_status, u.machine_id, u.machine_label,
-    u.model, u.weights_trained, r.result_id, r.runtime, r.precision, r.batch, r.imgsz, r.threads,
-    r.status, r.error,
+    u.model, u.weights_trained, r.result_id, r.runtime, r.precision, r.batch, r.mode,
+    r.run_id || '|' || r.runtime || '|' || r.precision || '|' || r.batch || '|' || r.mode AS key,
+    r.imgsz, r.threads, r.status, r.error,
     decode.median_ms AS decode_ms,
     pre.median_ms AS pre_ms,
     infer.median_ms AS infer_ms,
@@ -190,9 +206,21 @@ SELECT
     p.raw_max_abs AS parity_raw_max_abs, p.raw_mean_abs AS parity_raw_mean_abs,
     p.score_max_abs AS parity_score_max_abs, p.matched AS parity_matched, p.missed AS parity_missed,
     p.extra AS parity_extra, p.mean_iou AS parity_mean_iou, p.max_score_diff AS parity_max_score_diff,
-    a.map50, a.map50_95, a.data AS map_data, a.error AS map_error
+    a.map50, a.map50_95, a.data AS map_data, a.error AS map_error,
+    other.median_ms AS other_ms,
+    u.model_gflops, pk.gflops_fp32 AS peak_gflops,
+    -- engine/peak.py efficiency(): achieved = GFLOPs per image / infer s; floor = GFLOPs / peak
+    CASE WHEN infer.median_ms > 0 THEN u.model_gflops / (infer.median_ms / 1000.0) END AS achieved_gflops,
+    CASE WHEN infer.median_ms > 0 AND pk.gflops_fp32 > 0
+         THEN u.model_gflops / (infer.median_ms / 1000.0) / pk.gflops_fp32 END AS peak_fraction,
+    CASE WHEN pk.gflops_fp32 > 0 THEN u.model_gflops / pk.gflops_fp32 * 1000.0 END AS floor_ms
 FROM results r
 JOIN runs u USING (run_id)
+LEFT JOIN (
+    SELECT machine_id, threads, arg_max(gflops_fp32, measured_at) AS gflops_fp32
+    FROM machine_peaks GROUP BY machine_id, threads
+) pk ON pk.machine_id = u.machine_id AND pk.threads = r.threads
+LEFT JOIN stats other ON other.result_id = r.result_id AND other.stage = 'other'
 LEFT JOIN stats decode ON decode.result_id = r.result_id AND decode.stage = 'decode'
 LEFT JOIN stats pre ON pre.result_id = r.result_id AND pre.stage = 'pre'
 LEFT JOIN stats infer ON infer.result_id = r.result_id AND infer.stage = 'infer'
@@ -328,12 +356,28 @@ def insert_run(db, run: dict) -> None:
     with connect(db) as con:
         con.execute(
             """INSERT INTO runs (run_id, started_at, status, machine_id, machine_label, model, model_sha256,
-                   model_source, weights_trained, imgsz, images, config, libraries, pid)
-               VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   model_source, weights_trained, imgsz, images, config, libraries, pid, model_gflops)
+               VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [run["run_id"], run["started_at"], run["machine_id"], run["machine_label"], run["model"],
              run["model_sha256"], run["model_source"], run["weights_trained"], run["imgsz"],
-             json.dumps(run["images"]), json.dumps(run["config"]), json.dumps(run["libraries"]), run["pid"]],
+             json.dumps(run["images"]), json.dumps(run["config"]), json.dumps(run["libraries"]), run["pid"],
+             run.get("model_gflops")],
         )
+
+
+def machine_peak(db, machine_id: str, threads: int) -> dict | None:
+    """The latest peak measured on this machine with this many threads, or None."""
+    with connect(db, read_only=True) as con:
+        rows = con.execute(
+            "SELECT gflops_fp32, method, CAST(measured_at AS VARCHAR) FROM machine_peaks WHERE machine_id = ? AND threads = ? "
+            "ORDER BY measured_at DESC LIMIT 1", [machine_id, threads]).fetchall()
+    return {"gflops_fp32": rows[0][0], "method": rows[0][1], "measured_at": rows[0][2]} if rows else None
+
+
+def insert_machine_peak(db, machine_id: str, peak: dict) -> None:
+    with connect(db) as con:
+        con.execute("INSERT INTO machine_peaks VALUES (?, ?, ?, ?, ?)",
+                    [machine_id, now(), peak["threads"], peak["gflops_fp32"], peak["method"]])
 
 
 def finish_run(db, run_id: str, status: str, error: str | None = None) -> None:
@@ -377,18 +421,19 @@ def insert_result(db, result: dict, samples: list[dict], stats: dict, detections
             con.execute(
                 """INSERT INTO results (result_id, run_id, runtime, precision, batch, status, error, imgsz,
                        input_shape, threads, settings, export_cached, export_s, load_s, warmup, iterations,
-                       finished_at, model_file)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       finished_at, model_file, mode)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [result["result_id"], result["run_id"], result["runtime"], result["precision"], result["batch"],
                  result["status"], result.get("error"), result.get("imgsz"), result.get("input_shape"),
                  result.get("threads"), json.dumps(result.get("settings") or {}), result.get("export_cached"),
                  result.get("export_s"), result.get("load_s"), result.get("warmup"), len(samples), now(),
-                 result.get("model_file")],
+                 result.get("model_file"), result.get("mode") or "lean"],
             )
             if samples:
                 con.executemany(
-                    "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)",
-                    [[result["result_id"], i, s["decode"], s["pre"], s["infer"], s["post"]]
+                    "INSERT INTO samples (result_id, iteration, decode_ns, pre_ns, infer_ns, post_ns, other_ns) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [[result["result_id"], i, s["decode"], s["pre"], s["infer"], s["post"], s.get("other")]
                      for i, s in enumerate(samples)],
                 )
             for stage, st in stats.items():

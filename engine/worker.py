@@ -97,11 +97,16 @@ def measure(params: dict, conn) -> None:
     from engine.runtimes import registry
 
     runtime_class = registry.get(params["runtime"])
-    runtime_class.configure_process(params["threads"])
+    ultralytics_mode = params.get("mode") == "ultralytics"
+    if not ultralytics_mode:  # in the ultralytics mode Ultralytics sets threads itself, as users get it
+        runtime_class.configure_process(params["threads"])
     for batch in params["batch_sizes"]:
         artifact = params["artifacts"].get(str(batch)) or params["artifacts"].get(batch)
         try:
-            payload = measure_batch(runtime_class, params, batch, Path(artifact), conn)
+            if ultralytics_mode:
+                payload = measure_batch_ultralytics(runtime_class, params, batch, Path(artifact), conn)
+            else:
+                payload = measure_batch(runtime_class, params, batch, Path(artifact), conn)
         except BenchError as error:
             payload = {"batch": batch, "status": "failed", "error": str(error)}
         except Exception as error:
@@ -152,21 +157,12 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
     if tuple(raw.shape[: len(expected)]) != expected or raw.ndim != 3:
         raise BenchError(f"model output shape {tuple(raw.shape)} is not a YOLO detection output for batch {batch}")
 
-    samples = []
-    iters, min_duration = params["iters"], params["min_duration_s"]
-    begin = last_report = time.perf_counter()
-    while True:
-        elapsed = time.perf_counter() - begin
-        if len(samples) >= iters and elapsed >= min_duration:
-            break
-        if len(samples) >= params["max_iters"]:
-            break
+    def timed(paths: list[str]) -> dict:
         timer = StageTimer()
-        one_iteration(_batches(images, batch, len(samples)), timer)
-        samples.append(timer.ns)
-        if time.perf_counter() - last_report > 0.5:
-            last_report = time.perf_counter()
-            progress("measure", done=len(samples), total=iters, elapsed_s=round(elapsed, 1))
+        one_iteration(paths, timer)
+        return timer.ns
+
+    samples = _measure_loop(params, batch, timed, progress)
 
     progress("detections")
     per_image, raw_diff = _detections_per_image(images, batch, one_iteration, params.get("reference_raw"))
@@ -185,6 +181,54 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
         progress("mAP")
         payload["accuracy"] = _accuracy(runtime, params, batch)
     return payload
+
+
+def _measure_loop(params: dict, batch: int, iteration, progress) -> list[dict]:
+    """Iterate until both the iteration count and the minimum duration are reached; one stage dict each."""
+    samples = []
+    iters, min_duration = params["iters"], params["min_duration_s"]
+    begin = last_report = time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - begin
+        if len(samples) >= iters and elapsed >= min_duration:
+            break
+        if len(samples) >= params["max_iters"]:
+            break
+        samples.append(iteration(_batches(params["images"], batch, len(samples))))
+        if time.perf_counter() - last_report > 0.5:
+            last_report = time.perf_counter()
+            progress("measure", done=len(samples), total=iters, elapsed_s=round(elapsed, 1))
+    return samples
+
+
+def measure_batch_ultralytics(runtime_class, params: dict, batch: int, artifact: Path, conn) -> dict:
+    """The same artifact through Ultralytics' predictor (engine/ultralytics_mode.py): boxes, no raw tensor."""
+    from engine.ultralytics_mode import UltralyticsPipeline
+
+    def progress(stage: str, **extra) -> None:
+        conn.send(("progress", {"batch": batch, "stage": stage, **extra}))
+
+    progress("load")
+    started = time.perf_counter()
+    source = runtime_class.ultralytics_artifact(artifact)
+    pipeline = UltralyticsPipeline(source, params["imgsz"], params["conf"], params["iou"])
+    progress("warmup", done=0, total=params["warmup"])
+    for i in range(max(1, params["warmup"])):  # the first call also loads the model inside Ultralytics
+        pipeline.iteration(_batches(params["images"], batch, i))
+    load_s = time.perf_counter() - started
+    samples = _measure_loop(params, batch, lambda paths: pipeline.iteration(paths)[0], progress)
+    progress("detections")
+    images = params["images"]
+    found: dict[str, list] = {}
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch]
+        _, detections = pipeline.iteration(chunk + [chunk[-1]] * (batch - len(chunk)))
+        for path, dets in zip(chunk, detections):
+            found[path] = [d.__dict__ for d in dets]
+    return {
+        "batch": batch, "status": "completed", "samples": samples, "settings": pipeline.settings(),
+        "input_shape": None, "load_s": load_s, "model_file": str(source), "detections": found, "raw_diff": None,
+    }
 
 
 def _detections_per_image(images: list[str], batch: int, one_iteration, reference_raw: str | None):

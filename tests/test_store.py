@@ -122,3 +122,35 @@ def test_interrupted_runs_are_marked(empty_db):
     store.insert_run(empty_db, {**_run("gone"), "pid": 999_999_999})
     assert store.mark_interrupted_runs(empty_db, lambda pid: False) == ["gone"]
     assert store.runs(empty_db).loc[0, "status"] == "interrupted"
+
+
+def test_migration_from_version_3_adds_modes_and_efficiency(empty_db):
+    store.apply_migrations_up_to(empty_db, 3)
+    with duckdb.connect(str(empty_db)) as con:
+        con.execute("INSERT INTO runs (run_id, started_at, status, machine_id) VALUES ('old', now(), 'completed', 'm')")
+        con.execute("INSERT INTO results (result_id, run_id, runtime, precision, batch, status) "
+                    "VALUES ('old-r', 'old', 'onnxruntime', 'fp32', 1, 'completed')")
+    store.ensure_schema(empty_db)
+    assert empty_db.with_name(empty_db.name + ".bak-v3").exists()
+    summary = store.results_summary(empty_db)
+    assert summary.loc[0, "mode"] == "lean", "results from before modes were the engine's own pipeline"
+    assert summary.loc[0, "key"] == "old|onnxruntime|fp32|1|lean"
+    assert {"other_ms", "model_gflops", "achieved_gflops", "peak_fraction", "floor_ms"} <= set(summary.columns)
+    with duckdb.connect(str(empty_db), read_only=True) as con:
+        con.execute("SELECT other_ns FROM samples").fetchall()
+        con.execute("SELECT machine_id, measured_at, threads, gflops_fp32, method FROM machine_peaks").fetchall()
+
+
+def test_efficiency_columns_come_from_the_machine_peak(empty_db):
+    store.ensure_schema(empty_db)
+    store.insert_run(empty_db, {**_run(), "model_gflops": 0.5})
+    store.insert_machine_peak(empty_db, "m1", {"threads": 2, "gflops_fp32": 200.0, "method": "test"})
+    store.insert_result(empty_db, {**_result(), "mode": "ultralytics"},
+                        [{**s, "other": 100_000} for s in SAMPLES], STATS, [], [])
+    row = store.results_summary(empty_db).iloc[0]
+    assert row["mode"] == "ultralytics"
+    assert row["achieved_gflops"] == pytest.approx(0.5 / 0.003)
+    assert row["peak_fraction"] == pytest.approx(0.5 / 0.003 / 200.0)
+    assert row["floor_ms"] == pytest.approx(2.5)
+    assert store.machine_peak(empty_db, "m1", 2)["gflops_fp32"] == 200.0
+    assert store.machine_peak(empty_db, "m1", 4) is None

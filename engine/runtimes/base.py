@@ -45,6 +45,11 @@ class Runtime:
         """The file or folder to load, given what Ultralytics export returned."""
         return export_output
 
+    @classmethod
+    def ultralytics_artifact(cls, artifact: Path) -> Path:
+        """What Ultralytics' YOLO() loads for the same model (the ultralytics pipeline mode)."""
+        return artifact
+
     @staticmethod
     def configure_process(threads: int) -> None:
         """Called in the fresh worker process before any runtime library is imported."""

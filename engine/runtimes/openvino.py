@@ -31,6 +31,10 @@ class OpenVinoRuntime(Runtime):
             return next(export_output.glob("*.xml"))
         return export_output
 
+    @classmethod
+    def ultralytics_artifact(cls, artifact: Path) -> Path:
+        return artifact.parent if artifact.suffix == ".xml" else artifact  # it wants the *_openvino_model folder
+
     def load(self) -> None:
         import openvino as ov
 
