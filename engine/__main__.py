@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     peak = commands.add_parser("peak", help="measure this machine's peak fp32 rate (for efficiency figures)")
     peak.add_argument("--threads", type=int, default=0, help="0 = all physical cores")
+    peak.add_argument("--store", action="store_true", help="also record it as this machine's peak in --db")
+    peak.add_argument("--db", default="results.duckdb")
     return parser
 
 
@@ -246,7 +248,19 @@ def command_peak(args) -> int:
     from engine.config import physical_cores
     from engine.peak import measure_peak
 
-    print(json.dumps(measure_peak(args.threads or physical_cores()).to_dict(), indent=2))
+    peak = measure_peak(args.threads or physical_cores()).to_dict()
+    print(json.dumps(peak, indent=2))
+    if args.store:
+        from engine import store
+        from engine.config import check_db_path
+        from engine.machine import fingerprint
+
+        check_db_path(args.db)
+        store.ensure_schema(args.db)
+        machine = fingerprint()
+        store.upsert_machine(args.db, machine)
+        store.insert_machine_peak(args.db, machine["machine_id"], peak)
+        print(f"stored as the peak of {machine['label']} on {peak['threads']} thread(s) in {args.db}", file=sys.stderr)
     return 0
 
 
