@@ -35,6 +35,7 @@ test: install browser
 
 bench: install
 	$(PY) benchmarks/engine_overhead.py
+	$(PY) benchmarks/pipeline_modes.py
 	$(PY) benchmarks/history_scale.py
 
 clean:
