@@ -582,6 +582,7 @@ def run_table(db, run_id: str, table: str):
 
 BUNDLE_TABLES = {
     "machines": "SELECT m.* FROM machines m JOIN runs r USING (machine_id) WHERE r.run_id = ?",
+    "machine_peaks": "SELECT p.* FROM machine_peaks p JOIN runs r USING (machine_id) WHERE r.run_id = ?",
     "runs": "SELECT * FROM runs WHERE run_id = ?",
     "results": "SELECT * FROM results WHERE run_id = ?",
     "samples": "SELECT s.* FROM samples s JOIN results r USING (result_id) WHERE r.run_id = ?",
@@ -622,6 +623,10 @@ def import_run_parquet(db, run_id: str, files: dict, image_paths: dict) -> None:
                 if table == "machines":
                     con.execute("INSERT INTO machines BY NAME SELECT * FROM read_parquet(?) "
                                 "WHERE machine_id NOT IN (SELECT machine_id FROM machines)", [str(path)])
+                elif table == "machine_peaks":  # a machine's peaks travel with each of its runs: add only new ones
+                    con.execute("INSERT INTO machine_peaks BY NAME SELECT * FROM read_parquet(?) p WHERE NOT EXISTS "
+                                "(SELECT 1 FROM machine_peaks q WHERE q.machine_id = p.machine_id "
+                                "AND q.measured_at = p.measured_at AND q.threads = p.threads)", [str(path)])
                 else:
                     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)", [str(path)])
             for old, new in image_paths.items():
