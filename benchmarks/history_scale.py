@@ -50,7 +50,7 @@ def generate(db: Path, runs: int, machines: int) -> None:
                     SELECT 'run' || i || '-' || j, 'run' || i, {runtimes}[j + 1], 'fp32', 1 + (i % 4), 'completed',
                            640, 2, '{{}}', true, 3, {SAMPLES_PER_RESULT}, TIMESTAMPTZ '2026-01-01'
                     FROM range({runs}) a(i), range({len(RUNTIMES)}) b(j)""")
-    con.execute(f"""INSERT INTO samples
+    con.execute(f"""INSERT INTO samples (result_id, iteration, decode_ns, pre_ns, infer_ns, post_ns)
                     SELECT result_id, k, 3000000, 2000000 + (hash(result_id, k) % 200000),
                            40000000 + (hash(result_id, k, 1) % 8000000), 900000
                     FROM results, range({SAMPLES_PER_RESULT}) c(k)""")
