@@ -17,7 +17,7 @@ METRICS = {
 }
 STAGES = {"pre_ms": ("Pre-process", "#8fb8de"), "infer_ms": ("Inference", "#1f6feb"),
           "post_ms": ("Post-process", "#f0a202")}
-SPLITS = {"runtime": "runtime", "precision": "precision", "batch": "batch", "image size": "imgsz",
+SPLITS = {"runtime": "runtime", "precision": "precision", "batch": "batch", "mode": "mode", "image size": "imgsz",
           "machine": "machine_label"}
 PALETTE = px.colors.qualitative.Safe
 
@@ -27,8 +27,11 @@ def completed(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def variant(results: pd.DataFrame) -> pd.Series:
-    """runtime:precision, plus the input size when the rows mix sizes (their timings do not compare)."""
+    """runtime:precision, plus the pipeline mode and the input size when the rows mix them (their timings differ
+    in what they include, or do not compare)."""
     label = results["runtime"] + ":" + results["precision"]
+    if results["mode"].nunique() > 1:
+        label = label + " · " + results["mode"]
     if results["imgsz"].nunique() > 1:
         label = label + " · " + results["imgsz"].astype(str) + " px"
     return label

@@ -15,8 +15,9 @@ from dashboard import charts
 from dashboard.images import jpeg_data_uri
 
 TABLE_COLUMNS = {
-    "runtime": "runtime", "precision": "precision", "batch": "batch", "pre_ms": "pre ms", "infer_ms": "infer ms",
-    "post_ms": "post ms", "total_ms": "total ms", "infer_p99_ms": "infer p99 ms", "throughput_ips": "images/s",
+    "runtime": "runtime", "precision": "precision", "batch": "batch", "mode": "mode", "pre_ms": "pre ms",
+    "infer_ms": "infer ms", "post_ms": "post ms", "total_ms": "total ms", "infer_p99_ms": "infer p99 ms",
+    "throughput_ips": "images/s",
     "iterations": "iterations", "stable": "stable", "parity_verdict": "parity", "status": "status", "error": "error",
 }
 STYLE = """

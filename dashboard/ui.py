@@ -131,6 +131,8 @@ RESULT_COLUMNS = {
     "runtime": st.column_config.TextColumn("Runtime"),
     "precision": st.column_config.TextColumn("Precision"),
     "batch": st.column_config.NumberColumn("Batch"),
+    "mode": st.column_config.TextColumn("Mode", help="lean: the engine's own pipeline; ultralytics: the same model "
+                                        "file through Ultralytics' predictor"),
     "pre_ms": st.column_config.NumberColumn("Pre ms", format="%.2f"),
     "infer_ms": st.column_config.NumberColumn("Infer ms", format="%.2f"),
     "post_ms": st.column_config.NumberColumn("Post ms", format="%.2f"),
@@ -140,12 +142,20 @@ RESULT_COLUMNS = {
                                                   help="Meaningful with about 300 iterations or more"),
     "stability": st.column_config.TextColumn("Stability", help="Coefficient of variation of inference; "
                                              "above 10% the result is flagged unstable"),
+    "achieved_gflops": st.column_config.NumberColumn("GFLOP/s", format="%.1f", help="The model's GFLOPs per "
+                                                     "image over the inference median"),
+    "peak_share": st.column_config.TextColumn("% of peak", help="Achieved GFLOP/s over this machine's measured "
+                                              "peak fp32 rate at the result's thread count"),
+    "floor": st.column_config.TextColumn("Floor ms", help="The inference time the model's GFLOPs would take at "
+                                         "the machine's peak rate: the least any runtime could reach"),
     "iterations": st.column_config.NumberColumn("Iterations"),
     "parity_verdict": st.column_config.TextColumn("Parity", help="Outputs against the reference runtime: pass, "
                                                   "drift (works, not identically) or fail"),
     "map50": st.column_config.NumberColumn("mAP50", format="%.3f", help="On the labelled data given to the run"),
 }
 OPTIONAL_COLUMNS = ("parity_verdict", "map50")  # shown only when some result has them
+PEAK_MISSING = "peak not measured"
+FLOPS_MISSING = "model FLOPs unknown"
 
 
 def stability(results: pd.DataFrame) -> list[str]:
@@ -153,9 +163,36 @@ def stability(results: pd.DataFrame) -> list[str]:
             for ok, cv in zip(results["stable"], results["infer_cv"])]
 
 
+def efficiency(results: pd.DataFrame) -> pd.DataFrame:
+    """Share of the measured peak and floor time as text; where a figure is missing, why, never a guess."""
+    def text(values, form: str) -> list[str]:
+        return [PEAK_MISSING if pd.isna(peak) else FLOPS_MISSING if pd.isna(value) else form.format(value)
+                for peak, value in zip(results["peak_gflops"], values)]
+
+    return pd.DataFrame({"peak_share": text(results["peak_fraction"], "{:.0%}"),
+                         "floor": text(results["floor_ms"], "{:.1f}")}, index=results.index)
+
+
+def peak_words(results: pd.DataFrame) -> str:
+    """The measured peak behind a run's efficiency figures, or that there is none."""
+    peaks = results.dropna(subset=["peak_gflops"]).drop_duplicates("threads")
+    if peaks.empty:
+        return f"Efficiency: {PEAK_MISSING} on this machine (`python -m engine peak --store` measures it)."
+    rates = ", ".join(f"{row.peak_gflops:.0f} GFLOP/s on {row.threads} thread(s)" for row in peaks.itertuples())
+    gflops = results["model_gflops"].iloc[0]
+    need = "its FLOPs are unknown" if pd.isna(gflops) else f"it needs {gflops:.2f} GFLOPs per image"
+    return f"Efficiency: this machine's measured peak fp32 rate is {rates}; the model: {need}."
+
+
+def with_efficiency(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows plus efficiency()'s text columns peak_share and floor."""
+    return results.assign(**efficiency(results))
+
+
 def results_table(results: pd.DataFrame, extra: dict | None = None, key: str | None = None) -> None:
-    """Results with their stage medians, throughput, stability flag, and parity and mAP where measured."""
-    shown = results.assign(stability=stability(results))
+    """Results with their mode, stage medians, throughput, efficiency, stability flag, and parity and mAP where
+    measured."""
+    shown = with_efficiency(results).assign(stability=stability(results))
     columns = {**(extra or {}), **RESULT_COLUMNS}
     for column in OPTIONAL_COLUMNS:
         if column not in shown or shown[column].isna().all():

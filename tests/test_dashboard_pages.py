@@ -85,6 +85,37 @@ def test_overview_shows_the_leaderboard_and_the_untrained_weights(filled_run):
     assert set(table["runtime"]) == {"onnxruntime", "openvino"}
 
 
+def test_overview_shows_each_result_mode_and_efficiency_against_the_measured_peak(filled_run):
+    app = open_page(filled_run["db"])
+    table = app.dataframe[0].value.set_index("result_id")
+    summary = api.results_summary(filled_run["db"], {"run_id": filled_run["run_id"], "batch": 1})
+    assert summary["peak_gflops"].notna().all(), "every run measures the machine's peak before its workers"
+    for row in summary.itertuples():
+        shown = table.loc[row.result_id]
+        assert shown["mode"] == "lean"
+        assert shown["achieved_gflops"] == pytest.approx(row.model_gflops / (row.infer_ms / 1000))
+        assert shown["peak_share"] == f"{row.peak_fraction:.0%}"
+        assert shown["floor"] == f"{row.floor_ms:.1f}"
+    assert f"measured peak fp32 rate is {summary['peak_gflops'].iloc[0]:.0f} GFLOP/s" in text_of(app.caption)
+    assert [metric.value for metric in app.metric if metric.label == "Its share of peak"][0].endswith("%")
+
+
+def test_efficiency_says_peak_not_measured_where_there_is_none(filled_db, tmp_path):
+    db = tmp_path / "no-peak.duckdb"
+    shutil.copyfile(filled_db, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM machine_peaks")
+    app = open_page(db)
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert set(table["peak_share"]) == set(table["floor"]) == {"peak not measured"}
+    assert table["achieved_gflops"].notna().all(), "achieved GFLOP/s needs only the model's FLOPs"
+    assert [metric.value for metric in app.metric if metric.label == "Its share of peak"] == ["peak not measured"]
+    assert "peak not measured on this machine" in text_of(app.caption)
+    history = open_page(db, "history").dataframe[0].value
+    assert set(history["peak_share"]) == {"peak not measured"}
+
+
 def test_overview_batch_choice_changes_the_leaderboard(filled_db):
     app = open_page(filled_db)
     batch_control = [control for control in app.get("button_group")][0]
@@ -223,7 +254,9 @@ def test_compare_gives_the_ratio_of_each_shared_result(two_runs_db):
     app = open_page(two_runs_db, "compare")
     assert not app.exception
     compared = app.dataframe[0].value
-    assert compared[["runtime", "precision", "batch"]].values.tolist() == [["onnxruntime", "fp32", 1]]
+    assert compared[["runtime", "precision", "batch", "mode"]].values.tolist() == [["onnxruntime", "fp32", 1, "lean"]]
+    assert compared["peak_share_a"].iloc[0].endswith("%")
+    assert compared["peak_share_b"].iloc[0] == "model FLOPs unknown", "B ran an .onnx given directly"
     summary = api.results_summary(two_runs_db, {"runtime": "onnxruntime", "batch": 1}).sort_values("started_at")
     older, newer = summary["infer_ms"].tolist()
     assert compared["infer_ms_ratio"].iloc[0] == pytest.approx(newer / older)

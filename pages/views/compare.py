@@ -1,10 +1,10 @@
-"""Compare: two runs side by side, with the ratio B / A per runtime x precision x batch."""
+"""Compare: two runs side by side, with the ratio B / A per runtime x precision x batch x mode."""
 
 import streamlit as st
 
 from dashboard import charts, data, ui
 
-KEYS = ["runtime", "precision", "batch"]
+KEYS = ["runtime", "precision", "batch", "mode"]
 COMPARED = ["infer_ms", "total_ms", "throughput_ips"]
 SETTINGS = {"machine_label": "machine", "model": "model", "imgsz": "image size", "threads": "threads"}
 
@@ -24,14 +24,15 @@ with column_a:
 with column_b:
     run_b = ui.pick_run(runs, "Run B", key="compare_b", default_index=0, shared=False)
 
-results_a = charts.completed(data.results(db, {"run_id": run_a}))
-results_b = charts.completed(data.results(db, {"run_id": run_b}))
+results_a, results_b = (ui.with_efficiency(charts.completed(data.results(db, {"run_id": run})))
+                        for run in (run_a, run_b))
 setting_changes = [f"{label}: {results_a[name].iloc[0]} → {results_b[name].iloc[0]}" for name, label in SETTINGS.items()
                    if not results_a.empty and not results_b.empty and results_a[name].iloc[0] != results_b[name].iloc[0]]
 if setting_changes:
     st.warning("These runs differ in more than the runtimes: " + "; ".join(setting_changes))
 
-compared = results_a[KEYS + COMPARED].merge(results_b[KEYS + COMPARED], on=KEYS, suffixes=("_a", "_b"))
+shown = KEYS + COMPARED + ["peak_share"]
+compared = results_a[shown].merge(results_b[shown], on=KEYS, suffixes=("_a", "_b"))
 if compared.empty:
     st.info("These two runs share no runtime x precision x batch that completed in both. Pick runs that measured "
             "the same runtimes.")
@@ -39,17 +40,23 @@ if compared.empty:
 for metric in COMPARED:
     compared[f"{metric}_ratio"] = compared[f"{metric}_b"] / compared[f"{metric}_a"]
 compared["label"] = compared["runtime"] + ":" + compared["precision"] + " · b" + compared["batch"].astype(str)
+if compared["mode"].nunique() > 1:
+    compared["label"] += " · " + compared["mode"]
 
 metric = st.segmented_control("Ratio of", COMPARED, format_func=charts.METRICS.get, default="infer_ms",
                               key="compare_metric", required=True)
 st.plotly_chart(charts.ratio_bars(compared, metric), key="ratio_chart")
 number = st.column_config.NumberColumn
 st.dataframe(compared, hide_index=True, key="compare_table", column_order=[
-    "runtime", "precision", "batch", "infer_ms_a", "infer_ms_b", "infer_ms_ratio", "total_ms_a", "total_ms_b",
-    "total_ms_ratio", "throughput_ips_a", "throughput_ips_b", "throughput_ips_ratio"], column_config={
-    "runtime": "Runtime", "precision": "Precision", "batch": "Batch", "infer_ms_a": number("Infer ms A", format="%.2f"), "infer_ms_b": number("Infer ms B", format="%.2f"),
+    "runtime", "precision", "batch", "mode", "infer_ms_a", "infer_ms_b", "infer_ms_ratio", "total_ms_a", "total_ms_b",
+    "total_ms_ratio", "throughput_ips_a", "throughput_ips_b", "throughput_ips_ratio", "peak_share_a",
+    "peak_share_b"], column_config={
+    "runtime": "Runtime", "precision": "Precision", "batch": "Batch", "mode": "Mode",
+    "infer_ms_a": number("Infer ms A", format="%.2f"), "infer_ms_b": number("Infer ms B", format="%.2f"),
     "infer_ms_ratio": number("Infer B / A", format="%.2fx"), "total_ms_a": number("Total ms A", format="%.2f"),
     "total_ms_b": number("Total ms B", format="%.2f"), "total_ms_ratio": number("Total B / A", format="%.2fx"),
     "throughput_ips_a": number("Images/s A", format="%.1f"), "throughput_ips_b": number("Images/s B", format="%.1f"),
-    "throughput_ips_ratio": number("Images/s B / A", format="%.2fx")})
+    "throughput_ips_ratio": number("Images/s B / A", format="%.2fx"),
+    "peak_share_a": st.column_config.TextColumn("% of peak A", help="Inference GFLOP/s over the machine's peak"),
+    "peak_share_b": st.column_config.TextColumn("% of peak B", help="Inference GFLOP/s over the machine's peak")})
 ui.csv_download(compared.drop(columns=["label"]), f"compare-{run_a}-vs-{run_b}.csv", "Download the comparison as CSV")

@@ -38,7 +38,7 @@ with over_time:
     varying = [name for name, column in charts.SPLITS.items() if completed[column].nunique() > 1]
     split_by = split_column.multiselect("One line per", list(charts.SPLITS), key="history_split",
                                         default=["runtime", "precision", "batch"] + [
-                                            name for name in ("image size", "machine") if name in varying])
+                                            name for name in ("mode", "image size", "machine") if name in varying])
     st.plotly_chart(charts.history_lines(completed, metric, split_by), key="history_chart")
     if completed["run_id"].nunique() == 1:
         st.caption("One run so far: each line is a single point until more runs are added.")

@@ -34,12 +34,15 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
                                          required=True)
         shown = rows[rows["batch"] == batch]
         best = shown.loc[shown["total_ms"].idxmin()]
-        fastest, per_image, throughput, steady = st.columns([2, 1, 1, 1])
-        fastest.metric("Fastest", f"{best['runtime']}:{best['precision']}")
+        fastest, per_image, throughput, share, steady = st.columns([2, 1, 1, 1, 1])
+        fastest.metric("Fastest", f"{best['runtime']}:{best['precision']} ({best['mode']})")
         per_image.metric("Total per image", f"{best['total_ms']:.2f} ms",
                          help="Median of pre-process + inference + post-process")
         throughput.metric("Throughput", f"{best['throughput_ips']:.0f} img/s")
+        share.metric("Its share of peak", ui.efficiency(shown.loc[[best.name]])["peak_share"].iloc[0],
+                     help="Its inference GFLOP/s over this machine's measured peak fp32 rate")
         steady.metric("Stable results", f"{int(shown['stable'].fillna(False).sum())} of {len(shown)}")
+        st.caption(ui.peak_words(rows))
         st.plotly_chart(charts.stage_bars(shown), key=f"stages-{machine_id}")
         ui.results_table(shown.sort_values("total_ms"), key=f"table-{machine_id}")
         ui.regression_watch([v for v in data.regressions(db, {"machine_id": [machine_id]})
