@@ -232,8 +232,9 @@ def regression_watch(verdicts: list) -> None:
     """The regression watch's verdicts on these results: flags only where the interval clears the noise."""
     flagged = [v for v in verdicts if v.verdict in ("regression", "improvement")]
     for v in flagged:
-        text = (f"**{v.verdict}**: {v.runtime}:{v.precision} batch {v.batch} infers in {v.infer_ms:.2f} ms against "
-                f"{v.baseline_ms:.2f} ms over its {v.history} earlier runs (noise floor {v.noise_floor:.0%})")
+        mode = "" if v.mode == "lean" else f" ({v.mode} mode)"
+        text = (f"**{v.verdict}**: {v.runtime}:{v.precision} batch {v.batch}{mode} infers in {v.infer_ms:.2f} ms "
+                f"against {v.baseline_ms:.2f} ms over its {v.history} earlier runs (noise floor {v.noise_floor:.0%})")
         (st.error if v.verdict == "regression" else st.success)(text, icon=":material/monitoring:")
     judged = [v for v in verdicts if v.verdict != "not enough history"]
     if not flagged:

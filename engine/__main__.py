@@ -226,13 +226,13 @@ def command_check_regressions(args) -> int:
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts]))
     else:
-        print(f"{'verdict':<20} {'runtime':<12} {'precision':<9} {'batch':>5} {'infer ms':>9} {'baseline':>9} "
-              f"{'floor':>6} {'runs':>4}  machine / model")
+        print(f"{'verdict':<20} {'runtime':<12} {'precision':<9} {'batch':>5} {'mode':<11} {'infer ms':>9} "
+              f"{'baseline':>9} {'floor':>6} {'runs':>4}  machine / model")
         for v in verdicts:
             baseline = f"{v.baseline_ms:9.2f}" if v.baseline_ms is not None else f"{'':>9}"
             floor = f"{v.noise_floor:6.1%}" if v.noise_floor is not None else f"{'':>6}"
-            print(f"{v.verdict:<20} {v.runtime:<12} {v.precision:<9} {v.batch:>5} {v.infer_ms:9.2f} {baseline} "
-                  f"{floor} {v.history + 1:>4}  {v.machine_label} / {v.model}")
+            print(f"{v.verdict:<20} {v.runtime:<12} {v.precision:<9} {v.batch:>5} {v.mode:<11} {v.infer_ms:9.2f} "
+                  f"{baseline} {floor} {v.history + 1:>4}  {v.machine_label} / {v.model}")
     regressed = [v for v in verdicts if v.verdict == "regression"]
     return 1 if regressed and args.fail_on_regression else 0
 

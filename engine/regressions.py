@@ -1,6 +1,6 @@
 """Regression watch: is a new result really slower or faster than the history of the same configuration?
 
-A configuration is (machine, model, runtime, precision, batch, image size, threads). Its noise floor is
+A configuration is (machine, model, runtime, precision, batch, pipeline mode, image size, threads). Its noise floor is
 how far the earlier results' inference medians spread around their own median (relative, at least
 MIN_FLOOR): what repeated runs of unchanged code already vary by. The newest result is flagged only when
 its median's 95% confidence interval clears the earlier median by more than that floor:
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-CONFIG_KEY = ("machine_id", "model", "runtime", "precision", "batch", "imgsz", "threads")
+CONFIG_KEY = ("machine_id", "model", "runtime", "precision", "batch", "mode", "imgsz", "threads")
 MIN_HISTORY = 2
 MIN_FLOOR = 0.03  # 3%: below this a VM's clock and neighbours alone move the median
 
@@ -37,6 +37,7 @@ class Verdict:
     baseline_ms: float | None
     noise_floor: float | None
     history: int
+    mode: str = "lean"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,7 +66,7 @@ def check(summary: pd.DataFrame) -> list[Verdict]:
             str(newest["machine_label"]), str(newest["model"]), str(newest["runtime"]), str(newest["precision"]),
             int(newest["batch"]), int(newest["imgsz"]), int(newest["threads"]), str(newest["result_id"]), outcome,
             float(newest["infer_ms"]), _optional(newest["infer_ci_low_ms"]), _optional(newest["infer_ci_high_ms"]),
-            baseline, floor, len(earlier)))
+            baseline, floor, len(earlier), str(newest["mode"])))
     return verdicts
 
 

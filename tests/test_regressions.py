@@ -9,7 +9,7 @@ from engine.regressions import check
 from tests.conftest import engine
 
 BASE = {"machine_id": "m1", "machine_label": "lab", "model": "yolov8n", "runtime": "onnxruntime",
-        "precision": "fp32", "batch": 1, "imgsz": 640, "threads": 2, "status": "completed"}
+        "precision": "fp32", "batch": 1, "mode": "lean", "imgsz": 640, "threads": 2, "status": "completed"}
 
 
 def history(*medians, newest_ci=None):
@@ -40,6 +40,14 @@ def test_configurations_are_judged_apart():
                        history(10.0, 10.1, 10.0, 10.0).assign(batch=2, result_id=lambda f: f.result_id + "b2")])
     verdicts = {v.batch: v.verdict for v in check(mixed)}
     assert verdicts == {1: "regression", 2: "no change"}
+
+
+def test_pipeline_modes_are_judged_apart():
+    """One run's ultralytics-mode result is no history for its lean result, nor the other way round."""
+    mixed = pd.concat([history(10.0, 10.1, 10.0, 10.0),
+                       history(14.0, 14.1, 14.0).assign(mode="ultralytics", result_id=lambda f: f.result_id + "u")])
+    verdicts = {v.mode: (v.verdict, v.history) for v in check(mixed)}
+    assert verdicts == {"lean": ("no change", 3), "ultralytics": ("no change", 2)}
 
 
 def _store_run(db, run_id, day, infer_ms):
