@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 PORT ?= 8501
 
-.PHONY: install browser run test bench clean
+.PHONY: install browser postgres run test bench clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,11 +27,17 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
+# Debian's PostgreSQL holds the shared store's catalog in the tests (tests/postgres_server.py starts it).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq postgresql >/dev/null; fi; }
+
 run: install
 	$(PY) -m dashboard.serve --server.address 127.0.0.1 --server.port $(PORT)
 
-test: install browser
-	$(PY) -m pytest tests
+test: install browser postgres
+	YOLO_BENCH_REQUIRE_POSTGRES=1 $(PY) -m pytest tests
 
 bench: install
 	$(PY) benchmarks/engine_overhead.py

@@ -1,4 +1,4 @@
-"""Cached reads through engine.api. Each cache entry is keyed on the database file's modification stamp, so a
+"""Cached reads through engine.api. Each cache entry is keyed on the database's change stamp, so a
 finished run shows at once; the TTL only bounds memory."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
-from engine import api
+from engine import api, database
 
 CACHE_TTL_S = 300
 RUNTIMES_TTL_S = 60
@@ -21,15 +21,8 @@ _READERS: dict[str, Callable] = {}
 
 
 def db_stamp(db: str) -> tuple:
-    """Changes whenever DuckDB writes the file or its write-ahead log."""
-    stamp = []
-    for path in (Path(db), Path(f"{db}.wal")):
-        try:
-            info = path.stat()
-            stamp.append((info.st_mtime_ns, info.st_size))
-        except OSError:
-            stamp.append(None)
-    return tuple(stamp)
+    """Changes whenever the engine writes results (engine/database.py)."""
+    return database.change_stamp(db)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=200)

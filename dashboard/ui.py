@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import traceback
 from contextlib import contextmanager
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import data
+from engine import database
 from engine.api import BenchError
 
 DB_ENV = "YOLO_BENCH_DB"
@@ -46,11 +46,14 @@ def _keep_known(key: str, options: list) -> None:
 def sidebar() -> None:
     st.session_state.setdefault("db_path", default_db())
     with st.sidebar:
-        st.text_input("Results database", key="db_path", help="A DuckDB file written by the engine. "
+        st.text_input("Results database", key="db_path", help="A DuckDB file written by the engine, or a fleet's "
+                      f"shared store ({database.SCHEME}://USER@HOST:PORT/DBNAME?data_path=/shared/folder). "
                       f"The default comes from ${DB_ENV}, else {DEFAULT_DB} in the working folder.")
         db = current_db()
         with errors_as_messages():
-            if not Path(db).exists():
+            if database.is_shared(db):
+                st.caption(f"Shared store (DuckLake): `{database.display(db)}`")
+            if not database.exists(db):
                 st.caption("No database there yet: the first run creates it.")
                 return
             machines = data.machines(db)
@@ -77,13 +80,14 @@ def errors_as_messages():
 
 def empty_state(db: str, what: str) -> None:
     """Tells the user why the page is empty and where to go next."""
-    if not Path(db).exists():
+    if not database.exists(db):
         st.info(f"There is no results database at `{db}` yet. Start a benchmark on the **Run** page "
                 f"(or `python -m engine run --db {db}` in a terminal); {what} will appear here.")
     elif current_filters():
         st.info(f"No results match the machines and models chosen in the sidebar. Clear those filters to see {what}.")
     else:
-        st.info(f"`{db}` holds no results yet. Start a benchmark on the **Run** page; {what} will appear here.")
+        st.info(f"`{database.display(db)}` holds no results yet. Start a benchmark on the **Run** page; {what} "
+                "will appear here.")
     st.page_link("pages/views/run.py", label="Go to the Run page", icon=":material/play_arrow:")
 
 

@@ -14,7 +14,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from engine import store
+from engine import database, store
 from engine.config import BenchError
 from engine.paths import artifacts_dir
 
@@ -28,8 +28,8 @@ def _sha256(data: bytes) -> str:
 def write_bundle(db: str, run_id: str, out_path: str) -> Path:
     import pyarrow.parquet as pq
 
-    if not Path(db).exists() or store.run_identity(db, run_id) is None:
-        raise BenchError(f"run {run_id} is not in {db}")
+    if not database.exists(db) or store.run_identity(db, run_id) is None:
+        raise BenchError(f"run {run_id} is not in {database.display(db)}")
     tables = store.export_run_arrow(db, run_id)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

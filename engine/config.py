@@ -163,15 +163,10 @@ def validate(config: RunConfig) -> None:
 
 
 def check_db_path(db: str) -> None:
-    path = Path(db)
-    if path.is_dir():
-        raise BenchError(f"database path {db} is a folder: give a file path such as results.duckdb")
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise BenchError(f"database folder {parent} does not exist: create it or choose another --db")
-    target = path if path.exists() else parent
-    if not os.access(target, os.W_OK):
-        raise BenchError(f"database path {db} is not writable: choose another --db")
+    """A file that can be written, or a well-formed shared-store address (engine/database.py)."""
+    from engine.database import check_location
+
+    check_location(db)
 
 
 def expand_variants(config: RunConfig) -> list[Variant]:

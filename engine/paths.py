@@ -16,9 +16,11 @@ def cache_dir() -> Path:
 
 
 def artifacts_dir(db: str | Path, run_id: str) -> Path:
-    """Annotated images of a run, beside the database file: results.duckdb -> results.artifacts/<run_id>/."""
-    db = Path(db).resolve()
-    return db.parent / f"{db.stem}.artifacts" / run_id
+    """Annotated images of a run, beside the database file (results.duckdb -> results.artifacts/<run_id>/), or in
+    a shared store's data folder."""
+    from engine.database import artifacts_root
+
+    return artifacts_root(db) / run_id
 
 
 def sample_images() -> list[Path]:

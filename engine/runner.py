@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -274,7 +275,7 @@ class Runner:
         config = self.config
         db = config.db
         store.ensure_schema(db)
-        store.mark_interrupted_runs(db, _pid_alive)
+        store.mark_interrupted_runs(db, _pid_alive, socket.gethostname())
         machine = fingerprint(config.machine_label)
         store.upsert_machine(db, machine)
         self.ensure_machine_peak(machine["machine_id"])
@@ -283,7 +284,8 @@ class Runner:
             "run_id": self.run_id, "started_at": store.now(), "machine_id": machine["machine_id"],
             "machine_label": machine["label"], "model": model["display_name"] or config.model,
             "model_sha256": model["sha256"], "model_source": model["source"], "weights_trained": model["trained"],
-            "imgsz": config.imgsz, "images": images, "config": config.to_dict(),
+            "imgsz": config.imgsz, "images": images,
+            "config": {**config.to_dict(), "host": socket.gethostname()},  # whose pid it is, in a shared store
             "libraries": machine["libraries"], "pid": os.getpid(),
             "model_gflops": gflops_640 * (config.imgsz / 640) ** 2 if gflops_640 else None,  # FLOPs scale with pixels
         })

@@ -7,7 +7,9 @@ error for a bounded time. Writes of one result are one transaction, so a crash n
 
 from __future__ import annotations
 
+import functools
 import json
+import random
 import shutil
 import time
 from contextlib import contextmanager
@@ -16,10 +18,12 @@ from pathlib import Path
 
 import duckdb
 
+from engine import database
 from engine.config import BenchError
 
 SCHEMA_VERSION = 4
 LOCK_WAIT_S = 60.0
+SHARED_SCHEMA_ATTEMPTS = 10
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -241,7 +245,12 @@ def _is_lock_error(error: Exception) -> bool:
 
 @contextmanager
 def connect(db: str | Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S):
-    """A short-lived connection; waits (bounded) while another process holds the file."""
+    """A short-lived connection; waits (bounded) while another process holds the file. A shared store
+    (engine/database.py) takes many writers at once and needs no waiting."""
+    if database.is_shared(db):
+        with database.open_shared(db) as con:
+            yield con
+        return
     deadline = time.monotonic() + wait_s
     delay = 0.05
     while True:
@@ -263,8 +272,15 @@ def connect(db: str | Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S
         con.close()
 
 
+def _tables(con) -> set[str]:
+    """This database's own tables (a shared store's connection also sees its PostgreSQL catalog's)."""
+    rows = con.execute("SELECT table_name FROM information_schema.tables "
+                       "WHERE table_catalog = current_database() AND table_schema = current_schema()").fetchall()
+    return {row[0] for row in rows}
+
+
 def _version(con) -> int:
-    tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    tables = _tables(con)
     if "schema_version" not in tables:
         return 0 if not tables else -1
     rows = con.execute("SELECT max(version) FROM schema_version").fetchall()
@@ -272,25 +288,41 @@ def _version(con) -> int:
 
 
 def ensure_schema(db: str | Path) -> None:
-    """Create or migrate the schema; back the file up before migrating existing data."""
+    """Create or migrate the schema; back the file up before migrating existing data. In a shared store several
+    machines may start at once: one creates the schema, the others' commits conflict and they find it made."""
+    if database.is_shared(db):
+        for attempt in range(SHARED_SCHEMA_ATTEMPTS):
+            try:
+                _migrate(db)
+                return
+            except duckdb.TransactionException:
+                if attempt == SHARED_SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+    _migrate(db)
+
+
+def _migrate(db) -> None:
     from engine.config import UNSTABLE_CV
 
-    db = Path(db)
-    existed = db.exists() and db.stat().st_size > 0
+    shared = database.is_shared(db)
+    existed = not shared and Path(db).exists() and Path(db).stat().st_size > 0
     with connect(db) as con:
         version = _version(con)
+        name = database.display(db)
         if version == -1:
-            raise BenchError(f"{db} holds tables that are not a results database: choose another --db")
+            raise BenchError(f"{name} holds tables that are not a results database: choose another --db")
         if version > SCHEMA_VERSION:
             raise BenchError(
-                f"{db} has schema version {version}, newer than this engine's {SCHEMA_VERSION}: upgrade the engine"
+                f"{name} has schema version {version}, newer than this engine's {SCHEMA_VERSION}: upgrade the engine"
             )
         if version == SCHEMA_VERSION:
             return
         if existed and version > 0:
             con.execute("CHECKPOINT")
     if existed and version > 0:
-        shutil.copyfile(db, db.with_name(f"{db.name}.bak-v{version}"))
+        # A shared store needs no copy: DuckLake keeps the snapshot before the migration readable.
+        shutil.copyfile(db, Path(db).with_name(f"{Path(db).name}.bak-v{version}"))
     with connect(db) as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -298,13 +330,18 @@ def ensure_schema(db: str | Path) -> None:
                 con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[target]:
-                    con.execute(statement)
+                    con.execute(_for_store(statement, shared))
                 con.execute("INSERT INTO schema_version VALUES (?, ?)", [target, now()])
             con.execute(RESULTS_SUMMARY_VIEW.format(unstable_cv=UNSTABLE_CV))
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
+
+
+def _for_store(statement: str, shared: bool) -> str:
+    """DuckLake has no PRIMARY KEY: ids are generated unique (uuid) and imports check identity themselves."""
+    return statement.replace(" PRIMARY KEY", " NOT NULL") if shared else statement
 
 
 def apply_migrations_up_to(db: str | Path, version: int) -> None:
@@ -319,20 +356,53 @@ def apply_migrations_up_to(db: str | Path, version: int) -> None:
 
 def check_readable(db: str | Path) -> None:
     """Fail early, writing nothing, when the file is from a newer engine or not a results DB."""
-    db = Path(db)
-    if not db.exists():
+    if not database.exists(db):
         return
     with connect(db, read_only=True) as con:
         version = _version(con)
+    name = database.display(db)
     if version == -1:
-        raise BenchError(f"{db} holds tables that are not a results database: choose another --db")
+        raise BenchError(f"{name} holds tables that are not a results database: choose another --db")
     if version > SCHEMA_VERSION:
-        raise BenchError(f"{db} has schema version {version}, newer than this engine's {SCHEMA_VERSION}: upgrade the engine")
+        raise BenchError(f"{name} has schema version {version}, newer than this engine's {SCHEMA_VERSION}: "
+                         "upgrade the engine")
 
 
-# Writes
+# Writes. In a shared store two machines' commits can touch the same Parquet file (finishing two runs, say):
+# DuckLake refuses the second with a conflict, and the whole write is simply done again on the new snapshot.
+
+SHARED_WRITE_ATTEMPTS = 20
 
 
+def _rollback(con) -> None:
+    """Undo an open transaction; after a failed COMMIT there is none left, and the commit's error is the one to
+    report (retry_conflicts reads it)."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass
+
+
+def retry_conflicts(write):
+    """Re-runs a write whose DuckLake commit conflicted; a failed commit wrote nothing, so running again is safe."""
+
+    @functools.wraps(write)
+    def retried(db, *args, **kwargs):
+        for attempt in range(SHARED_WRITE_ATTEMPTS):
+            try:
+                return write(db, *args, **kwargs)
+            except duckdb.TransactionException as error:
+                if not database.is_shared(db) or "conflict" not in str(error).lower() \
+                        or attempt == SHARED_WRITE_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    return retried
+
+
+
+@retry_conflicts
 def upsert_machine(db, fingerprint: dict) -> None:
     with connect(db) as con:
         exists = con.execute("SELECT 1 FROM machines WHERE machine_id = ?", [fingerprint["machine_id"]]).fetchall()
@@ -352,6 +422,7 @@ def upsert_machine(db, fingerprint: dict) -> None:
         )
 
 
+@retry_conflicts
 def insert_run(db, run: dict) -> None:
     with connect(db) as con:
         con.execute(
@@ -374,12 +445,14 @@ def machine_peak(db, machine_id: str, threads: int) -> dict | None:
     return {"gflops_fp32": rows[0][0], "method": rows[0][1], "measured_at": rows[0][2]} if rows else None
 
 
+@retry_conflicts
 def insert_machine_peak(db, machine_id: str, peak: dict) -> None:
     with connect(db) as con:
         con.execute("INSERT INTO machine_peaks VALUES (?, ?, ?, ?, ?)",
                     [machine_id, now(), peak["threads"], peak["gflops_fp32"], peak["method"]])
 
 
+@retry_conflicts
 def finish_run(db, run_id: str, status: str, error: str | None = None) -> None:
     with connect(db) as con:
         con.execute(
@@ -387,6 +460,7 @@ def finish_run(db, run_id: str, status: str, error: str | None = None) -> None:
         )
 
 
+@retry_conflicts
 def insert_reference_detections(db, run_id: str, reference: str, detections: list[dict]) -> None:
     """The parity reference's final boxes of a run, what missed boxes are drawn from."""
     if not detections:
@@ -412,6 +486,7 @@ def _insert_row(con, table: str, columns: tuple[str, ...], result_id: str, row: 
     )
 
 
+@retry_conflicts
 def insert_result(db, result: dict, samples: list[dict], stats: dict, detections: list[dict], images: list[dict],
                   parity: dict | None = None, accuracy: dict | None = None):
     """One result with everything measured for it (parity and mAP included), in one transaction."""
@@ -460,15 +535,18 @@ def insert_result(db, result: dict, samples: list[dict], stats: dict, detections
                 _insert_row(con, "accuracy", ACCURACY_COLUMNS, result["result_id"], accuracy)
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
 
 
-def mark_interrupted_runs(db, is_alive) -> list[str]:
-    """Runs left 'running' by a process that no longer exists are marked 'interrupted'."""
+@retry_conflicts
+def mark_interrupted_runs(db, is_alive, host: str) -> list[str]:
+    """This host's runs left 'running' by a process that no longer exists are marked 'interrupted'. Runs of
+    other hosts (a shared store, imported bundles) are theirs to judge: their pids mean nothing here."""
     with connect(db) as con:
-        rows = con.execute("SELECT run_id, pid FROM runs WHERE status = 'running'").fetchall()
-        dead = [run_id for run_id, pid in rows if not is_alive(pid)]
+        rows = con.execute("SELECT run_id, pid, json_extract_string(config, '$.host') FROM runs "
+                           "WHERE status = 'running'").fetchall()
+        dead = [run_id for run_id, pid, run_host in rows if run_host in (None, host) and not is_alive(pid)]
         for run_id in dead:
             con.execute(
                 "UPDATE runs SET status = 'interrupted', error = 'the engine process stopped before the run ended' "
@@ -509,7 +587,7 @@ def _where(filters: dict | None, columns: dict) -> tuple[str, list]:
 def _query(db, sql: str, params: list | None = None, min_version: int = 1):
     import pandas as pd
 
-    if not Path(db).exists():
+    if not database.exists(db):
         return pd.DataFrame()
     with connect(db, read_only=True) as con:
         if _version(con) < min_version:
@@ -527,11 +605,17 @@ def runs(db, filters: dict | None = None):
     return _query(db, f"SELECT * FROM runs{where} ORDER BY started_at DESC", params)
 
 
+# A shared store has no primary keys: two machines of the same hardware seen first at the same moment can both
+# insert their row. Reads take the first one seen.
+UNIQUE_MACHINES = ("SELECT * FROM machines "
+                   "QUALIFY row_number() OVER (PARTITION BY machine_id ORDER BY first_seen, label) = 1")
+
+
 def machines(db):
     return _query(
         db,
-        """SELECT m.*, count(r.run_id) AS runs, min(r.started_at) AS first_run, max(r.started_at) AS last_run
-           FROM machines m LEFT JOIN runs r USING (machine_id)
+        f"""SELECT m.*, count(r.run_id) AS runs, min(r.started_at) AS first_run, max(r.started_at) AS last_run
+           FROM ({UNIQUE_MACHINES}) m LEFT JOIN runs r USING (machine_id)
            GROUP BY ALL ORDER BY last_run DESC NULLS LAST""",
     )
 
@@ -581,7 +665,7 @@ def run_table(db, run_id: str, table: str):
 # Bundles: a run's rows of every table, written out and merged into another database.
 
 BUNDLE_TABLES = {
-    "machines": "SELECT m.* FROM machines m JOIN runs r USING (machine_id) WHERE r.run_id = ?",
+    "machines": f"SELECT m.* FROM ({UNIQUE_MACHINES}) m JOIN runs r USING (machine_id) WHERE r.run_id = ?",
     "machine_peaks": "SELECT p.* FROM machine_peaks p JOIN runs r USING (machine_id) WHERE r.run_id = ?",
     "runs": "SELECT * FROM runs WHERE run_id = ?",
     "results": "SELECT * FROM results WHERE run_id = ?",
@@ -599,7 +683,7 @@ RUN_IDENTITY = ("run_id", "started_at", "machine_id", "model_sha256")
 def export_run_arrow(db, run_id: str) -> dict:
     """Every table's rows of one run as Arrow tables (tables this file's schema lacks are left out)."""
     with connect(db, read_only=True) as con:
-        present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        present = _tables(con)
         return {table: con.execute(query, [run_id]).fetch_arrow_table()
                 for table, query in BUNDLE_TABLES.items() if table in present}
 
@@ -611,6 +695,7 @@ def run_identity(db, run_id: str) -> tuple | None:
     return tuple(str(value) for value in rows[0]) if rows else None
 
 
+@retry_conflicts
 def import_run_parquet(db, run_id: str, files: dict, image_paths: dict) -> None:
     """Merge one run's Parquet files in one transaction; the machine only if it is new. Columns match by name,
     so a bundle from an older schema fills what it has. image_paths maps old annotated paths to new ones."""
@@ -634,5 +719,5 @@ def import_run_parquet(db, run_id: str, files: dict, image_paths: dict) -> None:
                             "(SELECT result_id FROM results WHERE run_id = ?)", [new, old, run_id])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise

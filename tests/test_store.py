@@ -120,8 +120,18 @@ def test_writer_waits_for_a_lock_held_by_another_process(empty_db):
 def test_interrupted_runs_are_marked(empty_db):
     store.ensure_schema(empty_db)
     store.insert_run(empty_db, {**_run("gone"), "pid": 999_999_999})
-    assert store.mark_interrupted_runs(empty_db, lambda pid: False) == ["gone"]
+    assert store.mark_interrupted_runs(empty_db, lambda pid: False, "this-host") == ["gone"]
     assert store.runs(empty_db).loc[0, "status"] == "interrupted"
+
+
+def test_runs_of_other_hosts_are_left_running(empty_db):
+    """In a shared store another machine's pid means nothing here: only this host's dead runs are interrupted."""
+    store.ensure_schema(empty_db)
+    store.insert_run(empty_db, {**_run("elsewhere"), "pid": 999_999_999, "config": {"host": "other-host"}})
+    store.insert_run(empty_db, {**_run("here"), "pid": 999_999_999, "config": {"host": "this-host"}})
+    assert store.mark_interrupted_runs(empty_db, lambda pid: False, "this-host") == ["here"]
+    status = store.runs(empty_db).set_index("run_id")["status"]
+    assert status["elsewhere"] == "running" and status["here"] == "interrupted"
 
 
 def test_migration_from_version_3_adds_modes_and_efficiency(empty_db):
