@@ -11,6 +11,8 @@ from pathlib import Path
 from engine.config import DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_name_list
 
 DEFAULT_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
+DB_HELP = ("a DuckDB file, or a shared store: "
+           "ducklake+postgres://USER@HOST:PORT/DBNAME?data_path=/shared/folder")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=0, help="0 = all physical cores")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds per export / measurement process")
     run.add_argument("--memory-limit", type=int, default=0, help="MB per process (0 = 80%% of this machine's RAM)")
-    run.add_argument("--db", default="results.duckdb")
+    run.add_argument("--db", default="results.duckdb", help=DB_HELP)
     run.add_argument("--label", default="", help="machine label (default: hostname)")
     run.add_argument("--note", default="")
     run.add_argument("--reference", default="", help="a .pt to take the parity reference from (default: --model)")
@@ -50,20 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a run's tables to files")
     export.add_argument("--run", required=True)
     export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
-    export.add_argument("--db", default="results.duckdb")
+    export.add_argument("--db", default="results.duckdb", help=DB_HELP)
     export.add_argument("--out", default=".")
 
     bundle = commands.add_parser("bundle", help="write a run as one self-contained zip, for another machine's DB")
     bundle.add_argument("--run", required=True)
-    bundle.add_argument("--db", default="results.duckdb")
+    bundle.add_argument("--db", default="results.duckdb", help=DB_HELP)
     bundle.add_argument("--out", required=True, help="the .zip to write")
 
     merge = commands.add_parser("import", help="merge run bundles into a DB (importing twice adds nothing)")
     merge.add_argument("bundles", nargs="+")
-    merge.add_argument("--db", default="results.duckdb")
+    merge.add_argument("--db", default="results.duckdb", help=DB_HELP)
 
     watch = commands.add_parser("check-regressions", help="flag results slower or faster than their history")
-    watch.add_argument("--db", default="results.duckdb")
+    watch.add_argument("--db", default="results.duckdb", help=DB_HELP)
     watch.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any regression is found")
     watch.add_argument("--json", action="store_true")
 
@@ -72,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     peak = commands.add_parser("peak", help="measure this machine's peak fp32 rate (for efficiency figures)")
     peak.add_argument("--threads", type=int, default=0, help="0 = all physical cores")
     peak.add_argument("--store", action="store_true", help="also record it as this machine's peak in --db")
-    peak.add_argument("--db", default="results.duckdb")
+    peak.add_argument("--db", default="results.duckdb", help=DB_HELP)
     return parser
 
 
