@@ -5,6 +5,7 @@ import json
 import duckdb
 
 from tests.conftest import engine_run
+from tests.dashboard_app import open_page, text_of
 
 FAULTS = {"YOLO_BENCH_EXTRA_RUNTIMES": "tests.fault_runtimes"}
 
@@ -30,6 +31,14 @@ def test_faulty_runtimes_fail_alone(tmp_path):
                       "fault-raise": "failed", "fault-corrupt-export": "failed", "onnxruntime": "completed"}
     assert run_status == "partial"
 
+    overview = open_page(db)  # the dashboard stays up and says what happened to each
+    assert not overview.exception
+    failures = text_of(overview.error)
+    for runtime, reason in [("fault-segfault", "SIGSEGV"), ("fault-killed", "SIGKILL"), ("fault-hang", "timed out"),
+                            ("fault-raise", "injected failure"), ("fault-corrupt-export", "corrupt.onnx")]:
+        assert f"{runtime}:fp32 batch 1" in failures and reason in failures, runtime
+    assert len(overview.dataframe) > 0, "the completed ONNX Runtime result is still on the leaderboard"
+
 
 def test_memory_hog_is_killed_at_its_limit_and_the_limit_is_recorded(tmp_path):
     db = tmp_path / "results.duckdb"
@@ -42,3 +51,5 @@ def test_memory_hog_is_killed_at_its_limit_and_the_limit_is_recorded(tmp_path):
     with duckdb.connect(str(db), read_only=True) as con:
         settings = [json.loads(row[0]) for row in con.execute("SELECT settings FROM results").fetchall()]
     assert all(s["memory_limit_mb"] == 1500 and s["timeout_s"] == 600 for s in settings)
+    failures = text_of(open_page(db).error)
+    assert "fault-memory:fp32 batch 1" in failures and "memory limit" in failures
