@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
@@ -53,13 +54,21 @@ else:
     model = st.selectbox("Model", models, key="fastest_model")
     best = fastest_per_machine(done[done["model"] == model])
     winner = best.iloc[0]
+    interval = ("no 95% interval: too few iterations" if pd.isna(winner["infer_ci_low_ms"])
+                else f"inference 95% interval {winner['infer_ci_low_ms']:.2f} to {winner['infer_ci_high_ms']:.2f} ms")
     st.markdown(f"**{winner['machine_label']}** with **{winner['runtime']}:{winner['precision']}** at batch "
-                f"{winner['batch']}: **{winner['total_ms']:.2f} ms** per image (inference 95% interval "
-                f"{winner['infer_ci_low_ms']:.2f} to {winner['infer_ci_high_ms']:.2f} ms, {winner['iterations']} "
+                f"{winner['batch']}: **{winner['total_ms']:.2f} ms** per image ({interval}, {winner['iterations']} "
                 f"iterations, run `{winner['run_id']}` of {ui.utc(winner['started_at'])}).")
     st.dataframe(best, hide_index=True, key="fastest_table", column_order=[
         "machine_label", "runtime", "precision", "batch", "imgsz", "total_ms", "infer_ms", "infer_ci_low_ms",
-        "infer_ci_high_ms", "throughput_ips", "iterations", "started_at", "run_id"])
+        "infer_ci_high_ms", "throughput_ips", "iterations", "started_at", "run_id"], column_config={
+        "machine_label": "Machine", "runtime": "Runtime", "precision": "Precision", "batch": "Batch",
+        "imgsz": "Image size", "total_ms": st.column_config.NumberColumn("Total ms", format="%.2f"),
+        "infer_ms": st.column_config.NumberColumn("Infer ms", format="%.2f"),
+        "infer_ci_low_ms": st.column_config.NumberColumn("Infer CI low", format="%.2f"),
+        "infer_ci_high_ms": st.column_config.NumberColumn("Infer CI high", format="%.2f"),
+        "throughput_ips": st.column_config.NumberColumn("Images/s", format="%.1f"), "iterations": "Iterations",
+        "started_at": "Started", "run_id": "Run"})
 
 table = machines.drop(columns=["fingerprint"])
 st.dataframe(table, hide_index=True, key="machines_table", column_config={
