@@ -37,7 +37,14 @@ def variant(results: pd.DataFrame) -> pd.Series:
     return label
 
 
+LEGEND_ON_TOP_MAX = 4  # more entries wrap into rows that run into the title: put them below the plot
+
+
 def _layout(figure: go.Figure, title: str, height: int = 420, legend_below: bool = False) -> go.Figure:
+    entries = sum(1 for trace in figure.data if trace.showlegend is not False and trace.name)
+    if entries > LEGEND_ON_TOP_MAX and not legend_below:
+        legend_below = True
+        height += 22 * ((entries + 2) // 3)  # about three entries per legend row
     legend = (dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0) if legend_below
               else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
     figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=10), legend=legend)
