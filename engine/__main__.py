@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--iters", type=int, default=20)
     run.add_argument("--min-duration", type=float, default=0.0, help="seconds to keep measuring, at least")
     run.add_argument("--threads", type=int, default=0, help="0 = all physical cores")
+    run.add_argument("--in-flight", type=int, default=0,
+                     help="after the one-at-a-time latency, also measure images/s with this many requests in flight "
+                          "(OpenVINO, ONNX Runtime; lean mode); 0 = off")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds per export / measurement process")
     run.add_argument("--memory-limit", type=int, default=0, help="MB per process (0 = 80%% of this machine's RAM)")
     run.add_argument("--db", default="results.duckdb", help=DB_HELP)
@@ -69,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any regression is found")
     watch.add_argument("--json", action="store_true")
 
+    compact = commands.add_parser("compact", help="merge a shared store's small Parquet files (every result's "
+                                  "commit writes some; reads slow down as they pile up)")
+    compact.add_argument("--db", required=True, help=DB_HELP)
+
     commands.add_parser("machine", help="print this machine's fingerprint")
 
     peak = commands.add_parser("peak", help="measure this machine's peak fp32 rate (for efficiency figures)")
@@ -83,6 +90,7 @@ def config_from_args(args) -> RunConfig:
         model=args.model, runtimes=parse_name_list(args.runtimes), precisions=parse_name_list(args.precisions),
         batch_sizes=parse_int_list(args.batch, "--batch"), modes=parse_name_list(args.modes), images=list(args.images),
         imgsz=args.imgsz, warmup=args.warmup, iters=args.iters, min_duration_s=args.min_duration, threads=args.threads,
+        in_flight=args.in_flight,
         timeout_s=args.timeout, memory_limit_mb=args.memory_limit, db=args.db, machine_label=args.label, note=args.note,
         reference=args.reference, parity_iou=args.parity_iou, data=args.data,
     )
@@ -222,7 +230,9 @@ def command_import(args) -> int:
 def command_check_regressions(args) -> int:
     from engine.api import regressions
 
-    if not Path(args.db).exists():
+    from engine import database
+
+    if not database.exists(args.db):
         raise BenchError(f"database {args.db} does not exist")
     verdicts = regressions(args.db)
     if args.json:
@@ -262,7 +272,21 @@ def command_peak(args) -> int:
         machine = fingerprint()
         store.upsert_machine(args.db, machine)
         store.insert_machine_peak(args.db, machine["machine_id"], peak)
-        print(f"stored as the peak of {machine['label']} on {peak['threads']} thread(s) in {args.db}", file=sys.stderr)
+        from engine.database import display
+
+        print(f"stored as the peak of {machine['label']} on {peak['threads']} thread(s) in {display(args.db)}",
+              file=sys.stderr)
+    return 0
+
+
+def command_compact(args) -> int:
+    from engine import database, store
+
+    if not database.is_shared(args.db):
+        raise BenchError("compact is for a shared store (ducklake+postgres://...); a DuckDB file needs none")
+    started = time.monotonic()
+    before, after = store.compact_shared(args.db)
+    print(f"{database.display(args.db)}: {before} data files -> {after} in {time.monotonic() - started:.1f} s")
     return 0
 
 
@@ -270,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"runtimes": command_runtimes, "run": command_run, "job": command_job,
                 "export": command_export, "machine": command_machine, "peak": command_peak,
-                "bundle": command_bundle, "import": command_import, "check-regressions": command_check_regressions}
+                "bundle": command_bundle, "import": command_import, "check-regressions": command_check_regressions,
+                "compact": command_compact}
     try:
         return handlers[args.command](args)
     except BenchError as error:

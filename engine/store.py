@@ -21,7 +21,7 @@ import duckdb
 from engine import database
 from engine.config import BenchError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 LOCK_WAIT_S = 60.0
 SHARED_SCHEMA_ATTEMPTS = 10
 
@@ -183,6 +183,11 @@ MIGRATIONS: dict[int, list[str]] = {
             method VARCHAR
         )""",
     ],
+    5: [
+        # v5: throughput with several requests in flight (--in-flight), beside the one-at-a-time latency.
+        "ALTER TABLE results ADD COLUMN in_flight INTEGER",
+        "ALTER TABLE results ADD COLUMN in_flight_ips DOUBLE",
+    ],
 }
 
 RESULTS_SUMMARY_VIEW = """
@@ -217,7 +222,8 @@ SELECT
     CASE WHEN infer.median_ms > 0 THEN u.model_gflops / (infer.median_ms / 1000.0) END AS achieved_gflops,
     CASE WHEN infer.median_ms > 0 AND pk.gflops_fp32 > 0
          THEN u.model_gflops / (infer.median_ms / 1000.0) / pk.gflops_fp32 END AS peak_fraction,
-    CASE WHEN pk.gflops_fp32 > 0 THEN u.model_gflops / pk.gflops_fp32 * 1000.0 END AS floor_ms
+    CASE WHEN pk.gflops_fp32 > 0 THEN u.model_gflops / pk.gflops_fp32 * 1000.0 END AS floor_ms,
+    r.in_flight, r.in_flight_ips
 FROM results r
 JOIN runs u USING (run_id)
 LEFT JOIN (
@@ -496,13 +502,14 @@ def insert_result(db, result: dict, samples: list[dict], stats: dict, detections
             con.execute(
                 """INSERT INTO results (result_id, run_id, runtime, precision, batch, status, error, imgsz,
                        input_shape, threads, settings, export_cached, export_s, load_s, warmup, iterations,
-                       finished_at, model_file, mode)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       finished_at, model_file, mode, in_flight, in_flight_ips)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [result["result_id"], result["run_id"], result["runtime"], result["precision"], result["batch"],
                  result["status"], result.get("error"), result.get("imgsz"), result.get("input_shape"),
                  result.get("threads"), json.dumps(result.get("settings") or {}), result.get("export_cached"),
                  result.get("export_s"), result.get("load_s"), result.get("warmup"), len(samples), now(),
-                 result.get("model_file"), result.get("mode") or "lean"],
+                 result.get("model_file"), result.get("mode") or "lean", result.get("in_flight"),
+                 result.get("in_flight_ips")],
             )
             if samples:
                 con.executemany(
@@ -721,3 +728,23 @@ def import_run_parquet(db, run_id: str, files: dict, image_paths: dict) -> None:
         except Exception:
             _rollback(con)
             raise
+
+
+# Shared-store upkeep: each committed write adds Parquet files (one per table it touches); reads slow down as
+# they pile up (100 runs: 8,000 files, a results_summary read of 0.5 s). Merging them is DuckLake's own job.
+
+def compact_shared(db) -> tuple[int, int]:
+    """Merge the store's small data files and delete the replaced ones; returns the file counts before, after."""
+    count = f"SELECT count(*) FROM ducklake_list_files('{database.LAKE}', ?)"
+    with connect(db) as con:
+        tables = [row[0] for row in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+            "AND table_schema = current_schema() AND table_type = 'BASE TABLE'").fetchall()]
+
+        def files() -> int:
+            return sum(con.execute(count, [table]).fetchone()[0] for table in tables)
+
+        before = files()
+        con.execute(f"CALL ducklake_merge_adjacent_files('{database.LAKE}')")
+        con.execute(f"CALL ducklake_cleanup_old_files('{database.LAKE}', cleanup_all => true)")
+        return before, files()

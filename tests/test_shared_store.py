@@ -73,6 +73,10 @@ def test_four_writers_at_once_lose_nothing_and_duplicate_nothing(lake):
     assert len(machines) == 1 and machines.loc[0, "runs"] == len(written), \
         "the writers share one hardware id: one machine row however the race went"
 
+    before, after = store.compact_shared(lake)  # upkeep merges the many small files and loses nothing
+    assert after < before
+    pd.testing.assert_frame_equal(summary(lake), results)
+
 
 def test_an_engine_run_lands_in_the_shared_store_with_its_images(lake, tmp_path):
     done = engine_run(lake, "--runtimes", "onnxruntime", "--iters", "3", "--json")
@@ -140,3 +144,8 @@ def test_an_unreachable_server_is_a_clear_message_without_the_password(tmp_path)
     assert done.returncode != 0
     assert "cannot be reached" in done.stderr and "Traceback" not in done.stderr
     assert "s3cret" not in done.stderr and "s3cret" not in done.stdout
+
+
+def test_compact_refuses_a_plain_file(tmp_path):
+    done = engine("compact", "--db", str(tmp_path / "results.duckdb"))
+    assert done.returncode == 2 and "for a shared store" in done.stderr
