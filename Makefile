@@ -41,6 +41,7 @@ test: install browser postgres
 
 bench: install
 	$(PY) benchmarks/engine_overhead.py
+	$(PY) benchmarks/lean_variants.py
 	$(PY) benchmarks/pipeline_modes.py
 	$(PY) benchmarks/history_scale.py
 

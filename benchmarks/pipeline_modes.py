@@ -22,7 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.publish import publish  # noqa: E402 - after the path line above
+
 RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
+IN_FLIGHT = 2  # one request per core here
 
 
 def run_engine(db: Path, runtimes: str, iters: int, warmup: int) -> tuple[list[str], str]:
@@ -121,11 +124,7 @@ def main() -> None:
         "",
         *headline(summary),
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    target = ROOT / "benchmarks" / "results" / "pipeline_modes.md"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
+    publish(lines, "pipeline_modes.md")
 
 
 if __name__ == "__main__":

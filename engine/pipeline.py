@@ -55,13 +55,19 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     return canvas, Letterbox(scale, left, top, width, height)
 
 
-def preprocess(images: list[np.ndarray], size: int, layout: str) -> tuple[np.ndarray, list[Letterbox]]:
-    """BGR uint8 frames -> one float32 batch in [0, 1], RGB, NCHW or NHWC, contiguous."""
+def letterbox_batch(images: list[np.ndarray], size: int) -> tuple[np.ndarray, list[Letterbox]]:
+    """BGR uint8 frames -> one BGR uint8 NHWC batch of letterboxed squares, and where each image went."""
     batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
     boxes = []
     for i, image in enumerate(images):
         batch[i], placement = letterbox(image, size)
         boxes.append(placement)
+    return batch, boxes
+
+
+def preprocess(images: list[np.ndarray], size: int, layout: str) -> tuple[np.ndarray, list[Letterbox]]:
+    """BGR uint8 frames -> one float32 batch in [0, 1], RGB, NCHW or NHWC, contiguous."""
+    batch, boxes = letterbox_batch(images, size)
     batch = batch[..., ::-1]  # BGR -> RGB
     if layout == "nchw":
         batch = batch.transpose(0, 3, 1, 2)
@@ -88,11 +94,12 @@ def postprocess(
         rects[:, 2:] = xywh[:, 2:]
         chosen = cv2.dnn.NMSBoxesBatched(rects.tolist(), scores.tolist(), class_ids.tolist(), conf, iou)
         chosen = np.asarray(chosen, dtype=int).reshape(-1)[:max_det]
-        results.append(_to_image_coords(rects[chosen], scores[chosen], class_ids[chosen], placement))
+        results.append(to_image_coords(rects[chosen], scores[chosen], class_ids[chosen], placement))
     return results
 
 
-def _to_image_coords(rects, scores, class_ids, placement: Letterbox) -> list[Detection]:
+def to_image_coords(rects, scores, class_ids, placement: Letterbox) -> list[Detection]:
+    """Kept (x, y, w, h) boxes in input pixels -> detections in the original image's pixels."""
     x1 = (rects[:, 0] - placement.pad_x) / placement.scale
     y1 = (rects[:, 1] - placement.pad_y) / placement.scale
     x2 = x1 + rects[:, 2] / placement.scale

@@ -123,7 +123,7 @@ def _batches(paths: list[str], batch: int, index: int) -> list[str]:
 
 def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn) -> dict:
     from engine.measure import StageTimer
-    from engine.pipeline import decode_image, postprocess, preprocess
+    from engine.pipeline import decode_image
 
     images, imgsz = params["images"], params["imgsz"]
     conf, iou = params["conf"], params["iou"]
@@ -141,11 +141,11 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
         with timer.stage("decode"):
             frames = [decode_image(p) for p in paths]
         with timer.stage("pre"):
-            tensor, placements = preprocess(frames, imgsz, runtime.layout)
+            tensor, placements = runtime.preprocess(frames)
         with timer.stage("infer"):
             raw = runtime.infer(tensor)
         with timer.stage("post"):
-            found = postprocess(raw, placements, conf, iou)
+            found = runtime.postprocess(raw, placements, conf, iou)
         return tensor, raw, found
 
     progress("warmup", done=0, total=params["warmup"])

@@ -57,6 +57,19 @@ class Runtime:
     def load(self) -> None:
         raise NotImplementedError
 
+    # The lean pipeline's stages: numpy and OpenCV unless the runtime has a more natural array type.
+    def preprocess(self, frames: list[np.ndarray]) -> tuple[object, list]:
+        """Decoded BGR frames -> the batch infer() takes in the lean pipeline, and each image's letterbox."""
+        from engine.pipeline import preprocess
+
+        return preprocess(frames, self.imgsz, self.layout)
+
+    def postprocess(self, raw, placements: list, conf: float, iou: float) -> list[list]:
+        """infer()'s output for the lean pipeline's batch -> each image's detections in its own pixels."""
+        from engine.pipeline import postprocess
+
+        return postprocess(raw, placements, conf, iou)
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Raw model output (B, 4 + classes, anchors), boxes as xywh in input pixels."""
         raise NotImplementedError

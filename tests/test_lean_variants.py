@@ -1,0 +1,58 @@
+"""OpenVINO's lean pipeline folds preprocessing into the model (PrePostProcessor: u8 NHWC BGR in); it must see
+the same input as the numpy preprocessing, so outputs and boxes stay those of the unfolded model."""
+
+import duckdb
+import numpy as np
+import pytest
+
+from engine.pipeline import decode_image, preprocess
+from tests.conftest import TEST_IMGSZ, engine_run
+from tests.detecting_model import build_detecting_model
+
+
+@pytest.fixture(scope="module")
+def openvino_file(tmp_path_factory, sample_images) -> str:
+    model = build_detecting_model(tmp_path_factory.mktemp("model") / "detecting.pt", sample_images, TEST_IMGSZ)
+    db = tmp_path_factory.mktemp("folded") / "results.duckdb"
+    done = engine_run(db, "--model", str(model), "--runtimes", "openvino", "--iters", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("SELECT model_file FROM results WHERE runtime = 'openvino'").fetchall()[0][0]
+
+
+def loaded(model_file: str, folded: bool):
+    from engine.runtimes.openvino import OpenVinoRuntime
+
+    runtime = type("Variant", (OpenVinoRuntime,), {"fold_preprocessing": folded})(model_file, "fp32", 2, 1,
+                                                                                     TEST_IMGSZ)
+    runtime.load()
+    return runtime
+
+
+def test_folded_preprocessing_gives_the_numpy_pipeline_outputs_and_boxes(openvino_file, sample_images):
+    folded, unfolded = loaded(openvino_file, True), loaded(openvino_file, False)
+    assert folded.settings()["preprocessing"].startswith("in the model")
+    boxes = 0
+    for image in sample_images:
+        frames = [decode_image(image)]
+        batch, placements = folded.preprocess(frames)
+        assert batch.dtype == np.uint8 and batch.shape == (1, TEST_IMGSZ, TEST_IMGSZ, 3)
+        raw_folded = folded.infer(batch)
+        float_batch, _ = unfolded.preprocess(frames)
+        raw_unfolded = unfolded.infer(float_batch)
+        np.testing.assert_allclose(raw_folded, raw_unfolded, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(folded.infer(float_batch), raw_unfolded, rtol=1e-4, atol=1e-4,
+                                   err_msg="a float32 NCHW batch (reference, mAP) is converted back for the model")
+        found = folded.postprocess(raw_folded, placements, 0.25, 0.45)[0]
+        expected = unfolded.postprocess(raw_unfolded, placements, 0.25, 0.45)[0]
+        assert [(d.class_id, round(d.x1, 2), round(d.y2, 2)) for d in found] == [
+            (d.class_id, round(d.x1, 2), round(d.y2, 2)) for d in expected]
+        boxes += len(found)
+    assert boxes > 0, "the detecting model finds boxes, so there is something to compare"
+
+
+def test_the_unfolded_variant_takes_the_numpy_float_batch(openvino_file, sample_images):
+    unfolded = loaded(openvino_file, False)
+    batch, _ = unfolded.preprocess([decode_image(sample_images[0])])
+    expected, _ = preprocess([decode_image(sample_images[0])], TEST_IMGSZ, "nchw")
+    assert np.array_equal(batch, expected)
