@@ -2,7 +2,8 @@
 
 One engine run measures every CPU runtime at fp32, 640, batch 1 in both pipeline modes: `lean` (the engine's
 own pipeline, its threads) and `ultralytics` (Ultralytics' predictor on the same artifact, its threads, with
-rect=False so both see the same square input). Prints a Markdown table and writes it to
+rect=False so both see the same square input). The lean results also measure inference with IN_FLIGHT requests
+in flight where the runtime offers it (--in-flight). Prints a Markdown table and writes it to
 benchmarks/results/pipeline_modes.md.
 
     .venv/bin/python benchmarks/pipeline_modes.py [--iters 30] [--runtimes pytorch,onnxruntime,...]
@@ -31,7 +32,7 @@ IN_FLIGHT = 2  # one request per core here
 def run_engine(db: Path, runtimes: str, iters: int, warmup: int) -> tuple[list[str], str]:
     command = [sys.executable, "-m", "engine", "run", "--runtimes", runtimes, "--precisions", "fp32", "--batch", "1",
                "--imgsz", "640", "--modes", "lean,ultralytics", "--iters", str(iters), "--warmup", str(warmup),
-               "--db", str(db), "--json"]
+               "--in-flight", str(IN_FLIGHT), "--db", str(db), "--json"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"engine run failed:\n{done.stderr[-3000:]}")
@@ -52,19 +53,21 @@ def verdict(value) -> str:
 
 def table(summary) -> list[str]:
     lines = ["| runtime | bare infer ms | lean end-to-end ms | ultralytics end-to-end ms | lean / bare "
-             "| ultralytics / lean | decode ms | infer % of peak | ultralytics parity |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"| ultralytics / lean | decode ms | infer % of peak | lean img/s, 1 at a time | infer img/s, "
+             f"{IN_FLIGHT} in flight | ultralytics parity |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     by_key = {(row.runtime, row.mode): row for row in summary.itertuples()}
     for runtime in dict.fromkeys(summary["runtime"]):
         lean, ultra = by_key.get((runtime, "lean")), by_key.get((runtime, "ultralytics"))
         if lean is None or ultra is None or lean.status != "completed" or ultra.status != "completed":
             lines.append(f"| {runtime} | failed: {(lean.error if lean is not None else '') or ultra.error} |"
-                         " | | | | | | |")
+                         " | | | | | | | | |")
             continue
         lines.append(
             f"| {runtime} | {ms(lean.infer_ms)} | {ms(lean.total_ms)} | {ms(ultra.total_ms)} "
             f"| {ratio(lean.total_ms, lean.infer_ms)} | {ratio(ultra.total_ms, lean.total_ms)} "
-            f"| {ms(lean.decode_ms)} | {lean.peak_fraction:.0%} | {verdict(ultra.parity_verdict)} |")
+            f"| {ms(lean.decode_ms)} | {lean.peak_fraction:.0%} | {ms(lean.throughput_ips)} "
+            f"| {ms(lean.in_flight_ips)} | {verdict(ultra.parity_verdict)} |")
     return lines
 
 
@@ -118,7 +121,9 @@ def main() -> None:
         "Medians in ms per image, fp32, 640x640, batch 1. bare infer: the engine's inference stage alone (lean "
         "mode); end-to-end: decoded frame to final boxes (pre + infer + post, plus the predictor's other time "
         "in the ultralytics mode); decode (JPEG read) is the same for both and kept out. The machine is shared "
-        "and noisy: compare rows of one run, not across runs.",
+        "and noisy: compare rows of one run, not across runs. lean img/s: 1000 / lean end-to-end, one request at "
+        f"a time; in flight: inference alone with {IN_FLIGHT} requests in flight for 2 s (OpenVINO THROUGHPUT "
+        "hint + AsyncInferQueue, ONNX Runtime a session per request on its own thread; '-': not offered).",
         "",
         *table(summary),
         "",

@@ -141,7 +141,12 @@ RESULT_COLUMNS = {
     "infer_ms": st.column_config.NumberColumn("Infer ms", format="%.2f"),
     "post_ms": st.column_config.NumberColumn("Post ms", format="%.2f"),
     "total_ms": st.column_config.NumberColumn("Total ms", format="%.2f"),
-    "throughput_ips": st.column_config.NumberColumn("Images/s", format="%.1f"),
+    "throughput_ips": st.column_config.NumberColumn("Images/s", format="%.1f",
+                                                    help="One request at a time: 1000 / total ms"),
+    "in_flight_ips": st.column_config.NumberColumn("Images/s in flight", format="%.1f",
+                                                   help="Inference alone with several requests in flight "
+                                                        "(run with --in-flight N)"),
+    "in_flight": st.column_config.NumberColumn("In flight", help="Requests in flight for the figure before"),
     "infer_p99_ms": st.column_config.NumberColumn("Infer p99 ms", format="%.2f",
                                                   help="Meaningful with about 300 iterations or more"),
     "stability": st.column_config.TextColumn("Stability", help="Coefficient of variation of inference; "
@@ -157,7 +162,7 @@ RESULT_COLUMNS = {
                                                   "drift (works, not identically) or fail"),
     "map50": st.column_config.NumberColumn("mAP50", format="%.3f", help="On the labelled data given to the run"),
 }
-OPTIONAL_COLUMNS = ("parity_verdict", "map50")  # shown only when some result has them
+OPTIONAL_COLUMNS = ("parity_verdict", "map50", "in_flight_ips", "in_flight")  # shown only when some result has them
 PEAK_MISSING = "peak not measured"
 FLOPS_MISSING = "model FLOPs unknown"
 

@@ -14,6 +14,7 @@ MAX_BATCH = 64
 MAX_IMGSZ = 1920
 MAX_ITERS = 100_000
 MAX_WARMUP = 10_000
+MAX_IN_FLIGHT = 64
 DEFAULT_MODEL = "yolov8n.pt"
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # lean: the engine's own numpy pipeline per runtime; ultralytics: the same artifact through Ultralytics' predictor
@@ -62,6 +63,7 @@ class RunConfig:
     iters: int = 20
     min_duration_s: float = 0.0  # when > 0, keep iterating until this long has passed (and iters reached)
     threads: int = 0  # 0 means all physical cores
+    in_flight: int = 0  # > 0: after the latency figures, images/s with this many requests in flight (where offered)
     conf: float = 0.25
     iou: float = 0.45
     timeout_s: float = 600.0  # per worker process (export or measurement)
@@ -140,6 +142,8 @@ def validate(config: RunConfig) -> None:
         raise BenchError(f"warm-up {config.warmup} is out of range: use 0 to {MAX_WARMUP}")
     if not 0 <= config.min_duration_s <= 3600:
         raise BenchError(f"minimum duration {config.min_duration_s} s is out of range: use 0 to 3600")
+    if not 0 <= config.in_flight <= MAX_IN_FLIGHT:
+        raise BenchError(f"requests in flight {config.in_flight} is out of range: use 0 (off) to {MAX_IN_FLIGHT}")
     if not 0 <= config.threads <= 1024:
         raise BenchError(f"threads {config.threads} is out of range: use 0 (all physical cores) to 1024")
     if not 0 <= config.memory_limit_mb <= 16 * 2**20:

@@ -389,7 +389,7 @@ class Runner:
             "images": images, "imgsz": config.imgsz, "warmup": config.warmup, "iters": config.iters,
             "min_duration_s": config.min_duration_s, "max_iters": MAX_ITERS, "conf": config.conf,
             "iou": config.iou, "names": model["names"], "reference_raw": self.reference.get("folder"),
-            "data_yaml": self.labelled.yaml_path if self.labelled else None,
+            "data_yaml": self.labelled.yaml_path if self.labelled else None, "in_flight": config.in_flight,
         }
 
         def on_message(kind: str, payload: dict) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from engine.config import BenchError
 
+IN_FLIGHT_S = 2.0  # seconds of requests in flight per result, after the latency measurement
+
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -164,13 +166,23 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
 
     samples = _measure_loop(params, batch, timed, progress)
 
+    in_flight = {}
+    if params.get("in_flight") and runtime.offers_in_flight:
+        progress("in flight", requests=params["in_flight"])
+        in_flight = runtime.throughput(tensor, params["in_flight"], IN_FLIGHT_S)
+
+    settings = runtime.settings()
+    if in_flight:
+        settings["in_flight"] = in_flight.pop("in_flight_settings")
+
     progress("detections")
     per_image, raw_diff = _detections_per_image(images, batch, one_iteration, params.get("reference_raw"))
     payload = {
         "batch": batch,
         "status": "completed",
         "samples": samples,
-        "settings": runtime.settings(),
+        "settings": settings,
+        **in_flight,
         "input_shape": list(tensor.shape),
         "load_s": load_s,
         "model_file": str(artifact),

@@ -74,6 +74,13 @@ class Runtime:
         """Raw model output (B, 4 + classes, anchors), boxes as xywh in input pixels."""
         raise NotImplementedError
 
+    offers_in_flight = False  # throughput() below: several requests at once
+
+    def throughput(self, batch, requests: int, seconds: float) -> dict:
+        """Images/s with `requests` inferences of this batch in flight for about `seconds`, after load() and the
+        latency measurement: {"in_flight": requests, "in_flight_ips": images/s, ...how it was done}."""
+        raise NotImplementedError
+
     def settings(self) -> dict:
         """Settings read back from the loaded runtime, stored with the result."""
         return {"threads_requested": self.threads}
