@@ -2,8 +2,10 @@
 
 The default matrix: six CPU runtimes, every precision each offers, batch 1/2/4/8, 640x640, iteration
 counts set by a minimum duration. Prints a Markdown table and writes benchmarks/results/sweep_time.md.
+The load average at each sweep's start goes into the table: on a shared 2-core machine it moves the result.
 
-    .venv/bin/python benchmarks/sweep_time.py [--min-duration 1.0] [--batch 1,2,4,8]
+    .venv/bin/python benchmarks/sweep_time.py [--min-duration 1.0] [--iters 6] [--batch 1,2,4,8]
+    .venv/bin/python benchmarks/sweep_time.py --warm-cache DIR   # warm only, on a cache a cold sweep filled
 """
 
 from __future__ import annotations
@@ -19,11 +21,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.publish import publish  # noqa: E402 - after the path line above
+
 RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
 
 
-def sweep(db: Path, cache: Path, args) -> tuple[float, dict]:
+def sweep(db: Path, cache: Path, args) -> dict:
     env = {**os.environ, "YOLO_BENCH_CACHE": str(cache)}
+    load = os.getloadavg()[0]
+    print(f"sweep starts at load average {load:.2f}", file=sys.stderr, flush=True)
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "engine", "run", "--runtimes", RUNTIMES, "--precisions", "all", "--batch", args.batch,
@@ -34,47 +41,56 @@ def sweep(db: Path, cache: Path, args) -> tuple[float, dict]:
     seconds = time.perf_counter() - started
     if not done.stdout.strip():
         raise SystemExit(f"sweep failed: {done.stderr[-2000:]}")
-    return seconds, json.loads(done.stdout)
+    from engine import store
+
+    document = json.loads(done.stdout)
+    summary = store.results_summary(str(db), {"run_id": document["run_id"]})
+    return {"seconds": seconds, "load": load, "document": document, "summary": summary}
+
+
+def row(name: str, measured: dict, target_min: float) -> str:
+    seconds, summary = measured["seconds"], measured["summary"]
+    completed = summary[summary["status"] == "completed"]
+    exports = [r.get("export_s") or 0.0 for r in measured["document"]["results"]]
+    verdict = "meets" if seconds <= target_min * 60 else f"misses by {seconds / 60 - target_min:.1f} min"
+    return (f"| {name} | {seconds / 60:.1f} min ({seconds:.0f} s) | {len(completed)}/{len(summary)} | "
+            f"{int(completed['stable'].fillna(False).sum())} | {sum(exports):.0f} s | {measured['load']:.2f} | "
+            f"<= {target_min:g} min: {verdict} |")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", default="1,2,4,8")
-    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--iters", type=int, default=6, help="at least; 6 is the fewest giving the median a 95%% CI")
     parser.add_argument("--min-duration", type=float, default=1.0)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sweep_time.md"))
+    parser.add_argument("--warm-cache", default="", help="skip the cold sweep: a cache folder a cold sweep filled")
+    parser.add_argument("--out", default="sweep_time.md", help="file name under benchmarks/results/")
     args = parser.parse_args()
 
     from engine.machine import fingerprint
 
     work = Path(tempfile.mkdtemp(prefix="sweep-"))
-    cache = work / "cache"
-    cold_s, cold = sweep(work / "results.duckdb", cache, args)
-    warm_s, warm = sweep(work / "results.duckdb", cache, args)
+    rows = []
+    if args.warm_cache:
+        cache = Path(args.warm_cache)
+    else:
+        cache = work / "cache"
+        rows.append(row("cold", sweep(work / "results.duckdb", cache, args), 10))
+    rows.append(row("warm", sweep(work / "results.duckdb", cache, args), 4))
     machine = fingerprint()
-
-    def row(name: str, seconds: float, document: dict, target_min: float) -> str:
-        results = document["results"]
-        completed = sum(r["status"] == "completed" for r in results)
-        verdict = "meets" if seconds <= target_min * 60 else "misses"
-        return (f"| {name} | {seconds / 60:.1f} min ({seconds:.0f} s) | {completed}/{len(results)} | "
-                f"<= {target_min:g} min: {verdict} |")
-
-    lines = [
-        f"# Sweep time ({time.strftime('%Y-%m-%d')}, {machine['cpu_model']}, {machine['physical_cores']} cores)",
-        "",
+    publish([
+        f"Sweep time ({time.strftime('%Y-%m-%d %H:%M')}, {machine['cpu_model']}, {machine['physical_cores']} cores): "
         f"`python -m engine run --runtimes {RUNTIMES} --precisions all --batch {args.batch} --iters {args.iters} "
-        f"--min-duration {args.min_duration}` (640x640), once with an empty export cache, then again.",
+        f"--min-duration {args.min_duration} --warmup 2` (640x640), "
+        + ("on an export cache a cold sweep filled." if args.warm_cache
+           else "once with an empty export cache (cold), then again (warm)."),
         "",
-        "| sweep | wall time | results completed | target |",
-        "|---|---|---|---|",
-        row("cold", cold_s, cold, 10),
-        row("warm", warm_s, warm, 4),
-    ]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+        "| sweep | wall time | results completed | stable (inference cv <= 10%) | exports | load average at start "
+        "| target |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ], args.out)
+    print(f"cache: {cache}", file=sys.stderr)
 
 
 if __name__ == "__main__":
