@@ -15,6 +15,7 @@ This module only opens connections; engine/store.py owns every statement of the 
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -132,8 +133,6 @@ def artifacts_root(db) -> Path:
 
 def check_location(db: str) -> None:
     """Fail before any work when the results cannot be written there."""
-    import os
-
     if is_shared(db):
         store = parse_shared(db)
         try:
