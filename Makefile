@@ -37,7 +37,7 @@ run: install
 	$(PY) -m dashboard.serve --server.address 127.0.0.1 --server.port $(PORT)
 
 test: install browser postgres
-	YOLO_BENCH_REQUIRE_POSTGRES=1 $(PY) -m pytest tests
+	YOLO_BENCH_REQUIRE_POSTGRES=1 $(PY) -m pytest tests --durations=25
 
 bench: install
 	$(PY) benchmarks/engine_overhead.py
