@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.publish import publish  # noqa: E402 - after the path line above
 
 BARE = r"""
 import json, sys, time
@@ -132,10 +133,7 @@ def main() -> None:
         engine_median = statistics.median(engine_ms[runtime])
         bare_median = statistics.median(bare_ms[runtime])
         lines.append(f"| {runtime} | {engine_median:.2f} | {bare_median:.2f} | {engine_median / bare_median:.3f} |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    publish(lines, Path(args.out).resolve())
 
 
 if __name__ == "__main__":

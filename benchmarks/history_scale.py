@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.publish import publish  # noqa: E402 - after the path line above
 
 RUNTIMES = ("onnxruntime", "openvino", "tflite", "pytorch")
 SAMPLES_PER_RESULT = 25
@@ -117,10 +118,7 @@ def main() -> None:
         *[f"| {name} | {seconds:.3f} | {'yes' if seconds < 1 else 'NO'} |" for name, seconds in rows],
         f"| database file size | {size_mb:.0f} MB | {'under' if size_mb < 200 else 'OVER'} 200 MB |",
     ]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    publish(lines, Path(args.out).resolve())
 
 
 if __name__ == "__main__":

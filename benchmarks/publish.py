@@ -7,8 +7,10 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def publish(lines: list[str], file_name: str) -> None:
+def publish(lines: list[str], out: str | Path) -> None:
+    """out: a file name under benchmarks/results/, or an absolute path (a benchmark's --out)."""
     text = "\n".join(lines) + "\n"
     print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / file_name).write_text(text)
+    target = RESULTS / out  # an absolute out replaces RESULTS
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
