@@ -66,5 +66,18 @@ def empty_db(tmp_path) -> Path:
     return tmp_path / "results.duckdb"
 
 
+def database_at_version(db: Path, version: int) -> None:
+    """An older engine's database holding one completed run with one result (run 'old', result 'old-r')."""
+    import duckdb
+
+    from engine import store
+
+    store.apply_migrations_up_to(db, version)
+    with duckdb.connect(str(db)) as con:
+        con.execute("INSERT INTO runs (run_id, started_at, status, machine_id) VALUES ('old', now(), 'completed', 'm')")
+        con.execute("INSERT INTO results (result_id, run_id, runtime, precision, batch, status) "
+                    "VALUES ('old-r', 'old', 'onnxruntime', 'fp32', 1, 'completed')")
+
+
 def parse_json_output(done: subprocess.CompletedProcess) -> dict:
     return json.loads(done.stdout)

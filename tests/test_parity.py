@@ -14,7 +14,7 @@ import pytest
 from engine import parity, store
 from engine.accuracy import prepare_labelled_data
 from engine.config import BenchError
-from tests.conftest import TEST_IMGSZ, engine_run
+from tests.conftest import TEST_IMGSZ, database_at_version, engine_run
 from tests.detecting_model import build_detecting_model
 
 NAMES = {i: str(i) for i in range(80)}
@@ -235,11 +235,7 @@ def test_dataset_yaml_classes_bound_the_label_ids(tmp_path, sample_images):
 
 
 def test_migration_to_version_3_backs_up_and_adds_parity(empty_db):
-    store.apply_migrations_up_to(empty_db, 2)
-    with duckdb.connect(str(empty_db)) as con:
-        con.execute("INSERT INTO runs (run_id, started_at, status, machine_id) VALUES ('old', now(), 'completed', 'm')")
-        con.execute("INSERT INTO results (result_id, run_id, runtime, precision, batch, status) "
-                    "VALUES ('old-r', 'old', 'onnxruntime', 'fp32', 1, 'completed')")
+    database_at_version(empty_db, 2)
     store.ensure_schema(empty_db)
     assert empty_db.with_name(empty_db.name + ".bak-v2").exists()
     table = store.results_summary(empty_db)

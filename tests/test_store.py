@@ -10,6 +10,7 @@ import pytest
 
 from engine import store
 from engine.config import BenchError
+from tests.conftest import database_at_version
 
 
 def _result(result_id="r1", run_id="run1"):
@@ -135,11 +136,7 @@ def test_runs_of_other_hosts_are_left_running(empty_db):
 
 
 def test_migration_from_version_3_adds_modes_and_efficiency(empty_db):
-    store.apply_migrations_up_to(empty_db, 3)
-    with duckdb.connect(str(empty_db)) as con:
-        con.execute("INSERT INTO runs (run_id, started_at, status, machine_id) VALUES ('old', now(), 'completed', 'm')")
-        con.execute("INSERT INTO results (result_id, run_id, runtime, precision, batch, status) "
-                    "VALUES ('old-r', 'old', 'onnxruntime', 'fp32', 1, 'completed')")
+    database_at_version(empty_db, 3)
     store.ensure_schema(empty_db)
     assert empty_db.with_name(empty_db.name + ".bak-v3").exists()
     summary = store.results_summary(empty_db)
