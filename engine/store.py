@@ -293,6 +293,18 @@ def _version(con) -> int:
     return int(rows[0][0] or 0)
 
 
+def _usable_version(con, db) -> int:
+    """The schema version, or a clear refusal: tables of something else, or a newer engine's schema."""
+    version = _version(con)
+    name = database.display(db)
+    if version == -1:
+        raise BenchError(f"{name} holds tables that are not a results database: choose another --db")
+    if version > SCHEMA_VERSION:
+        raise BenchError(f"{name} has schema version {version}, newer than this engine's {SCHEMA_VERSION}: "
+                         "upgrade the engine")
+    return version
+
+
 def ensure_schema(db: str | Path) -> None:
     """Create or migrate the schema; back the file up before migrating existing data. In a shared store several
     machines may start at once: one creates the schema, the others' commits conflict and they find it made."""
@@ -314,14 +326,7 @@ def _migrate(db) -> None:
     shared = database.is_shared(db)
     existed = not shared and Path(db).exists() and Path(db).stat().st_size > 0
     with connect(db) as con:
-        version = _version(con)
-        name = database.display(db)
-        if version == -1:
-            raise BenchError(f"{name} holds tables that are not a results database: choose another --db")
-        if version > SCHEMA_VERSION:
-            raise BenchError(
-                f"{name} has schema version {version}, newer than this engine's {SCHEMA_VERSION}: upgrade the engine"
-            )
+        version = _usable_version(con, db)
         if version == SCHEMA_VERSION:
             return
         if existed and version > 0:
@@ -365,13 +370,7 @@ def check_readable(db: str | Path) -> None:
     if not database.exists(db):
         return
     with connect(db, read_only=True) as con:
-        version = _version(con)
-    name = database.display(db)
-    if version == -1:
-        raise BenchError(f"{name} holds tables that are not a results database: choose another --db")
-    if version > SCHEMA_VERSION:
-        raise BenchError(f"{name} has schema version {version}, newer than this engine's {SCHEMA_VERSION}: "
-                         "upgrade the engine")
+        _usable_version(con, db)
 
 
 # Writes. In a shared store two machines' commits can touch the same Parquet file (finishing two runs, say):
