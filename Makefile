@@ -44,6 +44,7 @@ bench: install
 	$(PY) benchmarks/lean_variants.py
 	$(PY) benchmarks/pipeline_modes.py
 	$(PY) benchmarks/history_scale.py
+	$(PY) benchmarks/shared_store.py
 	$(PY) benchmarks/sweep_time.py
 
 clean:

@@ -43,12 +43,12 @@ def write_run(db: str, writer: str, machine: dict, index: int) -> str:
     return run_id
 
 
-def main(db: str, writer: str, runs: int) -> None:
+def write_runs(db: str, writer: str, runs: int) -> list[str]:
     store.ensure_schema(db)  # every writer races to create it: one does, the others find it made
     machine = {**fingerprint(), "label": writer}
     store.upsert_machine(db, machine)  # the same hardware for all: they race on the machine's row too
-    print(json.dumps([write_run(db, writer, machine, i) for i in range(runs)]))
+    return [write_run(db, writer, machine, i) for i in range(runs)]
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    print(json.dumps(write_runs(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
