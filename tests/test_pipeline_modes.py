@@ -85,3 +85,13 @@ def test_every_result_completes_with_mode_parity_and_efficiency(modes_run):
             assert other_ms is not None and total_ms == pytest.approx(stage_sum + other_ms, rel=0.2)
         else:
             assert other_ms is None
+
+
+def test_ultralytics_mode_runs_openvino_at_the_precision_its_row_names(modes_run):
+    """OpenVINO's CPU plugin would run bf16 on a CPU that has it; the fp32 row must hold an fp32 run."""
+    import json
+
+    with duckdb.connect(str(modes_run["db"]), read_only=True) as con:
+        settings = con.execute("SELECT settings FROM results WHERE run_id = ? AND runtime = 'openvino' AND "
+                               "mode = 'ultralytics' AND precision = 'fp32'", [modes_run["run_id"]]).fetchone()[0]
+    assert json.loads(settings)["inference_precision"] == "f32"
