@@ -12,8 +12,10 @@ import duckdb
 from engine import store
 from tests.conftest import ROOT, TEST_IMGSZ
 
-RUN_ARGS = ["--runtimes", "onnxruntime,openvino", "--batch", "1,2", "--iters", "15", "--warmup", "1",
-            "--imgsz", str(TEST_IMGSZ)]
+# The minimum duration keeps a warm run longer than the late kill points on a fast machine too (an AVX-512
+# EPYC finished a 15-iteration warm run in ~6 s, so kills at 7-14 s hit nothing).
+RUN_ARGS = ["--runtimes", "onnxruntime,openvino", "--batch", "1,2", "--iters", "15", "--min-duration", "2",
+            "--warmup", "1", "--imgsz", str(TEST_IMGSZ)]
 # Seconds after start: the early ones land in model preparation and export (the cache is cold for those),
 # the later ones in measurement and the writes between results.
 KILL_POINTS = [0.3, 0.8, 1.5, 2.2, 3.0, 3.6, 4.2, 4.8, 5.4, 6.0, 6.6, 7.2, 7.8, 8.4, 9.0, 9.8, 10.6, 11.5, 12.5, 14.0]
@@ -42,20 +44,23 @@ def check_consistent(db) -> list[tuple]:
                 stored = con.execute("SELECT count(*) FROM samples WHERE result_id = ?", [result_id]).fetchall()[0][0]
                 assert stored == iterations, f"{result_id}: {stored} samples stored, {iterations} declared"
                 if result_status == "completed":
-                    assert iterations == 15
+                    assert iterations >= 15
     return runs
 
 
 def test_killed_anywhere_the_store_stays_consistent(tmp_path):
     db = tmp_path / "results.duckdb"
-    cold_caches = 0
+    cold_caches = finished_first = 0
     for index, delay in enumerate(KILL_POINTS):
         cache = tmp_path / f"cache-{index}" if delay < 5 else tmp_path / "warm-cache"
         cold_caches += delay < 5
         process = start_engine(db, cache)
         time.sleep(delay)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(30)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(30)
+        else:  # a fast machine can finish a warm run before a late kill point
+            finished_first += 1
         if db.exists():
             check_consistent(db)
     assert cold_caches >= 8, "enough kill points fall in model preparation and export"
@@ -66,7 +71,11 @@ def test_killed_anywhere_the_store_stays_consistent(tmp_path):
     runs = dict(check_consistent(db))
     assert runs[json.loads(out)["run_id"]] == "completed"
     killed = [status for run_id, status in runs.items() if run_id != json.loads(out)["run_id"]]
-    assert killed and set(killed) == {"interrupted"}, killed
+    # Never left "running": a killed run is interrupted, or completed whole (checked above) when the kill came
+    # after its last write; most kill points land mid-run.
+    assert set(killed) <= {"interrupted", "completed"}, killed
+    assert killed.count("completed") >= finished_first, killed
+    assert killed.count("interrupted") >= len(KILL_POINTS) // 2, (killed, finished_first)
 
 
 def test_two_runs_at_once_and_readers_polling(tmp_path):

@@ -45,8 +45,11 @@ def test_folded_preprocessing_gives_the_numpy_pipeline_outputs_and_boxes(openvin
                                    err_msg="a float32 NCHW batch (reference, mAP) is converted back for the model")
         found = folded.postprocess(raw_folded, placements, 0.25, 0.45)[0]
         expected = unfolded.postprocess(raw_unfolded, placements, 0.25, 0.45)[0]
-        assert [(d.class_id, round(d.x1, 2), round(d.y2, 2)) for d in found] == [
-            (d.class_id, round(d.x1, 2), round(d.y2, 2)) for d in expected]
+        # The same boxes; coordinates within 0.05 px (the raw outputs agree to 1e-4 relative, and rounding both
+        # to 0.01 px split 188.655 on an AVX-512 machine).
+        assert [d.class_id for d in found] == [d.class_id for d in expected]
+        for got, want in zip(found, expected):
+            assert (got.x1, got.y1, got.x2, got.y2) == pytest.approx((want.x1, want.y1, want.x2, want.y2), abs=0.05)
         boxes += len(found)
     assert boxes > 0, "the detecting model finds boxes, so there is something to compare"
 
