@@ -9,11 +9,9 @@ import numpy as np
 from engine.runtimes.base import Runtime
 
 
-def saved_model_request(imgsz: int, batch: int, int8: bool = False) -> dict:
-    request = {"format": "saved_model", "imgsz": imgsz, "batch": batch}
-    if int8:
-        request["int8"] = True
-    return request
+def saved_model_request(imgsz: int, batch: int) -> dict:
+    """One export serves TensorFlow and both TFLite precisions (engine.export adds the int8 .tflite to it)."""
+    return {"format": "saved_model", "imgsz": imgsz, "batch": batch}
 
 
 class TensorFlowRuntime(Runtime):

@@ -1,4 +1,5 @@
-"""TFLite through ai-edge-litert (XNNPACK). The files come out of the SavedModel export, float32 and int8."""
+"""TFLite through ai-edge-litert (XNNPACK). The files come out of the SavedModel export: float32 from
+Ultralytics, int8 (dynamic range: int8 weights, float activations) converted from it by engine.export."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class TFLiteRuntime(Runtime):
 
     @classmethod
     def export_request(cls, precision: str, batch: int, imgsz: int) -> dict:
-        return saved_model_request(imgsz, batch, int8=precision == "int8")
+        return saved_model_request(imgsz, batch)
 
     @classmethod
     def artifact(cls, export_output: Path, precision: str) -> Path:
@@ -59,6 +60,8 @@ class TFLiteRuntime(Runtime):
             "threads": self.threads,
             "input_dtype": np.dtype(self.input["dtype"]).name,
             "model_file": self.model_path.name,
+            **({"quantization": "dynamic range (int8 weights, float activations)"} if self.precision == "int8"
+               else {}),
             "ai_edge_litert": getattr(ai_edge_litert, "__version__", ""),
         }
 
