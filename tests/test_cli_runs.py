@@ -1,6 +1,7 @@
 """Real runs through the CLI: every runtime and precision, the export cache, JSON output, table export."""
 
 import json
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -59,6 +60,31 @@ def test_second_identical_run_exports_nothing(every_runtime):
     table = summary(every_runtime["db"], every_runtime["second"]["run_id"])
     exported = table[table.runtime != "pytorch"]
     assert exported.export_cached.all(), exported[["runtime", "precision", "export_cached"]]
+
+
+def model_files(db, run_id) -> dict:
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT runtime, precision, batch, model_file, export_cached FROM results WHERE run_id = ?",
+                           [run_id]).fetchall()
+    return {(runtime, precision, batch): (Path(file), cached) for runtime, precision, batch, file, cached in rows}
+
+
+def test_one_export_serves_what_it_can(every_runtime):
+    """TensorFlow and both TFLite precisions share one SavedModel export; one TorchScript trace runs any batch."""
+    first = model_files(every_runtime["db"], every_runtime["first"]["run_id"])
+    saved_model, _ = first[("tensorflow", "fp32", 1)]
+    for precision in ("fp32", "int8"):
+        tflite, cached = first[("tflite", precision, 1)]
+        assert tflite.parent == saved_model and cached, "the tensorflow variant exported it first"
+    table = summary(every_runtime["db"], every_runtime["first"]["run_id"]).set_index(["runtime", "precision"])
+    assert json.loads(table.loc[("tflite", "int8"), "settings"])["quantization"].startswith("dynamic range")
+    done = engine_run(every_runtime["db"], "--runtimes", "torchscript", "--batch", "2", "--iters", "2", "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_id = json.loads(done.stdout)["run_id"]
+    batch2 = summary(every_runtime["db"], run_id).iloc[0]
+    assert batch2.status == "completed" and batch2.parity_verdict == "pass", batch2.error
+    assert model_files(every_runtime["db"], run_id)[("torchscript", "fp32", 2)] == (
+        first[("torchscript", "fp32", 1)][0], True)
 
 
 def test_exports_agree_with_pytorch_on_detections(every_runtime):

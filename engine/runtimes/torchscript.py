@@ -17,7 +17,9 @@ class TorchScriptRuntime(Runtime):
 
     @classmethod
     def export_request(cls, precision: str, batch: int, imgsz: int) -> dict:
-        return {"format": "torchscript", "imgsz": imgsz, "batch": batch}
+        # One trace serves every batch size: the traced graph has no fixed batch (a batch-1 trace gave the
+        # batch-2 export's outputs exactly), and Ultralytics feeds TorchScript any batch as is.
+        return {"format": "torchscript", "imgsz": imgsz, "batch": 1}
 
     @staticmethod
     def configure_process(threads: int) -> None:
