@@ -154,7 +154,8 @@ RESULT_COLUMNS = {
     "achieved_gflops": st.column_config.NumberColumn("GFLOP/s", format="%.1f", help="The model's GFLOPs per "
                                                      "image over the inference median"),
     "peak_share": st.column_config.TextColumn("% of peak", help="Achieved GFLOP/s over this machine's measured "
-                                              "peak fp32 rate at the result's thread count"),
+                                              "peak rate at the result's thread count and precision: fp32, or "
+                                              "the bf16 / int8 dot-product rate where the CPU has one (named)"),
     "floor": st.column_config.TextColumn("Floor ms", help="The inference time the model's GFLOPs would take at "
                                          "the machine's peak rate: the least any runtime could reach"),
     "iterations": st.column_config.NumberColumn("Iterations"),
@@ -178,19 +179,24 @@ def efficiency(results: pd.DataFrame) -> pd.DataFrame:
         return [PEAK_MISSING if pd.isna(peak) else FLOPS_MISSING if pd.isna(value) else form.format(value)
                 for peak, value in zip(results["peak_gflops"], values)]
 
-    return pd.DataFrame({"peak_share": text(results["peak_fraction"], "{:.0%}"),
-                         "floor": text(results["floor_ms"], "{:.1f}")}, index=results.index)
+    share = text(results["peak_fraction"], "{:.0%}")
+    if "peak_kind" in results:  # a bf16 or int8 result set against that precision's own peak says so
+        share = [f"{value} of {kind}" if kind in ("bf16", "int8") and value.endswith("%") else value
+                 for value, kind in zip(share, results["peak_kind"])]
+    return pd.DataFrame({"peak_share": share, "floor": text(results["floor_ms"], "{:.1f}")}, index=results.index)
 
 
 def peak_words(results: pd.DataFrame) -> str:
     """The measured peak behind a run's efficiency figures, or that there is none."""
-    peaks = results.dropna(subset=["peak_gflops"]).drop_duplicates("threads")
-    if peaks.empty:
+    measured = results.dropna(subset=["peak_gflops"])
+    if measured.empty:
         return f"Efficiency: {PEAK_MISSING} on this machine (`python -m engine peak --store` measures it)."
-    rates = ", ".join(f"{row.peak_gflops:.0f} GFLOP/s on {row.threads} thread(s)" for row in peaks.itertuples())
+    measured = measured.assign(kind=measured["peak_kind"] if "peak_kind" in measured else "fp32")
+    rates = ", ".join(f"{row.kind} {row.peak_gflops:.0f} {'GOP/s' if row.kind == 'int8' else 'GFLOP/s'} on "
+                      f"{row.threads} thread(s)" for row in measured.drop_duplicates(["kind", "threads"]).itertuples())
     gflops = results["model_gflops"].iloc[0]
     need = "its FLOPs are unknown" if pd.isna(gflops) else f"it needs {gflops:.2f} GFLOPs per image"
-    return f"Efficiency: this machine's measured peak fp32 rate is {rates}; the model: {need}."
+    return f"Efficiency: this machine's measured peak rates: {rates}; the model: {need}."
 
 
 def with_efficiency(results: pd.DataFrame) -> pd.DataFrame:

@@ -1,9 +1,12 @@
-"""The machine's measured peak fp32 arithmetic rate, for efficiency figures (achieved / peak).
+"""The machine's measured peak arithmetic rates, for efficiency figures (achieved / peak).
 
 A small C kernel runs 12 independent fused multiply-add chains in the widest vector unit the CPU has
 (AVX-512, else AVX2+FMA), one thread per core; 12 chains cover FMA latency times the FMA ports on
-current x86 cores. Compiled once with the system's cc into the cache. Without a compiler the figure falls
-back to a numpy matmul, which is a lower bound, and says so in its method.
+current x86 cores. Where the CPU has them, the same loop with the AVX-512 bf16 dot product (vdpbf16ps:
+32 multiply-adds per 512-bit instruction) and the VNNI int8 dot product (vpdpbusd: 64) gives the bf16
+and int8 peaks that bf16 and int8 results are set against. Compiled once with the system's cc into the
+cache. Without a compiler the fp32 figure falls back to a numpy matmul, which is a lower bound, and says
+so in its method.
 """
 
 from __future__ import annotations
@@ -49,6 +52,42 @@ float fma_loop(int64_t iterations) {
     for (int c = 0; c < CHAINS; c++) { STORE(out, acc[c]); for (int l = 0; l < LANES; l++) sum += out[l]; }
     return sum;
 }
+#if defined(__AVX512BF16__)
+int has_bf16(void) { return 1; }
+/* Each vdpbf16ps: 16 fp32 lanes, each adding two bf16 products: 64 flops. */
+float bf16_loop(int64_t iterations) {
+    __m512 acc[CHAINS];
+    __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380); /* 1, ~6e-8 */
+    for (int c = 0; c < CHAINS; c++) acc[c] = _mm512_set1_ps((float)c);
+    for (int64_t i = 0; i < iterations; i++) {
+        for (int c = 0; c < CHAINS; c++) acc[c] = _mm512_dpbf16_ps(acc[c], a, b);
+    }
+    float sum = 0.0f;
+    for (int c = 0; c < CHAINS; c++) sum += _mm512_reduce_add_ps(acc[c]);
+    return sum;
+}
+#else
+int has_bf16(void) { return 0; }
+float bf16_loop(int64_t iterations) { return 0.0f; }
+#endif
+#if defined(__AVX512VNNI__)
+int has_int8(void) { return 1; }
+/* Each vpdpbusd: 16 int32 lanes, each adding four u8 x s8 products: 128 ops. */
+float int8_loop(int64_t iterations) {
+    __m512i acc[CHAINS];
+    __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-1);
+    for (int c = 0; c < CHAINS; c++) acc[c] = _mm512_set1_epi32(c);
+    for (int64_t i = 0; i < iterations; i++) {
+        for (int c = 0; c < CHAINS; c++) acc[c] = _mm512_dpbusd_epi32(acc[c], a, b);
+    }
+    int64_t sum = 0;
+    for (int c = 0; c < CHAINS; c++) sum += _mm512_reduce_add_epi32(acc[c]);
+    return (float)sum;
+}
+#else
+int has_int8(void) { return 0; }
+float int8_loop(int64_t iterations) { return 0.0f; }
+#endif
 """
 CHAINS = 12
 
@@ -59,6 +98,8 @@ class Peak:
     per_core_gflops: float
     threads: int
     method: str
+    gflops_bf16: float | None = None  # None: the CPU has no bf16 dot product (then bf16 runs as fp32)
+    gops_int8: float | None = None  # None: no VNNI int8 dot product
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,7 +126,8 @@ def _isa_flags() -> list[str]:
 
     flags = set(fingerprint()["isa_flags"])
     if "avx512f" in flags:
-        return ["-mavx512f", "-mfma"]
+        return (["-mavx512f", "-mfma"] + (["-mavx512bf16", "-mavx512bw"] if "avx512_bf16" in flags else [])
+                + (["-mavx512vnni", "-mavx512bw"] if "avx512_vnni" in flags else []))
     if "avx2" in flags and "fma" in flags:
         return ["-mavx2", "-mfma"]
     return []
@@ -109,26 +151,47 @@ def _run_threads(function, iterations: int, threads: int) -> float:
     return time.perf_counter() - start
 
 
+def _best_rate(function, ops_per_iteration: int, threads: int, repeats: int, seconds_per_repeat: float):
+    """(best rate on all threads, best on one) in ops/s, each the best of `repeats` runs of one sized repeat."""
+    function.argtypes = [ctypes.c_int64]
+    function.restype = ctypes.c_float
+    iterations = 1_000_000
+    while _run_threads(function, iterations, 1) < seconds_per_repeat / 2:  # size one repeat
+        iterations *= 2
+    best_single = max(ops_per_iteration * iterations / _run_threads(function, iterations, 1) for _ in range(repeats))
+    best_all = max(ops_per_iteration * iterations * threads / _run_threads(function, iterations, threads)
+                   for _ in range(repeats))
+    return best_all, best_single
+
+
 def measure_peak(threads: int, repeats: int = 5, seconds_per_repeat: float = 0.3) -> Peak:
     flags = _isa_flags()
     library = _compile(flags) if flags else None
     if library is None:
         return _numpy_peak(threads)
     kernel = ctypes.CDLL(str(library))
-    kernel.fma_loop.argtypes = [ctypes.c_int64]
-    kernel.fma_loop.restype = ctypes.c_float
     lanes = kernel.lanes()
-    flops_per_iteration = CHAINS * lanes * 2
-    iterations = 1_000_000
-    while _run_threads(kernel.fma_loop, iterations, 1) < seconds_per_repeat / 2:  # size one repeat
-        iterations *= 2
-    best_single = max(flops_per_iteration * iterations / _run_threads(kernel.fma_loop, iterations, 1)
-                      for _ in range(repeats))
-    best_all = max(flops_per_iteration * iterations * threads / _run_threads(kernel.fma_loop, iterations, threads)
-                   for _ in range(repeats))
+    best_all, best_single = _best_rate(kernel.fma_loop, CHAINS * lanes * 2, threads, repeats, seconds_per_repeat)
     isa = "AVX-512" if "-mavx512f" in flags else "AVX2+FMA"
-    return Peak(best_all / 1e9, best_single / 1e9, threads,
-                f"{isa} FMA kernel, {CHAINS} independent chains x {lanes} fp32 lanes, best of {repeats}")
+    method = f"{isa} FMA kernel, {CHAINS} independent chains x {lanes} fp32 lanes, best of {repeats}"
+    bf16 = int8 = None
+    if kernel.has_bf16():
+        bf16 = _best_rate(kernel.bf16_loop, CHAINS * 64, threads, repeats, seconds_per_repeat)[0] / 1e9
+        method += f"; bf16: vdpbf16ps, {CHAINS} chains"
+    if kernel.has_int8():
+        int8 = _best_rate(kernel.int8_loop, CHAINS * 128, threads, repeats, seconds_per_repeat)[0] / 1e9
+        method += f"; int8: vpdpbusd (VNNI), {CHAINS} chains"
+    return Peak(best_all / 1e9, best_single / 1e9, threads, method, bf16, int8)
+
+
+def lacks_rates(stored: dict) -> bool:
+    """A stored peak measured before bf16/int8 peaks existed, on a CPU that has them: measure again."""
+    from engine.machine import fingerprint
+
+    flags = set(fingerprint()["isa_flags"])
+    compiled = str(stored.get("method") or "").startswith("AVX-512")
+    return compiled and (("avx512_bf16" in flags and stored.get("gflops_bf16") is None)
+                         or ("avx512_vnni" in flags and stored.get("gops_int8") is None))
 
 
 def _numpy_peak(threads: int) -> Peak:

@@ -311,13 +311,14 @@ class Runner:
         return outcome
 
     def ensure_machine_peak(self, machine_id: str) -> None:
-        """Measure this machine's peak once per thread count (~3 s, no runtime library), before any worker runs."""
-        from engine.peak import measure_peak
+        """Measure this machine's peaks once per thread count (~3-8 s, no runtime library), before any worker runs."""
+        from engine.peak import lacks_rates, measure_peak
 
         threads = self.config.effective_threads
-        if store.machine_peak(self.config.db, machine_id, threads):
+        stored = store.machine_peak(self.config.db, machine_id, threads)
+        if stored and not lacks_rates(stored):
             return
-        self.emit("stage", stage="peak", message=f"measuring this machine's peak fp32 rate on {threads} thread(s)")
+        self.emit("stage", stage="peak", message=f"measuring this machine's peak rates on {threads} thread(s)")
         store.insert_machine_peak(self.config.db, machine_id, measure_peak(threads).to_dict())
 
     def run_variant(self, variant: Variant, model: dict, images: list[str]) -> list[dict]:

@@ -21,7 +21,7 @@ import duckdb
 from engine import database
 from engine.config import BenchError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 LOCK_WAIT_S = 60.0
 SHARED_SCHEMA_ATTEMPTS = 10
 
@@ -188,6 +188,12 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE results ADD COLUMN in_flight INTEGER",
         "ALTER TABLE results ADD COLUMN in_flight_ips DOUBLE",
     ],
+    6: [
+        # v6: the bf16 and int8 peaks where the CPU has them (engine/peak.py); bf16 and int8 results are set
+        # against them, fp32 ones (and bf16 on a CPU without bf16, which runs fp32) against the fp32 peak.
+        "ALTER TABLE machine_peaks ADD COLUMN gflops_bf16 DOUBLE",
+        "ALTER TABLE machine_peaks ADD COLUMN gops_int8 DOUBLE",
+    ],
 }
 
 RESULTS_SUMMARY_VIEW = """
@@ -217,19 +223,28 @@ SELECT
     p.extra AS parity_extra, p.mean_iou AS parity_mean_iou, p.max_score_diff AS parity_max_score_diff,
     a.map50, a.map50_95, a.data AS map_data, a.error AS map_error,
     other.median_ms AS other_ms,
-    u.model_gflops, pk.gflops_fp32 AS peak_gflops,
+    u.model_gflops, pk.peak_gflops, pk.peak_kind,
     -- engine/peak.py efficiency(): achieved = GFLOPs per image / infer s; floor = GFLOPs / peak
     CASE WHEN infer.median_ms > 0 THEN u.model_gflops / (infer.median_ms / 1000.0) END AS achieved_gflops,
-    CASE WHEN infer.median_ms > 0 AND pk.gflops_fp32 > 0
-         THEN u.model_gflops / (infer.median_ms / 1000.0) / pk.gflops_fp32 END AS peak_fraction,
-    CASE WHEN pk.gflops_fp32 > 0 THEN u.model_gflops / pk.gflops_fp32 * 1000.0 END AS floor_ms,
+    CASE WHEN infer.median_ms > 0 AND pk.peak_gflops > 0
+         THEN u.model_gflops / (infer.median_ms / 1000.0) / pk.peak_gflops END AS peak_fraction,
+    CASE WHEN pk.peak_gflops > 0 THEN u.model_gflops / pk.peak_gflops * 1000.0 END AS floor_ms,
     r.in_flight, r.in_flight_ips
 FROM results r
 JOIN runs u USING (run_id)
 LEFT JOIN (
-    SELECT machine_id, threads, arg_max(gflops_fp32, measured_at) AS gflops_fp32
-    FROM machine_peaks GROUP BY machine_id, threads
-) pk ON pk.machine_id = u.machine_id AND pk.threads = r.threads
+    -- each machine's latest peak per thread count, as the rate of each precision: bf16 and int8 where the
+    -- CPU has them (else that precision runs on the fp32 units), fp32 for the rest
+    SELECT machine_id, threads, kind.precision,
+           CASE kind.precision WHEN 'bf16' THEN coalesce(bf16, fp32) WHEN 'int8' THEN coalesce(int8, fp32)
+                ELSE fp32 END AS peak_gflops,
+           CASE kind.precision WHEN 'bf16' THEN CASE WHEN bf16 IS NULL THEN 'fp32' ELSE 'bf16' END
+                WHEN 'int8' THEN CASE WHEN int8 IS NULL THEN 'fp32' ELSE 'int8' END ELSE 'fp32' END AS peak_kind
+    FROM (SELECT machine_id, threads, arg_max(gflops_fp32, measured_at) AS fp32,
+                 arg_max(gflops_bf16, measured_at) AS bf16, arg_max(gops_int8, measured_at) AS int8
+          FROM machine_peaks GROUP BY machine_id, threads) latest
+    CROSS JOIN (VALUES ('fp32'), ('bf16'), ('int8'), ('fp16')) kind(precision)
+) pk ON pk.machine_id = u.machine_id AND pk.threads = r.threads AND pk.precision = r.precision
 LEFT JOIN stats other ON other.result_id = r.result_id AND other.stage = 'other'
 LEFT JOIN stats decode ON decode.result_id = r.result_id AND decode.stage = 'decode'
 LEFT JOIN stats pre ON pre.result_id = r.result_id AND pre.stage = 'pre'
@@ -445,16 +460,20 @@ def machine_peak(db, machine_id: str, threads: int) -> dict | None:
     """The latest peak measured on this machine with this many threads, or None."""
     with connect(db, read_only=True) as con:
         rows = con.execute(
-            "SELECT gflops_fp32, method, CAST(measured_at AS VARCHAR) FROM machine_peaks WHERE machine_id = ? AND threads = ? "
-            "ORDER BY measured_at DESC LIMIT 1", [machine_id, threads]).fetchall()
-    return {"gflops_fp32": rows[0][0], "method": rows[0][1], "measured_at": rows[0][2]} if rows else None
+            "SELECT gflops_fp32, gflops_bf16, gops_int8, method, CAST(measured_at AS VARCHAR) FROM machine_peaks "
+            "WHERE machine_id = ? AND threads = ? ORDER BY measured_at DESC LIMIT 1", [machine_id, threads]).fetchall()
+    if not rows:
+        return None
+    return dict(zip(("gflops_fp32", "gflops_bf16", "gops_int8", "method", "measured_at"), rows[0]))
 
 
 @retry_conflicts
 def insert_machine_peak(db, machine_id: str, peak: dict) -> None:
     with connect(db) as con:
-        con.execute("INSERT INTO machine_peaks VALUES (?, ?, ?, ?, ?)",
-                    [machine_id, now(), peak["threads"], peak["gflops_fp32"], peak["method"]])
+        con.execute("INSERT INTO machine_peaks (machine_id, measured_at, threads, gflops_fp32, method, gflops_bf16, "
+                    "gops_int8) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [machine_id, now(), peak["threads"], peak["gflops_fp32"], peak["method"],
+                     peak.get("gflops_bf16"), peak.get("gops_int8")])
 
 
 @retry_conflicts

@@ -96,7 +96,7 @@ def test_overview_shows_each_result_mode_and_efficiency_against_the_measured_pea
         assert shown["achieved_gflops"] == pytest.approx(row.model_gflops / (row.infer_ms / 1000))
         assert shown["peak_share"] == f"{row.peak_fraction:.0%}"
         assert shown["floor"] == f"{row.floor_ms:.1f}"
-    assert f"measured peak fp32 rate is {summary['peak_gflops'].iloc[0]:.0f} GFLOP/s" in text_of(app.caption)
+    assert f"measured peak rates: fp32 {summary['peak_gflops'].iloc[0]:.0f} GFLOP/s" in text_of(app.caption)
     assert [metric.value for metric in app.metric if metric.label == "Its share of peak"][0].endswith("%")
 
 

@@ -161,3 +161,18 @@ def test_efficiency_columns_come_from_the_machine_peak(empty_db):
     assert row["floor_ms"] == pytest.approx(2.5)
     assert store.machine_peak(empty_db, "m1", 2)["gflops_fp32"] == 200.0
     assert store.machine_peak(empty_db, "m1", 4) is None
+
+
+def test_bf16_and_int8_results_are_set_against_their_own_peak_where_the_cpu_has_one(empty_db):
+    store.ensure_schema(empty_db)
+    store.insert_run(empty_db, {**_run(), "model_gflops": 0.5})
+    store.insert_machine_peak(empty_db, "m1", {"threads": 2, "gflops_fp32": 200.0, "method": "test",
+                                               "gflops_bf16": 400.0, "gops_int8": None})
+    for precision in ("fp32", "bf16", "int8"):
+        store.insert_result(empty_db, {**_result(precision, "run1"), "precision": precision}, SAMPLES, STATS, [], [])
+    rows = store.results_summary(empty_db).set_index("precision")
+    assert rows.loc["bf16", "peak_gflops"] == 400.0 and rows.loc["bf16", "peak_kind"] == "bf16"
+    assert rows.loc["bf16", "peak_fraction"] == pytest.approx(0.5 / 0.003 / 400.0)
+    assert rows.loc["int8", "peak_gflops"] == 200.0 and rows.loc["int8", "peak_kind"] == "fp32", "no int8 peak"
+    assert rows.loc["fp32", "peak_gflops"] == 200.0 and rows.loc["fp32", "peak_kind"] == "fp32"
+    assert store.machine_peak(empty_db, "m1", 2)["gflops_bf16"] == 400.0

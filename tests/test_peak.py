@@ -1,0 +1,27 @@
+"""The machine's peak rates: the fp32 FMA kernel, and the bf16 / int8 dot products where the CPU has them."""
+
+from engine.machine import fingerprint
+from engine.peak import lacks_rates, measure_peak
+
+
+def test_peaks_are_measured_for_what_the_cpu_has():
+    flags = set(fingerprint()["isa_flags"])
+    peak = measure_peak(1, repeats=2, seconds_per_repeat=0.05)
+    assert peak.gflops_fp32 > 0 and peak.threads == 1
+    if "avx512_bf16" in flags:  # one vdpbf16ps does twice the multiply-adds of an fp32 FMA of the same width
+        assert peak.gflops_bf16 > 1.3 * peak.gflops_fp32, peak
+        assert "vdpbf16ps" in peak.method
+    else:
+        assert peak.gflops_bf16 is None
+    if "avx512_vnni" in flags:
+        assert peak.gops_int8 > 1.3 * peak.gflops_fp32, peak
+    else:
+        assert peak.gops_int8 is None
+    assert not lacks_rates(peak.to_dict())
+
+
+def test_a_peak_stored_before_bf16_and_int8_is_measured_again_where_the_cpu_has_them():
+    flags = set(fingerprint()["isa_flags"])
+    old = {"gflops_fp32": 300.0, "method": "AVX-512 FMA kernel, 12 independent chains x 16 fp32 lanes"}
+    assert lacks_rates(old) == ("avx512_bf16" in flags or "avx512_vnni" in flags)
+    assert not lacks_rates({"gflops_fp32": 100.0, "method": "numpy 2048x2048 matmul (lower bound: no C compiler)"})
