@@ -45,16 +45,18 @@ def sweep(db: Path, cache: Path, args) -> dict:
 
     document = json.loads(done.stdout)
     summary = store.results_summary(str(db), {"run_id": document["run_id"]})
-    return {"seconds": seconds, "load": load, "document": document, "summary": summary}
+    with store.connect(str(db), read_only=True) as con:  # the export time of each result (its run's JSON has none)
+        export_s = con.execute("SELECT coalesce(sum(export_s), 0) FROM results WHERE run_id = ?",
+                               [document["run_id"]]).fetchone()[0]
+    return {"seconds": seconds, "load": load, "document": document, "summary": summary, "export_s": export_s}
 
 
 def row(name: str, measured: dict, target_min: float) -> str:
     seconds, summary = measured["seconds"], measured["summary"]
     completed = summary[summary["status"] == "completed"]
-    exports = [r.get("export_s") or 0.0 for r in measured["document"]["results"]]
     verdict = "meets" if seconds <= target_min * 60 else f"misses by {seconds / 60 - target_min:.1f} min"
     return (f"| {name} | {seconds / 60:.1f} min ({seconds:.0f} s) | {len(completed)}/{len(summary)} | "
-            f"{int(completed['stable'].fillna(False).sum())} | {sum(exports):.0f} s | {measured['load']:.2f} | "
+            f"{int(completed['stable'].fillna(False).sum())} | {measured['export_s']:.0f} s | {measured['load']:.2f} | "
             f"<= {target_min:g} min: {verdict} |")
 
 
