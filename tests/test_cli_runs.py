@@ -51,6 +51,8 @@ def test_settings_are_read_back_and_recorded(every_runtime):
     assert settings[("openvino", "fp32")]["inference_precision"] == "f32"
     assert settings[("openvino", "fp32")]["performance_hint"] == "LATENCY"
     assert settings[("tflite", "int8")]["model_file"].endswith("_int8.tflite")
+    assert settings[("pytorch", "fp32")]["memory_format"] == settings[("torchscript", "fp32")]["memory_format"] == (
+        "channels_last")
     with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
         shapes = con.execute("SELECT DISTINCT input_shape FROM results").fetchall()
     assert {tuple(s[0]) for s in shapes} <= {(1, 3, 160, 160), (1, 160, 160, 3)}

@@ -15,6 +15,12 @@ def set_torch_threads(threads: int) -> None:
     os.environ["MKL_NUM_THREADS"] = str(threads)
 
 
+# Channels-last weights let oneDNN run its NHWC convolutions without reordering around each layer: YOLOv8n at
+# 640 on 2 threads of an AVX-512 EPYC took 26.5 ms instead of 32-43 ms (eager and TorchScript alike; outputs
+# within 3e-5). The NCHW input tensor is converted by the first convolution.
+MEMORY_FORMAT = "channels_last"
+
+
 def apply_torch_threads(threads: int) -> dict:
     import torch
 
@@ -36,7 +42,7 @@ class PyTorchRuntime(Runtime):
         from ultralytics.nn.tasks import load_checkpoint
 
         model, _ = load_checkpoint(self.model_path, device="cpu", fuse=True)
-        self.model = model.float().eval()
+        self.model = model.float().eval().to(memory_format=getattr(torch, MEMORY_FORMAT))
         self._torch = torch
         self._threads = apply_torch_threads(self.threads)
 
@@ -49,7 +55,7 @@ class PyTorchRuntime(Runtime):
     def settings(self) -> dict:
         import torch
 
-        return {**self._threads, "torch": torch.__version__, "device": "cpu"}
+        return {**self._threads, "torch": torch.__version__, "device": "cpu", "memory_format": MEMORY_FORMAT}
 
 
 RUNTIMES = [PyTorchRuntime]

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from engine.runtimes.base import Runtime
-from engine.runtimes.pytorch import apply_torch_threads, set_torch_threads
+from engine.runtimes.pytorch import MEMORY_FORMAT, apply_torch_threads, set_torch_threads
 
 
 class TorchScriptRuntime(Runtime):
@@ -31,6 +31,7 @@ class TorchScriptRuntime(Runtime):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated but still the loader
             self.model = torch.jit.load(str(self.model_path), map_location="cpu").eval()
+        self.model = self.model.to(memory_format=getattr(torch, MEMORY_FORMAT))  # see engine/runtimes/pytorch.py
         self._torch = torch
         self._threads = apply_torch_threads(self.threads)
 
@@ -43,7 +44,7 @@ class TorchScriptRuntime(Runtime):
     def settings(self) -> dict:
         import torch
 
-        return {**self._threads, "torch": torch.__version__, "device": "cpu"}
+        return {**self._threads, "torch": torch.__version__, "device": "cpu", "memory_format": MEMORY_FORMAT}
 
 
 RUNTIMES = [TorchScriptRuntime]
