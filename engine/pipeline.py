@@ -68,10 +68,14 @@ def letterbox_batch(images: list[np.ndarray], size: int) -> tuple[np.ndarray, li
 def preprocess(images: list[np.ndarray], size: int, layout: str) -> tuple[np.ndarray, list[Letterbox]]:
     """BGR uint8 frames -> one float32 batch in [0, 1], RGB, NCHW or NHWC, contiguous."""
     batch, boxes = letterbox_batch(images, size)
-    batch = batch[..., ::-1]  # BGR -> RGB
-    if layout == "nchw":
-        batch = batch.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(batch, dtype=np.float32) * np.float32(1 / 255), boxes
+    if layout == "nchw":  # BGR -> RGB and the layout change in one strided read
+        return np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1 / 255), boxes
+    # NHWC: numpy's reversed 3-element channel axis is slow (1.25 ms at 640); OpenCV swaps the channels in ~0.1 ms
+    for frame in batch:
+        cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=frame)
+    tensor = np.empty(batch.shape, dtype=np.float32)
+    np.multiply(batch, np.float32(1 / 255), out=tensor, casting="unsafe")
+    return tensor, boxes
 
 
 def postprocess(
@@ -81,14 +85,13 @@ def postprocess(
     results = []
     for prediction, placement in zip(raw, placements):
         scores_all = prediction[4:]
-        class_ids = scores_all.argmax(axis=0)
-        scores = scores_all[class_ids, np.arange(scores_all.shape[1])]
-        keep = scores > conf
+        best = scores_all.max(axis=0)  # a row-wise max is ~10x cheaper than argmax over the class axis
+        keep = best > conf
         if not keep.any():
             results.append([])
             continue
         xywh = prediction[:4, keep].T
-        scores, class_ids = scores[keep], class_ids[keep]
+        scores, class_ids = best[keep], scores_all[:, keep].argmax(axis=0)
         rects = np.empty_like(xywh)
         rects[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
         rects[:, 2:] = xywh[:, 2:]
