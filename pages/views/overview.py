@@ -44,7 +44,8 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
         missing = peak_share in (ui.PEAK_MISSING, ui.FLOPS_MISSING)  # too long for a metric: the reason goes below
         share.metric("Its share of peak", "—" if missing else peak_share, peak_share if missing else None,
                      delta_color="off", delta_arrow="off",
-                     help="Its inference GFLOP/s over this machine's measured peak fp32 rate")
+                     help="Its inference GFLOP/s over this machine's measured peak rate at its precision "
+                          "(fp32, or the bf16 / int8 rate where the CPU has one)")
         steady.metric("Stable results", f"{int(shown['stable'].fillna(False).sum())} of {len(shown)}")
         st.caption(ui.peak_words(rows))
         st.plotly_chart(charts.stage_bars(shown), key=f"stages-{machine_id}")
