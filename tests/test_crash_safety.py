@@ -72,10 +72,11 @@ def test_killed_anywhere_the_store_stays_consistent(tmp_path):
     assert runs[json.loads(out)["run_id"]] == "completed"
     killed = [status for run_id, status in runs.items() if run_id != json.loads(out)["run_id"]]
     # Never left "running": a killed run is interrupted, or completed whole (checked above) when the kill came
-    # after its last write; most kill points land mid-run.
+    # after its last write. How many kills land after the run's row exists depends on the machine's speed and
+    # load (in a full suite on the AVX-512 EPYC: 5 of 20, the rest in model preparation and export).
     assert set(killed) <= {"interrupted", "completed"}, killed
     assert killed.count("completed") >= finished_first, killed
-    assert killed.count("interrupted") >= len(KILL_POINTS) // 2, (killed, finished_first)
+    assert "interrupted" in killed, (killed, finished_first)
 
 
 def test_two_runs_at_once_and_readers_polling(tmp_path):
