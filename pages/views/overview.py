@@ -42,7 +42,9 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
         throughput.metric("Throughput", f"{best['throughput_ips']:.0f} img/s")
         peak_share = ui.efficiency(shown.loc[[best.name]])["peak_share"].iloc[0]
         missing = peak_share in (ui.PEAK_MISSING, ui.FLOPS_MISSING)  # too long for a metric: the reason goes below
-        share.metric("Its share of peak", "—" if missing else peak_share, peak_share if missing else None,
+        value, _, kind = peak_share.partition(" of ")  # "40% of int8": the precision's own peak goes below too
+        share.metric("Its share of peak", "—" if missing else value,
+                     peak_share if missing else (f"of the {kind} peak" if kind else None),
                      delta_color="off", delta_arrow="off",
                      help="Its inference GFLOP/s over this machine's measured peak rate at its precision "
                           "(fp32, or the bf16 / int8 rate where the CPU has one)")
