@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("machine", help="print this machine's fingerprint")
 
-    peak = commands.add_parser("peak", help="measure this machine's peak rates: fp32, and bf16 and int8 where the CPU has them (for efficiency figures)")
+    peak = commands.add_parser("peak", help="measure this machine's peak rates: fp32, and bf16 and int8 where the "
+                                            "CPU has them (for efficiency figures)")
     peak.add_argument("--threads", type=int, default=0, help="0 = all physical cores")
     peak.add_argument("--store", action="store_true", help="also record it as this machine's peak in --db")
     peak.add_argument("--db", default="results.duckdb", help=DB_HELP)

@@ -126,8 +126,9 @@ def _isa_flags() -> list[str]:
 
     flags = set(fingerprint()["isa_flags"])
     if "avx512f" in flags:
-        return (["-mavx512f", "-mfma"] + (["-mavx512bf16", "-mavx512bw"] if "avx512_bf16" in flags else [])
-                + (["-mavx512vnni", "-mavx512bw"] if "avx512_vnni" in flags else []))
+        dot_products = [flag for cpu, flag in (("avx512_bf16", "-mavx512bf16"), ("avx512_vnni", "-mavx512vnni"))
+                        if cpu in flags]
+        return ["-mavx512f", "-mfma", *dot_products, *(["-mavx512bw"] if dot_products else [])]
     if "avx2" in flags and "fma" in flags:
         return ["-mavx2", "-mfma"]
     return []
