@@ -328,8 +328,11 @@ def ensure_schema(db: str | Path) -> None:
             try:
                 _migrate(db)
                 return
-            except duckdb.TransactionException:
-                if attempt == SHARED_SCHEMA_ATTEMPTS - 1:
+            except (duckdb.TransactionException, duckdb.CatalogException) as error:
+                # A commit conflict, or a table another machine's migration committed after this one's
+                # snapshot ("already exists"): the next attempt reads the version again and finds it made.
+                lost_race = isinstance(error, duckdb.TransactionException) or "already exists" in str(error)
+                if not lost_race or attempt == SHARED_SCHEMA_ATTEMPTS - 1:
                     raise
                 time.sleep(0.2 * (attempt + 1))
     _migrate(db)
@@ -352,6 +355,10 @@ def _migrate(db) -> None:
     with connect(db) as con:
         con.execute("BEGIN TRANSACTION")
         try:
+            version = _usable_version(con, db)  # again, in this transaction: another writer may have migrated
+            if version == SCHEMA_VERSION:
+                con.execute("ROLLBACK")
+                return
             if version == 0:
                 con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
             for target in range(version + 1, SCHEMA_VERSION + 1):
