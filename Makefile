@@ -46,6 +46,7 @@ bench: install
 	$(PY) benchmarks/history_scale.py
 	$(PY) benchmarks/shared_store.py
 	$(PY) benchmarks/sweep_time.py
+	$(PY) benchmarks/tflite_int8_export.py
 
 clean:
 	rm -rf .cache .jobs test-output

@@ -2,6 +2,7 @@
 
 - PyTorch: the engine's numpy/OpenCV pre- and postprocessing against the same stages in torch (the uint8 batch
   made a tensor once, box decode and torchvision's batched_nms on the output tensor, as Ultralytics does).
+- PyTorch weights: channels-last (the engine's) against the default contiguous format.
 - OpenVINO: the numpy preprocessing (float32 NCHW RGB in [0, 1]) against preprocessing folded into the model with
   OpenVINO's PrePostProcessor (u8 NHWC BGR in; convert, colour, layout and scale in the graph).
 
@@ -31,8 +32,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.publish import publish  # noqa: E402 - after the path line above
 
 VARIANTS = {  # name: (runtime, description)
-    "pytorch-numpy": ("pytorch", "numpy/OpenCV pre + post (the engine's)"),
+    "pytorch-numpy": ("pytorch", "numpy/OpenCV pre + post, channels-last weights (the engine's)"),
     "pytorch-torch": ("pytorch", "torch pre + post (torchvision batched_nms)"),
+    "pytorch-contiguous": ("pytorch", "numpy/OpenCV pre + post, weights in the default contiguous format"),
     "openvino-numpy": ("openvino", "numpy pre, f32 NCHW input"),
     "openvino-folded": ("openvino", "PrePostProcessor: u8 NHWC BGR input"),
 }
@@ -81,6 +83,18 @@ def torch_variant(base):
     return TorchStages
 
 
+def contiguous_variant(base):
+    """The PyTorch runtime with its weights back in the default memory format."""
+    import torch
+
+    class Contiguous(base):
+        def load(self):
+            super().load()
+            self.model = self.model.to(memory_format=torch.contiguous_format)
+
+    return Contiguous
+
+
 def child(variant: str, model_file: str, image: str, imgsz: int, iters: int, warmup: int) -> dict:
     from engine.pipeline import decode_image
     from engine.runtimes import registry
@@ -90,6 +104,8 @@ def child(variant: str, model_file: str, image: str, imgsz: int, iters: int, war
     runtime_class.configure_process(THREADS)
     if variant == "pytorch-torch":
         runtime_class = torch_variant(runtime_class)
+    elif variant == "pytorch-contiguous":
+        runtime_class = contiguous_variant(runtime_class)
     elif variant in ("openvino-numpy", "openvino-folded"):
         runtime_class = openvino_variant(runtime_class, folded=variant == "openvino-folded")
     runtime = runtime_class(Path(model_file), "fp32", THREADS, 1, imgsz)

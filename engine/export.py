@@ -90,9 +90,9 @@ def write_dynamic_range_tflite(saved_model: Path) -> Path:
     This is the file Ultralytics' own int8 SavedModel export ships as *_int8.tflite (onnx2tf's dynamic range
     quantization, renamed), made with onnx2tf's converter settings straight from the SavedModel: the outputs
     were bit-identical to Ultralytics' file (YOLOv8n at 160 and 640 px, random input), in 1.3 s instead of the
-    98 s (AVX-512 EPYC; ~185 s on an AVX2 one) the int8 export spends per batch size at 640 calibrating variants
-    it then deletes or does not use. Ultralytics' metadata (a metadata.json zip member appended to the file)
-    is copied from the float32 file.
+    ~100 s (AVX-512 EPYC, benchmarks/tflite_int8_export.py; ~185 s on an AVX2 one) that export spends per batch
+    size at 640 calibrating variants it then deletes or does not use. Ultralytics' metadata (a metadata.json
+    zip member appended to the file) is copied from the float32 file.
     """
     import zipfile
 
