@@ -236,10 +236,9 @@ LEFT JOIN (
     -- each machine's latest peak per thread count, as the rate of each precision: bf16 and int8 where the
     -- CPU has them (else that precision runs on the fp32 units), fp32 for the rest
     SELECT machine_id, threads, kind.precision,
-           CASE kind.precision WHEN 'bf16' THEN coalesce(bf16, fp32) WHEN 'int8' THEN coalesce(int8, fp32)
-                ELSE fp32 END AS peak_gflops,
-           CASE kind.precision WHEN 'bf16' THEN CASE WHEN bf16 IS NULL THEN 'fp32' ELSE 'bf16' END
-                WHEN 'int8' THEN CASE WHEN int8 IS NULL THEN 'fp32' ELSE 'int8' END ELSE 'fp32' END AS peak_kind
+           CASE WHEN kind.precision = 'bf16' AND bf16 IS NOT NULL THEN 'bf16'
+                WHEN kind.precision = 'int8' AND int8 IS NOT NULL THEN 'int8' ELSE 'fp32' END AS peak_kind,
+           CASE peak_kind WHEN 'bf16' THEN bf16 WHEN 'int8' THEN int8 ELSE fp32 END AS peak_gflops
     FROM (SELECT machine_id, threads, arg_max(gflops_fp32, measured_at) AS fp32,
                  arg_max(gflops_bf16, measured_at) AS bf16, arg_max(gops_int8, measured_at) AS int8
           FROM machine_peaks GROUP BY machine_id, threads) latest

@@ -4,8 +4,8 @@ Ultralytics chooses threads itself here; that is the point of the mode. The prec
 OpenVINO's CPU plugin runs bf16 by default on CPUs that have it (Ultralytics pins f32 only on Windows), so
 an "fp32" row would otherwise hold a bf16 run (measured on an AVX-512 bf16 EPYC: boxes drifted, 10 of 36
 matched). The engine adds the precision hint to the compile Ultralytics does, and reads back the precision
-that ran. Letterboxing is the other exception: `rect=False` gives it the same square input the lean pipeline gets (by default it pads .pt
-and dynamic models to the smallest stride multiple, 640x480 for bus.jpg, ~25% less work), so the two modes
+that ran. Letterboxing is the other exception: `rect=False` gives it the same square input the lean
+pipeline gets (by default it pads .pt and dynamic models to the smallest stride multiple, 640x480 for bus.jpg, ~25% less work), so the two modes
 compare pipelines, not input sizes.
 Its per-image speed figures give preprocess, inference and postprocess; what the call took beyond
 them (the predictor's own bookkeeping) is kept as `other`, so stages still add up to the whole call.
@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 
 from engine.pipeline import Detection, decode_image
-
-
-OPENVINO_PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}  # int8 is in the IR itself
+from engine.runtimes.openvino import PRECISION_HINTS as OPENVINO_PRECISION_HINTS  # int8 is in the IR itself
 
 
 class UltralyticsPipeline:
