@@ -191,8 +191,6 @@ def expand_variants(config: RunConfig) -> list[Variant]:
             wanted = [p for p in config.precisions if p in offered]
         for precision in wanted:
             for mode in config.modes:
-                if mode == "ultralytics" and precision == "bf16":
-                    continue  # Ultralytics picks OpenVINO's precision itself: a bf16 hint cannot be asked of it
                 variant = Variant(base, precision, mode)
                 if variant not in variants:
                     variants.append(variant)

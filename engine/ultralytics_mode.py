@@ -3,10 +3,11 @@
 Ultralytics chooses threads itself here; that is the point of the mode. The precision is the result's:
 OpenVINO's CPU plugin runs bf16 by default on CPUs that have it (Ultralytics pins f32 only on Windows), so
 an "fp32" row would otherwise hold a bf16 run (measured on an AVX-512 bf16 EPYC: boxes drifted, 10 of 36
-matched). The engine adds the precision hint to the compile Ultralytics does, and reads back the precision
-that ran. Letterboxing is the other exception: `rect=False` gives it the same square input the lean
-pipeline gets (by default it pads .pt and dynamic models to the smallest stride multiple, 640x480 for bus.jpg, ~25% less work), so the two modes
-compare pipelines, not input sizes.
+matched). The engine adds the row's precision hint (f32 or bf16) to the compile Ultralytics does, and reads
+back the precision that ran; a bf16 row is thus what Ultralytics does by default on such a CPU.
+Letterboxing is the other exception: `rect=False` gives it the same square input the lean pipeline gets (by
+default it pads .pt and dynamic models to the smallest stride multiple, 640x480 for bus.jpg, ~25% less
+work), so the two modes compare pipelines, not input sizes.
 Its per-image speed figures give preprocess, inference and postprocess; what the call took beyond
 them (the predictor's own bookkeeping) is kept as `other`, so stages still add up to the whole call.
 """
