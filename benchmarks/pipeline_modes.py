@@ -1,12 +1,14 @@
 """Pipeline modes: what each runtime's bare inference costs next to the two pipelines around it.
 
-One engine run measures every CPU runtime at fp32, 640, batch 1 in both pipeline modes: `lean` (the engine's
-own pipeline, its threads) and `ultralytics` (Ultralytics' predictor on the same artifact, its threads, with
-rect=False so both see the same square input). The lean results also measure inference with IN_FLIGHT requests
+One engine run measures every CPU runtime at 640, batch 1, at every precision it offers (fp32; OpenVINO bf16
+and int8; TFLite int8) in both pipeline modes: `lean` (the engine's own pipeline, its threads) and `ultralytics`
+(Ultralytics' predictor on the same artifact, its threads, with rect=False so both see the same square input,
+and OpenVINO pinned to the row's precision). The lean results also measure inference with IN_FLIGHT requests
 in flight where the runtime offers it (--in-flight). Prints a Markdown table and writes it to
 benchmarks/results/pipeline_modes.md.
 
     .venv/bin/python benchmarks/pipeline_modes.py [--iters 30] [--runtimes pytorch,onnxruntime,...]
+        [--precisions all|fp32]
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -27,16 +31,23 @@ from benchmarks.publish import publish  # noqa: E402 - after the path line above
 
 RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
 IN_FLIGHT = 2  # one request per core here
+SEARCH_RUNTIME = "openvino"  # the fastest at every precision here: the one whose batch sizes are searched too
 
 
-def run_engine(db: Path, runtimes: str, iters: int, warmup: int) -> tuple[list[str], str]:
-    command = [sys.executable, "-m", "engine", "run", "--runtimes", runtimes, "--precisions", "fp32", "--batch", "1",
-               "--imgsz", "640", "--modes", "lean,ultralytics", "--iters", str(iters), "--warmup", str(warmup),
-               "--in-flight", str(IN_FLIGHT), "--db", str(db), "--json"]
+def run_engine(db: Path, runtimes: str, precisions: str, batches: str, iters: int, warmup: int,
+               in_flight: int) -> tuple[list[str], str]:
+    command = [sys.executable, "-m", "engine", "run", "--runtimes", runtimes, "--precisions", precisions,
+               "--batch", batches, "--imgsz", "640", "--modes", "lean,ultralytics", "--iters", str(iters),
+               "--warmup", str(warmup), "--in-flight", str(in_flight), "--db", str(db), "--json"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"engine run failed:\n{done.stderr[-3000:]}")
     return command, json.loads(done.stdout)["run_id"]
+
+
+def shown(command: list[str], db: Path) -> str:
+    text = " ".join(part if " " not in part else f"'{part}'" for part in command[1:])
+    return text.replace(str(db), "<tmp>.duckdb")
 
 
 def ratio(numerator, denominator) -> str:
@@ -51,37 +62,73 @@ def verdict(value) -> str:
     return value if isinstance(value, str) else "unknown (no boxes on either side)"
 
 
+def ran_as(row) -> str:
+    """The precision the runtime reports it ran (OpenVINO's effective hint), else the row's own."""
+    settings = json.loads(row.settings) if row.settings else {}
+    return settings.get("inference_precision", row.precision)
+
+
 def table(summary) -> list[str]:
-    lines = ["| runtime | bare infer ms | lean end-to-end ms | ultralytics end-to-end ms | lean / bare "
-             f"| ultralytics / lean | decode ms | infer % of peak | lean img/s, 1 at a time | infer img/s, "
-             f"{IN_FLIGHT} in flight | ultralytics parity |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    by_key = {(row.runtime, row.mode): row for row in summary.itertuples()}
-    for runtime in dict.fromkeys(summary["runtime"]):
-        lean, ultra = by_key.get((runtime, "lean")), by_key.get((runtime, "ultralytics"))
+    lines = ["| runtime | precision (lean / ultralytics ran) | bare infer ms | lean end-to-end ms "
+             "| ultralytics end-to-end ms | lean / bare | ultralytics / lean | ultralytics - lean ms | decode ms "
+             f"| infer % of peak | lean img/s, 1 at a time | infer img/s, {IN_FLIGHT} in flight | ultralytics parity |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    by_key = {(row.runtime, row.precision, row.mode): row for row in summary.itertuples()}
+    for runtime, precision in dict.fromkeys(zip(summary["runtime"], summary["precision"])):
+        lean, ultra = by_key.get((runtime, precision, "lean")), by_key.get((runtime, precision, "ultralytics"))
         if lean is None or ultra is None or lean.status != "completed" or ultra.status != "completed":
-            lines.append(f"| {runtime} | failed: {(lean.error if lean is not None else '') or ultra.error} |"
-                         " | | | | | | | | |")
+            error = (lean.error if lean is not None else "") or (ultra.error if ultra is not None else "missing")
+            lines.append(f"| {runtime} | {precision} | failed: {error} | | | | | | | | | | |")
             continue
         lines.append(
-            f"| {runtime} | {ms(lean.infer_ms)} | {ms(lean.total_ms)} | {ms(ultra.total_ms)} "
-            f"| {ratio(lean.total_ms, lean.infer_ms)} | {ratio(ultra.total_ms, lean.total_ms)} "
-            f"| {ms(lean.decode_ms)} | {lean.peak_fraction:.0%} | {ms(lean.throughput_ips)} "
-            f"| {ms(lean.in_flight_ips)} | {verdict(ultra.parity_verdict)} |")
+            f"| {runtime} | {precision} ({ran_as(lean)} / {ran_as(ultra)}) | {ms(lean.infer_ms)} "
+            f"| {ms(lean.total_ms)} | {ms(ultra.total_ms)} | {ratio(lean.total_ms, lean.infer_ms)} "
+            f"| {ratio(ultra.total_ms, lean.total_ms)} "
+            f"| {ms(ultra.total_ms - lean.total_ms)} | {ms(lean.decode_ms)} | {lean.peak_fraction:.0%} of "
+            f"{lean.peak_kind} | {ms(lean.throughput_ips)} | {ms(lean.in_flight_ips)} "
+            f"| {verdict(ultra.parity_verdict)} |")
     return lines
 
 
-def headline(summary) -> list[str]:
-    done = summary[summary["status"] == "completed"]
-    lean, ultra = done[done["mode"] == "lean"], done[done["mode"] == "ultralytics"]
+def batch_table(search) -> list[str]:
+    """The batch sizes the search run adds: end-to-end per image in each mode, and their ratio."""
+    lines = ["| runtime | precision | batch | lean end-to-end ms/img | ultralytics end-to-end ms/img "
+             "| ultralytics / lean |", "|---|---|---|---|---|---|"]
+    by_key = {(row.runtime, row.precision, row.batch, row.mode): row for row in search.itertuples()
+              if row.status == "completed"}
+    for runtime, precision, batch in sorted(set(zip(search["runtime"], search["precision"], search["batch"]))):
+        lean = by_key.get((runtime, precision, batch, "lean"))
+        ultra = by_key.get((runtime, precision, batch, "ultralytics"))
+        lines.append(f"| {runtime} | {precision} | {batch} | {ms(lean.total_ms) if lean else 'failed'} "
+                     f"| {ms(ultra.total_ms) if ultra else 'failed'} "
+                     f"| {ratio(ultra.total_ms, lean.total_ms) if lean and ultra else '-'} |")
+    return lines
+
+
+def fastest(rows) -> tuple[str, float]:
+    best = rows.loc[rows["total_ms"].idxmin()]
+    return f"{best.runtime} {best.precision} batch {best.batch} {best.total_ms:.1f} ms/img", best.total_ms
+
+
+def headline(summary, search) -> list[str]:
+    everything = pd.concat([summary, search], ignore_index=True)
+    done = everything[everything["status"] == "completed"]
     lines = []
+    lean, ultra = done[done["mode"] == "lean"], done[done["mode"] == "ultralytics"]
     if not lean.empty and not ultra.empty:
-        best_lean, best_ultra = lean.loc[lean["total_ms"].idxmin()], ultra.loc[ultra["total_ms"].idxmin()]
-        lines.append(f"- Fastest lean: {best_lean.runtime} {best_lean.total_ms:.1f} ms; fastest ultralytics: "
-                     f"{best_ultra.runtime} {best_ultra.total_ms:.1f} ms; ratio "
-                     f"{ratio(best_ultra.total_ms, best_lean.total_ms)} (target >= 1.3).")
-    torch_lean = lean[lean["runtime"] == "pytorch"]
-    torch_ultra = ultra[ultra["runtime"] == "pytorch"]
+        (lean_name, lean_ms), (ultra_name, ultra_ms) = fastest(lean), fastest(ultra)
+        lines.append(f"- Fastest lean configuration: {lean_name}; fastest ultralytics configuration: {ultra_name}; "
+                     f"ratio {ratio(ultra_ms, lean_ms)} (target >= 1.3).")
+        fp32_lean, fp32_ultra = lean[lean["precision"] == "fp32"], ultra[ultra["precision"] == "fp32"]
+        if not fp32_lean.empty and not fp32_ultra.empty and set(done["precision"]) != {"fp32"}:
+            (lean_name, lean_ms), (ultra_name, ultra_ms) = fastest(fp32_lean), fastest(fp32_ultra)
+            lines.append(f"- At fp32 only: fastest lean {lean_name}, fastest ultralytics {ultra_name}; ratio "
+                         f"{ratio(ultra_ms, lean_ms)} (the predictor's milliseconds weigh less on a slower "
+                         "inference).")
+    done = summary[summary["status"] == "completed"]  # batch 1 from here on
+    lean, ultra = done[done["mode"] == "lean"], done[done["mode"] == "ultralytics"]
+    torch_lean = lean[(lean["runtime"] == "pytorch") & (lean["precision"] == "fp32")]
+    torch_ultra = ultra[(ultra["runtime"] == "pytorch") & (ultra["precision"] == "fp32")]
     if not torch_lean.empty and not torch_ultra.empty:
         a, b = torch_lean.iloc[0], torch_ultra.iloc[0]
         lean_threads = (a.settings and json.loads(a.settings).get("threads")) or a.threads
@@ -91,8 +138,8 @@ def headline(summary) -> list[str]:
                      f"{ratio(b.total_ms, a.total_ms)}x (target >= 1.8).")
     if not lean.empty:
         worst = lean.assign(overhead=lean["total_ms"] / lean["infer_ms"]).sort_values("overhead").iloc[-1]
-        lines.append(f"- Largest lean end-to-end / bare inference: {worst.runtime} {worst.overhead:.2f} "
-                     "(target <= 1.10).")
+        lines.append(f"- Largest lean end-to-end / bare inference: {worst.runtime} {worst.precision} "
+                     f"{worst.overhead:.2f} (target <= 1.10).")
     return lines
 
 
@@ -102,32 +149,44 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtimes", default=RUNTIMES)
+    parser.add_argument("--precisions", default="all", help="'all' (every precision each runtime offers) or fp32")
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--search-batches", default="2,4,8",
+                        help=f"batch sizes at which {SEARCH_RUNTIME} also runs in both modes ('' for none)")
     args = parser.parse_args()
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "results.duckdb"
-        command, run_id = run_engine(db, args.runtimes, args.iters, args.warmup)
+        command, run_id = run_engine(db, args.runtimes, args.precisions, "1", args.iters, args.warmup, IN_FLIGHT)
         summary = store.results_summary(db, {"run_id": run_id})
+        search, search_command = summary.iloc[0:0], None
+        if args.search_batches:
+            search_command, search_id = run_engine(db, SEARCH_RUNTIME, args.precisions, args.search_batches,
+                                                   args.iters, args.warmup, 0)
+            search = store.results_summary(db, {"run_id": search_id})
     machine = fingerprint()
-    shown = " ".join(part if " " not in part else f"'{part}'" for part in command[1:])
-    shown = shown.replace(str(db), "<tmp>.duckdb")
     lines = [
-        f"`benchmarks/pipeline_modes.py --iters {args.iters}` on {machine['cpu_model']} "
-        f"({machine['physical_cores']} cores), {platform.python_version()}, {time.strftime('%Y-%m-%d')}; "
-        f"one engine run, {time.time() - started:.0f} s wall: `python {shown}`.",
+        f"`benchmarks/pipeline_modes.py --iters {args.iters} --precisions {args.precisions}` on "
+        f"{machine['cpu_model']} ({machine['physical_cores']} cores), {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}; {time.time() - started:.0f} s wall: `python {shown(command, db)}`"
+        + (f", then `python {shown(search_command, db)}`." if search_command else "."),
         "",
-        "Medians in ms per image, fp32, 640x640, batch 1. bare infer: the engine's inference stage alone (lean "
-        "mode); end-to-end: decoded frame to final boxes (pre + infer + post, plus the predictor's other time "
-        "in the ultralytics mode); decode (JPEG read) is the same for both and kept out. The machine is shared "
-        "and noisy: compare rows of one run, not across runs. lean img/s: 1000 / lean end-to-end, one request at "
-        f"a time; in flight: inference alone with {IN_FLIGHT} requests in flight for 2 s (OpenVINO THROUGHPUT "
-        "hint + AsyncInferQueue, ONNX Runtime a session per request on its own thread; '-': not offered).",
+        "Medians in ms per image, 640x640, batch 1, at each precision the runtime offers; in brackets the "
+        "precision each mode reports it ran (OpenVINO's effective hint). bare infer: the engine's inference "
+        "stage alone (lean mode); end-to-end: decoded frame to final boxes (pre + infer + post, plus the "
+        "predictor's other time in the ultralytics mode); decode (JPEG read) is the same for both and kept out. "
+        "The machine is shared and noisy: compare rows of one run, not across runs. lean img/s: 1000 / lean "
+        "end-to-end, one request at a time; ultralytics - lean: what the predictor adds to the same model; in "
+        f"flight: inference alone with {IN_FLIGHT} requests in flight for 2 s (OpenVINO THROUGHPUT hint + "
+        "AsyncInferQueue, ONNX Runtime a session per request on its own thread; '-': not offered).",
         "",
         *table(summary),
         "",
-        *headline(summary),
+        *([f"{SEARCH_RUNTIME} at more batch sizes, so that 'fastest configuration' covers batch too (medians "
+           "per image; both modes compile it with the LATENCY hint):", "", *batch_table(pd.concat([summary[summary["runtime"] == SEARCH_RUNTIME], search])), ""]
+          if not search.empty else []),
+        *headline(summary, search),
     ]
     publish(lines, "pipeline_modes.md")
 
