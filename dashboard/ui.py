@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import charts, data
 from engine import database
 from engine.api import BenchError
 
@@ -213,6 +213,31 @@ def results_table(results: pd.DataFrame, extra: dict | None = None, key: str | N
         if column not in shown or shown[column].isna().all():
             columns.pop(column)
     st.dataframe(shown, column_order=list(columns), column_config=columns, hide_index=True, key=key)
+
+
+MODE_COST_COLUMNS = {
+    "runtime": st.column_config.TextColumn("Runtime"),
+    "precision": st.column_config.TextColumn("Precision"),
+    "batch": st.column_config.NumberColumn("Batch"),
+    "lean_ms": st.column_config.NumberColumn("Lean ms", format="%.2f", help="The engine's own pipeline"),
+    "ultralytics_ms": st.column_config.NumberColumn("Ultralytics ms", format="%.2f",
+                                                    help="The same model through Ultralytics' predictor"),
+    "added_ms": st.column_config.NumberColumn("Added ms", format="%+.2f", help="Ultralytics ms - lean ms"),
+    "ratio": st.column_config.NumberColumn("Ultralytics / lean", format="%.2fx"),
+}
+
+
+def mode_costs(results: pd.DataFrame, key: str | None = None) -> None:
+    """What Ultralytics' predictor costs next to the lean pipeline, where results ran in both modes."""
+    costs = charts.mode_costs(results)
+    if costs.empty:
+        return
+    st.markdown("**What Ultralytics' predictor adds**")
+    st.caption("The same exported model in both pipeline modes (`--modes lean,ultralytics`): end-to-end medians "
+               "per image, decoded frame to final boxes. Ultralytics keeps its own threads and pre/post-processing; "
+               "both get the same square input and precision.")
+    st.dataframe(costs, column_order=list(MODE_COST_COLUMNS), column_config=MODE_COST_COLUMNS, hide_index=True,
+                 key=key)
 
 
 def failures(results: pd.DataFrame) -> None:

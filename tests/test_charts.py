@@ -18,3 +18,17 @@ def test_a_long_legend_goes_below_the_plot_instead_of_over_the_title():
     assert crowded.layout.legend.y < 0 and crowded.layout.height > 420
     few = charts.history_lines(history(2), "infer_ms", ["runtime"])
     assert few.layout.legend.y == 1.0 and few.layout.height == 420
+
+
+def test_mode_costs_pair_each_configuration_run_in_both_modes():
+    rows = pd.DataFrame({
+        "status": ["completed"] * 5 + ["failed"],
+        "runtime": ["openvino", "openvino", "pytorch", "pytorch", "onnxruntime", "onnxruntime"],
+        "precision": "fp32", "batch": 1,
+        "mode": ["lean", "ultralytics", "lean", "ultralytics", "lean", "ultralytics"],
+        "total_ms": [10.0, 12.0, 30.0, 66.0, 25.0, None],
+    })
+    costs = charts.mode_costs(rows)
+    assert costs["runtime"].tolist() == ["pytorch", "openvino"], "onnxruntime's ultralytics result failed"
+    assert costs[["lean_ms", "ultralytics_ms", "added_ms", "ratio"]].iloc[0].tolist() == [30.0, 66.0, 36.0, 2.2]
+    assert charts.mode_costs(rows[rows["mode"] == "lean"]).empty

@@ -184,6 +184,7 @@ def test_overview_plots_speed_against_agreement(detecting_db, filled_db):
     assert all(y == 1.0 for trace in with_boxes.data for y in values_of(trace.y)), "fp32 exports agree on every box"
     untrained = agreement_figure(filled_db)
     assert untrained.layout.yaxis.type == "log" and "raw output difference" in untrained.layout.yaxis.title.text
+    assert "<br>" in untrained.layout.yaxis.title.text, "on one line it ran into the chart title"
 
 
 def test_parity_diff_shows_the_verdict_over_the_original_image(detecting_db):

@@ -109,3 +109,18 @@ def test_ultralytics_mode_runs_openvino_at_the_precision_its_row_names(modes_run
     ran = {(precision, mode): json.loads(settings)["inference_precision"] for precision, mode, settings in rows}
     assert ran[("fp32", "ultralytics")] == ran[("fp32", "lean")] == "f32"
     assert ran[("bf16", "ultralytics")] == ran[("bf16", "lean")] == ("bf16" if has_bf16 else "f32")
+
+
+def test_the_overview_shows_what_the_predictor_adds_to_each_runtime(modes_run):
+    from dashboard import charts
+    from engine import api
+    from tests.dashboard_app import open_page, text_of
+
+    app = open_page(modes_run["db"])
+    assert not app.exception and not app.error
+    shown = next(frame.value for frame in app.dataframe if "ultralytics_ms" in frame.value)
+    expected = charts.mode_costs(api.results_summary(modes_run["db"], {"run_id": modes_run["run_id"]}))
+    assert len(shown) == len(CPU_RUNTIMES) + 1  # every runtime at fp32, and OpenVINO at bf16
+    assert shown["ratio"].tolist() == pytest.approx(expected["ratio"].tolist())
+    assert shown["added_ms"].tolist() == pytest.approx((shown["ultralytics_ms"] - shown["lean_ms"]).tolist())
+    assert "What Ultralytics' predictor adds" in text_of(app.markdown)

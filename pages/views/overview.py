@@ -52,6 +52,7 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
         st.caption(ui.peak_words(rows))
         st.plotly_chart(charts.stage_bars(shown), key=f"stages-{machine_id}")
         ui.results_table(shown.sort_values("total_ms"), key=f"table-{machine_id}")
+        ui.mode_costs(shown, key=f"modes-{machine_id}")
         ui.regression_watch([v for v in data.regressions(db, {"machine_id": [machine_id]})
                              if v.result_id in set(shown["result_id"])])
         agreement = charts.speed_vs_agreement(shown)
