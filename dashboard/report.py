@@ -47,6 +47,16 @@ def _results_table(results: pd.DataFrame) -> str:
     return _table(results[columns].rename(columns=TABLE_COLUMNS))
 
 
+def _mode_costs(results: pd.DataFrame) -> list[tuple[str, str]]:
+    """The section on what Ultralytics' predictor adds, where results ran in both pipeline modes."""
+    costs = charts.mode_costs(results)
+    if costs.empty:
+        return []
+    costs = costs.rename(columns={"lean_ms": "lean ms", "ultralytics_ms": "ultralytics ms", "added_ms": "added ms",
+                                  "ratio": "ultralytics / lean"})
+    return [("What Ultralytics' predictor adds (end-to-end medians per image)", _table(costs))]
+
+
 def _charts(results: pd.DataFrame) -> list[str]:
     if charts.completed(results).empty:
         return ["<p>No result completed, so there is nothing to chart.</p>"]
@@ -94,6 +104,7 @@ def run_report(run: pd.Series, machine: pd.Series | None, results: pd.DataFrame,
                                    run["model"], run["model_source"], run["imgsz"], run["machine_label"]]})
     sections = [("Run", _weights_note(results) + _table(overview)),
                 ("Results (medians per image)", _results_table(results)),
+                *_mode_costs(results),
                 ("Charts", "\n".join(_charts(results))),
                 ("Detections", _images(images))]
     if machine is not None:

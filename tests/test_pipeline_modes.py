@@ -112,7 +112,7 @@ def test_ultralytics_mode_runs_openvino_at_the_precision_its_row_names(modes_run
 
 
 def test_the_overview_shows_what_the_predictor_adds_to_each_runtime(modes_run):
-    from dashboard import charts
+    from dashboard import charts, data
     from engine import api
     from tests.dashboard_app import open_page, text_of
 
@@ -124,3 +124,5 @@ def test_the_overview_shows_what_the_predictor_adds_to_each_runtime(modes_run):
     assert shown["ratio"].tolist() == pytest.approx(expected["ratio"].tolist())
     assert shown["added_ms"].tolist() == pytest.approx((shown["ultralytics_ms"] - shown["lean_ms"]).tolist())
     assert "What Ultralytics' predictor adds" in text_of(app.markdown)
+    report = data.run_report(str(modes_run["db"]), modes_run["run_id"])
+    assert "<h2>What Ultralytics&#x27; predictor adds" in report, "the shared HTML report has the same table"
