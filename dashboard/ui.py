@@ -165,6 +165,7 @@ RESULT_COLUMNS = {
 }
 OPTIONAL_COLUMNS = ("parity_verdict", "map50", "in_flight_ips", "in_flight")  # shown only when some result has them
 PEAK_MISSING = "peak not measured"
+GPU_PEAK_MISSING = "no GPU peak measured"  # the machine's measured peaks are its CPU's
 FLOPS_MISSING = "model FLOPs unknown"
 
 
@@ -175,20 +176,26 @@ def stability(results: pd.DataFrame) -> list[str]:
 
 def efficiency(results: pd.DataFrame) -> pd.DataFrame:
     """Share of the measured peak and floor time as text; where a figure is missing, why, never a guess."""
+    kinds = results["peak_kind"] if "peak_kind" in results else pd.Series("fp32", index=results.index)
+
     def text(values, form: str) -> list[str]:
-        return [PEAK_MISSING if pd.isna(peak) else FLOPS_MISSING if pd.isna(value) else form.format(value)
-                for peak, value in zip(results["peak_gflops"], values)]
+        return [(GPU_PEAK_MISSING if kind == "gpu" else PEAK_MISSING) if pd.isna(peak)
+                else FLOPS_MISSING if pd.isna(value) else form.format(value)
+                for peak, value, kind in zip(results["peak_gflops"], values, kinds)]
 
     share = text(results["peak_fraction"], "{:.0%}")
-    if "peak_kind" in results:  # a bf16 or int8 result set against that precision's own peak says so
-        share = [f"{value} of {kind}" if kind in ("bf16", "int8") and value.endswith("%") else value
-                 for value, kind in zip(share, results["peak_kind"])]
+    # a bf16 or int8 result set against that precision's own peak says so
+    share = [f"{value} of {kind}" if kind in ("bf16", "int8") and value.endswith("%") else value
+             for value, kind in zip(share, kinds)]
     return pd.DataFrame({"peak_share": share, "floor": text(results["floor_ms"], "{:.1f}")}, index=results.index)
 
 
 def peak_words(results: pd.DataFrame) -> str:
     """The measured peak behind a run's efficiency figures, or that there is none."""
     measured = results.dropna(subset=["peak_gflops"])
+    if measured.empty and "peak_kind" in results and (results["peak_kind"] == "gpu").all():
+        return "Efficiency: no GPU peak is measured (`python -m engine peak` measures the CPU's), so GPU results "\
+               "show their achieved GFLOP/s only."
     if measured.empty:
         return f"Efficiency: {PEAK_MISSING} on this machine (`python -m engine peak --store` measures it)."
     measured = measured.assign(kind=measured["peak_kind"] if "peak_kind" in measured else "fp32")

@@ -329,7 +329,7 @@ class Runner:
         runtime_class = registry.get(variant.runtime)
         self.emit("variant_started", variant=variant.label)
         base = {"runtime": variant.runtime, "precision": variant.precision, "mode": variant.mode,
-                "imgsz": config.imgsz,
+                "device": runtime_class.device, "imgsz": config.imgsz,
                 "threads": config.effective_threads, "warmup": config.warmup}
         stored: list[dict] = []
 

@@ -21,7 +21,7 @@ import duckdb
 from engine import database
 from engine.config import BenchError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 LOCK_WAIT_S = 60.0
 SHARED_SCHEMA_ATTEMPTS = 10
 
@@ -194,6 +194,11 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE machine_peaks ADD COLUMN gflops_bf16 DOUBLE",
         "ALTER TABLE machine_peaks ADD COLUMN gops_int8 DOUBLE",
     ],
+    7: [
+        # v7: where a result ran, 'cpu' or 'gpu' (NULL before: CPU). The measured peaks are the CPU's, so a GPU
+        # result gets no peak, share of peak or floor time in results_summary rather than the CPU's.
+        "ALTER TABLE results ADD COLUMN device VARCHAR",
+    ],
 }
 
 RESULTS_SUMMARY_VIEW = """
@@ -223,12 +228,13 @@ SELECT
     p.extra AS parity_extra, p.mean_iou AS parity_mean_iou, p.max_score_diff AS parity_max_score_diff,
     a.map50, a.map50_95, a.data AS map_data, a.error AS map_error,
     other.median_ms AS other_ms,
-    u.model_gflops, pk.peak_gflops, pk.peak_kind,
+    u.model_gflops, pk.peak_gflops, CASE WHEN r.device = 'gpu' THEN 'gpu' ELSE pk.peak_kind END AS peak_kind,
     -- engine/peak.py efficiency(): achieved = GFLOPs per image / infer s; floor = GFLOPs / peak
     CASE WHEN infer.median_ms > 0 THEN u.model_gflops / (infer.median_ms / 1000.0) END AS achieved_gflops,
     CASE WHEN infer.median_ms > 0 AND pk.peak_gflops > 0
          THEN u.model_gflops / (infer.median_ms / 1000.0) / pk.peak_gflops END AS peak_fraction,
     CASE WHEN pk.peak_gflops > 0 THEN u.model_gflops / pk.peak_gflops * 1000.0 END AS floor_ms,
+    coalesce(r.device, 'cpu') AS device,
     r.in_flight, r.in_flight_ips
 FROM results r
 JOIN runs u USING (run_id)
@@ -244,6 +250,7 @@ LEFT JOIN (
           FROM machine_peaks GROUP BY machine_id, threads) latest
     CROSS JOIN (VALUES ('fp32'), ('bf16'), ('int8'), ('fp16')) kind(precision)
 ) pk ON pk.machine_id = u.machine_id AND pk.threads = r.threads AND pk.precision = r.precision
+      AND coalesce(r.device, 'cpu') = 'cpu'  -- the peaks are the CPU's: a GPU result gets none
 LEFT JOIN stats other ON other.result_id = r.result_id AND other.stage = 'other'
 LEFT JOIN stats decode ON decode.result_id = r.result_id AND decode.stage = 'decode'
 LEFT JOIN stats pre ON pre.result_id = r.result_id AND pre.stage = 'pre'
@@ -526,14 +533,14 @@ def insert_result(db, result: dict, samples: list[dict], stats: dict, detections
             con.execute(
                 """INSERT INTO results (result_id, run_id, runtime, precision, batch, status, error, imgsz,
                        input_shape, threads, settings, export_cached, export_s, load_s, warmup, iterations,
-                       finished_at, model_file, mode, in_flight, in_flight_ips)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       finished_at, model_file, mode, in_flight, in_flight_ips, device)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [result["result_id"], result["run_id"], result["runtime"], result["precision"], result["batch"],
                  result["status"], result.get("error"), result.get("imgsz"), result.get("input_shape"),
                  result.get("threads"), json.dumps(result.get("settings") or {}), result.get("export_cached"),
                  result.get("export_s"), result.get("load_s"), result.get("warmup"), len(samples), now(),
                  result.get("model_file"), result.get("mode") or "lean", result.get("in_flight"),
-                 result.get("in_flight_ips")],
+                 result.get("in_flight_ips"), result.get("device") or "cpu"],
             )
             if samples:
                 con.executemany(

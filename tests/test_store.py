@@ -6,6 +6,7 @@ import sys
 import time
 
 import duckdb
+import pandas as pd
 import pytest
 
 from engine import store
@@ -176,3 +177,22 @@ def test_bf16_and_int8_results_are_set_against_their_own_peak_where_the_cpu_has_
     assert rows.loc["int8", "peak_gflops"] == 200.0 and rows.loc["int8", "peak_kind"] == "fp32", "no int8 peak"
     assert rows.loc["fp32", "peak_gflops"] == 200.0 and rows.loc["fp32", "peak_kind"] == "fp32"
     assert store.machine_peak(empty_db, "m1", 2)["gflops_bf16"] == 400.0
+
+
+def test_a_gpu_result_is_not_set_against_the_cpu_peak(empty_db):
+    from dashboard import ui
+
+    store.ensure_schema(empty_db)
+    store.insert_run(empty_db, {**_run(), "model_gflops": 0.5})
+    store.insert_machine_peak(empty_db, "m1", {"threads": 2, "gflops_fp32": 200.0, "method": "test"})
+    store.insert_result(empty_db, {**_result(), "device": "cpu"}, SAMPLES, STATS, [], [])
+    store.insert_result(empty_db, {**_result("fp16", "run1"), "precision": "fp16", "runtime": "tensorrt",
+                                   "device": "gpu"}, SAMPLES, STATS, [], [])
+    rows = store.results_summary(empty_db).set_index("runtime")
+    assert rows.loc["onnxruntime", "device"] == "cpu" and rows.loc["onnxruntime", "peak_gflops"] == 200.0
+    gpu = rows.loc["tensorrt"]
+    assert gpu["device"] == "gpu" and gpu["peak_kind"] == "gpu"
+    assert pd.isna(gpu["peak_gflops"]) and pd.isna(gpu["peak_fraction"]) and pd.isna(gpu["floor_ms"])
+    assert gpu["achieved_gflops"] == pytest.approx(0.5 / 0.003), "what it achieved needs no peak"
+    shown = ui.efficiency(rows.reset_index())
+    assert shown["peak_share"].tolist() == [f"{0.5 / 0.003 / 200:.0%}", ui.GPU_PEAK_MISSING]

@@ -19,6 +19,7 @@ class Runtime:
     requires: tuple[str, ...] = ()  # importable module names
     layout: str = "nchw"  # input layout the model wants: "nchw" or "nhwc"
     accepts_onnx: bool = False  # can run an .onnx file given directly as the model
+    device: str = "cpu"  # "gpu": the machine's measured peak rates are the CPU's, and do not apply to it
 
     def __init__(self, model_path: Path, precision: str, threads: int, batch: int, imgsz: int):
         self.model_path = Path(model_path)

@@ -10,6 +10,7 @@ class OnnxRuntimeCuda(OnnxRuntime):
     name = "onnxruntime-cuda"
     description = "ONNX Runtime, CUDA execution provider"
     provider = "CUDAExecutionProvider"
+    device = "gpu"
     offers_in_flight = False  # the CPU sessions of OnnxRuntime.throughput() would not be this GPU
 
     @classmethod

@@ -13,6 +13,7 @@ class PyTorchCudaRuntime(Runtime):
     description = "PyTorch eager on CUDA"
     precisions = ("fp32", "fp16")
     requires = ("torch", "ultralytics")
+    device = "gpu"
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:

@@ -17,6 +17,7 @@ class TensorRTRuntime(Runtime):
     description = "TensorRT engine (Ultralytics export)"
     precisions = ("fp16", "int8")
     requires = ("tensorrt", "torch", "ultralytics")
+    device = "gpu"
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:

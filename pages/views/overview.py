@@ -41,7 +41,8 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
                          help="Median of pre-process + inference + post-process")
         throughput.metric("Throughput", f"{best['throughput_ips']:.0f} img/s")
         peak_share = ui.efficiency(shown.loc[[best.name]])["peak_share"].iloc[0]
-        missing = peak_share in (ui.PEAK_MISSING, ui.FLOPS_MISSING)  # too long for a metric: the reason goes below
+        # too long for a metric: the reason goes below
+        missing = peak_share in (ui.PEAK_MISSING, ui.GPU_PEAK_MISSING, ui.FLOPS_MISSING)
         value, _, kind = peak_share.partition(" of ")  # "40% of int8": the precision's own peak goes below too
         share.metric("Its share of peak", "—" if missing else value,
                      peak_share if missing else (f"of the {kind} peak" if kind else None),
