@@ -7,8 +7,11 @@ and OpenVINO pinned to the row's precision). The lean results also measure infer
 in flight where the runtime offers it (--in-flight). Prints a Markdown table and writes it to
 benchmarks/results/pipeline_modes.md.
 
-    .venv/bin/python benchmarks/pipeline_modes.py [--iters 30] [--runtimes pytorch,onnxruntime,...]
+    .venv/bin/python benchmarks/pipeline_modes.py [--iters 30] [--rounds 3] [--runtimes pytorch,onnxruntime,...]
         [--precisions all|fp32]
+
+With --rounds N both engine runs are repeated N times one after the other, and each figure is the median
+of the N runs' medians: on a noisy VM the fastest-vs-fastest ratio moved by 0.2 between single runs.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from benchmarks.publish import publish  # noqa: E402 - after the path line above
 RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
 IN_FLIGHT = 2  # one request per core here
 SEARCH_RUNTIME = "openvino"  # the fastest at every precision here: the one whose batch sizes are searched too
+KEYS = ["runtime", "precision", "batch", "mode"]
+PER_ROUND = ["decode_ms", "pre_ms", "infer_ms", "post_ms", "total_ms", "throughput_ips", "in_flight_ips",
+             "peak_fraction"]  # the figures the tables show, each the median over rounds
 
 
 def run_engine(db: Path, runtimes: str, precisions: str, batches: str, iters: int, warmup: int,
@@ -105,6 +111,34 @@ def batch_table(search) -> list[str]:
     return lines
 
 
+def over_rounds(rounds: list[pd.DataFrame]) -> pd.DataFrame:
+    """One row per configuration: the median over rounds of each figure where every round completed it, else
+    the configuration's first failure."""
+    rows = []
+    for _, group in pd.concat(rounds, ignore_index=True).groupby(KEYS, sort=False):
+        done = group[group["status"] == "completed"]
+        if len(done) < len(group):
+            rows.append(group[group["status"] != "completed"].iloc[0])
+            continue
+        row = done.iloc[0].copy()
+        for column in PER_ROUND:
+            row[column] = done[column].median()
+        rows.append(row)
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def ratio_per_round(mains: list[pd.DataFrame], searches: list[pd.DataFrame]) -> list[float]:
+    """Each round's fastest ultralytics end-to-end over its fastest lean one."""
+    ratios = []
+    for i, main in enumerate(mains):
+        rows = pd.concat([main, *searches[i:i + 1]], ignore_index=True)
+        done = rows[rows["status"] == "completed"]
+        lean, ultra = done[done["mode"] == "lean"], done[done["mode"] == "ultralytics"]
+        if not lean.empty and not ultra.empty:
+            ratios.append(ultra["total_ms"].min() / lean["total_ms"].min())
+    return ratios
+
+
 def fastest(rows) -> tuple[str, float]:
     best = rows.loc[rows["total_ms"].idxmin()]
     return f"{best.runtime} {best.precision} batch {best.batch} {best.total_ms:.1f} ms/img", best.total_ms
@@ -152,28 +186,36 @@ def main() -> None:
     parser.add_argument("--precisions", default="all", help="'all' (every precision each runtime offers) or fp32")
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="repeat both engine runs; medians over rounds")
     parser.add_argument("--search-batches", default="2,4,8",
                         help=f"batch sizes at which {SEARCH_RUNTIME} also runs in both modes ('' for none)")
     args = parser.parse_args()
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "results.duckdb"
-        command, run_id = run_engine(db, args.runtimes, args.precisions, "1", args.iters, args.warmup, IN_FLIGHT)
-        summary = store.results_summary(db, {"run_id": run_id})
-        search, search_command = summary.iloc[0:0], None
-        if args.search_batches:
-            search_command, search_id = run_engine(db, SEARCH_RUNTIME, args.precisions, args.search_batches,
-                                                   args.iters, args.warmup, 0)
-            search = store.results_summary(db, {"run_id": search_id})
+        mains, searches, search_command = [], [], None
+        for _ in range(args.rounds):
+            command, run_id = run_engine(db, args.runtimes, args.precisions, "1", args.iters, args.warmup,
+                                         IN_FLIGHT)
+            mains.append(store.results_summary(db, {"run_id": run_id}))
+            if args.search_batches:
+                search_command, search_id = run_engine(db, SEARCH_RUNTIME, args.precisions, args.search_batches,
+                                                       args.iters, args.warmup, 0)
+                searches.append(store.results_summary(db, {"run_id": search_id}))
+        summary = over_rounds(mains)
+        search = over_rounds(searches) if searches else summary.iloc[0:0]
+        per_round = ratio_per_round(mains, searches)
     machine = fingerprint()
     lines = [
-        f"`benchmarks/pipeline_modes.py --iters {args.iters} --precisions {args.precisions}` on "
-        f"{machine['cpu_model']} ({machine['physical_cores']} cores), {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d')}; {time.time() - started:.0f} s wall: `python {shown(command, db)}`"
+        f"`benchmarks/pipeline_modes.py --iters {args.iters} --rounds {args.rounds} --precisions "
+        f"{args.precisions}` on {machine['cpu_model']} ({machine['physical_cores']} cores), "
+        f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}; {time.time() - started:.0f} s wall; "
+        f"{args.rounds} round(s) of `python {shown(command, db)}`"
         + (f", then `python {shown(search_command, db)}`." if search_command else "."),
         "",
-        "Medians in ms per image, 640x640, batch 1, at each precision the runtime offers; in brackets the "
-        "precision each mode reports it ran (OpenVINO's effective hint). bare infer: the engine's inference "
+        f"Medians in ms per image (the median over the {args.rounds} rounds of each run's median), 640x640, "
+        "batch 1, at each precision the runtime offers; in brackets the precision each mode reports it ran "
+        "(OpenVINO's effective hint). bare infer: the engine's inference "
         "stage alone (lean mode); end-to-end: decoded frame to final boxes (pre + infer + post, plus the "
         "predictor's other time in the ultralytics mode); decode (JPEG read) is the same for both and kept out. "
         "The machine is shared and noisy: compare rows of one run, not across runs. lean img/s: 1000 / lean "
@@ -184,9 +226,12 @@ def main() -> None:
         *table(summary),
         "",
         *([f"{SEARCH_RUNTIME} at more batch sizes, so that 'fastest configuration' covers batch too (medians "
-           "per image; both modes compile it with the LATENCY hint):", "", *batch_table(pd.concat([summary[summary["runtime"] == SEARCH_RUNTIME], search])), ""]
+           "per image; both modes compile it with the LATENCY hint):", "",
+           *batch_table(pd.concat([summary[summary["runtime"] == SEARCH_RUNTIME], search])), ""]
           if not search.empty else []),
         *headline(summary, search),
+        *([f"- Fastest ultralytics / fastest lean in each round: {', '.join(f'{r:.2f}' for r in per_round)}."]
+          if len(per_round) > 1 else []),
     ]
     publish(lines, "pipeline_modes.md")
 
