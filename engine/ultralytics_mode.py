@@ -23,11 +23,13 @@ from engine.runtimes.openvino import PRECISION_HINTS as OPENVINO_PRECISION_HINTS
 
 
 class UltralyticsPipeline:
-    def __init__(self, artifact: Path, imgsz: int, conf: float, iou: float, precision: str = "fp32"):
+    def __init__(self, artifact: Path, imgsz: int, conf: float, iou: float, precision: str = "fp32",
+                 device: str = "cpu"):
+        """device: Ultralytics' name for where it runs, "cpu" or "0" (the first CUDA GPU, for GPU runtimes)."""
         from ultralytics import YOLO
 
         self.model = YOLO(str(artifact), task="detect")
-        self.artifact, self.precision = Path(artifact), precision
+        self.artifact, self.precision, self.device = Path(artifact), precision, device
         self.imgsz, self.conf, self.iou = imgsz, conf, iou
         self.model.add_callback("on_predict_start", self._pin_openvino_precision)
 
@@ -50,7 +52,7 @@ class UltralyticsPipeline:
         frames = [decode_image(p) for p in paths]
         decoded = time.perf_counter_ns()
         results = self.model.predict(frames, imgsz=self.imgsz, conf=self.conf, iou=self.iou, batch=len(frames),
-                                     rect=False, device="cpu", verbose=False)
+                                     rect=False, device=self.device, verbose=False)
         call_ns = time.perf_counter_ns() - decoded
         speed = results[0].speed  # milliseconds per image, for the whole batch
         stages = {name: int(speed[key] * 1e6 * len(frames))
@@ -61,7 +63,8 @@ class UltralyticsPipeline:
 
     def settings(self) -> dict:
         predictor = self.model.predictor
-        settings = {"pipeline": "ultralytics predictor", "rect": bool(getattr(predictor.args, "rect", False))}
+        settings = {"pipeline": "ultralytics predictor", "rect": bool(getattr(predictor.args, "rect", False)),
+                    "device": str(predictor.device)}
         try:
             import torch
 

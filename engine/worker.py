@@ -223,7 +223,9 @@ def measure_batch_ultralytics(runtime_class, params: dict, batch: int, artifact:
     progress("load")
     started = time.perf_counter()
     source = runtime_class.ultralytics_artifact(artifact)
-    pipeline = UltralyticsPipeline(source, params["imgsz"], params["conf"], params["iou"], params["precision"])
+    device = "0" if runtime_class.device == "gpu" else "cpu"  # a GPU runtime's row must not run on the CPU
+    pipeline = UltralyticsPipeline(source, params["imgsz"], params["conf"], params["iou"], params["precision"],
+                                   device)
     progress("warmup", done=0, total=params["warmup"])
     for i in range(max(1, params["warmup"])):  # the first call also loads the model inside Ultralytics
         pipeline.iteration(_batches(params["images"], batch, i))

@@ -108,6 +108,8 @@ def test_ultralytics_mode_runs_openvino_at_the_precision_its_row_names(modes_run
                            [modes_run["run_id"]]).fetchall()
     ran = {(precision, mode): json.loads(settings)["inference_precision"] for precision, mode, settings in rows}
     assert ran[("fp32", "ultralytics")] == ran[("fp32", "lean")] == "f32"
+    devices = {(precision, mode): json.loads(settings).get("device") for precision, mode, settings in rows}
+    assert devices[("fp32", "ultralytics")] == devices[("bf16", "ultralytics")] == "cpu"
     assert ran[("bf16", "ultralytics")] == ran[("bf16", "lean")] == ("bf16" if has_bf16 else "f32")
 
 
