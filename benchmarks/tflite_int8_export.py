@@ -2,8 +2,9 @@
 
 Ultralytics' saved_model export with int8=True ships onnx2tf's dynamic-range file as <stem>_int8.tflite, after
 calibrating integer variants it deletes or leaves unused. The engine converts the fp32 SavedModel it exports anyway
-(engine/export.py write_dynamic_range_tflite). This times both for one batch size and compares the two files'
-outputs on the same input through the LiteRT interpreter. Prints a Markdown table and writes it to
+(engine/export.py write_tflite_files), with Ultralytics' normalised TFLite boxes. This times both for one batch
+size and compares the two files' outputs on the same input through the LiteRT interpreter, the engine's boxes
+multiplied back to pixels as its TFLite runtime does. Prints a Markdown table and writes it to
 benchmarks/results/tflite_int8_export.md.
 
     .venv/bin/python benchmarks/tflite_int8_export.py [--imgsz 640]
@@ -43,8 +44,7 @@ def main() -> None:
 
     import numpy as np
 
-    from engine.export import TF_CALIBRATION_FILE, calibration_dataset, write_dynamic_range_tflite, \
-        write_tf_calibration
+    from engine.export import TF_CALIBRATION_FILE, calibration_dataset, write_tf_calibration, write_tflite_files
     from engine.models import resolve
     from engine.paths import sample_images
 
@@ -68,13 +68,14 @@ def main() -> None:
                                                                   device="cpu", verbose=False, **extra))
             timings[name] = {"export": time.perf_counter() - started, "folder": folder}
         started = time.perf_counter()
-        derived = write_dynamic_range_tflite(timings["engine"]["folder"])
+        derived = write_tflite_files(timings["engine"]["folder"])["int8"]
         timings["engine"]["convert"] = time.perf_counter() - started
     finally:
         os.chdir(previous)
     ultralytics_file = next(timings["ultralytics"]["folder"].glob("*_int8.tflite"))
     batch = np.random.default_rng(0).random((1, args.imgsz, args.imgsz, 3), dtype=np.float32)
     theirs, ours = outputs(ultralytics_file, batch), outputs(derived, batch)
+    ours[:, :4] *= args.imgsz  # normalised boxes back to pixels (square input)
     difference = float(np.abs(theirs - ours).max())
     from engine.machine import fingerprint
 
@@ -89,7 +90,7 @@ def main() -> None:
         "|---|---|---|",
         f"| Ultralytics `export(format='saved_model', int8=True)` (also writes the fp32 files) | "
         f"{timings['ultralytics']['export']:.1f} | {ultralytics_file.stat().st_size / 1e6:.1f} |",
-        f"| fp32 `export(format='saved_model')`, then the engine's conversion | {export_fp32:.1f} + "
+        f"| fp32 `export(format='saved_model')`, then the engine's conversions (fp32 and int8 files) | {export_fp32:.1f} + "
         f"{timings['engine']['convert']:.1f} | {derived.stat().st_size / 1e6:.1f} |",
         "",
         f"Outputs on one random {args.imgsz}x{args.imgsz} input: max abs difference {difference:g} "

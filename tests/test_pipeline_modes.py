@@ -8,11 +8,9 @@ Both modes see the same square letterbox: the engine's ultralytics mode passes r
 honours for every format (static exports are square anyway; .pt and TorchScript would otherwise be padded
 to the smallest stride multiple). The model is tests/detecting_model.py's, so there are boxes to compare.
 
-TFLite is the exception, and not about letterboxing: without litert-torch (whose pins conflict with this
-environment, see RUNTIME_FACTS) the engine runs the <name>_float32.tflite that the saved_model export writes,
-whose boxes are in input pixels. Ultralytics' TFLite backend assumes the normalised boxes of its own tflite
-export and multiplies them by the input size again, so every box lands in the image's far corner. The lean
-pipeline's boxes match the PyTorch reference; the parity check marks the ultralytics-mode TFLite result 'fail'.
+TFLite runs the same boxes in both modes because engine.export writes its .tflite files with Ultralytics'
+normalised boxes: onnx2tf's pixel-box file made Ultralytics' LiteRT backend multiply every box by the input
+size again, so every box landed in the image's far corner (this test was a strict xfail then).
 """
 
 import duckdb
@@ -24,7 +22,6 @@ from tests.detecting_model import build_detecting_model
 
 CPU_RUNTIMES = ("pytorch", "torchscript", "onnxruntime", "openvino", "tensorflow", "tflite")
 SAME_BOX_IOU = 0.9
-ULTRALYTICS_MISREADS = {"tflite"}  # see the module docstring
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +57,7 @@ def summary(db, run_id: str):
                FROM results_summary WHERE run_id = ?""", [run_id]).fetchall()
 
 
-@pytest.mark.parametrize("runtime", [
-    pytest.param(runtime, marks=pytest.mark.xfail(strict=True, reason="Ultralytics rescales the pixel boxes of "
-                                                  "the saved_model export's .tflite as if they were normalised"))
-    if runtime in ULTRALYTICS_MISREADS else runtime for runtime in CPU_RUNTIMES])
+@pytest.mark.parametrize("runtime", CPU_RUNTIMES)
 def test_lean_and_ultralytics_modes_find_the_same_boxes(modes_run, runtime):
     lean = boxes(modes_run["db"], modes_run["run_id"], runtime, "lean")
     ultralytics = boxes(modes_run["db"], modes_run["run_id"], runtime, "ultralytics")
@@ -87,8 +81,7 @@ def test_every_result_completes_with_mode_parity_and_efficiency(modes_run):
         assert 0 < fraction < 1.5 and achieved > 0 and floor > 0, f"{runtime} {mode}: efficiency {fraction}"
         if mode == "ultralytics":
             assert "raw output not available in ultralytics mode" in reason
-            expected = {"fail"} if runtime in ULTRALYTICS_MISREADS else {"pass", "drift"} if precision == "bf16" \
-                else {"pass"}
+            expected = {"pass", "drift"} if precision == "bf16" else {"pass"}
             assert verdict in expected, f"{runtime} {precision}: {reason}"
             assert other_ms is not None and total_ms == pytest.approx(stage_sum + other_ms, rel=0.2)
         else:

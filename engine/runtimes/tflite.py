@@ -1,5 +1,6 @@
-"""TFLite through ai-edge-litert (XNNPACK). The files come out of the SavedModel export: float32 from
-Ultralytics, int8 (dynamic range: int8 weights, float activations) converted from it by engine.export."""
+"""TFLite through ai-edge-litert (XNNPACK). engine.export makes both files from the SavedModel export: float32,
+and int8 (dynamic range: int8 weights, float activations). Their boxes are Ultralytics' TFLite convention,
+divided by the input size, so Ultralytics' own predictor reads them right; infer() multiplies them back."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ class TFLiteRuntime(Runtime):
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
+        _, height, width, _ = self.input["shape"]
+        self.box_scale = np.array([width, height, width, height], np.float32).reshape(4, 1)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         dtype = self.input["dtype"]
@@ -51,6 +54,7 @@ class TFLiteRuntime(Runtime):
         if self.output["dtype"] != np.float32:
             scale, zero_point = self.output["quantization"]
             output = (output.astype(np.float32) - zero_point) * scale
+        output[:, :4] *= self.box_scale  # normalised xywh (see the module docstring) to input pixels
         return output
 
     def settings(self) -> dict:
