@@ -121,3 +121,16 @@ def test_the_overview_shows_what_the_predictor_adds_to_each_runtime(modes_run):
     assert "What Ultralytics' predictor adds" in text_of(app.markdown)
     report = data.run_report(str(modes_run["db"]), modes_run["run_id"])
     assert "<h2>What Ultralytics&#x27; predictor adds" in report, "the shared HTML report has the same table"
+
+
+def test_detections_name_the_ultralytics_mode_beside_its_lean_twin(modes_run):
+    from tests.dashboard_app import open_page
+
+    app = open_page(modes_run["db"], "detections")
+    assert not app.exception and not app.error
+    captions = [image.proto.imgs[0].caption for image in app.get("image")]
+    assert "onnxruntime:fp32 · batch 1" in captions
+    lean_at = captions.index("onnxruntime:fp32 · batch 1")
+    assert captions[lean_at + 1] == "onnxruntime:fp32 · batch 1 · Ultralytics predictor", \
+        "each runtime's ultralytics-mode image follows its lean one, named so the two can be told apart"
+    assert len(set(captions)) == len(captions)

@@ -22,16 +22,25 @@ if images.empty:
 results = data.results(db, {"run_id": run_id}).set_index("result_id")
 boxes = data.detections(db, run_id)
 ui.weights_warning(results["weights_trained"])
+modes = results["mode"] if "mode" in results.columns else pd.Series("lean", index=results.index, name="mode")
+
+
+def label(row) -> str:
+    """A result's name on this page; the ultralytics mode's says so, since it shows the same runtime again."""
+    predictor = " · Ultralytics predictor" if row.mode == "ultralytics" else ""
+    return f"{row.runtime}:{row.precision} · batch {row.batch}{predictor}"
+
 
 image = st.selectbox("Image", sorted(images["image"].unique()), key="detections_image")
-shown = images[images["image"] == image].reset_index(drop=True)
+shown = (images[images["image"] == image].join(modes, on="result_id")
+         .sort_values(["runtime", "precision", "mode"]).reset_index(drop=True))
 per_row = min(3, max(2, len(shown)))
 for start in range(0, len(shown), per_row):
     for column, row in zip(st.columns(per_row), shown.iloc[start:start + per_row].itertuples()):
         with column.container(border=True):
             result = results.loc[row.result_id]
             if Path(row.annotated_path).is_file():
-                st.image(row.annotated_path, caption=f"{row.runtime}:{row.precision} · batch {row.batch}")
+                st.image(row.annotated_path, caption=label(row))
             else:
                 st.warning(f"The annotated image {row.annotated_path} is missing (moved or deleted).")
             found = boxes[(boxes["result_id"] == row.result_id) & (boxes["image"] == image)]
@@ -48,7 +57,7 @@ for start in range(0, len(shown), per_row):
 
 st.divider()
 if st.toggle("Overlay one runtime's boxes on the reference's image", key="overlay"):
-    labels = {row.result_id: f"{row.runtime}:{row.precision} · batch {row.batch}" for row in shown.itertuples()}
+    labels = {row.result_id: label(row) for row in shown.itertuples()}
     reference_column, other_column = st.columns(2)
     reference = reference_column.selectbox("Reference", list(labels), format_func=labels.get, key="reference")
     others = [result_id for result_id in labels if result_id != reference] or [reference]
@@ -75,7 +84,7 @@ st.divider()
 reference_boxes = data.reference_detections(db, run_id)
 with_parity = [row for row in shown.itertuples() if pd.notna(results.loc[row.result_id].get("parity_verdict"))]
 if with_parity and st.toggle("Parity diff: a runtime's boxes against the reference's", key="parity_diff"):
-    labels = {row.result_id: f"{row.runtime}:{row.precision} · batch {row.batch}" for row in with_parity}
+    labels = {row.result_id: label(row) for row in with_parity}
     chosen = st.selectbox("Runtime", list(labels), format_func=labels.get, key="parity_diff_result")
     parity = results.loc[chosen]
     index = int(image.split("-", 1)[0])
