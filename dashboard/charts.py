@@ -94,6 +94,10 @@ def history_lines(results: pd.DataFrame, metric: str, split_by: list[str]) -> go
     figure = px.line(points, x="started_at", y=metric, color="series", markers=True, hover_data=["run_id"],
                      labels={"started_at": "run started (UTC)", metric: METRICS[metric], "series": ""},
                      color_discrete_sequence=PALETTE)
+    first, last = points["started_at"].min(), points["started_at"].max()
+    if last - first < pd.Timedelta(minutes=1):
+        # Runs started within a minute: Plotly would zoom to fractions of a second (ticks like 03:18:21.4745).
+        figure.update_xaxes(range=[first - pd.Timedelta(hours=1), last + pd.Timedelta(hours=1)])
     return _layout(figure, f"{METRICS[metric]} over time")
 
 

@@ -20,6 +20,14 @@ def test_a_long_legend_goes_below_the_plot_instead_of_over_the_title():
     assert few.layout.legend.y == 1.0 and few.layout.height == 420
 
 
+def test_one_moment_of_history_gets_an_axis_of_hours_not_fractions_of_a_second():
+    single = charts.history_lines(history(3), "infer_ms", ["runtime"])
+    start, end = (pd.Timestamp(bound) for bound in single.layout.xaxis.range)
+    assert end - start == pd.Timedelta(hours=2)
+    spread = history(3).assign(started_at=pd.date_range("2026-11-20", periods=3, freq="D", tz="UTC"))
+    assert charts.history_lines(spread, "infer_ms", ["runtime"]).layout.xaxis.range is None, "Plotly's own range"
+
+
 def test_mode_costs_pair_each_configuration_run_in_both_modes():
     rows = pd.DataFrame({
         "status": ["completed"] * 5 + ["failed"],
