@@ -129,8 +129,8 @@ def test_detections_name_the_ultralytics_mode_beside_its_lean_twin(modes_run):
     app = open_page(modes_run["db"], "detections")
     assert not app.exception and not app.error
     captions = [image.proto.imgs[0].caption for image in app.get("image")]
-    assert "onnxruntime:fp32 · batch 1" in captions
-    lean_at = captions.index("onnxruntime:fp32 · batch 1")
-    assert captions[lean_at + 1] == "onnxruntime:fp32 · batch 1 · Ultralytics predictor", \
-        "each runtime's ultralytics-mode image follows its lean one, named so the two can be told apart"
+    assert "onnxruntime:fp32 · lean · batch 1" in captions
+    lean_at = captions.index("onnxruntime:fp32 · lean · batch 1")
+    assert captions[lean_at + 1] == "onnxruntime:fp32 · ultralytics · batch 1", \
+        "each runtime's ultralytics-mode image follows its lean one, named as on the Overview's bars"
     assert len(set(captions)) == len(captions)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import charts, data, ui
 from dashboard.images import overlay_boxes, parity_diff
 
 db, filters = ui.page_header("Detections", "The same image through each runtime (the smallest batch of each), with "
@@ -22,17 +22,10 @@ if images.empty:
 results = data.results(db, {"run_id": run_id}).set_index("result_id")
 boxes = data.detections(db, run_id)
 ui.weights_warning(results["weights_trained"])
-modes = results["mode"] if "mode" in results.columns else pd.Series("lean", index=results.index, name="mode")
-
-
-def label(row) -> str:
-    """A result's name on this page; the ultralytics mode's says so, since it shows the same runtime again."""
-    predictor = " · Ultralytics predictor" if row.mode == "ultralytics" else ""
-    return f"{row.runtime}:{row.precision} · batch {row.batch}{predictor}"
-
+names = charts.variant(results) + " · batch " + results["batch"].astype(str)  # the Overview's bar names
 
 image = st.selectbox("Image", sorted(images["image"].unique()), key="detections_image")
-shown = (images[images["image"] == image].join(modes, on="result_id")
+shown = (images[images["image"] == image].join(results["mode"], on="result_id")
          .sort_values(["runtime", "precision", "mode"]).reset_index(drop=True))
 per_row = min(3, max(2, len(shown)))
 for start in range(0, len(shown), per_row):
@@ -40,7 +33,7 @@ for start in range(0, len(shown), per_row):
         with column.container(border=True):
             result = results.loc[row.result_id]
             if Path(row.annotated_path).is_file():
-                st.image(row.annotated_path, caption=label(row))
+                st.image(row.annotated_path, caption=names[row.result_id])
             else:
                 st.warning(f"The annotated image {row.annotated_path} is missing (moved or deleted).")
             found = boxes[(boxes["result_id"] == row.result_id) & (boxes["image"] == image)]
@@ -57,7 +50,7 @@ for start in range(0, len(shown), per_row):
 
 st.divider()
 if st.toggle("Overlay one runtime's boxes on the reference's image", key="overlay"):
-    labels = {row.result_id: label(row) for row in shown.itertuples()}
+    labels = {row.result_id: names[row.result_id] for row in shown.itertuples()}
     reference_column, other_column = st.columns(2)
     reference = reference_column.selectbox("Reference", list(labels), format_func=labels.get, key="reference")
     others = [result_id for result_id in labels if result_id != reference] or [reference]
@@ -84,7 +77,7 @@ st.divider()
 reference_boxes = data.reference_detections(db, run_id)
 with_parity = [row for row in shown.itertuples() if pd.notna(results.loc[row.result_id].get("parity_verdict"))]
 if with_parity and st.toggle("Parity diff: a runtime's boxes against the reference's", key="parity_diff"):
-    labels = {row.result_id: label(row) for row in with_parity}
+    labels = {row.result_id: names[row.result_id] for row in with_parity}
     chosen = st.selectbox("Runtime", list(labels), format_func=labels.get, key="parity_diff_result")
     parity = results.loc[chosen]
     index = int(image.split("-", 1)[0])
