@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -176,7 +177,11 @@ def speed_vs_agreement(results: pd.DataFrame) -> go.Figure | None:
                         color_discrete_map=VERDICT_COLORS, log_y=log_y,
                         labels={"total_ms": "pre + infer + post, median (ms/image)", "agreement": label})
     figure.update_traces(textposition="top center", marker=dict(size=12))
-    if not log_y:  # a share of boxes and a mAP both live in [0, 1]
+    if log_y:  # whole decades, labelled 10^-8: Plotly's default labelled minor ticks "3, 4, 10n, 2" (screenshot)
+        decades = np.log10(frame["agreement"])
+        figure.update_yaxes(dtick=1, exponentformat="power",
+                            range=[np.floor(decades.min()) - 0.1, np.ceil(decades.max()) + 0.1])
+    else:  # a share of boxes and a mAP both live in [0, 1]
         figure.update_yaxes(range=[-0.03, 1.1])
     low, high = frame["total_ms"].min(), frame["total_ms"].max()
     pad = max((high - low) * 0.2, high * 0.05)  # room for the labels of the outermost points

@@ -40,3 +40,14 @@ def test_mode_costs_pair_each_configuration_run_in_both_modes():
     assert costs["runtime"].tolist() == ["pytorch", "openvino"], "onnxruntime's ultralytics result failed"
     assert costs[["lean_ms", "ultralytics_ms", "added_ms", "ratio"]].iloc[0].tolist() == [30.0, 66.0, 36.0, 2.2]
     assert charts.mode_costs(rows[rows["mode"] == "lean"]).empty
+
+
+def test_raw_output_differences_get_one_labelled_tick_per_decade():
+    rows = pd.DataFrame({
+        "status": "completed", "runtime": ["openvino", "onnxruntime"], "precision": "fp32", "batch": 1,
+        "imgsz": 640, "mode": "lean", "total_ms": [23.3, 26.9], "parity_raw_mean_abs": [3.2e-9, 5.1e-8], "parity_verdict": "pass",
+    })
+    axis = charts.speed_vs_agreement(rows).layout.yaxis
+    assert axis.type == "log" and axis.dtick == 1 and axis.exponentformat == "power"
+    low, high = axis.range
+    assert -9.2 < low < -9 and -7 < high < -6.8, "whole decades around 3e-9 .. 5e-8"
