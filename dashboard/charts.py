@@ -38,6 +38,11 @@ def variant(results: pd.DataFrame) -> pd.Series:
     return label
 
 
+def variant_batch(results: pd.DataFrame, short: bool = False) -> pd.Series:
+    """The variant and its batch size, as bars and images are named: "openvino:int8 · batch 8" ("· b8" short)."""
+    return variant(results) + (" · b" if short else " · batch ") + results["batch"].astype(str)
+
+
 LEGEND_ON_TOP_MAX = 4  # more entries wrap into rows that run into the title: put them below the plot
 
 
@@ -57,7 +62,7 @@ def _layout(figure: go.Figure, title: str, height: int = 420, legend_below: bool
 def stage_bars(results: pd.DataFrame, title: str = "Where the time goes, per image") -> go.Figure:
     """Leaderboard: one stacked bar per runtime x precision x batch, fastest on top."""
     rows = completed(results)
-    rows["label"] = variant(rows) + " · batch " + rows["batch"].astype(str)
+    rows["label"] = variant_batch(rows)
     if rows["run_id"].nunique() > 1:  # the same variant from several runs gets a bar each
         rows["label"] += " · run of " + rows["started_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
     rows = rows.sort_values("total_ms", ascending=False)
@@ -124,7 +129,7 @@ def batch_scaling(results: pd.DataFrame) -> go.Figure:
 def machines_bars(results: pd.DataFrame, metric: str) -> go.Figure:
     """Each machine's latest result per runtime x precision x batch, side by side."""
     rows = completed(results).sort_values("started_at")
-    rows["variant"] = variant(rows) + " · b" + rows["batch"].astype(str)
+    rows["variant"] = variant_batch(rows, short=True)
     latest = rows.groupby(["machine_label", "variant"], as_index=False).last()
     figure = px.bar(latest.sort_values("variant"), x="variant", y=metric, color="machine_label", barmode="group",
                     labels={"variant": "", metric: METRICS[metric], "machine_label": "machine"},
@@ -168,7 +173,7 @@ def speed_vs_agreement(results: pd.DataFrame) -> go.Figure | None:
     label, values, log_y = agreement_measure(rows)
     if not label:
         return None
-    frame = pd.DataFrame({"variant": variant(rows) + " · b" + rows["batch"].astype(str), "total_ms": rows["total_ms"],
+    frame = pd.DataFrame({"variant": variant_batch(rows, short=True), "total_ms": rows["total_ms"],
                           "agreement": values, "verdict": rows.get("parity_verdict", pd.Series(index=rows.index))
                           .fillna("no verdict")}).dropna(subset=["agreement"])
     if log_y:
@@ -192,7 +197,7 @@ def speed_vs_agreement(results: pd.DataFrame) -> go.Figure | None:
 def latest_per_machine_variant(results: pd.DataFrame) -> pd.DataFrame:
     """Each machine's latest completed result per runtime x precision x batch."""
     rows = completed(results).sort_values("started_at")
-    rows["variant"] = variant(rows) + " · b" + rows["batch"].astype(str)
+    rows["variant"] = variant_batch(rows, short=True)
     return rows.groupby(["machine_label", "variant"], as_index=False).last()
 
 

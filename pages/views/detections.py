@@ -22,7 +22,7 @@ if images.empty:
 results = data.results(db, {"run_id": run_id}).set_index("result_id")
 boxes = data.detections(db, run_id)
 ui.weights_warning(results["weights_trained"])
-names = charts.variant(results) + " · batch " + results["batch"].astype(str)  # the Overview's bar names
+names = charts.variant_batch(results)  # the Overview's bar names
 
 image = st.selectbox("Image", sorted(images["image"].unique()), key="detections_image")
 shown = (images[images["image"] == image].join(results["mode"], on="result_id")
