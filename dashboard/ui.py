@@ -10,13 +10,12 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data
-from engine import database
+from engine import database, models
 from engine.api import BenchError
 
 DB_ENV = "YOLO_BENCH_DB"
 DEFAULT_DB = "results.duckdb"
 TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
-TRAINED_WORDS = {True: "trained weights", False: "UNTRAINED weights", None: "weights of unknown training"}
 
 
 def default_db() -> str:
@@ -27,8 +26,9 @@ def current_db() -> str:
     return (st.session_state.get("db_path") or default_db()).strip()
 
 
-def trained_words(value) -> str:
-    return TRAINED_WORDS[None if pd.isna(value) else bool(value)]
+def model_and_weights(model: str, trained) -> str:
+    """The model's name with its weights named once (see engine.models.model_and_weights); NA = unknown."""
+    return models.model_and_weights(model, None if pd.isna(trained) else bool(trained))
 
 
 def current_filters() -> dict:

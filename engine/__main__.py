@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine import models
 from engine.config import DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_name_list
 
 DEFAULT_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
@@ -101,8 +102,8 @@ def progress_printer(stream=sys.stderr):
     def show(event: dict) -> None:
         kind = event["event"]
         if kind == "run_started":
-            trained = {True: "trained", False: "UNTRAINED weights", None: "weights of unknown training"}
-            print(f"run {event['run_id']}: {event['model']} ({trained[event['weights_trained']]}) on "
+            model = models.model_and_weights(event["model"], event["weights_trained"])
+            print(f"run {event['run_id']}: {model} on "
                   f"{event['machine']}: {', '.join(event['variants'])}", file=stream)
         elif kind == "stage":
             print(f"  {event.get('variant', '')} {event.get('message', event['stage'])}", file=stream)

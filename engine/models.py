@@ -15,6 +15,14 @@ from engine.paths import cache_dir
 
 FALLBACK_SEED = 0
 UNTRAINED_MARK = "yolo_bench_untrained"
+WEIGHTS_WORDS = {True: "trained weights", False: "UNTRAINED weights", None: "weights of unknown training"}
+
+
+def model_and_weights(model: str, trained: bool | None) -> str:
+    """'yolov8n (trained weights)'; a name that already says its weights (the offline fallback's) is left alone."""
+    if "weights" in model.lower():
+        return model
+    return f"{model} ({WEIGHTS_WORDS[trained]})"
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Real runs through the CLI: every runtime and precision, the export cache, JSON output, table export."""
 
+import io
 import json
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from engine.__main__ import progress_printer
 from tests.conftest import engine, engine_run
 
 ALL_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
@@ -156,3 +158,14 @@ def test_runtimes_listing():
     listed = {r["name"]: r for r in json.loads(done.stdout)}
     assert {"pytorch", "torchscript", "onnxruntime", "openvino", "tensorflow", "tflite"} <= set(listed)
     assert listed["openvino"]["precisions"] == ["fp32", "bf16", "int8"]
+
+
+def test_progress_names_the_weights_once():
+    stream = io.StringIO()
+    show = progress_printer(stream)
+    event = {"event": "run_started", "run_id": "r1", "machine": "vm", "variants": ["openvino:fp32"]}
+    show({**event, "model": "yolov8n (untrained weights, seed 0)", "weights_trained": False})
+    show({**event, "model": "yolov8n", "weights_trained": True})
+    first, second = stream.getvalue().splitlines()
+    assert first.lower().count("untrained") == 1, first
+    assert "yolov8n (trained weights) on vm" in second

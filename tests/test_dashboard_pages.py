@@ -81,6 +81,8 @@ def test_overview_shows_the_leaderboard_and_the_untrained_weights(filled_run):
     assert sorted(bars.y) == ["onnxruntime:fp32 · batch 1", "openvino:fp32 · batch 1"]
     assert "untrained weights" in text_of(app.warning)
     assert filled_run["run_id"] in text_of(app.caption)
+    run_line = next(caption.value for caption in app.caption if filled_run["run_id"] in caption.value)
+    assert run_line.lower().count("untrained") == 1, f"the weights are named once: {run_line}"
     table = app.dataframe[0].value
     assert set(table["runtime"]) == {"onnxruntime", "openvino"}
 

@@ -23,8 +23,8 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
     run = rows.iloc[0]
     with st.container(border=True):
         st.subheader(f":material/computer: {run['machine_label']}")
-        st.caption(f"Run `{run['run_id']}` started {ui.utc(run['started_at'])} · model **{run['model']}** "
-                   f"({ui.trained_words(run['weights_trained'])}) · "
+        st.caption(f"Run `{run['run_id']}` started {ui.utc(run['started_at'])} · model "
+                   f"**{ui.model_and_weights(run['model'], run['weights_trained'])}** · "
                    f"{run['imgsz']} px · {run['threads']} threads · run {run['run_status']}")
         ui.weights_warning(rows["weights_trained"])
         batches = sorted(rows["batch"].unique().tolist())
