@@ -65,3 +65,26 @@ def test_a_result_too_short_for_an_interval_says_so_instead_of_nan(tmp_path):
     assert not app.exception
     text = text_of(app.markdown)
     assert "no 95% interval: too few iterations" in text and "nan" not in text
+
+
+def test_a_machine_card_names_the_other_labels_its_runs_carry(tmp_path):
+    """One machine, runs labelled 'vm' then 'lab-box': History shows both names, so the card must too."""
+    from engine import store
+    from engine.machine import fingerprint
+
+    db = tmp_path / "results.duckdb"
+    machine = fingerprint()
+    store.ensure_schema(db)
+    for run_id, label in [("first", "vm"), ("second", "lab-box")]:
+        store.upsert_machine(db, {**machine, "label": label})
+        store.insert_run(db, {"run_id": run_id, "started_at": store.now(), "machine_id": machine["machine_id"],
+                              "machine_label": label, "model": "m", "model_sha256": "x", "model_source": "test",
+                              "weights_trained": False, "imgsz": 160, "images": [], "config": {}, "libraries": {},
+                              "pid": 1})
+        store.finish_run(db, run_id, "failed")
+    app = open_page(db, "machines")
+    assert not app.exception
+    card_title = [header.value for header in app.subheader if "computer" in header.value]
+    assert len(card_title) == 1
+    shown, other = ("lab-box", "vm") if "lab-box" in card_title[0] else ("vm", "lab-box")
+    assert f"**{other}**" in text_of(app.caption) and f"**{shown}**" not in text_of(app.caption)

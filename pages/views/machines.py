@@ -32,6 +32,10 @@ for machine in machines.itertuples():
     with st.container(border=True):
         st.subheader(f":material/computer: {machine.label}")
         st.caption(f"machine id `{machine.machine_id}` · {machine.cpu_model} · {machine.arch} · {machine.os}")
+        other_labels = [label for label in ui.as_list(machine.run_labels) if label != machine.label]
+        if other_labels:
+            st.caption(f"Its runs also carry the label(s) {', '.join(f'**{label}**' for label in other_labels)} "
+                       "(`--label`; History and the fastest-machine table name a machine by its runs' label).")
         cores, memory, runs = st.columns(3)
         cores.metric("Cores", f"{machine.physical_cores} physical", f"{machine.logical_cores} logical",
                      delta_color="off", delta_arrow="off")
@@ -74,5 +78,5 @@ table = machines.drop(columns=["fingerprint"])
 st.dataframe(table, hide_index=True, key="machines_table", column_config={
     "machine_id": "Machine id", "label": "Label", "cpu_model": "CPU", "arch": "Arch", "physical_cores": "Cores",
     "logical_cores": "Threads", "ram_gb": "RAM GiB", "isa_flags": "Instruction sets", "gpus": "GPUs", "os": "OS",
-    "python": "Python", "first_seen": "First seen", "runs": "Runs", "first_run": "First run", "last_run": "Last run"})
+    "python": "Python", "first_seen": "First seen", "runs": "Runs", "run_labels": "Labels of its runs", "first_run": "First run", "last_run": "Last run"})
 ui.csv_download(table, "machines.csv", "Download machines as CSV")
