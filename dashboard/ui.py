@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import traceback
 from contextlib import contextmanager
@@ -248,12 +249,20 @@ def mode_costs(results: pd.DataFrame, key: str | None = None) -> None:
 
 
 def failures(results: pd.DataFrame) -> None:
+    """Failed results with their reasons, and completed ones whose in-flight figure could not be measured."""
     failed = results[results["status"] != "completed"]
-    if failed.empty:
+    if not failed.empty:
+        with st.expander(f"{len(failed)} result(s) failed", icon=":material/error:"):
+            for row in failed.itertuples():
+                st.error(f"**{row.runtime}:{row.precision} batch {row.batch}**: {row.error}")
+    if "in_flight" not in results:
         return
-    with st.expander(f"{len(failed)} result(s) failed", icon=":material/error:"):
-        for row in failed.itertuples():
-            st.error(f"**{row.runtime}:{row.precision} batch {row.batch}**: {row.error}")
+    no_figure = results[(results["status"] == "completed") & results["in_flight"].notna()
+                        & results["in_flight_ips"].isna()]
+    for row in no_figure.itertuples():
+        reason = json.loads(row.settings or "{}").get("in_flight", {}).get("error", "no reason recorded")
+        st.warning(f"**{row.runtime}:{row.precision} batch {row.batch}** has no figure with {row.in_flight:.0f} "
+                   f"requests in flight: {reason}. Its one-at-a-time figures are measured and kept.")
 
 
 def as_list(values) -> list:

@@ -400,6 +400,9 @@ class Runner:
                 batch = payload["batch"]
                 pending.remove(batch)
                 stored.append(self.store_result({**base, **artifacts[batch], **payload}, images, model))
+            elif kind == "in_flight":
+                self.store_in_flight(variant.label, stored, payload["batch"], payload["in_flight"],
+                                     payload["in_flight_ips"], payload["in_flight_settings"])
 
         # One process per batch size too: a second session in the same process ran 2x slower (measured).
         for batch in list(pending):
@@ -409,13 +412,34 @@ class Runner:
                 run_job("measure", {**params, "batch_sizes": [batch], "log_path": log_path}, config.timeout_s,
                         on_message, self.should_cancel, memory_limit_mb=config.effective_memory_limit_mb)
             except JobFailed as error:
-                fail(batch, f"measurement failed: {error}", **artifacts[batch])
-                pending.remove(batch)
+                if batch in pending:
+                    fail(batch, f"measurement failed: {error}", **artifacts[batch])
+                    pending.remove(batch)
+                elif self.expects_in_flight(runtime_class, variant, stored, batch):  # only in-flight came after
+                    self.store_in_flight(variant.label, stored, batch, config.in_flight, None,
+                                         {"error": f"the process failed measuring it: {error}"})
             except Cancelled:
                 for remaining in list(pending):
                     fail(remaining, "cancelled by the user", **artifacts[remaining])
                 raise
         return stored
+
+    def expects_in_flight(self, runtime_class, variant, stored: list[dict], batch: int) -> bool:
+        """Whether `batch`'s stored, completed result still waits for its in-flight figure."""
+        result = next((r for r in stored if r["batch"] == batch), None)
+        return (bool(self.config.in_flight) and runtime_class.offers_in_flight and variant.mode == "lean"
+                and result is not None and result["status"] == "completed" and "in_flight_ips" not in result)
+
+    def store_in_flight(self, variant_label: str, stored: list[dict], batch: int, requests: int,
+                        images_per_s: float | None, how: dict) -> None:
+        """The in-flight figure, measured after its result was stored: added to that result, or why it is not."""
+        result = next(r for r in stored if r["batch"] == batch)
+        store.record_in_flight(self.config.db, result["result_id"], requests, images_per_s, how)
+        result.update(in_flight=requests, in_flight_ips=images_per_s)
+        message = f"b{batch} in flight ({requests} requests): " + (
+            f"{images_per_s:.1f} img/s" if images_per_s is not None
+            else f"no figure ({how.get('error')}); the one-at-a-time result is kept")
+        self.emit("stage", variant=variant_label, batch=batch, stage="in flight", message=message)
 
     def store_result(self, result: dict, images: list[str] | None = None, model: dict | None = None) -> dict:
         from engine.measure import Stats

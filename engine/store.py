@@ -490,6 +490,16 @@ def insert_machine_peak(db, machine_id: str, peak: dict) -> None:
 
 
 @retry_conflicts
+def record_in_flight(db, result_id: str, requests: int, images_per_s: float | None, how: dict) -> None:
+    """Add the in-flight figure (or, with images_per_s None, why there is none) to a stored result."""
+    with connect(db) as con:
+        settings = json.loads(con.execute("SELECT settings FROM results WHERE result_id = ?",
+                                          [result_id]).fetchone()[0] or "{}")
+        con.execute("UPDATE results SET in_flight = ?, in_flight_ips = ?, settings = ? WHERE result_id = ?",
+                    [requests, images_per_s, json.dumps({**settings, "in_flight": how}), result_id])
+
+
+@retry_conflicts
 def finish_run(db, run_id: str, status: str, error: str | None = None) -> None:
     with connect(db) as con:
         con.execute(

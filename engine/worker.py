@@ -2,7 +2,8 @@
 
 Each job runs in a freshly spawned process (see runner.py): runtimes interfere inside one process, and a
 crash or hang must cost one result, not the run. Messages are (kind, payload) tuples:
-("progress", {...}), ("result", {...}) once per batch size, then ("done", payload) or ("error", text).
+("progress", {...}), ("result", {...}) once per batch size (then ("in_flight", {...}) for it when asked),
+then ("done", payload) or ("error", text).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import gc
 import os
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 
 from engine.config import BenchError
@@ -104,17 +106,23 @@ def measure(params: dict, conn) -> None:
         runtime_class.configure_process(params["threads"])
     for batch in params["batch_sizes"]:
         artifact = params["artifacts"].get(str(batch)) or params["artifacts"].get(batch)
+        in_flight = None
         try:
             if ultralytics_mode:
                 payload = measure_batch_ultralytics(runtime_class, params, batch, Path(artifact), conn)
             else:
-                payload = measure_batch(runtime_class, params, batch, Path(artifact), conn)
+                payload, in_flight = measure_batch(runtime_class, params, batch, Path(artifact), conn)
         except BenchError as error:
             payload = {"batch": batch, "status": "failed", "error": str(error)}
         except Exception as error:
             payload = {"batch": batch, "status": "failed",
                        "error": f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=4)}"}
         conn.send(("result", payload))
+        # The in-flight figure comes after the result is stored: AsyncInferQueue has hung on AMD EPYC CPUs
+        # (ultralytics/ultralytics#25923), and a crash or hang there must not cost what was measured.
+        if in_flight is not None:
+            conn.send(("progress", {"batch": batch, "stage": "in flight", "requests": params["in_flight"]}))
+            conn.send(("in_flight", {"batch": batch, **measure_in_flight(in_flight, params["in_flight"])}))
         gc.collect()
 
 
@@ -165,15 +173,7 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
         return timer.ns
 
     samples = _measure_loop(params, batch, timed, progress)
-
-    in_flight = {}
-    if params.get("in_flight") and runtime.offers_in_flight:
-        progress("in flight", requests=params["in_flight"])
-        in_flight = runtime.throughput(tensor, params["in_flight"], IN_FLIGHT_S)
-
     settings = runtime.settings()
-    if in_flight:
-        settings["in_flight"] = in_flight.pop("in_flight_settings")
 
     progress("detections")
     per_image, raw_diff = _detections_per_image(images, batch, one_iteration, params.get("reference_raw"))
@@ -182,7 +182,6 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
         "status": "completed",
         "samples": samples,
         "settings": settings,
-        **in_flight,
         "input_shape": list(tensor.shape),
         "load_s": load_s,
         "model_file": str(artifact),
@@ -192,7 +191,20 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
     if params.get("data_yaml"):
         progress("mAP")
         payload["accuracy"] = _accuracy(runtime, params, batch)
-    return payload
+    in_flight = None  # measured later by measure(), once this payload is sent
+    if params.get("in_flight") and runtime.offers_in_flight:
+        in_flight = partial(runtime.throughput, tensor, params["in_flight"], IN_FLIGHT_S)
+    return payload, in_flight
+
+
+def measure_in_flight(throughput, requests: int) -> dict:
+    """The in-flight figure, measured after the batch's result was sent: {"in_flight", "in_flight_ips",
+    "in_flight_settings"}; an exception becomes the settings' "error", with no figure."""
+    try:
+        return throughput()
+    except Exception as error:
+        return {"in_flight": requests, "in_flight_ips": None,
+                "in_flight_settings": {"error": f"{type(error).__name__}: {error}"}}
 
 
 def _measure_loop(params: dict, batch: int, iteration, progress) -> list[dict]:

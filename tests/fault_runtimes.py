@@ -78,4 +78,34 @@ class MemoryHogRuntime(OnnxRuntime):
             time.sleep(0.02)
 
 
-RUNTIMES = [CrashingRuntime, KilledRuntime, HangingRuntime, RaisingRuntime, CorruptExportRuntime, MemoryHogRuntime]
+class InFlightHangRuntime(OnnxRuntime):
+    """One at a time it works; with requests in flight it never returns (AsyncInferQueue has hung so on AMD
+    EPYC CPUs, ultralytics/ultralytics#25923)."""
+
+    name = "fault-in-flight-hang"
+
+    def throughput(self, batch, requests, seconds):
+        while True:
+            time.sleep(1)
+
+
+class InFlightCrashRuntime(OnnxRuntime):
+    """One at a time it works; with requests in flight the process dies with SIGSEGV."""
+
+    name = "fault-in-flight-crash"
+
+    def throughput(self, batch, requests, seconds):
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class InFlightRaisingRuntime(OnnxRuntime):
+    """One at a time it works; with requests in flight it raises."""
+
+    name = "fault-in-flight-raise"
+
+    def throughput(self, batch, requests, seconds):
+        raise RuntimeError("injected failure in flight")
+
+
+RUNTIMES = [CrashingRuntime, KilledRuntime, HangingRuntime, RaisingRuntime, CorruptExportRuntime, MemoryHogRuntime,
+            InFlightHangRuntime, InFlightCrashRuntime, InFlightRaisingRuntime]

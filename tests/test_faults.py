@@ -53,3 +53,28 @@ def test_memory_hog_is_killed_at_its_limit_and_the_limit_is_recorded(tmp_path):
     assert all(s["memory_limit_mb"] == 1500 and s["timeout_s"] == 600 for s in settings)
     failures = text_of(open_page(db).error)
     assert "fault-memory:fp32 batch 1" in failures and "memory limit" in failures
+
+
+def test_a_crash_or_hang_in_flight_keeps_the_one_at_a_time_result(tmp_path):
+    """The in-flight figure is measured after the result is stored; when it hangs, crashes or raises, the
+    result stays completed with its latency, and says why it has no in-flight figure."""
+    db = tmp_path / "results.duckdb"
+    faults = {"fault-in-flight-hang": "timed out after 30 s", "fault-in-flight-crash": "crashed with SIGSEGV",
+              "fault-in-flight-raise": "injected failure in flight"}
+    done = engine_run(db, "--runtimes", ",".join([*faults, "onnxruntime"]), "--iters", "3", "--in-flight", "2",
+                      "--timeout", "30", "--json", env=FAULTS, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert all(r["status"] == "completed" for r in json.loads(done.stdout)["results"])
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = {row[0]: row[1:] for row in con.execute(
+            "SELECT runtime, infer_ms, in_flight, in_flight_ips, settings FROM results_summary").fetchall()}
+    assert rows["onnxruntime"][2] > 0
+    for runtime, reason in faults.items():
+        infer_ms, in_flight, in_flight_ips, settings = rows[runtime]
+        assert infer_ms > 0 and in_flight == 2 and in_flight_ips is None, runtime
+        assert reason in json.loads(settings)["in_flight"]["error"], runtime
+        assert f"{runtime}:fp32 b1 in flight (2 requests): no figure" in done.stderr
+
+    warnings = text_of(open_page(db).warning)
+    for runtime, reason in faults.items():
+        assert f"**{runtime}:fp32 batch 1** has no figure with 2 requests in flight" in warnings and reason in warnings
