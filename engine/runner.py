@@ -82,6 +82,7 @@ def run_job(job: str, params: dict, timeout_s: float, on_message: Callable[[str,
     process.start()
     sender.close()
     deadline = time.monotonic() + timeout_s
+    late = f"timed out after {timeout_s:g} s"
     try:
         while True:
             if memory_limit_mb and (used_mb := _tree_rss_mb(process.pid)) > memory_limit_mb:
@@ -97,6 +98,11 @@ def run_job(job: str, params: dict, timeout_s: float, on_message: Callable[[str,
                     return payload
                 if kind == "error":
                     raise JobFailed(payload)
+                if kind == "deadline":  # the worker's next step should take at most this long
+                    if time.monotonic() + payload["seconds"] < deadline:
+                        deadline = time.monotonic() + payload["seconds"]
+                        late = f"{payload['step']} did not end within {payload['seconds']:.0f} s"
+                    continue
                 if on_message:
                     on_message(kind, payload)
                 continue
@@ -105,7 +111,7 @@ def run_job(job: str, params: dict, timeout_s: float, on_message: Callable[[str,
                     continue
                 break
             if time.monotonic() > deadline:
-                raise JobFailed(f"timed out after {timeout_s:g} s (the process was killed)"
+                raise JobFailed(f"{late} (the process was killed)"
                                 + _log_tail(params.get("log_path")))
             if should_cancel():
                 raise Cancelled()

@@ -3,7 +3,7 @@
 Each job runs in a freshly spawned process (see runner.py): runtimes interfere inside one process, and a
 crash or hang must cost one result, not the run. Messages are (kind, payload) tuples:
 ("progress", {...}), ("result", {...}) once per batch size (then ("in_flight", {...}) for it when asked),
-then ("done", payload) or ("error", text).
+then ("done", payload) or ("error", text). ("deadline", {"seconds", "step"}) shortens the job's timeout from now.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.config import BenchError
 
 IN_FLIGHT_S = 2.0  # seconds of requests in flight per result, after the latency measurement
+IN_FLIGHT_SPARE_S = 30.0  # on top of IN_FLIGHT_S and compiling the model again, before the step counts as hung
 
 
 def _quiet_libraries() -> None:
@@ -122,6 +123,10 @@ def measure(params: dict, conn) -> None:
         # (ultralytics/ultralytics#25923), and a crash or hang there must not cost what was measured.
         if in_flight is not None:
             conn.send(("progress", {"batch": batch, "stage": "in flight", "requests": params["in_flight"]}))
+            # it compiles the model once more (about load_s) and runs IN_FLIGHT_S: waiting the job's whole
+            # timeout for a hang would stall a sweep for minutes per result
+            limit_s = IN_FLIGHT_S + 4 * payload["load_s"] + IN_FLIGHT_SPARE_S
+            conn.send(("deadline", {"seconds": limit_s, "step": "the in-flight measurement"}))
             conn.send(("in_flight", {"batch": batch, **measure_in_flight(in_flight, params["in_flight"])}))
         gc.collect()
 
