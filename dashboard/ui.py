@@ -241,7 +241,8 @@ def mode_costs(results: pd.DataFrame, key: str | None = None) -> None:
     if costs.empty:
         return
     st.markdown("**What Ultralytics' predictor adds**")
-    st.caption("The same exported model in both pipeline modes (`--modes lean,ultralytics`): end-to-end medians "
+    st.caption("The same exported model in both pipeline modes (`--modes lean,ultralytics`, or both on the Run "
+               "page): end-to-end medians "
                "per image, decoded frame to final boxes. Ultralytics keeps its own threads and pre/post-processing; "
                "both get the same square input and precision.")
     st.dataframe(costs, column_order=list(MODE_COST_COLUMNS), column_config=MODE_COST_COLUMNS, hide_index=True,

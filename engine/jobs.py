@@ -17,7 +17,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.config import RunConfig
+from engine.config import RunConfig, Variant
 from engine.paths import PROJECT_ROOT
 
 
@@ -156,8 +156,8 @@ def status(job_id: str) -> dict:
             entry["stage"] = "starting"
             entry["started"] = event["time"]
     for event in events:
-        if event["event"] == "result":
-            label = f"{event['runtime']}:{event['precision']}"
+        if event["event"] == "result":  # named as the variant's own events are (ultralytics mode: ".../ultralytics")
+            label = Variant(event["runtime"], event["precision"], event.get("mode") or "lean").label
             entry = variants.setdefault(label, {"variant": label})
             entry.setdefault("results", []).append(event)
     state["variants"] = list(variants.values())

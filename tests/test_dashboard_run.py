@@ -23,15 +23,20 @@ def run_in_db(db, run_id: str) -> dict:
     return api.runs(str(db), {"run_id": run_id}).iloc[0].to_dict()
 
 
-def test_run_page_starts_a_run_that_finishes_and_survives_a_reload(tmp_path):
-    db = tmp_path / "results.duckdb"
-    app = open_page(db, "run")
+def fill_small_run(app) -> None:
+    """The Run form set to a small run: ONNX Runtime alone, TEST_IMGSZ, 1 warm-up, 3 iterations."""
     for info in api.runtimes():
         if info.available and info.name != "onnxruntime":
             app.checkbox(key=f"runtime-{info.name}").uncheck()
     app.number_input(key="imgsz").set_value(TEST_IMGSZ)
     app.number_input(key="warmup").set_value(1)
     app.number_input(key="iters").set_value(3)
+
+
+def test_run_page_starts_a_run_that_finishes_and_survives_a_reload(tmp_path):
+    db = tmp_path / "results.duckdb"
+    app = open_page(db, "run")
+    fill_small_run(app)
     app.button(key="start_run").click().run()
     assert not app.exception
     assert not app.error
@@ -53,6 +58,28 @@ def test_run_page_starts_a_run_that_finishes_and_survives_a_reload(tmp_path):
     assert status["run_id"] in text_of(app.caption)
     bars = next(trace for trace in figures(app)[0].data if trace.type == "bar")
     assert list(bars.y) == ["onnxruntime:fp32 · batch 1"]
+
+
+def test_run_page_runs_both_pipeline_modes_and_requests_in_flight(tmp_path):
+    """What the CLI's --modes and --in-flight do, from the browser: the Overview then shows the predictor's cost."""
+    db = tmp_path / "results.duckdb"
+    app = open_page(db, "run")
+    fill_small_run(app)
+    app.multiselect(key="modes").set_value(["lean", "ultralytics"])
+    app.number_input(key="in_flight").set_value(2)
+    app.button(key="start_run").click().run()
+    assert not app.exception and not app.error
+    status = wait_for_job(app.session_state["job_id"])
+    assert status["run_status"] == "completed", status
+
+    shown = {variant["variant"]: [r["mode"] for r in variant.get("results", [])] for variant in status["variants"]}
+    assert shown == {"onnxruntime:fp32": ["lean"], "onnxruntime:fp32/ultralytics": ["ultralytics"]}, \
+        "each mode's result is listed on its own progress row"
+    results = api.results_summary(str(db), {"run_id": status["run_id"]}).set_index("mode")
+    assert sorted(results.index) == ["lean", "ultralytics"]
+    assert results.loc["lean", "in_flight"] == 2 and results.loc["lean", "in_flight_ips"] > 0
+    overview = open_page(db)
+    assert "What Ultralytics' predictor adds" in text_of(overview.markdown)
 
 
 def test_run_page_with_an_unknown_job_in_the_url_says_so(tmp_path):
@@ -120,11 +147,7 @@ def test_an_uploaded_model_and_image_are_benchmarked(tmp_path, filled_run, sampl
     app.radio(key="images_source").set_value("Upload images").run()
     app.file_uploader(key="model_upload").upload("street-detector.onnx", Path(onnx_file).read_bytes())
     app.file_uploader(key="image_uploads").upload("my-street.jpg", sample_images[0].read_bytes(), "image/jpeg")
-    for info in api.runtimes():
-        if info.available and info.name != "onnxruntime":
-            app.checkbox(key=f"runtime-{info.name}").uncheck()
-    app.number_input(key="imgsz").set_value(TEST_IMGSZ)
-    app.number_input(key="iters").set_value(3)
+    fill_small_run(app)
     app.button(key="start_run").click().run()
     assert not app.error, text_of(app.error)
     status = wait_for_job(app.session_state["job_id"])

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import data, jobs, ui
 from engine import api
-from engine.api import BenchError, RunConfig
+from engine.api import MAX_IN_FLIGHT, MODES, BenchError, RunConfig
 
 BATCH_CHOICES = [1, 2, 4, 8, 16, 32, 64]
 DEFAULTS = RunConfig()
@@ -51,10 +51,15 @@ with st.container(border=True):
             st.caption(f"precisions: {', '.join(info.precisions)}" if info.available
                        else f":red[unavailable: {info.reason}]")
     offered = list(dict.fromkeys(p for info in infos for p in info.precisions))
-    precision_column, batch_column = st.columns(2)
+    precision_column, batch_column, mode_column = st.columns(3)
     precisions = precision_column.multiselect("Precisions", offered, default=["fp32"], key="precisions",
                                               help="Each runtime measures the chosen precisions it offers.")
     batch_sizes = batch_column.multiselect("Batch sizes", BATCH_CHOICES, default=[1], key="batch_sizes")
+    modes = mode_column.multiselect(
+        "Pipeline modes", MODES, default=DEFAULTS.modes, key="modes",
+        help="lean: the engine's own pre- and postprocessing around each runtime. ultralytics: the same exported "
+             "model through Ultralytics' predictor, as most users call it. With both, the Overview shows what "
+             "the predictor adds.")
     size_column, threads_column, warmup_column, iters_column = st.columns(4)
     imgsz = size_column.number_input("Image size (px)", 32, 1920, DEFAULTS.imgsz, step=32, key="imgsz")
     threads = threads_column.number_input("Threads", 0, 1024, DEFAULTS.threads, key="threads",
@@ -67,6 +72,11 @@ with st.container(border=True):
                                        DEFAULTS.min_duration_s, key="min_duration")
         timeout = st.number_input("Timeout per export or measurement (s)", 1.0, 86_400.0, DEFAULTS.timeout_s,
                                   key="timeout")
+        in_flight = st.number_input(
+            "Requests in flight (0: off)", 0, MAX_IN_FLIGHT, DEFAULTS.in_flight, key="in_flight",
+            help="After the one-at-a-time figures, images/s with this many requests at once, where the runtime "
+                 "offers it (OpenVINO: THROUGHPUT hint and an AsyncInferQueue; ONNX Runtime: a session per "
+                 "request), for 2 s per result. One per core is a good start.")
         reference = st.text_input("Parity reference (.pt)", key="reference", placeholder="the model itself",
                                   help="Outputs are compared with PyTorch fp32 on this checkpoint, e.g. the "
                                        "original of an .onnx converted elsewhere")
@@ -89,10 +99,10 @@ if start:
         model = (model_file.strip() if model_source == "A local file"
                  else jobs.save_upload(model_upload) if model_upload else DEFAULTS.model)
         config = RunConfig(
-            model=model, runtimes=chosen, precisions=precisions, batch_sizes=sorted(batch_sizes),
+            model=model, runtimes=chosen, precisions=precisions, batch_sizes=sorted(batch_sizes), modes=list(modes),
             images=[jobs.save_upload(upload) for upload in image_uploads], imgsz=int(imgsz),
             warmup=int(warmup), iters=int(iters), min_duration_s=float(min_duration), threads=int(threads),
-            timeout_s=float(timeout), db=db, machine_label=machine_label.strip(), note=note.strip(),
+            timeout_s=float(timeout), in_flight=int(in_flight), db=db, machine_label=machine_label.strip(), note=note.strip(),
             reference=reference.strip(), data=labelled_data.strip(),
         )
         jobs.follow(api.start_run(config))
