@@ -39,7 +39,8 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
                        delta_arrow="off")
         per_image.metric("Total per image", f"{best['total_ms']:.2f} ms",
                          help="Median of pre-process + inference + post-process")
-        throughput.metric("Throughput", f"{best['throughput_ips']:.0f} img/s")
+        throughput.metric("Images/s", f"{best['throughput_ips']:.0f}",  # '136 img/s' was cut to '136 im…'
+                          help="1000 / total per image: one request at a time")
         peak_share = ui.efficiency(shown.loc[[best.name]])["peak_share"].iloc[0]
         # too long for a metric: the reason goes below
         missing = peak_share in (ui.PEAK_MISSING, ui.GPU_PEAK_MISSING, ui.FLOPS_MISSING)
