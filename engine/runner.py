@@ -82,7 +82,7 @@ def run_job(job: str, params: dict, timeout_s: float, on_message: Callable[[str,
     process.start()
     sender.close()
     deadline = time.monotonic() + timeout_s
-    late = f"timed out after {timeout_s:g} s"
+    step = None  # {"seconds", "step", "until"} while the worker runs a step with its own limit
     try:
         while True:
             if memory_limit_mb and (used_mb := _tree_rss_mb(process.pid)) > memory_limit_mb:
@@ -98,10 +98,9 @@ def run_job(job: str, params: dict, timeout_s: float, on_message: Callable[[str,
                     return payload
                 if kind == "error":
                     raise JobFailed(payload)
-                if kind == "deadline":  # the worker's next step should take at most this long
-                    if time.monotonic() + payload["seconds"] < deadline:
-                        deadline = time.monotonic() + payload["seconds"]
-                        late = f"{payload['step']} did not end within {payload['seconds']:.0f} s"
+                if kind == "deadline":  # the worker's next step should take at most this long (None: it ended)
+                    step = None if payload["seconds"] is None else {
+                        **payload, "until": time.monotonic() + payload["seconds"]}
                     continue
                 if on_message:
                     on_message(kind, payload)
@@ -111,7 +110,10 @@ def run_job(job: str, params: dict, timeout_s: float, on_message: Callable[[str,
                     continue
                 break
             if time.monotonic() > deadline:
-                raise JobFailed(f"{late} (the process was killed)"
+                raise JobFailed(f"timed out after {timeout_s:g} s (the process was killed)"
+                                + _log_tail(params.get("log_path")))
+            if step and time.monotonic() > step["until"]:
+                raise JobFailed(f"{step['step']} did not end within {step['seconds']:.0f} s (the process was killed)"
                                 + _log_tail(params.get("log_path")))
             if should_cancel():
                 raise Cancelled()

@@ -3,7 +3,8 @@
 Each job runs in a freshly spawned process (see runner.py): runtimes interfere inside one process, and a
 crash or hang must cost one result, not the run. Messages are (kind, payload) tuples:
 ("progress", {...}), ("result", {...}) once per batch size (then ("in_flight", {...}) for it when asked),
-then ("done", payload) or ("error", text). ("deadline", {"seconds", "step"}) shortens the job's timeout from now.
+then ("done", payload) or ("error", text). ("deadline", {"seconds", "step"}) gives the next step its own time
+limit within the job's timeout; ("deadline", {"seconds": None}) ends it.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def measure(params: dict, conn) -> None:
             limit_s = IN_FLIGHT_S + 4 * payload["load_s"] + IN_FLIGHT_SPARE_S
             conn.send(("deadline", {"seconds": limit_s, "step": "the in-flight measurement"}))
             conn.send(("in_flight", {"batch": batch, **measure_in_flight(in_flight, params["in_flight"])}))
+            conn.send(("deadline", {"seconds": None}))  # the next batch, if any, has the job's timeout again
         gc.collect()
 
 
