@@ -41,3 +41,15 @@ def test_in_flight_out_of_range_is_refused_before_anything_runs(tmp_path):
     done = engine_run(db, "--runtimes", "openvino", "--in-flight", "65")
     assert done.returncode == 2 and "requests in flight 65 is out of range" in done.stderr
     assert not db.exists()
+
+
+def test_the_shared_report_carries_the_in_flight_figures(in_flight_db):
+    from dashboard.report import run_report
+
+    summary = api.results_summary(in_flight_db)
+    run = api.runs(in_flight_db).iloc[0]
+    report = run_report(run, None, summary, api.result_images(in_flight_db, run["run_id"]))
+    assert "images/s in flight" in report
+    assert f"{summary.set_index('runtime').loc['openvino', 'in_flight_ips']:.2f}" in report
+    one_at_a_time = summary.assign(in_flight=None, in_flight_ips=None)  # a run without --in-flight
+    assert "in flight" not in run_report(run, None, one_at_a_time, api.result_images(in_flight_db, run["run_id"]))
