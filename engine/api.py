@@ -13,7 +13,8 @@ from engine.config import MAX_IN_FLIGHT, MODES, BenchError, RunConfig, validate
 from engine.runtimes import registry
 
 __all__ = [
-    "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "runtimes", "start_run", "job_status", "cancel", "list_jobs", "log_tail",
+    "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "runtimes", "start_run", "job_status", "cancel",
+    "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "samples",
     "export_run", "write_bundle", "import_bundle", "regressions",
 ]

@@ -401,14 +401,19 @@ class Runner:
             "data_yaml": self.labelled.yaml_path if self.labelled else None, "in_flight": config.in_flight,
         }
 
+        in_flight_started: set[int] = set()  # batches whose stored result waits for its in-flight figure
+
         def on_message(kind: str, payload: dict) -> None:
             if kind == "progress":
+                if payload.get("stage") == "in flight":
+                    in_flight_started.add(payload["batch"])
                 self.emit("progress", variant=variant.label, **payload)
             elif kind == "result":
                 batch = payload["batch"]
                 pending.remove(batch)
                 stored.append(self.store_result({**base, **artifacts[batch], **payload}, images, model))
             elif kind == "in_flight":
+                in_flight_started.discard(payload["batch"])
                 self.store_in_flight(variant.label, stored, payload["batch"], payload["in_flight"],
                                      payload["in_flight_ips"], payload["in_flight_settings"])
 
@@ -423,7 +428,7 @@ class Runner:
                 if batch in pending:
                     fail(batch, f"measurement failed: {error}", **artifacts[batch])
                     pending.remove(batch)
-                elif self.expects_in_flight(runtime_class, variant, stored, batch):  # only in-flight came after
+                elif batch in in_flight_started:  # its result is stored; only the in-flight step was lost
                     self.store_in_flight(variant.label, stored, batch, config.in_flight, None,
                                          {"error": f"the process failed measuring it: {error}"})
             except Cancelled:
@@ -431,12 +436,6 @@ class Runner:
                     fail(remaining, "cancelled by the user", **artifacts[remaining])
                 raise
         return stored
-
-    def expects_in_flight(self, runtime_class, variant, stored: list[dict], batch: int) -> bool:
-        """Whether `batch`'s stored, completed result still waits for its in-flight figure."""
-        result = next((r for r in stored if r["batch"] == batch), None)
-        return (bool(self.config.in_flight) and runtime_class.offers_in_flight and variant.mode == "lean"
-                and result is not None and result["status"] == "completed" and "in_flight_ips" not in result)
 
     def store_in_flight(self, variant_label: str, stored: list[dict], batch: int, requests: int,
                         images_per_s: float | None, how: dict) -> None:
