@@ -78,5 +78,6 @@ table = machines.drop(columns=["fingerprint"])
 st.dataframe(table, hide_index=True, key="machines_table", column_config={
     "machine_id": "Machine id", "label": "Label", "cpu_model": "CPU", "arch": "Arch", "physical_cores": "Cores",
     "logical_cores": "Threads", "ram_gb": "RAM GiB", "isa_flags": "Instruction sets", "gpus": "GPUs", "os": "OS",
-    "python": "Python", "first_seen": "First seen", "runs": "Runs", "run_labels": "Labels of its runs", "first_run": "First run", "last_run": "Last run"})
+    "python": "Python", "first_seen": "First seen", "runs": "Runs", "run_labels": "Labels of its runs",
+    "first_run": "First run", "last_run": "Last run"})
 ui.csv_download(table, "machines.csv", "Download machines as CSV")
