@@ -134,15 +134,19 @@ def _log_tail(log_path: str | None, lines: int = 3) -> str:
     return ("; last log lines: " + " | ".join(line.strip()[:200] for line in tail)) if tail else ""
 
 
-def resolve_images(specs: list[str]) -> list[str]:
-    """Files and folders -> a list of image files that decode; a clear error for anything else."""
+def resolve_images(specs: list[str]) -> tuple[list[str], list[str]]:
+    """Files and folders -> (image files that decode, files in the folders left out for their suffix);
+    a clear error for anything else."""
     from PIL import Image
 
     paths: list[Path] = []
+    left_out: list[str] = []
     for spec in specs or [str(p) for p in sample_images()]:
         path = Path(spec).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            found = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+            left_out.extend(str(p) for p in files if p.suffix.lower() not in IMAGE_SUFFIXES)
             if not found:
                 raise BenchError(f"image folder {path} holds no .jpg/.png/.bmp/.webp/.tif images")
             paths.extend(found)
@@ -156,7 +160,7 @@ def resolve_images(specs: list[str]) -> list[str]:
         raise BenchError(f"{len(paths)} images given; at most {MAX_IMAGES} per run")
     for path in paths:
         _check_image(path, Image)
-    return [str(p.resolve()) for p in paths]
+    return [str(p.resolve()) for p in paths], left_out
 
 
 def _check_image(path: Path, Image) -> None:
@@ -212,8 +216,12 @@ class Runner:
         config = self.config
         validate(config)
         variants = expand_variants(config)
-        images = resolve_images(config.images)
+        images, left_out = resolve_images(config.images)
         store.check_readable(config.db)
+        if left_out:
+            names = ", ".join(Path(p).name for p in left_out[:5]) + (" …" if len(left_out) > 5 else "")
+            self.emit("stage", stage="images", message=f"{len(images)} images; left out {len(left_out)} "
+                      f"file(s) that are not .jpg/.png/.bmp/.webp/.tif: {names}")
         self.emit("stage", stage="prepare model", message=f"resolving {config.model}")
         try:
             model = run_job("prepare", {"model": config.model, "log_path": str(self.log_folder / "prepare.log")},

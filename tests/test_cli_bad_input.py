@@ -137,20 +137,25 @@ def test_database_path_that_is_a_folder(tmp_path):
 
 
 def test_unusual_but_valid_images_are_measured(tmp_path, sample_images):
-    """Alpha channel, 16-bit depth and grayscale are converted, not refused."""
+    """Alpha channel, 16-bit depth and grayscale are converted, not refused. Given as a folder, the
+    folder's other files are named as left out, and hidden files (macOS '._' copies) are skipped."""
     import cv2
     import numpy as np
 
+    folder = tmp_path / "photos"
+    folder.mkdir()
     source = np.asarray(Image.open(sample_images[0]).convert("RGB"))
-    alpha = tmp_path / "alpha.png"
-    Image.fromarray(np.dstack([source, np.full(source.shape[:2], 128, np.uint8)]), "RGBA").save(alpha)
-    deep = tmp_path / "sixteen_bit.png"
-    cv2.imwrite(str(deep), source[..., ::-1].astype(np.uint16) * 257)  # 16 bits per channel
-    gray = tmp_path / "gray.jpg"
-    Image.fromarray(source).convert("L").save(gray)
+    Image.fromarray(np.dstack([source, np.full(source.shape[:2], 128, np.uint8)]), "RGBA").save(folder / "alpha.png")
+    cv2.imwrite(str(folder / "sixteen_bit.png"), source[..., ::-1].astype(np.uint16) * 257)  # 16 bits per channel
+    Image.fromarray(source).convert("L").save(folder / "gray.jpg")
+    Image.fromarray(source).save(folder / "moving.gif")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "._gray.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
     db = tmp_path / "results.duckdb"
-    done = engine_run(db, "--runtimes", "onnxruntime", "--iters", "2", "--images", str(alpha), str(deep), str(gray))
+    done = engine_run(db, "--runtimes", "onnxruntime", "--iters", "2", "--images", str(folder))
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "3 images; left out 2 file(s) that are not .jpg/.png/.bmp/.webp/.tif: moving.gif, notes.txt" \
+        in done.stderr, done.stderr[-2000:]
     with duckdb.connect(str(db), read_only=True) as con:
         images = con.execute("SELECT count(*) FROM result_images").fetchall()[0][0]
     assert images == 3
