@@ -217,6 +217,7 @@ def test_an_image_without_labels_is_named(tmp_path, sample_images):
     with pytest.raises(BenchError, match="zidane.jpg has no label file .*zidane.txt"):
         prepare_labelled_data(str(tmp_path), 80)
     (tmp_path / "zidane.txt").write_text("")  # an empty file: an image with no objects
+    (tmp_path / "._bus.jpg").write_bytes(b"\x00\x05\x16\x07")  # a macOS resource fork: hidden, not an image
     data = prepare_labelled_data(str(tmp_path), 80)
     assert (data.images, data.instances) == (2, 1)
 
