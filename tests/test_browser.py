@@ -201,6 +201,18 @@ def test_every_page_opens_and_shows_its_content(page, server):
         screenshot(page, name)
 
 
+def test_the_overview_headline_is_not_cut_in_a_laptop_window(page, server):
+    """Five fixed columns cut 'onnxruntime:fp32' and '7.26 ms' to '…' between 1000 and 1280 px."""
+    cut = "[...document.querySelectorAll(\"[data-testid='stMetricValue'] div\")]" \
+          ".filter(value => value.scrollWidth > value.clientWidth).map(value => value.textContent)"
+    for width in (1000, 1100, 1280, 1400):
+        page.set_viewport_size({"width": width, "height": 900})
+        open_app(page, server)
+        expect(page.locator("[data-testid='stMetricValue']").first).to_be_visible()
+        assert page.evaluate(cut) == [], f"metric values cut at {width} px"
+    screenshot(page, "overview-headline")
+
+
 def test_cancel_in_the_browser_stops_the_run(page, server):
     open_app(page, server + "run")
     start_small_run(page, iterations=100_000)

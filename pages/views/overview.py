@@ -34,23 +34,26 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
                                          required=True)
         shown = rows[rows["batch"] == batch]
         best = shown.loc[shown["total_ms"].idxmin()]
-        fastest, per_image, throughput, share, steady = st.columns([2, 1, 1, 1, 1])
-        fastest.metric("Fastest", f"{best['runtime']}:{best['precision']}", f"{best['mode']} mode", delta_color="off",
-                       delta_arrow="off")
-        per_image.metric("Total per image", f"{best['total_ms']:.2f} ms",
-                         help="Median of pre-process + inference + post-process")
-        throughput.metric("Images/s", f"{best['throughput_ips']:.0f}",  # '136 img/s' was cut to '136 im…'
-                          help="1000 / total per image: one request at a time")
+        # a row that wraps, each metric as wide as its value: in five fixed columns a 1100-1280 px window
+        # cut 'onnxruntime:fp32' to 'onnxruntime:f…' and '7.26 ms' to '7.2…'
+        metrics = st.container(horizontal=True, gap="medium")
+        metrics.metric("Fastest", f"{best['runtime']}:{best['precision']}", f"{best['mode']} mode", delta_color="off",
+                       delta_arrow="off", width="content")
+        metrics.metric("Total per image", f"{best['total_ms']:.2f} ms", width="content",
+                       help="Median of pre-process + inference + post-process")
+        metrics.metric("Images/s", f"{best['throughput_ips']:.0f}", width="content",
+                       help="1000 / total per image: one request at a time")
         peak_share = ui.efficiency(shown.loc[[best.name]])["peak_share"].iloc[0]
         # too long for a metric: the reason goes below
         missing = peak_share in (ui.PEAK_MISSING, ui.GPU_PEAK_MISSING, ui.FLOPS_MISSING)
         value, _, kind = peak_share.partition(" of ")  # "40% of int8": the precision's own peak goes below too
-        share.metric("Its share of peak", "—" if missing else value,
-                     peak_share if missing else (f"of the {kind} peak" if kind else None),
-                     delta_color="off", delta_arrow="off",
-                     help="Its inference GFLOP/s over this machine's measured peak rate at its precision "
-                          "(fp32, or the bf16 / int8 rate where the CPU has one)")
-        steady.metric("Stable results", f"{int(shown['stable'].fillna(False).sum())} of {len(shown)}")
+        metrics.metric("Its share of peak", "—" if missing else value,
+                       peak_share if missing else (f"of the {kind} peak" if kind else None),
+                       delta_color="off", delta_arrow="off", width="content",
+                       help="Its inference GFLOP/s over this machine's measured peak rate at its precision "
+                            "(fp32, or the bf16 / int8 rate where the CPU has one)")
+        metrics.metric("Stable results", f"{int(shown['stable'].fillna(False).sum())} of {len(shown)}",
+                       width="content")
         st.caption(ui.peak_words(rows))
         st.plotly_chart(charts.stage_bars(shown), key=f"stages-{machine_id}")
         ui.results_table(shown.sort_values("total_ms"), key=f"table-{machine_id}")
