@@ -66,10 +66,11 @@ STATE_BADGES = {
 
 
 def _variant_row(variant: dict, active: bool) -> None:
-    name, stage, progress, outcome = st.columns([2, 3, 3, 4], vertical_alignment="center")
+    # the name column fits "onnxruntime:fp32" on one line at 1280 px (at [2, 3, 3, 4] it broke as "fp3 2")
+    name, stage, progress, outcome = st.columns([3, 2, 3, 4], vertical_alignment="center")
     name.markdown(f"**{variant['variant']}**")
     results = variant.get("results", [])
-    if results and not active:
+    if variant.get("stage") == "done" or (results and not active):  # not its last stage while the next one runs
         stage.markdown("done")
     else:
         batch = f" · batch {variant['batch']}" if variant.get("batch") else ""
@@ -78,7 +79,8 @@ def _variant_row(variant: dict, active: bool) -> None:
         if total:
             kind = "warm-up" if variant.get("stage") == "warmup" else "measured"
             elapsed = f" · {variant['elapsed_s']:.1f} s" if variant.get("elapsed_s") is not None else ""
-            progress.progress(min(done / total, 1.0), text=f"{done} of {total} {kind} iterations{elapsed}")
+            count = f"{done} of {total}" if done <= total else f"{done} ({total} asked, more for the minimum time)"
+            progress.progress(min(done / total, 1.0), text=f"{count} {kind} iterations{elapsed}")
     lines = []
     for result in results:
         if result["status"] == "completed":

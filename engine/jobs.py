@@ -142,6 +142,7 @@ def status(job_id: str) -> dict:
         state.setdefault("error", "the engine process stopped unexpectedly; see its log")
     events = read_events(folder)
     variants: dict[str, dict] = {}
+    current = None  # variants run one after another: the one before a new one has finished
     for event in events:
         label = event.get("variant")
         if event["event"] == "run_started":
@@ -153,6 +154,9 @@ def status(job_id: str) -> dict:
         if event["event"] in ("stage", "progress"):
             entry.update({k: event[k] for k in ("stage", "batch", "done", "total", "elapsed_s", "message") if k in event})
         elif event["event"] == "variant_started":
+            if current and current != label:
+                variants[current]["stage"] = "done"
+            current = label
             entry["stage"] = "starting"
             entry["started"] = event["time"]
     for event in events:

@@ -168,6 +168,7 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
     progress("warmup", done=0, total=params["warmup"])
     for i in range(params["warmup"]):
         tensor, raw, _ = one_iteration(_batches(images, batch, i), StageTimer())
+        progress("warmup", done=i + 1, total=params["warmup"])
     if params["warmup"] == 0:
         tensor, raw, _ = one_iteration(_batches(images, batch, 0), StageTimer())
     expected = (batch, 4 + len(params["names"])) if params["names"] else (batch,)
@@ -229,6 +230,8 @@ def _measure_loop(params: dict, batch: int, iteration, progress) -> list[dict]:
         if time.perf_counter() - last_report > 0.5:
             last_report = time.perf_counter()
             progress("measure", done=len(samples), total=iters, elapsed_s=round(elapsed, 1))
+    # the final count too: the throttled reports above left the Run page at '16 of 20' for the rest of the batch
+    progress("measure", done=len(samples), total=iters, elapsed_s=round(time.perf_counter() - begin, 1))
     return samples
 
 
@@ -248,6 +251,7 @@ def measure_batch_ultralytics(runtime_class, params: dict, batch: int, artifact:
     progress("warmup", done=0, total=params["warmup"])
     for i in range(max(1, params["warmup"])):  # the first call also loads the model inside Ultralytics
         pipeline.iteration(_batches(params["images"], batch, i))
+        progress("warmup", done=min(i + 1, params["warmup"]), total=params["warmup"])
     load_s = time.perf_counter() - started
     samples = _measure_loop(params, batch, lambda paths: pipeline.iteration(paths)[0], progress)
     progress("detections")

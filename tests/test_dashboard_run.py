@@ -47,6 +47,8 @@ def test_run_page_starts_a_run_that_finishes_and_survives_a_reload(tmp_path):
     assert status["state"] == "finished", status
     assert status["run_status"] == "completed"
     assert [variant["variant"] for variant in status["variants"]] == ["onnxruntime:fp32"]
+    assert (status["variants"][0].get("done"), status["variants"][0].get("total")) == (3, 3), \
+        "the progress ends on the last measured count, not on the last of the twice-a-second reports"
 
     app.run()
     assert f"Run {status['run_id']} finished: completed." in text_of(app.success)
@@ -75,6 +77,7 @@ def test_run_page_runs_both_pipeline_modes_and_requests_in_flight(tmp_path):
     shown = {variant["variant"]: [r["mode"] for r in variant.get("results", [])] for variant in status["variants"]}
     assert shown == {"onnxruntime:fp32": ["lean"], "onnxruntime:fp32/ultralytics": ["ultralytics"]}, \
         "each mode's result is listed on its own progress row"
+    assert status["variants"][0]["stage"] == "done", "a variant is done once the next one starts"
     results = api.results_summary(str(db), {"run_id": status["run_id"]}).set_index("mode")
     assert sorted(results.index) == ["lean", "ultralytics"]
     assert results.loc["lean", "in_flight"] == 2 and results.loc["lean", "in_flight_ips"] > 0
