@@ -265,6 +265,20 @@ def test_compare_gives_the_ratio_of_each_shared_result(two_runs_db):
     older, newer = summary["infer_ms"].tolist()
     assert compared["infer_ms_ratio"].iloc[0] == pytest.approx(newer / older)
     assert "model: " in text_of(app.warning), "the page warns that the two runs used different models"
+    assert "Only in run A, so not compared: onnxruntime:fp32 · b2, openvino:fp32 · b1, openvino:fp32 · b2." \
+        in text_of(app.caption), "what the ratios leave out is named"
+
+
+def test_compare_names_a_result_that_failed_in_one_run(two_runs_db, tmp_path):
+    """A runtime that completed in one run and failed in the other must not just vanish from the ratios."""
+    db = tmp_path / "results.duckdb"
+    shutil.copyfile(two_runs_db, db)
+    with duckdb.connect(str(db)) as con:  # the baseline's ONNX Runtime batch 1 failed, as a crash leaves it
+        con.execute("UPDATE results SET status = 'failed', error = 'worker crashed' WHERE runtime = 'onnxruntime' "
+                    "AND batch = 1 AND run_id = (SELECT min(run_id) FROM runs)")
+    app = open_page(db, "compare")
+    assert not app.exception
+    assert "Not compared: onnxruntime:fp32 · b1 failed in run A." in text_of(app.warning)
 
 
 def test_compare_with_one_run_asks_for_another(filled_db):

@@ -8,6 +8,16 @@ KEYS = ["runtime", "precision", "batch", "mode"]
 COMPARED = ["infer_ms", "total_ms", "throughput_ips"]
 SETTINGS = {"machine_label": "machine", "model": "model", "imgsz": "image size", "threads": "threads"}
 
+
+def keys(results) -> set[tuple]:
+    return set(map(tuple, results[KEYS].itertuples(index=False)))
+
+
+def named(key: tuple, with_mode: bool) -> str:
+    runtime, precision, batch, mode = key
+    return f"{runtime}:{precision} · b{batch}" + (f" · {mode}" if with_mode else "")
+
+
 db, filters = ui.page_header("Compare two runs", "A is the baseline. A ratio B / A under 1 means B takes less time; "
                               "for images/s, over 1 means B is faster.")
 runs = data.runs_with_results(db, {**filters, "status": "completed"})
@@ -24,12 +34,26 @@ with column_a:
 with column_b:
     run_b = ui.pick_run(runs, "Run B", key="compare_b", default_index=0, shared=False)
 
-results_a, results_b = (ui.with_efficiency(charts.completed(data.results(db, {"run_id": run})))
-                        for run in (run_a, run_b))
+every_a, every_b = (data.results(db, {"run_id": run}) for run in (run_a, run_b))
+results_a, results_b = (ui.with_efficiency(charts.completed(every)) for every in (every_a, every_b))
 setting_changes = [f"{label}: {results_a[name].iloc[0]} → {results_b[name].iloc[0]}" for name, label in SETTINGS.items()
                    if not results_a.empty and not results_b.empty and results_a[name].iloc[0] != results_b[name].iloc[0]]
 if setting_changes:
     st.warning("These runs differ in more than the runtimes: " + "; ".join(setting_changes))
+
+# what the ratios leave out is named: a runtime that failed in B would otherwise just vanish from them
+with_mode = len({key[3] for key in keys(results_a) | keys(results_b)}) > 1
+failed = []
+for name, mine, other, theirs, their_every in (("A", results_a, "B", results_b, every_b),
+                                               ("B", results_b, "A", results_a, every_a)):
+    missing = sorted(keys(mine) - keys(theirs))
+    failed_there = keys(their_every) - keys(theirs)
+    failed += [f"{named(key, with_mode)} failed in run {other}" for key in missing if key in failed_there]
+    alone = [named(key, with_mode) for key in missing if key not in failed_there]
+    if alone:
+        st.caption(f"Only in run {name}, so not compared: {', '.join(alone)}.")
+if failed:
+    st.warning("Not compared: " + "; ".join(failed) + ".")
 
 shown = KEYS + COMPARED + ["peak_share"]
 compared = results_a[shown].merge(results_b[shown], on=KEYS, suffixes=("_a", "_b"))
