@@ -287,13 +287,19 @@ def stop_when_empty(frame: pd.DataFrame, db: str, what: str) -> None:
 
 def regression_watch(verdicts: list) -> None:
     """The regression watch's verdicts on these results: flags only where the interval clears the noise."""
-    flagged = [v for v in verdicts if v.verdict in ("regression", "improvement")]
+    flagged = [v for v in verdicts if v.verdict in ("regression", "improvement", "stopped working")]
     for v in flagged:
         mode = "" if v.mode == "lean" else f" ({v.mode} mode)"
-        text = (f"**{v.verdict}**: {v.runtime}:{v.precision} batch {v.batch}{mode} infers in {v.infer_ms:.2f} ms "
-                f"against {v.baseline_ms:.2f} ms over its {v.history} earlier runs (noise floor {v.noise_floor:.0%})")
-        (st.error if v.verdict == "regression" else st.success)(text, icon=":material/monitoring:")
-    judged = [v for v in verdicts if v.verdict != "not enough history"]
+        if v.verdict == "stopped working":
+            text = (f"**stopped working**: {v.runtime}:{v.precision} batch {v.batch}{mode} failed in this run; it "
+                    f"completed in its {v.history} earlier run(s), median {v.baseline_ms:.2f} ms. "
+                    f"{v.error.splitlines()[0]}")
+        else:
+            text = (f"**{v.verdict}**: {v.runtime}:{v.precision} batch {v.batch}{mode} infers in {v.infer_ms:.2f} ms "
+                    f"against {v.baseline_ms:.2f} ms over its {v.history} earlier runs (noise floor "
+                    f"{v.noise_floor:.0%})")
+        (st.success if v.verdict == "improvement" else st.error)(text, icon=":material/monitoring:")
+    judged = [v for v in verdicts if v.verdict not in ("not enough history", "failed")]
     if not flagged:
         st.caption(f"Regression watch: no change beyond the noise floor in {len(judged)} configuration(s) with "
                    "history" if judged else "Regression watch: each configuration needs three runs before "

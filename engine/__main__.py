@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = commands.add_parser("check-regressions", help="flag results slower or faster than their history")
     watch.add_argument("--db", default="results.duckdb", help=DB_HELP)
-    watch.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any regression is found")
+    watch.add_argument("--fail-on-regression", action="store_true",
+                       help="exit 1 when any regression is found (a configuration that stopped working counts)")
     watch.add_argument("--json", action="store_true")
 
     compact = commands.add_parser("compact", help="merge a shared store's small Parquet files (every result's "
@@ -243,11 +244,13 @@ def command_check_regressions(args) -> int:
         print(f"{'verdict':<20} {'runtime':<12} {'precision':<9} {'batch':>5} {'mode':<11} {'infer ms':>9} "
               f"{'baseline':>9} {'floor':>6} {'runs':>4}  machine / model")
         for v in verdicts:
+            infer = f"{v.infer_ms:9.2f}" if v.infer_ms is not None else f"{'':>9}"
             baseline = f"{v.baseline_ms:9.2f}" if v.baseline_ms is not None else f"{'':>9}"
             floor = f"{v.noise_floor:6.1%}" if v.noise_floor is not None else f"{'':>6}"
-            print(f"{v.verdict:<20} {v.runtime:<12} {v.precision:<9} {v.batch:>5} {v.mode:<11} {v.infer_ms:9.2f} "
-                  f"{baseline} {floor} {v.history + 1:>4}  {v.machine_label} / {v.model}")
-    regressed = [v for v in verdicts if v.verdict == "regression"]
+            why = f"  ({v.error.splitlines()[0][:120]})" if v.error else ""
+            print(f"{v.verdict:<20} {v.runtime:<12} {v.precision:<9} {v.batch:>5} {v.mode:<11} {infer} "
+                  f"{baseline} {floor} {v.history + 1:>4}  {v.machine_label} / {v.model}{why}")
+    regressed = [v for v in verdicts if v.verdict in ("regression", "stopped working")]
     return 1 if regressed and args.fail_on_regression else 0
 
 

@@ -7,6 +7,8 @@ its median's 95% confidence interval clears the earlier median by more than that
 - regression:  ci_low  > baseline x (1 + floor)
 - improvement: ci_high < baseline x (1 - floor)
 With fewer than MIN_HISTORY earlier results the verdict is "not enough history", never a guess.
+A newest result that failed is judged too, not hidden behind the last one that completed: "stopped working"
+when the configuration completed before (a regression for CI), "failed" when it never did.
 """
 
 from __future__ import annotations
@@ -30,28 +32,34 @@ class Verdict:
     imgsz: int
     threads: int
     result_id: str
-    verdict: str  # regression | improvement | no change | not enough history
-    infer_ms: float
+    verdict: str  # regression | improvement | no change | not enough history | stopped working | failed
+    infer_ms: float | None  # None when the newest result failed
     ci_low_ms: float | None
     ci_high_ms: float | None
     baseline_ms: float | None
     noise_floor: float | None
     history: int
     mode: str = "lean"
+    error: str | None = None  # why the newest result failed
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def check(summary: pd.DataFrame) -> list[Verdict]:
-    """One verdict per configuration: its newest completed result against the ones before it."""
-    rows = summary[summary["status"] == "completed"].dropna(subset=["infer_ms"])
+    """One verdict per configuration: its newest result against the completed ones before it."""
+    completed = summary["status"] == "completed"
+    rows = summary[~completed | summary["infer_ms"].notna()]
     verdicts = []
     for _, group in rows.sort_values("started_at").groupby(list(CONFIG_KEY), sort=True):
-        newest, earlier = group.iloc[-1], group.iloc[:-1]["infer_ms"]
+        newest, before = group.iloc[-1], group.iloc[:-1]
+        earlier = before[before["status"] == "completed"]["infer_ms"]
         baseline = floor = None
         outcome = "not enough history"
-        if len(earlier) >= MIN_HISTORY:
+        if newest["status"] != "completed":
+            outcome = "stopped working" if len(earlier) else "failed"
+            baseline = float(earlier.median()) if len(earlier) else None
+        elif len(earlier) >= MIN_HISTORY:
             baseline = float(earlier.median())
             floor = max(MIN_FLOOR, float((earlier - baseline).abs().max() / baseline))
             low = newest["infer_ci_low_ms"] if pd.notna(newest["infer_ci_low_ms"]) else newest["infer_ms"]
@@ -65,8 +73,9 @@ def check(summary: pd.DataFrame) -> list[Verdict]:
         verdicts.append(Verdict(
             str(newest["machine_label"]), str(newest["model"]), str(newest["runtime"]), str(newest["precision"]),
             int(newest["batch"]), int(newest["imgsz"]), int(newest["threads"]), str(newest["result_id"]), outcome,
-            float(newest["infer_ms"]), _optional(newest["infer_ci_low_ms"]), _optional(newest["infer_ci_high_ms"]),
-            baseline, floor, len(earlier), str(newest["mode"])))
+            _optional(newest["infer_ms"]), _optional(newest["infer_ci_low_ms"]), _optional(newest["infer_ci_high_ms"]),
+            baseline, floor, len(earlier), str(newest["mode"]),
+            None if newest["status"] == "completed" else str(newest.get("error") or "no reason recorded")))
     return verdicts
 
 

@@ -50,18 +50,41 @@ def test_pipeline_modes_are_judged_apart():
     assert verdicts == {"lean": ("no change", 3), "ultralytics": ("no change", 2)}
 
 
-def _store_run(db, run_id, day, infer_ms):
+def test_a_newest_result_that_failed_is_judged_not_hidden():
+    """A crash in the newest run used to leave the verdict of the run before it ('no change')."""
+    failed = {**BASE, "result_id": "crash", "started_at": pd.Timestamp("2026-11-09"), "status": "failed",
+              "error": "worker process crashed with SIGSEGV", "infer_ms": None, "infer_ci_low_ms": None,
+              "infer_ci_high_ms": None}
+    (verdict,) = check(pd.concat([history(10.0, 10.1, 10.0), pd.DataFrame([failed])]))
+    assert (verdict.verdict, verdict.result_id, verdict.history) == ("stopped working", "crash", 3)
+    assert verdict.infer_ms is None and verdict.baseline_ms == 10.0 and "SIGSEGV" in verdict.error
+    (never,) = check(pd.DataFrame([failed]))
+    assert (never.verdict, never.history) == ("failed", 0), "it never worked: nothing regressed"
+    (recovered,) = check(pd.concat([pd.DataFrame([failed]), history(10.0, 10.1, 10.0).assign(
+        started_at=lambda f: f.started_at + pd.Timedelta(days=30))]))
+    assert recovered.verdict == "no change", "an older failure is no history and no verdict"
+
+
+def _store_run(db, run_id, day, results):
+    """One run whose results are {runtime: inference ms} for completed ones, {runtime: reason} for failed ones."""
     store.insert_run(db, {"run_id": run_id, "started_at": pd.Timestamp(f"2026-11-{day:02d}", tz="UTC"),
                           "machine_id": "m1", "machine_label": "lab", "model": "yolov8n", "model_sha256": "x",
                           "model_source": "test", "weights_trained": False, "imgsz": 640, "images": [],
                           "config": {}, "libraries": {}, "pid": 1})
-    samples = [{"decode": 1, "pre": 1_000_000, "infer": int(infer_ms * 1e6) + i * 1000, "post": 1} for i in range(20)]
-    per_stage = {stage: Stats.from_values([s[stage] / 1e6 for s in samples]).to_dict()
-                 for stage in ("decode", "pre", "infer", "post")}
-    per_stage["total"] = Stats.from_values([(s["pre"] + s["infer"] + s["post"]) / 1e6 for s in samples]).to_dict()
-    store.insert_result(db, {"result_id": f"{run_id}-r", "run_id": run_id, "runtime": "onnxruntime",
-                             "precision": "fp32", "batch": 1, "status": "completed", "imgsz": 640, "threads": 2},
-                        samples, per_stage, [], [])
+    for runtime, outcome in results.items():
+        failed = isinstance(outcome, str)
+        samples, per_stage = [], {}
+        if not failed:
+            samples = [{"decode": 1, "pre": 1_000_000, "infer": int(outcome * 1e6) + i * 1000, "post": 1}
+                       for i in range(20)]
+            per_stage = {stage: Stats.from_values([s[stage] / 1e6 for s in samples]).to_dict()
+                         for stage in ("decode", "pre", "infer", "post")}
+            per_stage["total"] = Stats.from_values([(s["pre"] + s["infer"] + s["post"]) / 1e6
+                                                    for s in samples]).to_dict()
+        store.insert_result(db, {"result_id": f"{run_id}-{runtime}", "run_id": run_id, "runtime": runtime,
+                                 "precision": "fp32", "batch": 1, "status": "failed" if failed else "completed",
+                                 "error": outcome if failed else None, "imgsz": 640, "threads": 2},
+                            samples, per_stage, [], [])
     store.finish_run(db, run_id, "completed")
 
 
@@ -69,10 +92,31 @@ def test_cli_fails_on_a_regression_only_when_asked(tmp_path):
     db = tmp_path / "results.duckdb"
     store.ensure_schema(db)
     for day, infer_ms in ((1, 60.0), (2, 61.0), (3, 60.5), (4, 80.0)):
-        _store_run(db, f"run{day}", day, infer_ms)
+        _store_run(db, f"run{day}", day, {"onnxruntime": infer_ms})
     report = engine("check-regressions", "--db", str(db))
     assert report.returncode == 0 and "regression" in report.stdout
     assert engine("check-regressions", "--db", str(db), "--fail-on-regression").returncode == 1
+
+
+def test_cli_fails_when_a_configuration_stopped_working(tmp_path):
+    db = tmp_path / "results.duckdb"
+    store.ensure_schema(db)
+    for day, infer_ms in ((1, 60.0), (2, 61.0), (3, 60.5)):
+        _store_run(db, f"run{day}", day, {"onnxruntime": infer_ms})
+    _store_run(db, "run4", 4, {"onnxruntime": "measurement failed: worker process crashed with SIGSEGV",
+                               "openvino": 50.0})
+    report = engine("check-regressions", "--db", str(db))
+    assert report.returncode == 0, report.stderr
+    assert "stopped working" in report.stdout and "SIGSEGV" in report.stdout, report.stdout
+    assert engine("check-regressions", "--db", str(db), "--fail-on-regression").returncode == 1
+
+    from tests.dashboard_app import open_page, text_of
+
+    app = open_page(db, "overview")  # the latest run, where OpenVINO completed and ONNX Runtime crashed
+    assert not app.exception
+    flagged = text_of(app.error).replace("*", "")
+    assert "stopped working: onnxruntime:fp32 batch 1 failed in this run; it completed in its 3 earlier run(s), " \
+           "median 60.5" in flagged and "ms. measurement failed: worker process crashed with SIGSEGV" in flagged
 
 
 def test_cli_on_a_single_run_has_not_enough_history(filled_db):
@@ -86,7 +130,7 @@ def test_the_overview_flags_a_regression(tmp_path):
     db = tmp_path / "results.duckdb"
     store.ensure_schema(db)
     for day, infer_ms in ((1, 60.0), (2, 61.0), (3, 60.5), (4, 80.0)):
-        _store_run(db, f"run{day}", day, infer_ms)
+        _store_run(db, f"run{day}", day, {"onnxruntime": infer_ms})
     app = open_page(db, "overview")
     assert not app.exception
     assert "regression: onnxruntime:fp32 batch 1 infers in 80.0" in text_of(app.error).replace("*", "")

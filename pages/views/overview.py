@@ -58,9 +58,10 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
         st.plotly_chart(charts.stage_bars(shown), key=f"stages-{machine_id}")
         ui.results_table(shown.sort_values("total_ms"), key=f"table-{machine_id}")
         ui.mode_costs(shown, key=f"modes-{machine_id}")
-        ui.regression_watch([v for v in data.regressions(db, {"machine_id": [machine_id]})
-                             if v.result_id in set(shown["result_id"])])
+        this_run = summary[summary["run_id"] == run["run_id"]]
+        judged = set(this_run[this_run["batch"] == batch]["result_id"])  # failed ones too: "stopped working"
+        ui.regression_watch([v for v in data.regressions(db, {"machine_id": [machine_id]}) if v.result_id in judged])
         agreement = charts.speed_vs_agreement(shown)
         if agreement is not None:
             st.plotly_chart(agreement, key=f"agreement-{machine_id}")
-        ui.failures(summary[summary["run_id"] == run["run_id"]])
+        ui.failures(this_run)
