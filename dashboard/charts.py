@@ -15,6 +15,7 @@ METRICS = {
     "post_ms": "Post-process, median (ms/image)",
     "infer_p99_ms": "Inference, p99 (ms/image)",
     "throughput_ips": "Throughput (images/s)",
+    "peak_memory_mb": "Peak memory of the worker (MB)",
 }
 STAGES = {"pre_ms": ("Pre-process", "#8fb8de"), "infer_ms": ("Inference", "#1f6feb"),
           "post_ms": ("Post-process", "#f0a202")}
@@ -93,7 +94,7 @@ def series_labels(rows: pd.DataFrame, split_by: list[str]) -> pd.Series:
 
 def history_lines(results: pd.DataFrame, metric: str, split_by: list[str]) -> go.Figure:
     """A chosen metric over time, one line per combination of the chosen split columns."""
-    rows = completed(results)
+    rows = completed(results).dropna(subset=[metric])  # peak memory: none on results older than schema v8
     rows["series"] = series_labels(rows, split_by)
     points = (rows.groupby(["series", "run_id", "started_at"], as_index=False)[metric].median()
               .sort_values(["series", "started_at"]))

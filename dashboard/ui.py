@@ -148,6 +148,9 @@ RESULT_COLUMNS = {
                                                    help="Inference alone with several requests in flight "
                                                         "(run with --in-flight N)"),
     "in_flight": st.column_config.NumberColumn("In flight", help="Requests in flight for the figure before"),
+    "peak_memory_mb": st.column_config.NumberColumn("Peak MB", format="%.0f", help="The worker process's peak "
+                                                    "resident memory (host RAM) for this batch size: Python, the "
+                                                    "runtime and the model over load, warm-up and measurement"),
     "infer_p99_ms": st.column_config.NumberColumn("Infer p99 ms", format="%.2f",
                                                   help="Meaningful with about 300 iterations or more"),
     "stability": st.column_config.TextColumn("Stability", help="Coefficient of variation of inference; "
@@ -164,7 +167,8 @@ RESULT_COLUMNS = {
                                                   "drift (works, not identically) or fail"),
     "map50": st.column_config.NumberColumn("mAP50", format="%.3f", help="On the labelled data given to the run"),
 }
-OPTIONAL_COLUMNS = ("parity_verdict", "map50", "in_flight_ips", "in_flight")  # shown only when some result has them
+# shown only when some result has them (peak memory: results from schema v8 on)
+OPTIONAL_COLUMNS = ("parity_verdict", "map50", "in_flight_ips", "in_flight", "peak_memory_mb")
 PEAK_MISSING = "peak not measured"
 GPU_PEAK_MISSING = "no GPU peak measured"  # the machine's measured peaks are its CPU's
 FLOPS_MISSING = "model FLOPs unknown"

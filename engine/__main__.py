@@ -125,18 +125,20 @@ def progress_printer(stream=sys.stderr):
 
 def print_table(results: list[dict]) -> None:
     header = (f"{'runtime':<24} {'precision':<9} {'batch':>5} {'pre':>8} {'infer':>8} {'post':>8} {'img/s':>8} "
-              f"{'parity':>7}  status")
+              f"{'peak MB':>8} {'parity':>7}  status")
     print(header)
     print("-" * len(header))
     for r in results:
         name = r["runtime"] if r.get("mode", "lean") == "lean" else f"{r['runtime']}/{r['mode']}"
         if r["status"] == "completed":
+            memory = f"{r['peak_memory_mb']:>8.0f}" if r.get("peak_memory_mb") is not None else f"{'-':>8}"
             print(f"{name:<24} {r['precision']:<9} {r['batch']:>5} {r['pre_ms']:>8.2f} {r['infer_ms']:>8.2f} "
-                  f"{r['post_ms']:>8.2f} {r['throughput_ips']:>8.1f} {r.get('parity_verdict') or '-':>7}  ok")
+                  f"{r['post_ms']:>8.2f} {r['throughput_ips']:>8.1f} {memory} {r.get('parity_verdict') or '-':>7}  ok")
         else:
             reason = (r.get("error") or "").splitlines()[0][:70]
-            print(f"{name:<24} {r['precision']:<9} {r['batch']:>5} {'':>8} {'':>8} {'':>8} {'':>8} {'':>7}  {r['status']}: {reason}")
-    print("(medians in ms per image)")
+            print(f"{name:<24} {r['precision']:<9} {r['batch']:>5} {'':>8} {'':>8} {'':>8} {'':>8} {'':>8} {'':>7}  "
+                  f"{r['status']}: {reason}")
+    print("(medians in ms per image; peak MB: the worker's peak resident memory for that batch size)")
 
 
 def command_run(args) -> int:

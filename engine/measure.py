@@ -80,3 +80,26 @@ class Stats:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def reset_peak_memory() -> None:
+    """Start a new peak-RSS window for this process (Linux: writing 5 to clear_refs resets VmHWM to the current
+    RSS). Elsewhere nothing is measured: peak_memory_mb() then answers None."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
+def peak_memory_mb() -> float | None:
+    """This process's peak resident memory (host RAM, MiB) since reset_peak_memory(), or None where the OS does
+    not say. Not getrusage's ru_maxrss: that keeps the parent's size from before a spawned worker's exec."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

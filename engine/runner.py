@@ -493,6 +493,7 @@ class Runner:
             summary.update({f"{stage}_ms": stats[stage]["median"] for stage in stats})
             summary["throughput_ips"] = 1000.0 / stats["total"]["median"] if stats["total"]["median"] else None
             summary["infer_cv"] = stats["infer"]["cv"]
+            summary["peak_memory_mb"] = result.get("peak_memory_mb")
             summary["settings"] = result.get("settings")
             summary["parity_verdict"] = parity_row.get("verdict")
             summary["parity_reason"] = parity_row.get("reason")

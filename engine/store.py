@@ -21,7 +21,7 @@ import duckdb
 from engine import database
 from engine.config import BenchError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 LOCK_WAIT_S = 60.0
 SHARED_SCHEMA_ATTEMPTS = 10
 
@@ -199,6 +199,11 @@ MIGRATIONS: dict[int, list[str]] = {
         # result gets no peak, share of peak or floor time in results_summary rather than the CPU's.
         "ALTER TABLE results ADD COLUMN device VARCHAR",
     ],
+    8: [
+        # v8: the worker's peak resident memory (host RAM, MiB) over one batch size's load, warm-up, measurement
+        # and detections (engine/measure.py peak_memory_mb); NULL before, and where the OS does not say.
+        "ALTER TABLE results ADD COLUMN peak_memory_mb DOUBLE",
+    ],
 }
 
 RESULTS_SUMMARY_VIEW = """
@@ -235,7 +240,7 @@ SELECT
          THEN u.model_gflops / (infer.median_ms / 1000.0) / pk.peak_gflops END AS peak_fraction,
     CASE WHEN pk.peak_gflops > 0 THEN u.model_gflops / pk.peak_gflops * 1000.0 END AS floor_ms,
     coalesce(r.device, 'cpu') AS device,
-    r.in_flight, r.in_flight_ips
+    r.in_flight, r.in_flight_ips, r.peak_memory_mb
 FROM results r
 JOIN runs u USING (run_id)
 LEFT JOIN (
@@ -543,14 +548,14 @@ def insert_result(db, result: dict, samples: list[dict], stats: dict, detections
             con.execute(
                 """INSERT INTO results (result_id, run_id, runtime, precision, batch, status, error, imgsz,
                        input_shape, threads, settings, export_cached, export_s, load_s, warmup, iterations,
-                       finished_at, model_file, mode, in_flight, in_flight_ips, device)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       finished_at, model_file, mode, in_flight, in_flight_ips, device, peak_memory_mb)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [result["result_id"], result["run_id"], result["runtime"], result["precision"], result["batch"],
                  result["status"], result.get("error"), result.get("imgsz"), result.get("input_shape"),
                  result.get("threads"), json.dumps(result.get("settings") or {}), result.get("export_cached"),
                  result.get("export_s"), result.get("load_s"), result.get("warmup"), len(samples), now(),
                  result.get("model_file"), result.get("mode") or "lean", result.get("in_flight"),
-                 result.get("in_flight_ips"), result.get("device") or "cpu"],
+                 result.get("in_flight_ips"), result.get("device") or "cpu", result.get("peak_memory_mb")],
             )
             if samples:
                 con.executemany(

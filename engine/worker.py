@@ -100,6 +100,7 @@ def reference(params: dict) -> dict:
 
 
 def measure(params: dict, conn) -> None:
+    from engine.measure import peak_memory_mb, reset_peak_memory
     from engine.runtimes import registry
 
     runtime_class = registry.get(params["runtime"])
@@ -109,6 +110,7 @@ def measure(params: dict, conn) -> None:
     for batch in params["batch_sizes"]:
         artifact = params["artifacts"].get(str(batch)) or params["artifacts"].get(batch)
         in_flight = None
+        reset_peak_memory()  # each batch size's own peak: load, warm-up, measurement and detections
         try:
             if ultralytics_mode:
                 payload = measure_batch_ultralytics(runtime_class, params, batch, Path(artifact), conn)
@@ -119,6 +121,8 @@ def measure(params: dict, conn) -> None:
         except Exception as error:
             payload = {"batch": batch, "status": "failed",
                        "error": f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=4)}"}
+        if payload["status"] == "completed":
+            payload["peak_memory_mb"] = peak_memory_mb()
         conn.send(("result", payload))
         # The in-flight figure comes after the result is stored: AsyncInferQueue has hung on AMD EPYC CPUs
         # (ultralytics/ultralytics#25923), and a crash or hang there must not cost what was measured.

@@ -60,6 +60,17 @@ def test_settings_are_read_back_and_recorded(every_runtime):
     assert {tuple(s[0]) for s in shapes} <= {(1, 3, 160, 160), (1, 160, 160, 3)}
 
 
+def test_each_result_records_its_worker_peak_memory(every_runtime, tmp_path):
+    """The worker's own peak (VmHWM), not getrusage's, which keeps the parent's size from before exec and
+    gave ONNX Runtime and TensorFlow alike about the runner's 740 MB."""
+    table = summary(every_runtime["db"], every_runtime["first"]["run_id"]).set_index(["runtime", "precision"])
+    memory = table["peak_memory_mb"]
+    assert memory.notna().all() and (memory > 30).all() and (memory < 8000).all(), memory
+    assert memory[("onnxruntime", "fp32")] < memory[("tensorflow", "fp32")] / 2, memory
+    printed = engine_run(tmp_path / "results.duckdb", "--runtimes", "onnxruntime", "--iters", "2")
+    assert "peak MB" in printed.stdout.splitlines()[0], printed.stdout
+
+
 def test_second_identical_run_exports_nothing(every_runtime):
     table = summary(every_runtime["db"], every_runtime["second"]["run_id"])
     exported = table[table.runtime != "pytorch"]

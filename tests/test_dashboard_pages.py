@@ -232,6 +232,21 @@ def test_history_metric_choice_changes_the_chart(filled_db):
     assert plotted == pytest.approx(sorted(summary["throughput_ips"]))
 
 
+def test_peak_memory_is_charted_and_its_absence_explained(filled_db, tmp_path):
+    app = open_page(filled_db, "history")
+    app.selectbox(key="history_metric").set_value("peak_memory_mb").run()
+    plotted = sorted(value for trace in figures(app)[0].data for value in values_of(trace.y))
+    assert plotted == pytest.approx(sorted(api.results_summary(filled_db)["peak_memory_mb"]))
+    assert "peak_memory_mb" in open_page(filled_db).dataframe[0].proto.column_order, "the Overview's table shows it"
+    older = tmp_path / "results.duckdb"  # as if every result came from before schema v8
+    shutil.copyfile(filled_db, older)
+    with duckdb.connect(str(older)) as con:
+        con.execute("UPDATE results SET peak_memory_mb = NULL")
+    app = open_page(older, "history")
+    app.selectbox(key="history_metric").set_value("peak_memory_mb").run()
+    assert not app.exception and "the engine records it since schema v8" in text_of(app.info)
+
+
 def test_sidebar_model_filter_carries_across_pages(two_runs_db):
     runs = api.runs(two_runs_db)
     onnx_run = runs[runs["model"] == "model.onnx"].iloc[0]

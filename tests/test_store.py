@@ -196,3 +196,14 @@ def test_a_gpu_result_is_not_set_against_the_cpu_peak(empty_db):
     assert gpu["achieved_gflops"] == pytest.approx(0.5 / 0.003), "what it achieved needs no peak"
     shown = ui.efficiency(rows.reset_index())
     assert shown["peak_share"].tolist() == [f"{0.5 / 0.003 / 200:.0%}", ui.GPU_PEAK_MISSING]
+
+
+def test_migration_from_version_7_adds_peak_memory(empty_db):
+    """Results from before v8 have no memory figure (NULL, not 0); new ones carry the worker's peak."""
+    database_at_version(empty_db, 7)
+    store.ensure_schema(empty_db)
+    assert empty_db.with_name(empty_db.name + ".bak-v7").exists()
+    store.insert_run(empty_db, _run())
+    store.insert_result(empty_db, {**_result(), "peak_memory_mb": 212.5}, SAMPLES, STATS, [], [])
+    memory = store.results_summary(empty_db).set_index("result_id")["peak_memory_mb"]
+    assert pd.isna(memory["old-r"]) and memory["r1"] == 212.5

@@ -39,7 +39,11 @@ with over_time:
     split_by = split_column.multiselect("One line per", list(charts.SPLITS), key="history_split",
                                         default=["runtime", "precision", "batch"] + [
                                             name for name in ("mode", "image size", "machine") if name in varying])
-    st.plotly_chart(charts.history_lines(completed, metric, split_by), key="history_chart")
+    if completed[metric].isna().all():
+        st.info(f"No selected result has a figure for '{charts.METRICS[metric]}': the engine records it "
+                "since schema v8; run the benchmark again to get it.")
+    else:
+        st.plotly_chart(charts.history_lines(completed, metric, split_by), key="history_chart")
     if completed["run_id"].nunique() == 1:
         st.caption("One run so far: each line is a single point until more runs are added.")
 with by_batch:
