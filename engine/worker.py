@@ -100,7 +100,7 @@ def reference(params: dict) -> dict:
 
 
 def measure(params: dict, conn) -> None:
-    from engine.measure import peak_memory_mb, reset_peak_memory
+    from engine.measure import reset_peak_memory
     from engine.runtimes import registry
 
     runtime_class = registry.get(params["runtime"])
@@ -121,8 +121,6 @@ def measure(params: dict, conn) -> None:
         except Exception as error:
             payload = {"batch": batch, "status": "failed",
                        "error": f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=4)}"}
-        if payload["status"] == "completed":
-            payload["peak_memory_mb"] = peak_memory_mb()
         conn.send(("result", payload))
         # The in-flight figure comes after the result is stored: AsyncInferQueue has hung on AMD EPYC CPUs
         # (ultralytics/ultralytics#25923), and a crash or hang there must not cost what was measured.
@@ -143,7 +141,7 @@ def _batches(paths: list[str], batch: int, index: int) -> list[str]:
 
 
 def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn) -> dict:
-    from engine.measure import StageTimer
+    from engine.measure import StageTimer, peak_memory_mb
     from engine.pipeline import decode_image
 
     images, imgsz = params["images"], params["imgsz"]
@@ -199,6 +197,7 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
         "model_file": str(artifact),
         "detections": per_image,
         "raw_diff": raw_diff.to_dict() if raw_diff else None,
+        "peak_memory_mb": peak_memory_mb(),  # before mAP: Ultralytics' validator would add PyTorch's share
     }
     if params.get("data_yaml"):
         progress("mAP")
@@ -241,6 +240,7 @@ def _measure_loop(params: dict, batch: int, iteration, progress) -> list[dict]:
 
 def measure_batch_ultralytics(runtime_class, params: dict, batch: int, artifact: Path, conn) -> dict:
     """The same artifact through Ultralytics' predictor (engine/ultralytics_mode.py): boxes, no raw tensor."""
+    from engine.measure import peak_memory_mb
     from engine.ultralytics_mode import UltralyticsPipeline
 
     def progress(stage: str, **extra) -> None:
@@ -269,6 +269,7 @@ def measure_batch_ultralytics(runtime_class, params: dict, batch: int, artifact:
     return {
         "batch": batch, "status": "completed", "samples": samples, "settings": pipeline.settings(),
         "input_shape": None, "load_s": load_s, "model_file": str(source), "detections": found, "raw_diff": None,
+        "peak_memory_mb": peak_memory_mb(),
     }
 
 

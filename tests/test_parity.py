@@ -131,6 +131,9 @@ def test_map_matches_ultralytics_val_for_the_pytorch_row(parity_run, detecting_m
         assert row.map_error is None and 0 <= row.map50_95 <= row.map50 <= 1, (variant, row.map_error)
         assert row.map_data == str(labelled_data)
     assert abs(table.loc[("onnxruntime", "fp32")].map50 - pytorch.map50) <= 0.01
+    memory = table["peak_memory_mb"]
+    assert memory[("onnxruntime", "fp32")] < memory[("pytorch", "fp32")] / 2, \
+        "peak memory is read before mAP: Ultralytics' validator would add PyTorch to every runtime's figure"
 
 
 @pytest.mark.parametrize("noise, verdict", [(0.02, "fail"), (0.002, "drift")])
