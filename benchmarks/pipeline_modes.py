@@ -37,7 +37,7 @@ IN_FLIGHT = 2  # one request per core here
 SEARCH_RUNTIME = "openvino"  # the fastest at every precision here: the one whose batch sizes are searched too
 KEYS = ["runtime", "precision", "batch", "mode"]
 PER_ROUND = ["decode_ms", "pre_ms", "infer_ms", "post_ms", "total_ms", "throughput_ips", "in_flight_ips",
-             "peak_fraction"]  # the figures the tables show, each the median over rounds
+             "peak_fraction", "peak_memory_mb"]  # the figures the tables show, each the median over rounds
 
 
 def run_engine(db: Path, runtimes: str, precisions: str, batches: str, iters: int, warmup: int,
@@ -64,6 +64,10 @@ def ms(value) -> str:
     return f"{value:.1f}" if value == value and value is not None else "-"
 
 
+def megabytes(value) -> str:
+    return f"{value:.0f}" if value == value and value is not None else "-"
+
+
 def verdict(value) -> str:
     return value if isinstance(value, str) else "unknown (no boxes on either side)"
 
@@ -77,14 +81,15 @@ def ran_as(row) -> str:
 def table(summary) -> list[str]:
     lines = ["| runtime | precision (lean / ultralytics ran) | bare infer ms | lean end-to-end ms "
              "| ultralytics end-to-end ms | lean / bare | ultralytics / lean | ultralytics - lean ms | decode ms "
-             f"| infer % of peak | lean img/s, 1 at a time | infer img/s, {IN_FLIGHT} in flight | ultralytics parity |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"| infer % of peak | lean img/s, 1 at a time | infer img/s, {IN_FLIGHT} in flight | ultralytics parity "
+             "| peak MB lean / ultralytics |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by_key = {(row.runtime, row.precision, row.mode): row for row in summary.itertuples()}
     for runtime, precision in dict.fromkeys(zip(summary["runtime"], summary["precision"])):
         lean, ultra = by_key.get((runtime, precision, "lean")), by_key.get((runtime, precision, "ultralytics"))
         if lean is None or ultra is None or lean.status != "completed" or ultra.status != "completed":
             error = (lean.error if lean is not None else "") or (ultra.error if ultra is not None else "missing")
-            lines.append(f"| {runtime} | {precision} | failed: {error} | | | | | | | | | | |")
+            lines.append(f"| {runtime} | {precision} | failed: {error} | | | | | | | | | | | |")
             continue
         lines.append(
             f"| {runtime} | {precision} ({ran_as(lean)} / {ran_as(ultra)}) | {ms(lean.infer_ms)} "
@@ -92,7 +97,8 @@ def table(summary) -> list[str]:
             f"| {ratio(ultra.total_ms, lean.total_ms)} "
             f"| {ms(ultra.total_ms - lean.total_ms)} | {ms(lean.decode_ms)} | {lean.peak_fraction:.0%} of "
             f"{lean.peak_kind} | {ms(lean.throughput_ips)} | {ms(lean.in_flight_ips)} "
-            f"| {verdict(ultra.parity_verdict)} |")
+            f"| {verdict(ultra.parity_verdict)} "
+            f"| {megabytes(lean.peak_memory_mb)} / {megabytes(ultra.peak_memory_mb)} |")
     return lines
 
 
@@ -170,6 +176,19 @@ def headline(summary, search) -> list[str]:
         lines.append(f"- PyTorch lean ({lean_threads} threads, the engine's) {a.total_ms:.1f} ms vs Ultralytics' "
                      f"default PyTorch path ({ultra_threads} thread(s)) {b.total_ms:.1f} ms: "
                      f"{ratio(b.total_ms, a.total_ms)}x (target >= 1.8).")
+    memory = done.pivot_table(index=["runtime", "precision"], columns="mode", values="peak_memory_mb")
+    if {"lean", "ultralytics"} <= set(memory.columns):
+        added = (memory["ultralytics"] - memory["lean"]).dropna()
+        torch_based = added.index.get_level_values("runtime").isin(["pytorch", "torchscript"])
+        if not added.empty:
+            other, torch_added = added[~torch_based], added[torch_based]
+            lines.append(
+                "- Peak memory the predictor adds to the same model's worker at batch 1: "
+                + (f"+{other.min():.0f} to +{other.max():.0f} MB for the other runtimes' files (it loads PyTorch "
+                   "whatever the file)" if not other.empty else "")
+                + ("; " if not other.empty and not torch_added.empty else "")
+                + (f"+{torch_added.min():.0f} to +{torch_added.max():.0f} MB for PyTorch and TorchScript, which "
+                   "load PyTorch either way" if not torch_added.empty else "") + ".")
     if not lean.empty:
         worst = lean.assign(overhead=lean["total_ms"] / lean["infer_ms"]).sort_values("overhead").iloc[-1]
         lines.append(f"- Largest lean end-to-end / bare inference: {worst.runtime} {worst.precision} "
@@ -221,7 +240,8 @@ def main() -> None:
         "The machine is shared and noisy: compare rows of one run, not across runs. lean img/s: 1000 / lean "
         "end-to-end, one request at a time; ultralytics - lean: what the predictor adds to the same model; in "
         f"flight: inference alone with {IN_FLIGHT} requests in flight for 2 s (OpenVINO THROUGHPUT hint + "
-        "AsyncInferQueue, ONNX Runtime a session per request on its own thread; '-': not offered).",
+        "AsyncInferQueue, ONNX Runtime a session per request on its own thread; '-': not offered); peak MB: "
+        "the measuring worker's peak resident memory (its own process per result: Python, runtime and model).",
         "",
         *table(summary),
         "",
