@@ -227,14 +227,18 @@ def fastest_per_machine(results: pd.DataFrame) -> pd.DataFrame:
 
 def mode_costs(results: pd.DataFrame) -> pd.DataFrame:
     """Where a runtime x precision x batch ran in both pipeline modes: the end-to-end median per image of each,
-    what Ultralytics' predictor adds to the same model, and the ratio, largest ratio first."""
+    what Ultralytics' predictor adds to the same model (milliseconds, and peak memory where measured), and the
+    ratio, largest ratio first."""
     rows = completed(results)
     keys = ["runtime", "precision", "batch"]
     per_mode = rows.groupby([*keys, "mode"])["total_ms"].median().unstack("mode")
     if not {"lean", "ultralytics"} <= set(per_mode.columns):
-        return pd.DataFrame(columns=[*keys, "lean_ms", "ultralytics_ms", "added_ms", "ratio"])
+        return pd.DataFrame(columns=[*keys, "lean_ms", "ultralytics_ms", "added_ms", "ratio", "added_mb"])
     both = per_mode[["lean", "ultralytics"]].dropna().rename(columns={"lean": "lean_ms",
                                                                       "ultralytics": "ultralytics_ms"})
     both = both.assign(added_ms=both["ultralytics_ms"] - both["lean_ms"],
                        ratio=both["ultralytics_ms"] / both["lean_ms"])
+    memory = (rows.groupby([*keys, "mode"])["peak_memory_mb"].median().unstack("mode")
+              .reindex(columns=["lean", "ultralytics"]) if "peak_memory_mb" in rows else None)
+    both["added_mb"] = (memory["ultralytics"] - memory["lean"]) if memory is not None else float("nan")
     return both.sort_values("ratio", ascending=False).reset_index().rename_axis(columns=None)

@@ -57,8 +57,10 @@ def _mode_costs(results: pd.DataFrame) -> list[tuple[str, str]]:
     costs = charts.mode_costs(results)
     if costs.empty:
         return []
+    if costs["added_mb"].isna().all():  # results from before peak memory was measured
+        costs = costs.drop(columns=["added_mb"])
     costs = costs.rename(columns={"lean_ms": "lean ms", "ultralytics_ms": "ultralytics ms", "added_ms": "added ms",
-                                  "ratio": "ultralytics / lean"})
+                                  "ratio": "ultralytics / lean", "added_mb": "added peak MB"})
     return [("What Ultralytics' predictor adds (end-to-end medians per image)", _table(costs))]
 
 

@@ -236,6 +236,8 @@ MODE_COST_COLUMNS = {
                                                     help="The same model through Ultralytics' predictor"),
     "added_ms": st.column_config.NumberColumn("Added ms", format="%+.2f", help="Ultralytics ms - lean ms"),
     "ratio": st.column_config.NumberColumn("Ultralytics / lean", format="%.2fx"),
+    "added_mb": st.column_config.NumberColumn("Added peak MB", format="%+.0f", help="Ultralytics' worker's peak "
+                                              "resident memory - lean's: the predictor imports PyTorch"),
 }
 
 
@@ -247,10 +249,10 @@ def mode_costs(results: pd.DataFrame, key: str | None = None) -> None:
     st.markdown("**What Ultralytics' predictor adds**")
     st.caption("The same exported model in both pipeline modes (`--modes lean,ultralytics`, or both on the Run "
                "page): end-to-end medians "
-               "per image, decoded frame to final boxes. Ultralytics keeps its own threads and pre/post-processing; "
-               "both get the same square input and precision.")
-    st.dataframe(costs, column_order=list(MODE_COST_COLUMNS), column_config=MODE_COST_COLUMNS, hide_index=True,
-                 key=key)
+               "per image, decoded frame to final boxes, and the peak memory it adds to the worker. Ultralytics "
+               "keeps its own threads and pre/post-processing; both get the same square input and precision.")
+    shown = [column for column in MODE_COST_COLUMNS if column != "added_mb" or costs[column].notna().any()]
+    st.dataframe(costs, column_order=shown, column_config=MODE_COST_COLUMNS, hide_index=True, key=key)
 
 
 def failures(results: pd.DataFrame) -> None:

@@ -35,10 +35,13 @@ def test_mode_costs_pair_each_configuration_run_in_both_modes():
         "precision": "fp32", "batch": 1,
         "mode": ["lean", "ultralytics", "lean", "ultralytics", "lean", "ultralytics"],
         "total_ms": [10.0, 12.0, 30.0, 66.0, 25.0, None],
+        "peak_memory_mb": [190.0, 850.0, 650.0, 800.0, 195.0, None],
     })
     costs = charts.mode_costs(rows)
     assert costs["runtime"].tolist() == ["pytorch", "openvino"], "onnxruntime's ultralytics result failed"
     assert costs[["lean_ms", "ultralytics_ms", "added_ms", "ratio"]].iloc[0].tolist() == [30.0, 66.0, 36.0, 2.2]
+    assert costs["added_mb"].tolist() == [150.0, 660.0], "the predictor's memory: it imports PyTorch"
+    assert charts.mode_costs(rows.drop(columns=["peak_memory_mb"]))["added_mb"].isna().all(), "before schema v8"
     assert charts.mode_costs(rows[rows["mode"] == "lean"]).empty
 
 

@@ -118,6 +118,7 @@ def test_the_overview_shows_what_the_predictor_adds_to_each_runtime(modes_run):
     assert len(shown) == len(CPU_RUNTIMES) + 1  # every runtime at fp32, and OpenVINO at bf16
     assert shown["ratio"].tolist() == pytest.approx(expected["ratio"].tolist())
     assert shown["added_ms"].tolist() == pytest.approx((shown["ultralytics_ms"] - shown["lean_ms"]).tolist())
+    assert (shown["added_mb"] > 100).all(), shown[["runtime", "added_mb"]]  # the predictor imports PyTorch
     assert "What Ultralytics' predictor adds" in text_of(app.markdown)
     report = data.run_report(str(modes_run["db"]), modes_run["run_id"])
     assert "<h2>What Ultralytics&#x27; predictor adds" in report, "the shared HTML report has the same table"
