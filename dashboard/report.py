@@ -43,7 +43,8 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.map(_cell).to_html(index=False, border=0)
 
 
-OPTIONAL_COLUMNS = ("in_flight_ips", "in_flight", "peak_memory_mb")  # only when some result has them, as on the dashboard
+# only when some result has them, as on the dashboard
+OPTIONAL_COLUMNS = ("in_flight_ips", "in_flight", "peak_memory_mb")
 
 
 def _results_table(results: pd.DataFrame) -> str:

@@ -102,7 +102,8 @@ if start:
             model=model, runtimes=chosen, precisions=precisions, batch_sizes=sorted(batch_sizes), modes=list(modes),
             images=[jobs.save_upload(upload) for upload in image_uploads], imgsz=int(imgsz),
             warmup=int(warmup), iters=int(iters), min_duration_s=float(min_duration), threads=int(threads),
-            timeout_s=float(timeout), in_flight=int(in_flight), db=db, machine_label=machine_label.strip(), note=note.strip(),
+            timeout_s=float(timeout), in_flight=int(in_flight), db=db, machine_label=machine_label.strip(),
+            note=note.strip(),
             reference=reference.strip(), data=labelled_data.strip(),
         )
         jobs.follow(api.start_run(config))
