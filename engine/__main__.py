@@ -31,10 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--modes", default="lean",
                      help="pipeline modes: lean (the engine's own pipeline), ultralytics (its predictor), or both")
     run.add_argument("--images", nargs="*", default=[], help="image files or folders (default: Ultralytics' samples)")
-    run.add_argument("--imgsz", type=int, default=640)
-    run.add_argument("--warmup", type=int, default=3)
-    run.add_argument("--iters", type=int, default=20)
-    run.add_argument("--min-duration", type=float, default=0.0, help="seconds to keep measuring, at least")
+    run.add_argument("--imgsz", type=int, default=640, help="square input size in pixels (default 640)")
+    run.add_argument("--warmup", type=int, default=3,
+                     help="untimed calls per batch size before measuring (default 3; at least 1, TorchScript 2)")
+    run.add_argument("--iters", type=int, default=20, help="measured calls per batch size, at least (default 20)")
+    run.add_argument("--min-duration", type=float, default=0.0,
+                     help="seconds to keep measuring each batch size, at least (default 0: --iters alone)")
     run.add_argument("--threads", type=int, default=0, help="0 = all physical cores")
     run.add_argument("--in-flight", type=int, default=0,
                      help="after the one-at-a-time latency, also measure images/s with this many requests in flight "
@@ -43,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--memory-limit", type=int, default=0, help="MB per process (0 = 80%% of this machine's RAM)")
     run.add_argument("--db", default="results.duckdb", help=DB_HELP)
     run.add_argument("--label", default="", help="machine label (default: hostname)")
-    run.add_argument("--note", default="")
+    run.add_argument("--note", default="", help="free text stored with the run")
     run.add_argument("--reference", default="", help="a .pt to take the parity reference from (default: --model)")
     run.add_argument("--parity-iou", type=float, default=0.5, help="IoU at which a box matches the reference's")
     run.add_argument("--data", default="", help="labelled data for mAP: a dataset .yaml or a folder of images + labels")

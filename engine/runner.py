@@ -346,7 +346,7 @@ class Runner:
         self.emit("variant_started", variant=variant.label)
         base = {"runtime": variant.runtime, "precision": variant.precision, "mode": variant.mode,
                 "device": runtime_class.device, "imgsz": config.imgsz,
-                "threads": config.effective_threads, "warmup": config.warmup}
+                "threads": config.effective_threads, "warmup": runtime_class.warmup_calls(config.warmup)}
         stored: list[dict] = []
 
         def fail(batch: int, reason: str, **extra) -> None:

@@ -167,12 +167,11 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
             found = runtime.postprocess(raw, placements, conf, iou)
         return tensor, raw, found
 
-    progress("warmup", done=0, total=params["warmup"])
-    for i in range(params["warmup"]):
+    warmup = runtime_class.warmup_calls(params["warmup"])  # at least one: its output's shape is checked below
+    progress("warmup", done=0, total=warmup)
+    for i in range(warmup):
         tensor, raw, _ = one_iteration(_batches(images, batch, i), StageTimer())
-        progress("warmup", done=i + 1, total=params["warmup"])
-    if params["warmup"] == 0:
-        tensor, raw, _ = one_iteration(_batches(images, batch, 0), StageTimer())
+        progress("warmup", done=i + 1, total=warmup)
     expected = (batch, 4 + len(params["names"])) if params["names"] else (batch,)
     if tuple(raw.shape[: len(expected)]) != expected or raw.ndim != 3:
         raise BenchError(f"model output shape {tuple(raw.shape)} is not a YOLO detection output for batch {batch}")
@@ -252,10 +251,11 @@ def measure_batch_ultralytics(runtime_class, params: dict, batch: int, artifact:
     device = "0" if runtime_class.device == "gpu" else "cpu"  # a GPU runtime's row must not run on the CPU
     pipeline = UltralyticsPipeline(source, params["imgsz"], params["conf"], params["iou"], params["precision"],
                                    device)
-    progress("warmup", done=0, total=params["warmup"])
-    for i in range(max(1, params["warmup"])):  # the first call also loads the model inside Ultralytics
+    warmup = runtime_class.warmup_calls(params["warmup"])  # the first call also loads the model inside Ultralytics
+    progress("warmup", done=0, total=warmup)
+    for i in range(warmup):
         pipeline.iteration(_batches(params["images"], batch, i))
-        progress("warmup", done=min(i + 1, params["warmup"]), total=params["warmup"])
+        progress("warmup", done=i + 1, total=warmup)
     load_s = time.perf_counter() - started
     samples = _measure_loop(params, batch, lambda paths: pipeline.iteration(paths)[0], progress)
     progress("detections")

@@ -71,6 +71,16 @@ def test_each_result_records_its_worker_peak_memory(every_runtime, tmp_path):
     assert "peak MB" in printed.stdout.splitlines()[0], printed.stdout
 
 
+def test_torchscript_settles_before_it_is_measured(every_runtime):
+    """torch.jit profiles on its first call and optimises on its second (each about twice the steady time), so
+    TorchScript gets two untimed calls even when --warmup 1 asks for one; the stored warm-up says what was done."""
+    with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
+        warmups = dict(con.execute("SELECT runtime || ':' || precision, warmup FROM results WHERE run_id = ?",
+                                   [every_runtime["first"]["run_id"]]).fetchall())
+    assert warmups.pop("torchscript:fp32") == 2
+    assert set(warmups.values()) == {1}, warmups  # the --warmup 1 that tests.conftest.engine_run asks for
+
+
 def test_second_identical_run_exports_nothing(every_runtime):
     table = summary(every_runtime["db"], every_runtime["second"]["run_id"])
     exported = table[table.runtime != "pytorch"]

@@ -20,6 +20,12 @@ class Runtime:
     layout: str = "nchw"  # input layout the model wants: "nchw" or "nhwc"
     accepts_onnx: bool = False  # can run an .onnx file given directly as the model
     device: str = "cpu"  # "gpu": the machine's measured peak rates are the CPU's, and do not apply to it
+    settle_calls: int = 1  # untimed calls before the runtime runs at its steady speed, whatever --warmup says
+
+    @classmethod
+    def warmup_calls(cls, requested: int) -> int:
+        """The untimed calls made before measuring: the warm-up asked for, but never fewer than settle_calls."""
+        return max(requested, cls.settle_calls)
 
     def __init__(self, model_path: Path, precision: str, threads: int, batch: int, imgsz: int):
         self.model_path = Path(model_path)

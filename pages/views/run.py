@@ -64,7 +64,9 @@ with st.container(border=True):
     imgsz = size_column.number_input("Image size (px)", 32, 1920, DEFAULTS.imgsz, step=32, key="imgsz")
     threads = threads_column.number_input("Threads", 0, 1024, DEFAULTS.threads, key="threads",
                                           help="0 uses all physical cores")
-    warmup = warmup_column.number_input("Warm-up iterations", 0, 10_000, DEFAULTS.warmup, key="warmup")
+    warmup = warmup_column.number_input("Warm-up iterations", 0, 10_000, DEFAULTS.warmup, key="warmup",
+                                        help="Untimed calls per batch size before measuring: at least 1, and 2 for "
+                                             "TorchScript (its JIT profiles, then optimises)")
     iters = iters_column.number_input("Measured iterations", 1, 100_000, DEFAULTS.iters, key="iters",
                                       help="About 300 make the p99 meaningful")
     with st.expander("More settings"):
