@@ -169,30 +169,103 @@ def agreement_measure(results: pd.DataFrame) -> tuple[str, pd.Series, bool]:
 
 
 def speed_vs_agreement(results: pd.DataFrame) -> go.Figure | None:
-    """Each runtime:precision as a point: end-to-end time against agreement with the reference."""
+    """Each runtime:precision as a point: end-to-end time against agreement with the reference. Points are named
+    by labels beside them where each label finds a free place, else by colour and a legend (seven runtimes that
+    all find the reference's boxes sit on one line at 1.0, a few pixels apart)."""
     rows = completed(results)
     label, values, log_y = agreement_measure(rows)
     if not label:
         return None
-    frame = pd.DataFrame({"variant": variant_batch(rows, short=True), "total_ms": rows["total_ms"],
-                          "agreement": values, "verdict": rows.get("parity_verdict", pd.Series(index=rows.index))
-                          .fillna("no verdict")}).dropna(subset=["agreement"])
+    rows = rows.assign(agreement=values).dropna(subset=["agreement"])
+    if rows.empty:
+        return None
+    # Name a point by what tells it apart from the others here: the mode and the batch only when they differ.
+    names = variant(rows) + (" · b" + rows["batch"].astype(str) if rows["batch"].nunique() > 1 else "")
+    frame = pd.DataFrame({"variant": names, "total_ms": rows["total_ms"], "agreement": rows["agreement"],
+                          "verdict": rows.get("parity_verdict", pd.Series(index=rows.index)).fillna("no verdict")})
     if log_y:
         frame["agreement"] = frame["agreement"].clip(lower=1e-9)  # identical outputs would be log(0)
-    figure = px.scatter(frame, x="total_ms", y="agreement", color="verdict", text="variant",
-                        color_discrete_map=VERDICT_COLORS, log_y=log_y,
-                        labels={"total_ms": "pre + infer + post, median (ms/image)", "agreement": label})
-    figure.update_traces(textposition="top center", marker=dict(size=12))
-    if log_y:  # whole decades, labelled 10^-8: Plotly's default labelled minor ticks "3, 4, 10n, 2" (screenshot)
         decades = np.log10(frame["agreement"])
-        figure.update_yaxes(dtick=1, exponentformat="power",
-                            range=[np.floor(decades.min()) - 0.1, np.ceil(decades.max()) + 0.1])
-    else:  # a share of boxes and a mAP both live in [0, 1]
-        figure.update_yaxes(range=[-0.03, 1.1])
+        low, high = np.floor(decades.min()), np.ceil(decades.max())
+        room = 0.1 + 0.1 * (high - low)  # a label's height above the top decade and below the bottom one
+        y_range, y_plot = [low - room, high + room], decades
+    else:  # a share of boxes and a mAP both live in [0, 1]; the same room for labels
+        y_range, y_plot = [-0.1, 1.12], frame["agreement"]
     low, high = frame["total_ms"].min(), frame["total_ms"].max()
     pad = max((high - low) * 0.2, high * 0.05)  # room for the labels of the outermost points
-    figure.update_xaxes(range=[low - pad, high + pad])
+    x_range = [low - pad, high + pad]
+    positions = label_positions(frame["total_ms"].to_numpy(), y_plot.to_numpy(), frame["variant"].tolist(),
+                                x_range, y_range)
+    axis_labels = {"total_ms": "pre + infer + post, median (ms/image)", "agreement": label}
+    if positions is not None:
+        figure = px.scatter(frame, x="total_ms", y="agreement", color="verdict", text="variant",
+                            color_discrete_map=VERDICT_COLORS, log_y=log_y, labels=axis_labels)
+        by_name = dict(zip(frame["variant"], positions))
+        for trace in figure.data:
+            trace.textposition = [by_name[name] for name in trace.text]
+    else:
+        figure = px.scatter(frame, x="total_ms", y="agreement", color="variant", symbol="verdict",
+                            symbol_map=VERDICT_SYMBOLS, hover_name="variant", log_y=log_y, labels=axis_labels)
+    figure.update_traces(marker=dict(size=12))
+    if log_y:  # whole decades, labelled 10^-8: Plotly's default labelled minor ticks "3, 4, 10n, 2" (screenshot)
+        figure.update_yaxes(dtick=1, exponentformat="power")
+    figure.update_yaxes(range=y_range)
+    figure.update_xaxes(range=x_range)
     return _layout(figure, "Speed against agreement with the reference", height=420)
+
+
+VERDICT_SYMBOLS = {"pass": "circle", "drift": "diamond", "fail": "x", "no verdict": "circle-open"}
+
+
+# What label_positions assumes of a scatter plot's drawing area and its labels, in pixels: the Overview's plot is
+# about 400 px wide in a 1000 px window with the sidebar open (850 px at 1400) and 300 px high at height 420;
+# Plotly's 12 px labels average ~6.5 px a character. A plot wider than assumed only spreads labels more than needed.
+PLOT_PX = (400.0, 300.0)
+CHARACTER_PX, LINE_PX, MARKER_PX = 6.5, 14.0, 6.0
+LABEL_PLACES = ("top center", "bottom center", "middle right", "middle left",
+                "top right", "top left", "bottom right", "bottom left")
+
+
+def label_positions(x: np.ndarray, y: np.ndarray, texts: list[str], x_range, y_range) -> list[str] | None:
+    """A Plotly textposition for each point's label such that labels cover neither each other nor a marker and
+    stay inside the plot, or None where some label finds no such place (points with the same reference difference
+    printed their labels over one another, seen in a screenshot). Points are taken from left to right, each
+    label in the first free place of LABEL_PLACES."""
+    width, height = PLOT_PX
+    px_x = (np.asarray(x, float) - x_range[0]) / (x_range[1] - x_range[0]) * width
+    px_y = (np.asarray(y, float) - y_range[0]) / (y_range[1] - y_range[0]) * height
+    markers = [(cx - MARKER_PX, cy - MARKER_PX, cx + MARKER_PX, cy + MARKER_PX) for cx, cy in zip(px_x, px_y)]
+    placed: list[tuple] = []
+    chosen = [""] * len(texts)
+    for index in np.argsort(px_x, kind="stable"):
+        cx, cy, w = px_x[index], px_y[index], CHARACTER_PX * len(texts[index])
+        others = placed + [marker for j, marker in enumerate(markers) if j != index]
+        for place in LABEL_PLACES:
+            box = _label_box(place, cx, cy, w)
+            inside = box[0] >= 0 and box[2] <= width and box[1] >= 0 and box[3] <= height
+            if inside and not any(_overlap(box, other) > 0 for other in others):
+                chosen[index] = place
+                placed.append(box)
+                break
+        else:
+            return None
+    return chosen
+
+
+def _label_box(place: str, cx: float, cy: float, w: float) -> tuple[float, float, float, float]:
+    vertical, horizontal = place.split()
+    gap = MARKER_PX + 1
+    x0 = {"center": cx - w / 2, "right": cx + gap, "left": cx - gap - w}[horizontal]
+    if vertical == "middle":
+        y0 = cy - LINE_PX / 2
+    else:
+        lift = gap if horizontal == "center" else 2.0  # a corner label starts beside the marker, not above it
+        y0 = cy + lift if vertical == "top" else cy - lift - LINE_PX
+    return (x0, y0, x0 + w, y0 + LINE_PX)
+
+
+def _overlap(a: tuple, b: tuple) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
 def latest_per_machine_variant(results: pd.DataFrame) -> pd.DataFrame:

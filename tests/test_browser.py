@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -246,3 +247,60 @@ def test_the_shared_report_opens_offline_with_its_charts_and_images(page, server
     page.set_viewport_size({"width": 1400, "height": 2400})
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "share-report.png"))
+
+
+AGREEMENT_CASES = {
+    # the lean results of one run of every CPU runtime here (11-29): equal output differences side by side
+    "raw difference": dict(
+        runtime=["openvino", "openvino", "tflite", "tflite", "onnxruntime", "tensorflow", "openvino", "torchscript",
+                 "pytorch"],
+        precision=["int8", "bf16", "int8", "fp32", "fp32", "fp32", "fp32", "fp32", "fp32"],
+        total_ms=[9.19, 13.48, 14.23, 25.30, 27.32, 30.58, 23.00, 28.20, 31.21],
+        parity_raw_mean_abs=[4.8e-7, 4.8e-7, 8.7e-8, 9.6e-8, 5.3e-8, 3.2e-8, 3.5e-9, 0.0, 0.0]),
+    # trained weights: every runtime finds the reference's boxes, so every point sits on one line at 1.0
+    "boxes agreeing": dict(
+        runtime=["openvino", "openvino", "onnxruntime", "tflite", "openvino", "pytorch", "torchscript"],
+        precision=["int8", "bf16", "fp32", "int8", "fp32", "fp32", "fp32"],
+        total_ms=[9.2, 10.1, 12.3, 13.0, 14.1, 28.2, 29.0],
+        parity_matched=[12, 12, 12, 12, 12, 12, 12], parity_missed=0, parity_extra=0),
+}
+
+
+@pytest.mark.parametrize("case", AGREEMENT_CASES)
+@pytest.mark.parametrize("width", [520, 900])  # the Overview's chart at a 1000 px and a 1400 px window
+def test_speed_against_agreement_labels_cover_no_label_and_no_point(page, tmp_path, case, width):
+    """Labels of points at the same agreement printed over one another ("openvino:int8 · lean · b1openvino:bf16",
+    seen in a screenshot). Drawn by Plotly in Chromium, no label box may cross another or a marker."""
+    from dashboard import charts
+
+    rows = pd.DataFrame({"status": "completed", "batch": 1, "imgsz": 640, "mode": "lean", "parity_verdict": "pass",
+                         **AGREEMENT_CASES[case]})
+    figure = charts.speed_vs_agreement(rows).update_layout(width=width)
+    html = tmp_path / "agreement.html"
+    figure.write_html(html, include_plotlyjs=True, full_html=True)
+    page.goto(html.as_uri())
+    expect(page.locator(".scatterlayer .point").first).to_be_visible(timeout=30_000)
+    names = {f"{runtime}:{precision}" for runtime, precision in zip(rows["runtime"], rows["precision"])}
+    if case == "boxes agreeing":  # no room for seven labels on one line: a colour and a legend entry each
+        assert page.locator(".scatterlayer .textpoint text").count() == 0
+        legend = page.evaluate("[...document.querySelectorAll('.legend .traces .legendtext')].map(t => t.textContent)")
+        assert {entry.split(",")[0] for entry in legend} == names, legend
+        return
+    labels = page.evaluate("""[...document.querySelectorAll('.scatterlayer .textpoint text')].map(t => {
+        const b = t.getBoundingClientRect(); return [t.textContent, b.left, b.top, b.right, b.bottom]; })""")
+    markers = page.evaluate("""[...document.querySelectorAll('.scatterlayer .point')].map(p => {
+        const b = p.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })""")
+    plot = page.evaluate("""(() => {
+        const b = document.querySelector('.bglayer .bg, .nsewdrag').getBoundingClientRect();
+        return [b.left, b.top, b.right, b.bottom]; })()""")
+    assert len(labels) == len(rows) == len(markers)
+    assert {text for text, *_ in labels} == names, "what every point shares (lean, batch 1) is noise"
+
+    def crossing(a, b, slack=1.0):
+        return min(a[2], b[2]) - max(a[0], b[0]) > slack and min(a[3], b[3]) - max(a[1], b[1]) > slack
+
+    for index, (text, *box) in enumerate(labels):
+        for other_text, *other in labels[index + 1:]:
+            assert not crossing(box, other), f"{text!r} covers {other_text!r} at {width} px"
+        assert not any(crossing(box, marker) for marker in markers), f"{text!r} covers a point at {width} px"
+        assert plot[0] - 1 <= box[0] and box[2] <= plot[2] + 1, f"{text!r} runs out of the plot at {width} px"
