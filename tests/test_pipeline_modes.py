@@ -135,3 +135,22 @@ def test_detections_name_the_ultralytics_mode_beside_its_lean_twin(modes_run):
     assert captions[lean_at + 1] == "onnxruntime:fp32 · ultralytics · batch 1", \
         "each runtime's ultralytics-mode image follows its lean one, named as on the Overview's bars"
     assert len(set(captions)) == len(captions)
+
+
+def test_detections_show_only_the_runtimes_picked(modes_run):
+    """Fourteen cards (seven configurations in two modes) make a long page; "Show" narrows it to those compared."""
+    from tests.dashboard_app import open_page
+
+    app = open_page(modes_run["db"], "detections")
+    show = next(control for control in app.get("button_group")
+                if control.key == f"detections_shown-{modes_run['run_id']}")
+    assert len(show.value) == len(app.get("image")) == 2 * (len(CPU_RUNTIMES) + 1), "all of them at first"
+    picked = [result_id for result_id in show.value if result_id.endswith(("openvino-fp32-b1", "tflite-fp32-b1"))]
+    show.set_value(picked).run()
+    assert not app.exception
+    captions = [image.proto.imgs[0].caption for image in app.get("image")]
+    assert captions == ["openvino:fp32 · lean · batch 1", "tflite:fp32 · lean · batch 1"]
+    show.set_value([]).run()
+    assert not app.get("image") and "Pick at least one runtime" in app.info[0].value
+    app.toggle(key="overlay").set_value(True).run()
+    assert not app.exception and len(app.get("image")) == 1, "the overlay still offers every runtime of the run"

@@ -27,9 +27,17 @@ names = charts.variant_batch(results)  # the Overview's bar names
 image = st.selectbox("Image", sorted(images["image"].unique()), key="detections_image")
 shown = (images[images["image"] == image].join(results["mode"], on="result_id")
          .sort_values(["runtime", "precision", "mode"]).reset_index(drop=True))
-per_row = min(3, max(2, len(shown)))
-for start in range(0, len(shown), per_row):
-    for column, row in zip(st.columns(per_row), shown.iloc[start:start + per_row].itertuples()):
+cards = shown
+if len(shown) > 3:  # a full sweep gives 18 cards; compare the two or three that matter side by side
+    picked = st.pills("Show", shown["result_id"].tolist(), selection_mode="multi", default=shown["result_id"].tolist(),
+                      format_func=names.get, key=f"detections_shown-{run_id}",
+                      help="The runtimes whose images are shown side by side (all by default); click one to hide it")
+    cards = shown[shown["result_id"].isin(picked)].reset_index(drop=True)
+    if cards.empty:
+        st.info("Pick at least one runtime to show its image.")
+per_row = min(3, max(2, len(cards)))
+for start in range(0, len(cards), per_row):
+    for column, row in zip(st.columns(per_row), cards.iloc[start:start + per_row].itertuples()):
         with column.container(border=True):
             result = results.loc[row.result_id]
             if Path(row.annotated_path).is_file():
