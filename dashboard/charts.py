@@ -52,7 +52,9 @@ def _layout(figure: go.Figure, title: str, height: int = 420, legend_below: bool
     if entries > LEGEND_ON_TOP_MAX and not legend_below:
         legend_below = True
         height += 22 * ((entries + 2) // 3)  # about three entries per legend row
-    legend = (dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0) if legend_below
+    # Below: at the bottom of the whole figure, where Plotly makes room for it under the axis titles. Placed at
+    # y=-0.22 of the plot instead, its first row covered the "batch size" titles when the plot came out short.
+    legend = (dict(orientation="h", yref="container", yanchor="bottom", y=0.0, xanchor="left", x=0.0) if legend_below
               else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
     figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=10), legend=legend)
     figure.update_xaxes(automargin=True)

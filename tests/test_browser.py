@@ -249,6 +249,24 @@ def test_the_shared_report_opens_offline_with_its_charts_and_images(page, server
     page.screenshot(path=str(SCREENSHOTS / "share-report.png"))
 
 
+def draw(page: Page, figure, width: int, folder: Path) -> None:
+    """A dashboard figure drawn by Plotly in Chromium, as wide as the page would make it."""
+    html = folder / "figure.html"
+    figure.update_layout(width=width).write_html(html, include_plotlyjs=True, full_html=True)
+    page.goto(html.as_uri())
+    expect(page.locator(".main-svg").first).to_be_visible(timeout=30_000)
+    expect(page.locator(".scatterlayer .point").first).to_be_visible(timeout=30_000)
+
+
+def boxes_of(page: Page, selector: str) -> list[list[float]]:
+    return page.evaluate("""selector => [...document.querySelectorAll(selector)].map(e => {
+        const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })""", selector)
+
+
+def crossing(a, b, slack=1.0) -> bool:
+    return min(a[2], b[2]) - max(a[0], b[0]) > slack and min(a[3], b[3]) - max(a[1], b[1]) > slack
+
+
 AGREEMENT_CASES = {
     # the lean results of one run of every CPU runtime here (11-29): equal output differences side by side
     "raw difference": dict(
@@ -275,11 +293,7 @@ def test_speed_against_agreement_labels_cover_no_label_and_no_point(page, tmp_pa
 
     rows = pd.DataFrame({"status": "completed", "batch": 1, "imgsz": 640, "mode": "lean", "parity_verdict": "pass",
                          **AGREEMENT_CASES[case]})
-    figure = charts.speed_vs_agreement(rows).update_layout(width=width)
-    html = tmp_path / "agreement.html"
-    figure.write_html(html, include_plotlyjs=True, full_html=True)
-    page.goto(html.as_uri())
-    expect(page.locator(".scatterlayer .point").first).to_be_visible(timeout=30_000)
+    draw(page, charts.speed_vs_agreement(rows), width, tmp_path)
     names = {f"{runtime}:{precision}" for runtime, precision in zip(rows["runtime"], rows["precision"])}
     if case == "boxes agreeing":  # no room for seven labels on one line: a colour and a legend entry each
         assert page.locator(".scatterlayer .textpoint text").count() == 0
@@ -296,11 +310,37 @@ def test_speed_against_agreement_labels_cover_no_label_and_no_point(page, tmp_pa
     assert len(labels) == len(rows) == len(markers)
     assert {text for text, *_ in labels} == names, "what every point shares (lean, batch 1) is noise"
 
-    def crossing(a, b, slack=1.0):
-        return min(a[2], b[2]) - max(a[0], b[0]) > slack and min(a[3], b[3]) - max(a[1], b[1]) > slack
-
     for index, (text, *box) in enumerate(labels):
         for other_text, *other in labels[index + 1:]:
             assert not crossing(box, other), f"{text!r} covers {other_text!r} at {width} px"
         assert not any(crossing(box, marker) for marker in markers), f"{text!r} covers a point at {width} px"
         assert plot[0] - 1 <= box[0] and box[2] <= plot[2] + 1, f"{text!r} runs out of the plot at {width} px"
+
+
+@pytest.mark.parametrize("width", [600, 1000])
+@pytest.mark.parametrize("chart", ["batch size", "over time"])
+def test_a_legend_below_the_plot_covers_neither_axis_titles_nor_plot(page, tmp_path, chart, width):
+    """Eighteen configurations (a sweep in both modes): the legend's first row covered the "batch size" axis
+    titles on History (screenshot), when it was placed at a fraction of the plot's height below it."""
+    from dashboard import charts
+
+    names = [(runtime, precision, mode) for runtime, precision in [
+        ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"), ("pytorch", "fp32"),
+        ("torchscript", "fp32"), ("tensorflow", "fp32"), ("tflite", "fp32"), ("tflite", "int8")]
+        for mode in ("lean", "ultralytics")]
+    rows = pd.DataFrame([{"status": "completed", "runtime": runtime, "precision": precision, "mode": mode,
+                          "batch": batch, "imgsz": 640, "machine_label": "vm", "run_id": f"run{day}",
+                          "started_at": pd.Timestamp("2026-11-20", tz="UTC") + pd.Timedelta(days=day),
+                          "total_ms": 10.0 + index + batch, "infer_ms": 9.0 + index, "throughput_ips": 100.0 - index}
+                         for index, (runtime, precision, mode) in enumerate(names)
+                         for batch in (1, 4) for day in (0, 1)])
+    figure = (charts.batch_scaling(rows) if chart == "batch size"
+              else charts.history_lines(rows, "infer_ms", ["runtime", "precision", "mode"]))
+    draw(page, figure, width, tmp_path)
+    legend = boxes_of(page, ".legend")[0]
+    titles = boxes_of(page, ".g-xtitle text, .g-x2title text")
+    plots = boxes_of(page, ".nsewdrag")
+    assert titles and plots
+    assert not any(crossing(legend, title) for title in titles), f"the legend covers an axis title at {width} px"
+    assert not any(crossing(legend, plot) for plot in plots), f"the legend covers a plot at {width} px"
+    assert len(page.locator(".legend .traces").all()) == len(names)
