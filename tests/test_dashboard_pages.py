@@ -296,6 +296,28 @@ def test_compare_names_a_result_that_failed_in_one_run(two_runs_db, tmp_path):
     assert "Not compared: onnxruntime:fp32 · b1 failed in run A." in text_of(app.warning)
 
 
+def test_compare_tells_two_machines_by_their_fingerprint_not_their_label(two_runs_db, tmp_path):
+    """Two CI runners both run with --label ci are two machines; one machine relabelled is still one."""
+    db = tmp_path / "results.duckdb"
+    shutil.copyfile(two_runs_db, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE runs SET machine_label = 'ci'")
+        machine_id = con.execute("SELECT any_value(machine_id) FROM runs").fetchone()[0]
+    app = open_page(db, "compare")
+    assert not any("machine" in warning for warning in text_of(app.warning).split(";")), "one machine, one label"
+    with duckdb.connect(str(db)) as con:  # run A came from another runner
+        con.execute("UPDATE runs SET machine_id = 'f00dfeed0000' WHERE run_id = (SELECT min(run_id) FROM runs)")
+    app = open_page(db, "compare")
+    assert not app.exception
+    assert f"machine: ci (f00dfeed) → ci ({machine_id[:8]})" in text_of(app.warning)
+    with duckdb.connect(str(db)) as con:  # the same machine, relabelled between the runs
+        con.execute("UPDATE runs SET machine_id = ?", [machine_id])
+        con.execute("UPDATE runs SET machine_label = 'ci-2' WHERE run_id = (SELECT max(run_id) FROM runs)")
+    app = open_page(db, "compare")
+    assert "machine:" not in text_of(app.warning)
+    assert f"The same machine ({machine_id[:12]}) under two labels: ci → ci-2." in text_of(app.caption)
+
+
 def test_compare_with_one_run_asks_for_another(filled_db):
     app = open_page(filled_db, "compare")
     assert "only one run" in text_of(app.info)

@@ -6,7 +6,7 @@ from dashboard import charts, data, ui
 
 KEYS = ["runtime", "precision", "batch", "mode"]
 COMPARED = ["infer_ms", "total_ms", "throughput_ips"]
-SETTINGS = {"machine_label": "machine", "model": "model", "imgsz": "image size", "threads": "threads"}
+SETTINGS = {"model": "model", "imgsz": "image size", "threads": "threads"}
 
 
 def keys(results) -> set[tuple]:
@@ -36,8 +36,17 @@ with column_b:
 
 every_a, every_b = (data.results(db, {"run_id": run}) for run in (run_a, run_b))
 results_a, results_b = (ui.with_efficiency(charts.completed(every)) for every in (every_a, every_b))
+both = not results_a.empty and not results_b.empty
 setting_changes = [f"{label}: {results_a[name].iloc[0]} → {results_b[name].iloc[0]}" for name, label in SETTINGS.items()
-                   if not results_a.empty and not results_b.empty and results_a[name].iloc[0] != results_b[name].iloc[0]]
+                   if both and results_a[name].iloc[0] != results_b[name].iloc[0]]
+if both:  # a machine is its hardware fingerprint (machine_id); its label is only a name a run gave it
+    (id_a, label_a), (id_b, label_b) = (tuple(every[["machine_id", "machine_label"]].iloc[0])
+                                        for every in (results_a, results_b))
+    if id_a != id_b:  # two runners both labelled "ci" are still two machines
+        setting_changes.insert(0, f"machine: {label_a} ({id_a[:8]}) → {label_b} ({id_b[:8]})" if label_a == label_b
+                               else f"machine: {label_a} → {label_b}")
+    elif label_a != label_b:
+        st.caption(f"The same machine ({id_a[:12]}) under two labels: {label_a} → {label_b}.")
 if setting_changes:
     st.warning("These runs differ in more than the runtimes: " + "; ".join(setting_changes))
 
