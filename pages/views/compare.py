@@ -40,7 +40,7 @@ both = not results_a.empty and not results_b.empty
 setting_changes = [f"{label}: {results_a[name].iloc[0]} → {results_b[name].iloc[0]}" for name, label in SETTINGS.items()
                    if both and results_a[name].iloc[0] != results_b[name].iloc[0]]
 if both:  # a machine is its hardware fingerprint (machine_id); its label is only a name a run gave it
-    (id_a, label_a), (id_b, label_b) = (tuple(every[["machine_id", "machine_label"]].iloc[0])
+    (id_a, label_a), (id_b, label_b) = (tuple(map(str, every[["machine_id", "machine_label"]].iloc[0]))
                                         for every in (results_a, results_b))
     if id_a != id_b:  # two runners both labelled "ci" are still two machines
         setting_changes.insert(0, f"machine: {label_a} ({id_a[:8]}) → {label_b} ({id_b[:8]})" if label_a == label_b
