@@ -182,7 +182,7 @@ def speed_vs_agreement(results: pd.DataFrame) -> go.Figure | None:
     if rows.empty:
         return None
     # Name a point by what tells it apart from the others here: the mode and the batch only when they differ.
-    names = variant(rows) + (" · b" + rows["batch"].astype(str) if rows["batch"].nunique() > 1 else "")
+    names = variant_batch(rows, short=True) if rows["batch"].nunique() > 1 else variant(rows)
     frame = pd.DataFrame({"variant": names, "total_ms": rows["total_ms"], "agreement": rows["agreement"],
                           "verdict": rows.get("parity_verdict", pd.Series(index=rows.index)).fillna("no verdict")})
     if log_y:
@@ -245,7 +245,7 @@ def label_positions(x: np.ndarray, y: np.ndarray, texts: list[str], x_range, y_r
         for place in LABEL_PLACES:
             box = _label_box(place, cx, cy, w)
             inside = box[0] >= 0 and box[2] <= width and box[1] >= 0 and box[3] <= height
-            if inside and not any(_overlap(box, other) > 0 for other in others):
+            if inside and not any(_crossing(box, other) for other in others):
                 chosen[index] = place
                 placed.append(box)
                 break
@@ -266,8 +266,8 @@ def _label_box(place: str, cx: float, cy: float, w: float) -> tuple[float, float
     return (x0, y0, x0 + w, y0 + LINE_PX)
 
 
-def _overlap(a: tuple, b: tuple) -> float:
-    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+def _crossing(a: tuple, b: tuple) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
 
 
 def latest_per_machine_variant(results: pd.DataFrame) -> pd.DataFrame:
