@@ -302,11 +302,8 @@ def test_speed_against_agreement_labels_cover_no_label_and_no_point(page, tmp_pa
         return
     labels = page.evaluate("""[...document.querySelectorAll('.scatterlayer .textpoint text')].map(t => {
         const b = t.getBoundingClientRect(); return [t.textContent, b.left, b.top, b.right, b.bottom]; })""")
-    markers = page.evaluate("""[...document.querySelectorAll('.scatterlayer .point')].map(p => {
-        const b = p.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })""")
-    plot = page.evaluate("""(() => {
-        const b = document.querySelector('.bglayer .bg, .nsewdrag').getBoundingClientRect();
-        return [b.left, b.top, b.right, b.bottom]; })()""")
+    markers = boxes_of(page, ".scatterlayer .point")
+    plot = boxes_of(page, ".nsewdrag")[0]
     assert len(labels) == len(rows) == len(markers)
     assert {text for text, *_ in labels} == names, "what every point shares (lean, batch 1) is noise"
 
