@@ -12,11 +12,16 @@ from tests.dashboard_app import open_page
 
 
 @pytest.fixture(scope="module")
-def in_flight_db(tmp_path_factory):
+def in_flight_run(tmp_path_factory) -> dict:
     db = tmp_path_factory.mktemp("in-flight") / "results.duckdb"
     done = engine_run(db, "--runtimes", "onnxruntime,openvino,torchscript", "--iters", "2", "--in-flight", "2")
     assert done.returncode == 0, done.stderr[-3000:]
-    return db
+    return {"db": db, "table": done.stdout}  # the CLI's closing table on stdout
+
+
+@pytest.fixture(scope="module")
+def in_flight_db(in_flight_run):
+    return in_flight_run["db"]
 
 
 def test_runtimes_that_offer_it_report_images_per_second_in_flight(in_flight_db):
@@ -27,6 +32,20 @@ def test_runtimes_that_offer_it_report_images_per_second_in_flight(in_flight_db)
         assert json.loads(row["settings"])["in_flight"], f"{runtime} records how the requests were run"
     assert json.loads(summary.loc["openvino", "settings"])["in_flight"]["performance_hint"] == "THROUGHPUT"
     assert summary.loc["torchscript", ["in_flight", "in_flight_ips"]].isna().all(), "not offered: nothing made up"
+
+
+def test_the_cli_table_has_a_column_for_images_per_second_in_flight(in_flight_run):
+    """The figures were only on progress lines, gone from the table a user reads at the end."""
+    lines = in_flight_run["table"].splitlines()
+    header = lines[0].split()
+    assert "x2" in header, lines[0]
+    column = header.index("x2") - 1  # "img/s x2" is two words; rows have one value per column
+    summary = api.results_summary(in_flight_run["db"]).set_index("runtime")
+    rows = {line.split()[0]: line.split() for line in lines[2:] if line.split() and line.split()[0] in summary.index}
+    for runtime in ("onnxruntime", "openvino"):
+        assert float(rows[runtime][column]) == pytest.approx(summary.loc[runtime, "in_flight_ips"], abs=0.05)
+    assert rows["torchscript"][column] == "-", "not offered: nothing made up"
+    assert "with 2 requests in flight" in lines[-1]
 
 
 def test_the_leaderboard_shows_images_per_second_in_flight(in_flight_db):
