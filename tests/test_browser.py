@@ -249,13 +249,13 @@ def test_the_shared_report_opens_offline_with_its_charts_and_images(page, server
     page.screenshot(path=str(SCREENSHOTS / "share-report.png"))
 
 
-def draw(page: Page, figure, width: int, folder: Path) -> None:
+def draw(page: Page, figure, width: int, folder: Path, marks: str = ".scatterlayer .point") -> None:
     """A dashboard figure drawn by Plotly in Chromium, as wide as the page would make it."""
     html = folder / "figure.html"
     figure.update_layout(width=width).write_html(html, include_plotlyjs=True, full_html=True)
     page.goto(html.as_uri())
     expect(page.locator(".main-svg").first).to_be_visible(timeout=30_000)
-    expect(page.locator(".scatterlayer .point").first).to_be_visible(timeout=30_000)
+    expect(page.locator(marks).first).to_be_visible(timeout=30_000)
 
 
 def boxes_of(page: Page, selector: str) -> list[list[float]]:
@@ -341,3 +341,18 @@ def test_a_legend_below_the_plot_covers_neither_axis_titles_nor_plot(page, tmp_p
     assert not any(crossing(legend, title) for title in titles), f"the legend covers an axis title at {width} px"
     assert not any(crossing(legend, plot) for plot in plots), f"the legend covers a plot at {width} px"
     assert len(page.locator(".legend .traces").all()) == len(names)
+
+
+def test_a_ratio_near_one_is_not_printed_over_the_line_at_one(page, tmp_path):
+    """Compare printed "0.98x" at its bar's end, right on the dashed line at 1 (screenshot)."""
+    from dashboard import charts
+
+    compared = pd.DataFrame({"label": ["onnxruntime:fp32 · b4", "openvino:int8 · b1", "tflite:int8 · b1"],
+                             "infer_ms_ratio": [0.98, 1.17, 0.45]})
+    draw(page, charts.ratio_bars(compared, "infer_ms"), 700, tmp_path, marks=".bars .point")
+    line = boxes_of(page, ".shapelayer path")[0]
+    labels = page.evaluate("""[...document.querySelectorAll('.annotation-text, .bartext')].map(t => {
+        const b = t.getBoundingClientRect(); return [t.textContent, b.left, b.top, b.right, b.bottom]; })""")
+    assert sorted(text for text, *_ in labels) == ["0.45x", "0.98x", "1.17x"]
+    for text, *box in labels:
+        assert box[0] >= line[2] - 1 or box[2] <= line[0] + 1, f"{text} lies on the line at 1"
