@@ -146,9 +146,10 @@ def ratio_bars(compared: pd.DataFrame, metric: str) -> go.Figure:
     rows = compared.dropna(subset=[column]).sort_values("label", ascending=False)
     figure = go.Figure(go.Bar(y=rows["label"], x=rows[column], orientation="h", marker_color="#1f6feb"))
     figure.add_vline(x=1.0, line_dash="dash", line_color="#666")
-    for label, value in zip(rows["label"], rows[column]):  # right of the bar's end or of the line at 1, whichever
+    # Each ratio right of its bar's end or of the line at 1, whichever is further ("0.98x" sat on the line).
+    for label, value in zip(rows["label"], rows[column]):
         figure.add_annotation(x=max(value, 1.0), y=label, text=f"{value:.2f}x", showarrow=False, xanchor="left",
-                              xshift=4, font=dict(size=12))  # is further: "0.98x" at a bar's end sat on the line
+                              xshift=4, font=dict(size=12))
     figure.update_xaxes(title_text="run B / run A", rangemode="tozero",
                         range=[0, max(1.0, rows[column].max()) * 1.2])
     return _layout(figure, f"Ratio of {METRICS[metric]}: B / A", height=140 + 48 * len(rows))

@@ -126,8 +126,8 @@ def progress_printer(stream=sys.stderr):
 
 
 def print_table(results: list[dict]) -> None:
-    in_flight = sorted({r["in_flight"] for r in results if r.get("in_flight")})  # a column only when asked for
-    flight_header = f" {f'img/s x{in_flight[0]}':>10}" if in_flight else ""
+    in_flight = next((r["in_flight"] for r in results if r.get("in_flight")), 0)  # one --in-flight N per run
+    flight_header = f" {f'img/s x{in_flight}':>10}" if in_flight else ""  # a column only when asked for
     header = (f"{'runtime':<24} {'precision':<9} {'batch':>5} {'pre':>8} {'infer':>8} {'post':>8} {'img/s':>8}"
               f"{flight_header} {'peak MB':>8} {'parity':>7}  status")
     print(header)
@@ -147,8 +147,7 @@ def print_table(results: list[dict]) -> None:
             print(f"{name:<24} {r['precision']:<9} {r['batch']:>5} {'':>8} {'':>8} {'':>8} {'':>8}"
                   f"{' ' * len(flight)} {'':>8} {'':>7}  {r['status']}: {reason}")
     print("(medians in ms per image; peak MB: the worker's peak resident memory for that batch size"
-          + (f"; img/s x{in_flight[0]}: images per second with {in_flight[0]} requests in flight)" if in_flight
-             else ")"))
+          + (f"; img/s x{in_flight}: images per second with {in_flight} requests in flight)" if in_flight else ")"))
 
 
 def command_run(args) -> int:
