@@ -144,6 +144,10 @@ RESULT_COLUMNS = {
     "total_ms": st.column_config.NumberColumn("Total ms", format="%.2f"),
     "throughput_ips": st.column_config.NumberColumn("Images/s", format="%.1f",
                                                     help="One request at a time: 1000 / total ms"),
+    # whether the fast one is still right, beside its speed: last, it was off screen in a 1280 px window
+    "parity_verdict": st.column_config.TextColumn("Parity", help="Outputs against the reference runtime: pass, "
+                                                  "drift (works, not identically) or fail"),
+    "map50": st.column_config.NumberColumn("mAP50", format="%.3f", help="On the labelled data given to the run"),
     "in_flight_ips": st.column_config.NumberColumn("Images/s in flight", format="%.1f",
                                                    help="Inference alone with several requests in flight "
                                                         "(run with --in-flight N)"),
@@ -163,9 +167,6 @@ RESULT_COLUMNS = {
     "floor": st.column_config.TextColumn("Floor ms", help="The inference time the model's GFLOPs would take at "
                                          "the machine's peak rate: the least any runtime could reach"),
     "iterations": st.column_config.NumberColumn("Iterations"),
-    "parity_verdict": st.column_config.TextColumn("Parity", help="Outputs against the reference runtime: pass, "
-                                                  "drift (works, not identically) or fail"),
-    "map50": st.column_config.NumberColumn("mAP50", format="%.3f", help="On the labelled data given to the run"),
 }
 # shown only when some result has them (peak memory: results from schema v8 on)
 OPTIONAL_COLUMNS = ("parity_verdict", "map50", "in_flight_ips", "in_flight", "peak_memory_mb")
@@ -270,6 +271,20 @@ def failures(results: pd.DataFrame) -> None:
         reason = json.loads(row.settings or "{}").get("in_flight", {}).get("error", "no reason recorded")
         st.warning(f"**{row.runtime}:{row.precision} batch {row.batch}** has no figure with {row.in_flight:.0f} "
                    f"requests in flight: {reason}. Its one-at-a-time figures are measured and kept.")
+
+
+def passed_over(results: pd.DataFrame) -> None:
+    """The faster results `charts.fastest` did not name fastest, each with the reason its parity failed."""
+    if results.empty:
+        return
+    names = charts.variant_batch(results)
+    if results["machine_label"].nunique() > 1:
+        names = results["machine_label"] + " · " + names
+    lines = [f"- **{name}**, {row.total_ms:.2f} ms: {row.parity_reason}" for name, row in
+             zip(names, results.itertuples())]
+    st.warning(f"Faster, but not named fastest: {'its' if len(results) == 1 else 'their'} detections failed "
+               "parity with the reference.\n"
+               + "\n".join(lines), icon=":material/rule:")
 
 
 def as_list(values) -> list:

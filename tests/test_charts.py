@@ -54,3 +54,18 @@ def test_raw_output_differences_get_one_labelled_tick_per_decade():
     assert axis.type == "log" and axis.dtick == 1 and axis.exponentformat == "power"
     low, high = axis.range
     assert -9.5 < low < -9 and -7 < high < -6.5, "whole decades around 3e-9 .. 5e-8, and room for a label"
+
+
+def test_fastest_passes_over_failed_parity_but_not_drift():
+    rows = pd.DataFrame({"status": ["completed", "completed", "completed", "failed"],
+                         "runtime": ["openvino", "tflite", "onnxruntime", "tensorflow"],
+                         "precision": ["int8", "int8", "fp32", "fp32"], "total_ms": [5.0, 7.0, 20.0, None],
+                         "parity_verdict": ["fail", "drift", "pass", None]})
+    best, passed_over = charts.fastest(rows)
+    assert best["runtime"] == "tflite", "drift works, not identically: still a candidate"
+    assert passed_over["runtime"].tolist() == ["openvino"]
+    every_one_failed = rows.assign(parity_verdict="fail")
+    best, passed_over = charts.fastest(every_one_failed)
+    assert best["runtime"] == "openvino" and passed_over.empty
+    unknown = rows.assign(parity_verdict=None)
+    assert charts.fastest(unknown)[0]["runtime"] == "openvino", "no verdict (no reference) is no failure"

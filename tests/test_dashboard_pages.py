@@ -189,6 +189,34 @@ def test_overview_plots_speed_against_agreement(detecting_db, filled_db):
     assert "<br>" in untrained.layout.yaxis.title.text, "on one line it ran into the chart title"
 
 
+def test_a_faster_result_that_failed_parity_is_not_named_fastest(detecting_db, tmp_path):
+    """A converted model that loses the reference's boxes is no deployment answer, however fast. The real run's
+    fastest result is given a failed parity verdict in a copy of its database."""
+    db = tmp_path / "fastest-failed.duckdb"
+    shutil.copyfile(detecting_db, db)
+    summary = api.results_summary(str(db))
+    fastest, runner_up = summary.sort_values("total_ms").head(2).itertuples()
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE parity SET verdict = 'fail', reason = 'found 3 of the reference''s 42 boxes' "
+                    "WHERE result_id = ?", [fastest.result_id])
+    overview = open_page(db)
+    assert not overview.exception
+    named = [(metric.value, metric.delta) for metric in overview.metric if metric.label == "Fastest"]
+    assert named == [(f"{runner_up.runtime}:{runner_up.precision}", "lean mode · parity pass")]
+    warning = text_of(overview.warning)
+    assert f"{fastest.runtime}:{fastest.precision}" in warning and "found 3 of the reference's 42 boxes" in warning
+    machines = open_page(db, "machines")
+    assert not machines.exception
+    assert machines.dataframe[0].value["runtime"].tolist() == [runner_up.runtime]
+    assert "failed parity" in text_of(machines.warning)
+
+
+def test_the_results_table_shows_parity_beside_the_speed(detecting_db):
+    """Last of 17 columns, Parity was off screen in a 1280 px window: whether a result is right sits by its speed."""
+    order = list(open_page(detecting_db).dataframe[0].proto.column_order)
+    assert order.index("parity_verdict") == order.index("throughput_ips") + 1, order
+
+
 def test_parity_diff_shows_the_verdict_over_the_original_image(detecting_db):
     app = open_page(detecting_db, "detections")
     app.toggle(key="parity_diff").set_value(True).run()

@@ -56,17 +56,19 @@ if done.empty:
 else:
     models = sorted(done["model"].unique())
     model = st.selectbox("Model", models, key="fastest_model")
-    best = fastest_per_machine(done[done["model"] == model])
+    best, passed_over = fastest_per_machine(done[done["model"] == model])
     winner = best.iloc[0]
     interval = ("no 95% interval: too few iterations" if pd.isna(winner["infer_ci_low_ms"])
                 else f"inference 95% interval {winner['infer_ci_low_ms']:.2f} to {winner['infer_ci_high_ms']:.2f} ms")
     st.markdown(f"**{winner['machine_label']}** with **{winner['runtime']}:{winner['precision']}** at batch "
-                f"{winner['batch']}: **{winner['total_ms']:.2f} ms** per image ({interval}, {winner['iterations']} "
-                f"iterations, run `{winner['run_id']}` of {ui.utc(winner['started_at'])}).")
+                f"{winner['batch']}: **{winner['total_ms']:.2f} ms** per image ({interval}, "
+                f"{winner['iterations']} iterations, run `{winner['run_id']}` of {ui.utc(winner['started_at'])}).")
+    ui.passed_over(passed_over)
     st.dataframe(best, hide_index=True, key="fastest_table", column_order=[
-        "machine_label", "runtime", "precision", "batch", "imgsz", "total_ms", "infer_ms", "infer_ci_low_ms",
-        "infer_ci_high_ms", "throughput_ips", "iterations", "started_at", "run_id"], column_config={
-        "machine_label": "Machine", "runtime": "Runtime", "precision": "Precision", "batch": "Batch",
+        "machine_label", "runtime", "precision", "batch", "mode", "imgsz", "total_ms", "parity_verdict", "infer_ms",
+        "infer_ci_low_ms", "infer_ci_high_ms", "throughput_ips", "iterations", "started_at", "run_id"], column_config={
+        "machine_label": "Machine", "runtime": "Runtime", "precision": "Precision", "batch": "Batch", "mode": "Mode",
+        "parity_verdict": "Parity",
         "imgsz": "Image size", "total_ms": st.column_config.NumberColumn("Total ms", format="%.2f"),
         "infer_ms": st.column_config.NumberColumn("Infer ms", format="%.2f"),
         "infer_ci_low_ms": st.column_config.NumberColumn("Infer CI low", format="%.2f"),
