@@ -358,6 +358,21 @@ def test_machines_lists_the_fingerprint_and_run_count(two_runs_db):
     assert [metric.value for metric in app.metric if metric.label == "Runs"] == ["2"]
 
 
+def test_the_fastest_machine_is_judged_at_one_image_size(filled_db, tmp_path):
+    """A smaller input is faster, not better: a 96 px run must not win over the 160 px results."""
+    db = tmp_path / "two-sizes.duckdb"
+    shutil.copyfile(filled_db, db)
+    done = engine_run(db, "--runtimes", "onnxruntime", "--imgsz", "96", "--iters", "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    app = open_page(db, "machines")
+    assert not app.exception
+    assert set(app.dataframe[0].value["imgsz"]) == {TEST_IMGSZ}, "the size with the most results first"
+    app.get("button_group")[0].set_value(96).run()
+    assert not app.exception
+    assert app.dataframe[0].value["imgsz"].tolist() == [96]
+    assert "at batch 1, 96 px" in text_of(app.markdown)
+
+
 def test_share_builds_a_report_and_csv_downloads(filled_run):
     app = open_page(filled_run["db"], "share")
     labels = [button.proto.label for button in elements(app, "download_button")]

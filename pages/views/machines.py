@@ -56,12 +56,19 @@ if done.empty:
 else:
     models = sorted(done["model"].unique())
     model = st.selectbox("Model", models, key="fastest_model")
-    best, passed_over = fastest_per_machine(done[done["model"] == model])
+    of_model = done[done["model"] == model]
+    # a smaller input is faster, not better: results are compared at one image size
+    sizes = of_model["imgsz"].value_counts()
+    imgsz = int(sizes.index[0])  # the size with the most results
+    if len(sizes) > 1:
+        imgsz = st.segmented_control("Image size", sorted(int(size) for size in sizes.index), default=imgsz,
+                                     key=f"fastest_imgsz-{model}", required=True, format_func=lambda size: f"{size} px")
+    best, passed_over = fastest_per_machine(of_model[of_model["imgsz"] == imgsz])
     winner = best.iloc[0]
     interval = ("no 95% interval: too few iterations" if pd.isna(winner["infer_ci_low_ms"])
                 else f"inference 95% interval {winner['infer_ci_low_ms']:.2f} to {winner['infer_ci_high_ms']:.2f} ms")
     st.markdown(f"**{winner['machine_label']}** with **{winner['runtime']}:{winner['precision']}** at batch "
-                f"{winner['batch']}: **{winner['total_ms']:.2f} ms** per image ({interval}, "
+                f"{winner['batch']}, {imgsz} px: **{winner['total_ms']:.2f} ms** per image ({interval}, "
                 f"{winner['iterations']} iterations, run `{winner['run_id']}` of {ui.utc(winner['started_at'])}).")
     ui.passed_over(passed_over)
     st.dataframe(best, hide_index=True, key="fastest_table", column_order=[
