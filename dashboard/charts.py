@@ -8,6 +8,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from engine import ranking
+
 METRICS = {
     "infer_ms": "Inference, median (ms/image)",
     "total_ms": "Total pre + infer + post, median (ms/image)",
@@ -297,15 +299,11 @@ def machines_normalised(results: pd.DataFrame, metric: str, reference_machine: s
 
 
 def fastest(results: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """The fastest completed result (lowest end-to-end median) whose detections did not fail parity, and the faster
-    results passed over because theirs did: a converted model that loses the reference's boxes is no answer to
-    "which runtime should I deploy". Where every result failed parity, the fastest of them, none passed over."""
-    rows = completed(results).sort_values("total_ms", kind="stable")
-    failed = rows["parity_verdict"].eq("fail")
-    if failed.all():
-        return rows.iloc[0], rows.iloc[:0]
-    best = rows[~failed].iloc[0]
-    return best, rows[failed & (rows["total_ms"] < best["total_ms"])]
+    """engine.ranking.fastest over these rows: the fastest completed result whose parity did not fail, and the
+    faster ones passed over because theirs did."""
+    rows = completed(results)
+    best, passed_over = ranking.fastest(rows.assign(_row=rows.index).to_dict("records"))
+    return rows.loc[best["_row"]], rows.loc[[r["_row"] for r in passed_over]]
 
 
 def fastest_per_machine(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,4 +1,4 @@
-"""CLI: python -m engine runtimes | run | job | export | machine."""
+"""CLI: `python -m engine COMMAND ...`; `python -m engine --help` lists the commands."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from engine import models
+from engine.ranking import fastest
 from engine.config import DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_name_list
 
 DEFAULT_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
@@ -148,6 +149,23 @@ def print_table(results: list[dict]) -> None:
                   f"{' ' * len(flight)} {'':>8} {'':>7}  {r['status']}: {reason}")
     print("(medians in ms per image; peak MB: the worker's peak resident memory for that batch size"
           + (f"; img/s x{in_flight}: images per second with {in_flight} requests in flight)" if in_flight else ")"))
+    print_fastest(results)
+
+
+def print_fastest(results: list[dict]) -> None:
+    """The one to deploy by speed, as the dashboard names it: the fastest whose detections did not fail parity."""
+    best, passed_over = fastest(results)
+    if best is None:
+        return
+    verdict = f", parity {best['parity_verdict']}" if best.get("parity_verdict") else ""
+    print(f"fastest: {result_name(best)}, {best['total_ms']:.2f} ms per image end to end{verdict}")
+    for r in passed_over:
+        print(f"  faster but failed parity: {result_name(r)}, {r['total_ms']:.2f} ms: {r.get('parity_reason')}")
+
+
+def result_name(r: dict) -> str:
+    mode = "" if r.get("mode", "lean") == "lean" else f" {r['mode']}"
+    return f"{r['runtime']}:{r['precision']}{mode} batch {r['batch']}"
 
 
 def command_run(args) -> int:
@@ -163,7 +181,9 @@ def command_run(args) -> int:
 
         print(f"bundle written to {write_bundle(config.db, outcome.run_id, args.bundle)}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "results": outcome.results}, default=str))
+        best, _ = fastest(outcome.results)
+        print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "results": outcome.results,
+                          "fastest": best and best["result_id"]}, default=str))
     else:
         print_table(outcome.results)
     return 0 if outcome.all_completed else 1

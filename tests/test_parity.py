@@ -100,6 +100,12 @@ def test_int8_shows_its_drift(parity_run):
     assert json_rows[("openvino", "int8")]["parity_verdict"] == int8.parity_verdict
 
 
+def test_the_json_names_the_fastest_result_that_did_not_fail_parity(parity_run):
+    table = parity_run["table"]
+    trusted = table[table.parity_verdict != "fail"]
+    assert parity_run["document"]["fastest"] == trusted.loc[trusted.total_ms.idxmin(), "result_id"]
+
+
 def test_each_detection_names_the_reference_box_it_matched(parity_run):
     with duckdb.connect(str(parity_run["db"]), read_only=True) as con:
         rows = con.execute(
