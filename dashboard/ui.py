@@ -307,21 +307,27 @@ def stop_when_empty(frame: pd.DataFrame, db: str, what: str) -> None:
 
 
 def regression_watch(verdicts: list) -> None:
-    """The regression watch's verdicts on these results: flags only where the interval clears the noise."""
+    """The regression watch's verdicts on these results: flags only where the interval clears the noise, and
+    parity worse than the run before."""
+
+    def name(v) -> str:
+        return f"{v.runtime}:{v.precision} batch {v.batch}" + ("" if v.mode == "lean" else f" ({v.mode} mode)")
+
     flagged = [v for v in verdicts if v.verdict in ("regression", "improvement", "stopped working")]
     for v in flagged:
-        mode = "" if v.mode == "lean" else f" ({v.mode} mode)"
         if v.verdict == "stopped working":
-            text = (f"**stopped working**: {v.runtime}:{v.precision} batch {v.batch}{mode} failed in this run; it "
-                    f"completed in its {v.history} earlier run(s), median {v.baseline_ms:.2f} ms. "
-                    f"{v.error.splitlines()[0]}")
+            text = (f"**stopped working**: {name(v)} failed in this run; it completed in its {v.history} earlier "
+                    f"run(s), median {v.baseline_ms:.2f} ms. {v.error.splitlines()[0]}")
         else:
-            text = (f"**{v.verdict}**: {v.runtime}:{v.precision} batch {v.batch}{mode} infers in {v.infer_ms:.2f} ms "
-                    f"against {v.baseline_ms:.2f} ms over its {v.history} earlier runs (noise floor "
-                    f"{v.noise_floor:.0%})")
+            text = (f"**{v.verdict}**: {name(v)} infers in {v.infer_ms:.2f} ms against {v.baseline_ms:.2f} ms over "
+                    f"its {v.history} earlier runs (noise floor {v.noise_floor:.0%})")
         (st.success if v.verdict == "improvement" else st.error)(text, icon=":material/monitoring:")
+    changed = [v for v in verdicts if v.parity_change]
+    for v in changed:
+        st.error(f"**detections changed**: {name(v)} parity went {v.parity_change.replace('->', '→')} against the "
+                 f"run before: {v.parity_reason}", icon=":material/rule:")
     judged = [v for v in verdicts if v.verdict not in ("not enough history", "failed")]
-    if not flagged:
+    if not flagged and not changed:
         st.caption(f"Regression watch: no change beyond the noise floor in {len(judged)} configuration(s) with "
                    "history" if judged else "Regression watch: each configuration needs three runs before "
                    "changes are flagged (`python -m engine check-regressions` does the same in CI).")

@@ -71,10 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("bundles", nargs="+")
     merge.add_argument("--db", default="results.duckdb", help=DB_HELP)
 
-    watch = commands.add_parser("check-regressions", help="flag results slower or faster than their history")
+    watch = commands.add_parser("check-regressions", help="flag results slower or faster than their history, "
+                                "and parity worse than the run before")
     watch.add_argument("--db", default="results.duckdb", help=DB_HELP)
     watch.add_argument("--fail-on-regression", action="store_true",
-                       help="exit 1 when any regression is found (a configuration that stopped working counts)")
+                       help="exit 1 when any regression is found (a configuration that stopped working, or whose "
+                            "parity got worse, counts)")
     watch.add_argument("--json", action="store_true")
 
     compact = commands.add_parser("compact", help="merge a shared store's small Parquet files (every result's "
@@ -281,7 +283,10 @@ def command_check_regressions(args) -> int:
             why = f"  ({v.error.splitlines()[0][:120]})" if v.error else ""
             print(f"{v.verdict:<20} {v.runtime:<12} {v.precision:<9} {v.batch:>5} {v.mode:<11} {infer} "
                   f"{baseline} {floor} {v.history + 1:>4}  {v.machine_label} / {v.model}{why}")
-    regressed = [v for v in verdicts if v.verdict in ("regression", "stopped working")]
+            if v.parity_change:  # a line of its own: the speed verdict above may well be "no change"
+                print(f"{'detections changed':<20} {v.runtime:<12} {v.precision:<9} {v.batch:>5} {v.mode:<11} parity "
+                      f"{v.parity_change}: {v.parity_reason[:120]}")
+    regressed = [v for v in verdicts if v.regressed]
     return 1 if regressed and args.fail_on_regression else 0
 
 

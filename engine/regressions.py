@@ -9,6 +9,9 @@ its median's 95% confidence interval clears the earlier median by more than that
 With fewer than MIN_HISTORY earlier results the verdict is "not enough history", never a guess.
 A newest result that failed is judged too, not hidden behind the last one that completed: "stopped working"
 when the configuration completed before (a regression for CI), "failed" when it never did.
+Apart from speed, a newest result whose parity verdict is worse than the one before it (pass < drift < fail)
+carries `parity_change` ("pass -> fail"): the same configuration no longer gives the detections it gave, as
+when a library upgrade breaks an export; CI counts it as a regression.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pandas as pd
 CONFIG_KEY = ("machine_id", "model", "runtime", "precision", "batch", "mode", "imgsz", "threads")
 MIN_HISTORY = 2
 MIN_FLOOR = 0.03  # 3%: below this a VM's clock and neighbours alone move the median
+PARITY_ORDER = {"pass": 0, "drift": 1, "fail": 2}
 
 
 @dataclass
@@ -41,9 +45,16 @@ class Verdict:
     history: int
     mode: str = "lean"
     error: str | None = None  # why the newest result failed
+    parity_change: str | None = None  # "pass -> fail" when the newest result's parity got worse
+    parity_reason: str | None = None  # the newest result's parity reason, with parity_change
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def regressed(self) -> bool:
+        """What `check-regressions --fail-on-regression` fails on."""
+        return self.verdict in ("regression", "stopped working") or self.parity_change is not None
 
 
 def check(summary: pd.DataFrame) -> list[Verdict]:
@@ -75,8 +86,22 @@ def check(summary: pd.DataFrame) -> list[Verdict]:
             int(newest["batch"]), int(newest["imgsz"]), int(newest["threads"]), str(newest["result_id"]), outcome,
             _optional(newest["infer_ms"]), _optional(newest["infer_ci_low_ms"]), _optional(newest["infer_ci_high_ms"]),
             baseline, floor, len(earlier), str(newest["mode"]),
-            None if newest["status"] == "completed" else str(newest.get("error") or "no reason recorded")))
+            None if newest["status"] == "completed" else str(newest.get("error") or "no reason recorded"),
+            *_parity_change(newest, before)))
     return verdicts
+
+
+def _parity_change(newest: pd.Series, before: pd.DataFrame) -> tuple[str | None, str | None]:
+    """("pass -> fail", the newest reason) when the newest verdict is worse than the last earlier one."""
+    if "parity_verdict" not in before or newest.get("parity_verdict") not in PARITY_ORDER:
+        return None, None
+    judged = before[(before["status"] == "completed") & before["parity_verdict"].isin(list(PARITY_ORDER))]
+    if judged.empty:
+        return None, None
+    previous, now = judged["parity_verdict"].iloc[-1], newest["parity_verdict"]
+    if PARITY_ORDER[now] <= PARITY_ORDER[previous]:
+        return None, None
+    return f"{previous} -> {now}", str(newest.get("parity_reason") or "no reason recorded")
 
 
 def _optional(value) -> float | None:

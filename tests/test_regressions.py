@@ -65,8 +65,25 @@ def test_a_newest_result_that_failed_is_judged_not_hidden():
     assert recovered.verdict == "no change", "an older failure is no history and no verdict"
 
 
-def _store_run(db, run_id, day, results):
-    """One run whose results are {runtime: inference ms} for completed ones, {runtime: reason} for failed ones."""
+def test_parity_worse_than_the_run_before_is_flagged_apart_from_speed():
+    """A library upgrade that breaks an export keeps its speed: the detections changing is the news."""
+    verdicts = ["pass", "drift", "pass", "fail"]
+    rows = history(10.0, 10.1, 10.0, 10.0).assign(parity_verdict=verdicts,
+                                                   parity_reason=["", "", "", "found 3 of the reference's 42 boxes"])
+    (verdict,) = check(rows)
+    assert (verdict.verdict, verdict.parity_change) == ("no change", "pass -> fail"), "against the run just before"
+    assert verdict.parity_reason == "found 3 of the reference's 42 boxes" and verdict.regressed
+    for unflagged in [("fail", "fail", "pass"), ("pass", "drift", "drift"), ("pass", "pass", None),
+                      (None, None, "fail")]:  # better, the same, no verdict now, none before
+        (same,) = check(history(10.0, 10.1, 10.0).assign(parity_verdict=list(unflagged)))
+        assert same.parity_change is None and not same.regressed, unflagged
+    (no_column,) = check(history(10.0, 10.1, 10.0))
+    assert no_column.parity_change is None
+
+
+def _store_run(db, run_id, day, results, parity=None):
+    """One run whose results are {runtime: inference ms} for completed ones, {runtime: reason} for failed ones;
+    parity: {runtime: (verdict, reason)}."""
     store.insert_run(db, {"run_id": run_id, "started_at": pd.Timestamp(f"2026-11-{day:02d}", tz="UTC"),
                           "machine_id": "m1", "machine_label": "lab", "model": "yolov8n", "model_sha256": "x",
                           "model_source": "test", "weights_trained": False, "imgsz": 640, "images": [],
@@ -84,8 +101,13 @@ def _store_run(db, run_id, day, results):
         store.insert_result(db, {"result_id": f"{run_id}-{runtime}", "run_id": run_id, "runtime": runtime,
                                  "precision": "fp32", "batch": 1, "status": "failed" if failed else "completed",
                                  "error": outcome if failed else None, "imgsz": 640, "threads": 2},
-                            samples, per_stage, [], [])
+                            samples, per_stage, [], [], _parity_row(*(parity or {}).get(runtime, (None, None))))
     store.finish_run(db, run_id, "completed")
+
+
+def _parity_row(verdict, reason):
+    return {"reference": "pytorch:fp32 yolov8n.pt", "iou_threshold": 0.5, "verdict": verdict, "reason": reason} \
+        if verdict else None
 
 
 def test_cli_fails_on_a_regression_only_when_asked(tmp_path):
@@ -134,3 +156,24 @@ def test_the_overview_flags_a_regression(tmp_path):
     app = open_page(db, "overview")
     assert not app.exception
     assert "regression: onnxruntime:fp32 batch 1 infers in 80.0" in text_of(app.error).replace("*", "")
+
+
+def test_cli_and_overview_flag_parity_that_got_worse(tmp_path):
+    from tests.dashboard_app import open_page, text_of
+
+    db = tmp_path / "results.duckdb"
+    store.ensure_schema(db)
+    for day, verdict in ((1, "pass"), (2, "pass")):
+        _store_run(db, f"run{day}", day, {"onnxruntime": 60.0}, {"onnxruntime": (verdict, "agree")})
+    assert engine("check-regressions", "--db", str(db), "--fail-on-regression").returncode == 0
+    _store_run(db, "run3", 3, {"onnxruntime": 60.2}, {"onnxruntime": ("fail", "found 3 of the reference's 42 boxes")})
+    report = engine("check-regressions", "--db", str(db))
+    assert report.returncode == 0
+    flagged = [line.split() for line in report.stdout.splitlines() if line.startswith("detections changed")]
+    assert [words[2:6] for words in flagged] == [["onnxruntime", "fp32", "1", "lean"]], report.stdout
+    assert "parity pass -> fail: found 3 of the reference's 42 boxes" in report.stdout
+    assert engine("check-regressions", "--db", str(db), "--fail-on-regression").returncode == 1
+    app = open_page(db, "overview")
+    assert not app.exception
+    assert "detections changed: onnxruntime:fp32 batch 1 parity went pass → fail against the run before: found 3 " \
+           "of the reference's 42 boxes" in text_of(app.error).replace("*", "")
