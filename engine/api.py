@@ -16,7 +16,7 @@ __all__ = [
     "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "runtimes", "start_run", "job_status", "cancel",
     "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "samples",
-    "export_run", "write_bundle", "import_bundle", "regressions",
+    "export_run", "write_bundle", "import_bundle", "regressions", "parity_got_worse",
 ]
 
 
@@ -120,3 +120,10 @@ def regressions(db: str, filters: dict | None = None) -> list:
 
     summary = store.results_summary(db, filters)
     return check(summary) if not summary.empty else []
+
+
+def parity_got_worse(before: str | None, now: str | None) -> bool:
+    """Whether a parity verdict went down the order pass, drift, fail (engine/parity.py)."""
+    from engine.parity import got_worse
+
+    return got_worse(before, now)

@@ -40,7 +40,12 @@ FAIL_MIN_RECALL = 0.5
 FAIL_MIN_PRECISION = 0.5
 FAIL_RAW_REL_MEAN = 0.10
 
-VERDICTS = ("pass", "drift", "fail")
+VERDICTS = ("pass", "drift", "fail")  # best first
+
+
+def got_worse(before: str | None, now: str | None) -> bool:
+    """Whether a verdict went down the order pass, drift, fail; an unknown verdict on either side is no change."""
+    return before in VERDICTS and now in VERDICTS and VERDICTS.index(now) > VERDICTS.index(before)
 
 
 @dataclass

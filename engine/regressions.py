@@ -20,10 +20,11 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from engine.parity import VERDICTS, got_worse
+
 CONFIG_KEY = ("machine_id", "model", "runtime", "precision", "batch", "mode", "imgsz", "threads")
 MIN_HISTORY = 2
 MIN_FLOOR = 0.03  # 3%: below this a VM's clock and neighbours alone move the median
-PARITY_ORDER = {"pass": 0, "drift": 1, "fail": 2}
 
 
 @dataclass
@@ -93,13 +94,11 @@ def check(summary: pd.DataFrame) -> list[Verdict]:
 
 def _parity_change(newest: pd.Series, before: pd.DataFrame) -> tuple[str | None, str | None]:
     """("pass -> fail", the newest reason) when the newest verdict is worse than the last earlier one."""
-    if "parity_verdict" not in before or newest.get("parity_verdict") not in PARITY_ORDER:
+    if "parity_verdict" not in before:
         return None, None
-    judged = before[(before["status"] == "completed") & before["parity_verdict"].isin(list(PARITY_ORDER))]
-    if judged.empty:
-        return None, None
-    previous, now = judged["parity_verdict"].iloc[-1], newest["parity_verdict"]
-    if PARITY_ORDER[now] <= PARITY_ORDER[previous]:
+    judged = before[(before["status"] == "completed") & before["parity_verdict"].isin(VERDICTS)]
+    previous, now = (judged["parity_verdict"].iloc[-1] if len(judged) else None), newest.get("parity_verdict")
+    if not got_worse(previous, now):
         return None, None
     return f"{previous} -> {now}", str(newest.get("parity_reason") or "no reason recorded")
 

@@ -346,6 +346,27 @@ def test_compare_tells_two_machines_by_their_fingerprint_not_their_label(two_run
     assert f"The same machine ({machine_id[:12]}) under two labels: ci → ci-2." in text_of(app.caption)
 
 
+def test_compare_names_a_configuration_whose_parity_got_worse(detecting_db, tmp_path):
+    """A second real run of the detecting model; its ONNX Runtime result is given a failed parity verdict in the
+    copy, as a broken export would get: a ratio near 1 must not read as 'nothing changed'."""
+    db = tmp_path / "parity-changed.duckdb"
+    shutil.copyfile(detecting_db, db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        (first_run,), = con.execute("SELECT run_id FROM runs").fetchall()
+    model = detecting_db.parent / "detecting.pt"  # beside the database, as the detecting_db fixture built it
+    done = engine_run(db, "--model", str(model), "--runtimes", "onnxruntime", "--iters", "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE parity SET verdict = 'fail', reason = 'found 3 of the reference''s 42 boxes' WHERE "
+                    "result_id IN (SELECT result_id FROM results WHERE run_id <> ?)", [first_run])
+    app = open_page(db, "compare")
+    assert not app.exception
+    assert "parity is worse in run B for onnxruntime:fp32 · b1 pass → fail" in text_of(app.error)
+    table = app.dataframe[0].value.set_index("runtime")
+    assert (table.loc["onnxruntime", "parity_verdict_a"], table.loc["onnxruntime", "parity_verdict_b"]) == (
+        "pass", "fail")
+
+
 def test_compare_with_one_run_asks_for_another(filled_db):
     app = open_page(filled_db, "compare")
     assert "only one run" in text_of(app.info)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import charts, data, ui
+from engine import api
 
 KEYS = ["runtime", "precision", "batch", "mode"]
 COMPARED = ["infer_ms", "total_ms", "throughput_ips"]
@@ -64,12 +65,17 @@ for name, mine, other, theirs, their_every in (("A", results_a, "B", results_b, 
 if failed:
     st.warning("Not compared: " + "; ".join(failed) + ".")
 
-shown = KEYS + COMPARED + ["peak_share"]
+shown = KEYS + COMPARED + ["peak_share", "parity_verdict"]
 compared = results_a[shown].merge(results_b[shown], on=KEYS, suffixes=("_a", "_b"))
 if compared.empty:
     st.info("These two runs share no runtime x precision x batch that completed in both. Pick runs that measured "
             "the same runtimes.")
     st.stop()
+# faster means little if the detections changed: a library upgrade that breaks an export keeps its speed
+worse = [f"{named(tuple(row[KEYS]), with_mode)} {row['parity_verdict_a']} → {row['parity_verdict_b']}"
+         for _, row in compared.iterrows() if api.parity_got_worse(row["parity_verdict_a"], row["parity_verdict_b"])]
+if worse:
+    st.error("Detections changed: parity is worse in run B for " + "; ".join(worse) + ".", icon=":material/rule:")
 for metric in COMPARED:
     compared[f"{metric}_ratio"] = compared[f"{metric}_b"] / compared[f"{metric}_a"]
 compared["label"] = compared["runtime"] + ":" + compared["precision"] + " · b" + compared["batch"].astype(str)
@@ -81,10 +87,11 @@ metric = st.segmented_control("Ratio of", COMPARED, format_func=charts.METRICS.g
 st.plotly_chart(charts.ratio_bars(compared, metric), key="ratio_chart")
 number = st.column_config.NumberColumn
 st.dataframe(compared, hide_index=True, key="compare_table", column_order=[
-    "runtime", "precision", "batch", "mode", "infer_ms_a", "infer_ms_b", "infer_ms_ratio", "total_ms_a", "total_ms_b",
-    "total_ms_ratio", "throughput_ips_a", "throughput_ips_b", "throughput_ips_ratio", "peak_share_a",
-    "peak_share_b"], column_config={
+    "runtime", "precision", "batch", "mode", "parity_verdict_a", "parity_verdict_b", "infer_ms_a", "infer_ms_b",
+    "infer_ms_ratio", "total_ms_a", "total_ms_b", "total_ms_ratio", "throughput_ips_a", "throughput_ips_b",
+    "throughput_ips_ratio", "peak_share_a", "peak_share_b"], column_config={
     "runtime": "Runtime", "precision": "Precision", "batch": "Batch", "mode": "Mode",
+    "parity_verdict_a": "Parity A", "parity_verdict_b": "Parity B",
     "infer_ms_a": number("Infer ms A", format="%.2f"), "infer_ms_b": number("Infer ms B", format="%.2f"),
     "infer_ms_ratio": number("Infer B / A", format="%.2fx"), "total_ms_a": number("Total ms A", format="%.2f"),
     "total_ms_b": number("Total ms B", format="%.2f"), "total_ms_ratio": number("Total B / A", format="%.2fx"),
