@@ -195,8 +195,8 @@ def expand_variants(config: RunConfig) -> list[Variant]:
                 if variant not in variants:
                     variants.append(variant)
     if not variants:
-        raise BenchError(
-            f"none of the chosen runtimes offers precision {', '.join(config.precisions)}: "
-            "use --precisions fp32 or 'all'"
-        )
+        offers = "; ".join(f"{name} offers {', '.join(registry.get(name.partition(':')[0]).precisions)}"
+                           for name in config.runtimes)
+        raise BenchError(f"none of the chosen runtimes offers precision {', '.join(config.precisions)} ({offers}): "
+                         "pass --precisions with one they offer, or 'all'")
     return variants

@@ -95,6 +95,7 @@ CASES = {
     "timeout 0": (["--timeout", "0"], "timeout 0"),
     "memory limit too small": (["--memory-limit", "10"], "too small"),
     "no runtime": (["--runtimes", ","], "no runtime chosen"),
+    "a precision no chosen runtime offers": (["--runtimes", "tensorrt"], "precision fp32 (tensorrt offers fp16, int8)"),
 }
 
 
