@@ -103,6 +103,19 @@ def _images(images: pd.DataFrame) -> str:
     return f'<div class="images">{"".join(figures)}</div>' if figures else "<p>No annotated images were saved.</p>"
 
 
+def _fastest(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows for the run's table: the fastest result whose parity did not fail, and faster ones that failed."""
+    if charts.completed(results).empty:
+        return pd.DataFrame(columns=["", " "])
+    best, passed_over = charts.fastest(results)
+    verdict = f", parity {best['parity_verdict']}" if isinstance(best["parity_verdict"], str) else ""
+    rows = [("fastest", f"{charts.variant_batch(best.to_frame().T).iloc[0]}: {best['total_ms']:.2f} ms per image "
+                        f"end to end{verdict}")]
+    rows += [("faster, failed parity", f"{name}: {row.total_ms:.2f} ms, {row.parity_reason}")
+             for name, row in zip(charts.variant_batch(passed_over), passed_over.itertuples())]
+    return pd.DataFrame(rows, columns=["", " "])
+
+
 def run_report(run: pd.Series, machine: pd.Series | None, results: pd.DataFrame, images: pd.DataFrame) -> str:
     """A whole run: results, charts, annotated images, the settings it ran with and the machine."""
     config = json.loads(run["config"]) if isinstance(run["config"], str) else run["config"]
@@ -110,6 +123,7 @@ def run_report(run: pd.Series, machine: pd.Series | None, results: pd.DataFrame,
     overview = pd.DataFrame({"": ["run", "status", "started", "model", "model source", "image size", "machine"],
                              " ": [run["run_id"], run["status"], f"{run['started_at']:%Y-%m-%d %H:%M UTC}",
                                    run["model"], run["model_source"], run["imgsz"], run["machine_label"]]})
+    overview = pd.concat([overview, _fastest(results)], ignore_index=True)
     sections = [("Run", _weights_note(results) + _table(overview)),
                 ("Results (medians per image)", _results_table(results)),
                 *_mode_costs(results),

@@ -209,6 +209,14 @@ def test_a_faster_result_that_failed_parity_is_not_named_fastest(detecting_db, t
     assert not machines.exception
     assert machines.dataframe[0].value["runtime"].tolist() == [runner_up.runtime]
     assert "failed parity" in text_of(machines.warning)
+    from dashboard.report import run_report
+
+    run = api.runs(str(db)).iloc[0]
+    report = run_report(run, None, api.results_summary(str(db)), api.result_images(str(db), run["run_id"]))
+    assert (f"<td>fastest</td>\n      <td>{runner_up.runtime}:{runner_up.precision} · batch 1: "
+            f"{runner_up.total_ms:.2f} ms per image end to end, parity pass</td>") in report
+    assert (f"<td>faster, failed parity</td>\n      <td>{fastest.runtime}:{fastest.precision} · batch 1: "
+            f"{fastest.total_ms:.2f} ms, found 3 of the reference's 42 boxes</td>") in report
 
 
 def test_the_results_table_shows_parity_beside_the_speed(detecting_db):
