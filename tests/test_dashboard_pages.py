@@ -225,6 +225,14 @@ def test_the_results_table_shows_parity_beside_the_speed(detecting_db):
     assert order.index("parity_verdict") == order.index("throughput_ips") + 1, order
 
 
+def test_each_detection_card_says_whether_its_boxes_are_the_reference_s(detecting_db):
+    app = open_page(detecting_db, "detections")
+    assert not app.exception
+    cards = [caption for caption in app.caption if "detection(s)" in str(caption.value)]
+    assert len(cards) == 2 and all(str(card.value).endswith(" · parity **pass**") for card in cards), \
+        [card.value for card in cards]
+
+
 def test_parity_diff_shows_the_verdict_over_the_original_image(detecting_db):
     app = open_page(detecting_db, "detections")
     app.toggle(key="parity_diff").set_value(True).run()

@@ -47,8 +47,11 @@ for start in range(0, len(cards), per_row):
             found = boxes[(boxes["result_id"] == row.result_id) & (boxes["image"] == image)]
             st.markdown(f"pre **{result['pre_ms']:.2f}** · infer **{result['infer_ms']:.2f}** · post "
                         f"**{result['post_ms']:.2f}** · total **{result['total_ms']:.2f}** ms per image")
+            verdict = result.get("parity_verdict")  # whether these boxes are the reference's, beside them
+            parity = f" · parity **{verdict}**" if pd.notna(verdict) else ""
             st.caption(f"{len(found)} detection(s) · decode {result['decode_ms']:.2f} ms · medians over "
-                       f"{result['iterations']} iterations")
+                       f"{result['iterations']} iterations{parity}",
+                       help=result.get("parity_reason") if parity else None)
             if not found.empty:
                 pixels = st.column_config.NumberColumn(format="%.0f")
                 st.dataframe(found, hide_index=True, key=f"boxes-{row.result_id}", height=240,
