@@ -14,7 +14,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.ui import errors_as_messages
-from engine import api
+from engine import api, database
 from engine.api import BenchError, RunConfig
 
 ACTIVE_STATES = ("queued", "running")
@@ -192,7 +192,21 @@ def save_upload(upload) -> str:
 
 
 def recent_jobs(limit: int = 10) -> pd.DataFrame:
+    """The newest jobs on this machine, each with what it measures and where it writes: ten job ids alone did not
+    say which one was the OpenVINO sweep, nor that one wrote to another database."""
     rows = [{"job": job.get("job_id"), "state": job.get("state"), "outcome": job.get("run_status"),
+             "what": _job_summary(job.get("config") or {}),
+             "database": database.display((job.get("config") or {}).get("db") or ""),  # no password shown
              "run": job.get("run_id"), "created": pd.to_datetime(job.get("created_at"), unit="s", utc=True)}
             for job in api.list_jobs(limit)]
     return pd.DataFrame(rows)
+
+
+def _job_summary(config: dict) -> str:
+    """"onnxruntime, openvino · fp32 · batch 1, 4 · 640 px" from a job's RunConfig settings."""
+    if not config:
+        return ""
+    modes = config.get("modes") or ["lean"]
+    return " · ".join([", ".join(config.get("runtimes", [])), ", ".join(config.get("precisions", [])),
+                       "batch " + ", ".join(map(str, config.get("batch_sizes", []))), f"{config.get('imgsz')} px",
+                       *([] if modes == ["lean"] else [" + ".join(modes) + (" modes" if len(modes) > 1 else " mode")])])

@@ -170,8 +170,9 @@ def status(job_id: str) -> dict:
 
 
 def list_jobs(limit: int = 20) -> list[dict]:
+    """The newest jobs' status, each with the settings it was started with (`config`)."""
     folders = sorted((p for p in jobs_dir().iterdir() if p.is_dir()), reverse=True)[:limit]
-    return [status(p.name) for p in folders]
+    return [{**status(p.name), "config": read_json(p / "config.json")} for p in folders]
 
 
 def log_tail(job_id: str, lines: int = 30) -> str:

@@ -55,6 +55,10 @@ def test_run_page_starts_a_run_that_finishes_and_survives_a_reload(tmp_path):
     reloaded = open_page(db, "run", query_params={"job": job_id})
     assert f"Run {status['run_id']} finished: completed." in text_of(reloaded.success)
     assert "batch 1:" in text_of(reloaded.markdown), "the per-variant result line is shown"
+    (recent,) = [table.value for table in reloaded.dataframe if "job" in table.value]
+    listed = recent.set_index("job").loc[job_id]
+    assert (listed["what"], listed["database"]) == (f"onnxruntime · fp32 · batch 1 · {TEST_IMGSZ} px", str(db)), \
+        "which job measured what, and where it wrote"
 
     app.switch_page("pages/views/overview.py").run()
     assert status["run_id"] in text_of(app.caption)
