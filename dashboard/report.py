@@ -108,11 +108,11 @@ def _fastest(results: pd.DataFrame) -> pd.DataFrame:
     if charts.completed(results).empty:
         return pd.DataFrame(columns=["", " "])
     best, passed_over = charts.fastest(results)
+    names = charts.variant_batch(results)  # with the mode where the run mixes modes
     verdict = f", parity {best['parity_verdict']}" if isinstance(best["parity_verdict"], str) else ""
-    rows = [("fastest", f"{charts.variant_batch(best.to_frame().T).iloc[0]}: {best['total_ms']:.2f} ms per image "
-                        f"end to end{verdict}")]
-    rows += [("faster, failed parity", f"{name}: {row.total_ms:.2f} ms, {row.parity_reason}")
-             for name, row in zip(charts.variant_batch(passed_over), passed_over.itertuples())]
+    rows = [("fastest", f"{names[best.name]}: {best['total_ms']:.2f} ms per image end to end{verdict}")]
+    rows += [("faster, failed parity", f"{names[index]}: {row.total_ms:.2f} ms, {row.parity_reason}")
+             for index, row in zip(passed_over.index, passed_over.itertuples())]
     return pd.DataFrame(rows, columns=["", " "])
 
 

@@ -273,12 +273,13 @@ def failures(results: pd.DataFrame) -> None:
                    f"requests in flight: {reason}. Its one-at-a-time figures are measured and kept.")
 
 
-def passed_over(results: pd.DataFrame) -> None:
-    """The faster results `charts.fastest` did not name fastest, each with the reason its parity failed."""
+def passed_over(results: pd.DataFrame, among: pd.DataFrame) -> None:
+    """The faster results `charts.fastest` did not name fastest, each with the reason its parity failed; named as
+    among the rows they were picked from (with their mode where those mix modes)."""
     if results.empty:
         return
-    names = charts.variant_batch(results)
-    if results["machine_label"].nunique() > 1:
+    names = charts.variant_batch(among).loc[results.index]
+    if among["machine_label"].nunique() > 1:
         names = results["machine_label"] + " · " + names
     lines = [f"- **{name}**, {row.total_ms:.2f} ms: {row.parity_reason}" for name, row in
              zip(names, results.itertuples())]

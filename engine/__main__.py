@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from engine import models
-from engine.ranking import fastest
 from engine.config import DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_name_list
+from engine.ranking import fastest
 
 DEFAULT_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
 DB_HELP = ("a DuckDB file, or a shared store: "

@@ -154,3 +154,27 @@ def test_detections_show_only_the_runtimes_picked(modes_run):
     assert not app.get("image") and "Pick at least one runtime" in app.info[0].value
     app.toggle(key="overlay").set_value(True).run()
     assert not app.exception and len(app.get("image")) == 1, "the overlay still offers every runtime of the run"
+
+
+def test_a_result_passed_over_for_failed_parity_is_named_with_its_mode(modes_run, tmp_path):
+    """In a run of both modes, "openvino:fp32 · batch 1" names two results: the warning and the report say which.
+    The fastest result is given a failed parity verdict in a copy of the real run's database."""
+    import shutil
+
+    from dashboard.report import run_report
+    from engine import api
+    from tests.dashboard_app import open_page, text_of
+
+    db = tmp_path / "results.duckdb"
+    shutil.copyfile(modes_run["db"], db)
+    fastest = api.results_summary(str(db)).sort_values("total_ms").iloc[0]
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE parity SET verdict = 'fail', reason = 'made to fail' WHERE result_id = ?",
+                    [fastest.result_id])
+    named = f"{fastest.runtime}:{fastest.precision} · {fastest['mode']} · batch 1"
+    app = open_page(db)
+    assert not app.exception
+    assert f"{named}**, {fastest.total_ms:.2f} ms: made to fail" in text_of(app.warning)
+    run = api.runs(str(db)).iloc[0]
+    report = run_report(run, None, api.results_summary(str(db)), api.result_images(str(db), run["run_id"]))
+    assert f"<td>{named}: {fastest.total_ms:.2f} ms, made to fail</td>" in report

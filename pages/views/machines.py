@@ -63,14 +63,15 @@ else:
     if len(sizes) > 1:
         imgsz = st.segmented_control("Image size", sorted(int(size) for size in sizes.index), default=imgsz,
                                      key=f"fastest_imgsz-{model}", required=True, format_func=lambda size: f"{size} px")
-    best, passed_over = fastest_per_machine(of_model[of_model["imgsz"] == imgsz])
+    at_size = of_model[of_model["imgsz"] == imgsz]
+    best, passed_over = fastest_per_machine(at_size)
     winner = best.iloc[0]
     interval = ("no 95% interval: too few iterations" if pd.isna(winner["infer_ci_low_ms"])
                 else f"inference 95% interval {winner['infer_ci_low_ms']:.2f} to {winner['infer_ci_high_ms']:.2f} ms")
     st.markdown(f"**{winner['machine_label']}** with **{winner['runtime']}:{winner['precision']}** at batch "
                 f"{winner['batch']}, {imgsz} px: **{winner['total_ms']:.2f} ms** per image ({interval}, "
                 f"{winner['iterations']} iterations, run `{winner['run_id']}` of {ui.utc(winner['started_at'])}).")
-    ui.passed_over(passed_over)
+    ui.passed_over(passed_over, among=at_size)
     st.dataframe(best, hide_index=True, key="fastest_table", column_order=[
         "machine_label", "runtime", "precision", "batch", "mode", "imgsz", "total_ms", "parity_verdict", "infer_ms",
         "infer_ci_low_ms", "infer_ci_high_ms", "throughput_ips", "iterations", "started_at", "run_id"], column_config={

@@ -57,7 +57,7 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
                             "(fp32, or the bf16 / int8 rate where the CPU has one)")
         metrics.metric("Stable results", f"{int(shown['stable'].fillna(False).sum())} of {len(shown)}",
                        width="content")
-        ui.passed_over(passed_over)
+        ui.passed_over(passed_over, among=shown)
         st.caption(ui.peak_words(rows))
         st.plotly_chart(charts.stage_bars(shown), key=f"stages-{machine_id}")
         ui.results_table(shown.sort_values("total_ms"), key=f"table-{machine_id}")
