@@ -114,8 +114,7 @@ def progress_printer(stream=sys.stderr):
         elif kind == "stage":
             print(f"  {event.get('variant', '')} {event.get('message', event['stage'])}", file=stream)
         elif kind == "result":
-            mode = "" if event.get("mode", "lean") == "lean" else f"/{event['mode']}"
-            name = f"{event['runtime']}:{event['precision']}{mode} b{event['batch']}"
+            name = result_name(event)
             if event["status"] == "completed":
                 print(f"  {name}: infer {event['infer_ms']:.2f} ms/img, total {event['total_ms']:.2f} ms/img",
                       file=stream)
@@ -166,8 +165,9 @@ def print_fastest(results: list[dict]) -> None:
 
 
 def result_name(r: dict) -> str:
-    mode = "" if r.get("mode", "lean") == "lean" else f" {r['mode']}"
-    return f"{r['runtime']}:{r['precision']}{mode} batch {r['batch']}"
+    """A result as the progress lines and the closing line name it: "openvino:int8/ultralytics b4"."""
+    mode = "" if r.get("mode", "lean") == "lean" else f"/{r['mode']}"
+    return f"{r['runtime']}:{r['precision']}{mode} b{r['batch']}"
 
 
 def command_run(args) -> int:

@@ -69,7 +69,7 @@ def test_each_result_records_its_worker_peak_memory(every_runtime, tmp_path):
     assert memory[("onnxruntime", "fp32")] < memory[("tensorflow", "fp32")] / 2, memory
     printed = engine_run(tmp_path / "results.duckdb", "--runtimes", "onnxruntime", "--iters", "2")
     assert "peak MB" in printed.stdout.splitlines()[0], printed.stdout
-    assert "fastest: onnxruntime:fp32 batch 1, " in printed.stdout.splitlines()[-1], printed.stdout
+    assert "fastest: onnxruntime:fp32 b1, " in printed.stdout.splitlines()[-1], printed.stdout
 
 
 def test_torchscript_settles_before_it_is_measured(every_runtime):

@@ -31,5 +31,5 @@ def test_no_verdict_is_no_failure_and_all_failed_falls_back_to_the_fastest():
 def test_the_cli_names_the_fastest_and_the_faster_failures_with_their_reason(capsys):
     print_fastest(RESULTS)
     assert capsys.readouterr().out.splitlines() == [
-        "fastest: tflite:int8 batch 1, 7.00 ms per image end to end, parity drift",
-        "  faster but failed parity: openvino:int8 batch 1, 5.00 ms: found 6 of the reference's 42 boxes"]
+        "fastest: tflite:int8 b1, 7.00 ms per image end to end, parity drift",
+        "  faster but failed parity: openvino:int8 b1, 5.00 ms: found 6 of the reference's 42 boxes"]
