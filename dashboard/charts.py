@@ -46,12 +46,22 @@ def variant_batch(results: pd.DataFrame, short: bool = False) -> pd.Series:
     return variant(results) + (" · b" if short else " · batch ") + results["batch"].astype(str)
 
 
-LEGEND_ON_TOP_MAX = 4  # more entries wrap into rows that run into the title: put them below the plot
+# A legend on top of the plot shares the top margin with the chart's title: one row fits under the title, a second
+# row runs into it. On top only while its entries fit one row of the narrowest chart (the Overview's at a 1000 px
+# window); Plotly gives an entry ~40 px of symbol and gaps before its text, and its legend title a place in the row.
+LEGEND_ON_TOP_PX, LEGEND_ENTRY_PX = 480.0, 40.0
+
+
+def legend_px(figure: go.Figure) -> float:
+    """About how wide the figure's legend is laid out in one row, in pixels."""
+    names = [trace.name for trace in figure.data if trace.showlegend is not False and trace.name]
+    title = figure.layout.legend.title.text or ""
+    return sum(LEGEND_ENTRY_PX + CHARACTER_PX * len(name) for name in names) + CHARACTER_PX * len(title)
 
 
 def _layout(figure: go.Figure, title: str, height: int = 420, legend_below: bool = False) -> go.Figure:
     entries = sum(1 for trace in figure.data if trace.showlegend is not False and trace.name)
-    if entries > LEGEND_ON_TOP_MAX and not legend_below:
+    if legend_px(figure) > LEGEND_ON_TOP_PX and not legend_below:
         legend_below = True
         height += 22 * ((entries + 2) // 3)  # about three entries per legend row
     # Below: at the bottom of the whole figure, where Plotly makes room for it under the axis titles. Placed at

@@ -314,6 +314,26 @@ def test_speed_against_agreement_labels_cover_no_label_and_no_point(page, tmp_pa
         assert plot[0] - 1 <= box[0] and box[2] <= plot[2] + 1, f"{text!r} runs out of the plot at {width} px"
 
 
+@pytest.mark.parametrize("width", [520, 900])
+def test_a_legend_covers_neither_the_chart_title_nor_the_plot(page, tmp_path, width):
+    """Four points with long names and no room for their labels (a detecting model's run in both modes, 11-29):
+    the legend took two rows and its title on top of the plot and ran over the chart's title (screenshot)."""
+    from dashboard import charts
+
+    rows = pd.DataFrame({"status": "completed", "batch": 1, "imgsz": 160,
+                         "runtime": ["onnxruntime", "onnxruntime", "openvino", "openvino"],
+                         "precision": ["fp32", "fp32", "int8", "int8"], "mode": ["lean", "ultralytics"] * 2,
+                         "total_ms": [2.16, 2.69, 1.36, 2.30], "parity_verdict": ["pass", "pass", "fail", "fail"],
+                         "parity_matched": [42, 42, 9, 9], "parity_missed": [0, 0, 33, 33],
+                         "parity_extra": [0, 0, 45, 45]})
+    draw(page, charts.speed_vs_agreement(rows), width, tmp_path)
+    assert page.locator(".legend .traces").count() == 4, "the points are named by a legend here"
+    legend = boxes_of(page, ".legend")[0]
+    title = boxes_of(page, ".gtitle")[0]
+    assert not crossing(legend, title), f"the legend covers the chart's title at {width} px"
+    assert not crossing(legend, boxes_of(page, ".nsewdrag")[0]), f"the legend covers the plot at {width} px"
+
+
 @pytest.mark.parametrize("width", [600, 1000])
 @pytest.mark.parametrize("chart", ["batch size", "over time"])
 def test_a_legend_below_the_plot_covers_neither_axis_titles_nor_plot(page, tmp_path, chart, width):
