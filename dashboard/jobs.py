@@ -203,10 +203,12 @@ def recent_jobs(limit: int = 10) -> pd.DataFrame:
 
 
 def _job_summary(config: dict) -> str:
-    """"onnxruntime, openvino · fp32 · batch 1, 4 · 640 px" from a job's RunConfig settings."""
+    """"yolov8n.pt · onnxruntime, openvino · fp32 · batch 1, 4 · 640 px" from a job's RunConfig settings; the
+    model by its file name, as the results name it (an upload keeps its generated name)."""
     if not config:
         return ""
     modes = config.get("modes") or ["lean"]
-    return " · ".join([", ".join(config.get("runtimes", [])), ", ".join(config.get("precisions", [])),
+    return " · ".join([Path(config.get("model") or "").name, ", ".join(config.get("runtimes", [])),
+                       ", ".join(config.get("precisions", [])),
                        "batch " + ", ".join(map(str, config.get("batch_sizes", []))), f"{config.get('imgsz')} px",
                        *([] if modes == ["lean"] else [" + ".join(modes) + (" modes" if len(modes) > 1 else " mode")])])

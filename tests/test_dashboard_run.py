@@ -57,8 +57,8 @@ def test_run_page_starts_a_run_that_finishes_and_survives_a_reload(tmp_path):
     assert "batch 1:" in text_of(reloaded.markdown), "the per-variant result line is shown"
     (recent,) = [table.value for table in reloaded.dataframe if "job" in table.value]
     listed = recent.set_index("job").loc[job_id]
-    assert (listed["what"], listed["database"]) == (f"onnxruntime · fp32 · batch 1 · {TEST_IMGSZ} px", str(db)), \
-        "which job measured what, and where it wrote"
+    what = f"yolov8n.pt · onnxruntime · fp32 · batch 1 · {TEST_IMGSZ} px"
+    assert (listed["what"], listed["database"]) == (what, str(db)), "which job measured what, and where it wrote"
 
     app.switch_page("pages/views/overview.py").run()
     assert status["run_id"] in text_of(app.caption)
@@ -162,6 +162,10 @@ def test_an_uploaded_model_and_image_are_benchmarked(tmp_path, filled_run, sampl
 
     run = run_in_db(db, status["run_id"])
     assert run["model"].endswith("-street-detector.onnx"), "a generated name that keeps the user's stem"
+    app.run()
+    (recent,) = [table.value for table in app.dataframe if "job" in table.value]
+    assert recent.set_index("job").loc[status["job_id"], "what"].startswith(f"{run['model']} · onnxruntime"), \
+        "the recent jobs name the model as its results do"
     image = Path(json.loads(run["images"])[0])
     assert image.parent == uploads_folder() and image.name.endswith("-my-street.jpg")
     app.switch_page("pages/views/detections.py").run()
