@@ -24,6 +24,17 @@ STAGES = {"pre_ms": ("Pre-process", "#8fb8de"), "infer_ms": ("Inference", "#1f6f
 SPLITS = {"runtime": "runtime", "precision": "precision", "batch": "batch", "mode": "mode", "image size": "imgsz",
           "machine": "machine_label"}
 PALETTE = px.colors.qualitative.Safe
+DASHES = ("solid", "dash", "dot")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x")
+
+
+def line_style(index: int) -> dict:
+    """The index-th line's colour, dash and marker. The palette has 11 colours; History split by runtime, precision,
+    batch and mode drew 36 lines in them, three to a colour. Past the palette a colour comes back with another dash,
+    past 33 lines with another marker, so no two lines look alike up to 165; up to 11 lines are solid circles."""
+    turn = index // len(PALETTE)
+    return dict(line=dict(color=PALETTE[index % len(PALETTE)], dash=DASHES[turn % len(DASHES)]),
+                marker=dict(symbol=SYMBOLS[turn // len(DASHES) % len(SYMBOLS)]))
 
 
 def completed(results: pd.DataFrame) -> pd.DataFrame:
@@ -115,6 +126,8 @@ def history_lines(results: pd.DataFrame, metric: str, split_by: list[str]) -> go
     figure = px.line(points, x="started_at", y=metric, color="series", markers=True, hover_data=["run_id"],
                      labels={"started_at": "run started (UTC)", metric: METRICS[metric], "series": ""},
                      color_discrete_sequence=PALETTE)
+    for index, trace in enumerate(figure.data):
+        trace.update(**line_style(index))
     first, last = points["started_at"].min(), points["started_at"].max()
     if last - first < pd.Timedelta(minutes=1):
         # Runs started within a minute: Plotly would zoom to fractions of a second (ticks like 03:18:21.4745).
@@ -129,11 +142,11 @@ def batch_scaling(results: pd.DataFrame) -> go.Figure:
     points = rows.groupby(["variant", "batch"], as_index=False)[["total_ms", "infer_ms", "throughput_ips"]].median()
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Latency per image (total, median)", "Throughput"))
     for index, (name, group) in enumerate(points.sort_values("batch").groupby("variant")):
-        color = PALETTE[index % len(PALETTE)]
+        style = line_style(index)
         figure.add_scatter(x=group["batch"], y=group["total_ms"], name=name, mode="lines+markers", legendgroup=name,
-                           line_color=color, row=1, col=1)
+                           row=1, col=1, **style)
         figure.add_scatter(x=group["batch"], y=group["throughput_ips"], name=name, mode="lines+markers",
-                           legendgroup=name, showlegend=False, line_color=color, row=1, col=2)
+                           legendgroup=name, showlegend=False, row=1, col=2, **style)
     batches = sorted(points["batch"].unique().tolist())
     figure.update_xaxes(title_text="batch size", tickvals=batches)
     figure.update_yaxes(title_text="ms per image", rangemode="tozero", row=1, col=1)

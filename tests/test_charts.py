@@ -69,3 +69,22 @@ def test_fastest_passes_over_failed_parity_but_not_drift():
     assert best["runtime"] == "openvino" and passed_over.empty
     unknown = rows.assign(parity_verdict=None)
     assert charts.fastest(unknown)[0]["runtime"] == "openvino", "no verdict (no reference) is no failure"
+
+
+def looks(figure) -> list[tuple]:
+    return [(trace.line.color, trace.line.dash, trace.marker.symbol) for trace in figure.data if trace.showlegend
+            is not False]
+
+
+def test_no_two_lines_look_alike_past_the_palette():
+    """History split by runtime, precision, batch and mode drew 36 lines in the palette's 11 colours (screenshot)."""
+    many = looks(charts.history_lines(history(36), "infer_ms", ["runtime"]))
+    assert len(many) == len(set(many)) == 36
+    few = looks(charts.history_lines(history(5), "infer_ms", ["runtime"]))
+    assert {(dash, symbol) for _, dash, symbol in few} == {("solid", "circle")} and len({c for c, *_ in few}) == 5
+    rows = pd.DataFrame([{"status": "completed", "runtime": f"rt{i}", "precision": "fp32", "mode": "lean",
+                          "imgsz": 640, "batch": batch, "total_ms": 10.0, "infer_ms": 9.0, "throughput_ips": 100.0}
+                         for i in range(14) for batch in (1, 4)])
+    scaling = charts.batch_scaling(rows)
+    assert len(set(looks(scaling))) == 14
+    assert all(trace.line.color for trace in scaling.data), "both panels colour their lines"
