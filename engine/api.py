@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine import database, jobs, store
-from engine.config import MAX_IN_FLIGHT, MODES, BenchError, RunConfig, validate
+from engine.config import MAX_IN_FLIGHT, MODES, BenchError, RunConfig, usable_cpus, validate
 from engine.runtimes import registry
 
 __all__ = [
-    "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "runtimes", "start_run", "job_status", "cancel",
+    "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "usable_cpus", "runtimes", "start_run", "job_status", "cancel",
     "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "samples",
     "export_run", "write_bundle", "import_bundle", "regressions", "parity_got_worse",

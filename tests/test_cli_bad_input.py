@@ -1,6 +1,7 @@
 """Bad input gets a one-line message naming the problem, a non-zero exit, and nothing written to the DB."""
 
 import hashlib
+import os
 import struct
 import subprocess
 import sys
@@ -90,6 +91,7 @@ CASES = {
     "negative batch": (["--batch", "-1"], "batch size -1 is out of range"),
     "huge iterations": (["--iters", "1000000000"], "iterations 1000000000 is out of range"),
     "negative threads": (["--threads", "-1"], "threads -1 is out of range"),
+    "more threads than CPUs": (["--threads", str(len(os.sched_getaffinity(0)) + 1)], "logical CPU(s)"),
     "negative warm-up": (["--warmup", "-5"], "warm-up -5 is out of range"),
     "unknown precision": (["--precisions", "fp8"], "unknown precision 'fp8'"),
     "timeout 0": (["--timeout", "0"], "timeout 0"),

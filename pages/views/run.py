@@ -62,8 +62,9 @@ with st.container(border=True):
              "the predictor adds.")
     size_column, threads_column, warmup_column, iters_column = st.columns(4)
     imgsz = size_column.number_input("Image size (px)", 32, 1920, DEFAULTS.imgsz, step=32, key="imgsz")
-    threads = threads_column.number_input("Threads", 0, 1024, DEFAULTS.threads, key="threads",
-                                          help="0 uses all physical cores")
+    threads = threads_column.number_input("Threads", 0, api.usable_cpus(), DEFAULTS.threads, key="threads",
+                                          help="0 uses all physical cores; at most this machine's "
+                                               f"{api.usable_cpus()} logical CPU(s)")
     warmup = warmup_column.number_input("Warm-up iterations", 0, 10_000, DEFAULTS.warmup, key="warmup",
                                         help="Untimed calls per batch size before measuring: at least 1, and 2 for "
                                              "TorchScript (its JIT profiles, then optimises)")
