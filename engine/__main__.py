@@ -56,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     job = commands.add_parser("job", help="run a job folder made by the dashboard (internal)")
     job.add_argument("folder")
 
+    listing_runs = commands.add_parser("runs", help="list the runs in a DB, newest first (ids for show, export, "
+                                       "bundle)")
+    listing_runs.add_argument("--db", default="results.duckdb", help=DB_HELP)
+    listing_runs.add_argument("--limit", type=int, default=20, help="how many of the newest runs (default 20)")
+    listing_runs.add_argument("--json", action="store_true")
+
+    show = commands.add_parser("show", help="print a stored run's table, as the run printed it")
+    show.add_argument("run_id")
+    show.add_argument("--db", default="results.duckdb", help=DB_HELP)
+    show.add_argument("--json", action="store_true")
+
     export = commands.add_parser("export", help="write a run's tables to files")
     export.add_argument("--run", required=True)
     export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
@@ -240,6 +251,69 @@ def command_runtimes(args) -> int:
     return 0
 
 
+def command_runs(args) -> int:
+    """The newest runs, one line each: what a headless machine has stored, and the ids the other commands take."""
+    from engine import api, database
+
+    if not database.exists(args.db):
+        raise BenchError(f"database {database.display(args.db)} does not exist")
+    if args.limit < 1:
+        raise BenchError(f"--limit {args.limit} is out of range: use 1 or more")
+    runs = _records(api.runs(args.db).head(args.limit))
+    every_result = _records(api.results_summary(args.db, {"run_id": [run["run_id"] for run in runs]})) if runs else []
+    listed = []
+    for run in runs:
+        results = [r for r in every_result if r["run_id"] == run["run_id"]]
+        note = json.loads(run.get("config") or "{}").get("note", "")
+        listed.append({"run_id": run["run_id"], "started_at": run["started_at"], "status": run["status"],
+                       "machine_label": run["machine_label"], "model": run["model"],
+                       "weights_trained": run["weights_trained"], "imgsz": run["imgsz"], "results": len(results),
+                       "completed": sum(r["status"] == "completed" for r in results), "note": note})
+    if args.json:
+        print(json.dumps(listed, default=str))
+        return 0
+    if not listed:
+        print(f"no runs in {database.display(args.db)}")
+        return 0
+    print(f"{'run':<24} {'started (UTC)':<16} {'status':<11} {'results':>9}  machine / model")
+    for run in listed:
+        untrained = " (untrained weights)" if run["weights_trained"] is False else ""
+        note = f"  {run['note']}" if run["note"] else ""
+        print(f"{run['run_id']:<24} {run['started_at']:%Y-%m-%d %H:%M} {run['status']:<11} "
+              f"{run['completed']:>4}/{run['results']:<4}  {run['machine_label']} / {run['model']}{untrained} "
+              f"{run['imgsz']} px{note}")
+    return 0
+
+
+def command_show(args) -> int:
+    """A stored run's table and closing fastest line, as `run` printed them, from any machine's DB."""
+    from engine import api, database
+
+    if not database.exists(args.db):
+        raise BenchError(f"database {database.display(args.db)} does not exist")
+    found = _records(api.runs(args.db, {"run_id": args.run_id}))
+    if not found:
+        raise BenchError(f"run {args.run_id} is not in {database.display(args.db)}: `python -m engine runs` lists "
+                         "the runs there")
+    run, results = found[0], _records(api.results_summary(args.db, {"run_id": args.run_id}))
+    results.sort(key=lambda r: (r["runtime"], r["precision"], r["mode"], r["batch"]))  # lean before ultralytics
+    if args.json:
+        best, _ = fastest(results)
+        print(json.dumps({"run_id": run["run_id"], "status": run["status"], "results": results,
+                          "fastest": best and best["result_id"]}, default=str))
+        return 0
+    untrained = " (untrained weights: boxes and scores mean nothing)" if run["weights_trained"] is False else ""
+    print(f"run {run['run_id']}: {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
+          f"{run['machine_label']}; model {run['model']}{untrained}, {run['imgsz']} px")
+    print_table(results)
+    return 0
+
+
+def _records(frame) -> list[dict]:
+    """DataFrame rows as dicts with None for missing values (NaN would print as 'nan' and pass `is not None`)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
 def command_export(args) -> int:
     from engine.api import export_run
 
@@ -336,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"runtimes": command_runtimes, "run": command_run, "job": command_job,
                 "export": command_export, "machine": command_machine, "peak": command_peak,
                 "bundle": command_bundle, "import": command_import, "check-regressions": command_check_regressions,
-                "compact": command_compact}
+                "compact": command_compact, "runs": command_runs, "show": command_show}
     try:
         return handlers[args.command](args)
     except BenchError as error:

@@ -1,0 +1,44 @@
+"""`runs` and `show`: what a headless machine has stored, read back without the dashboard."""
+
+import json
+
+from engine import ranking
+from tests.conftest import engine
+
+
+def test_runs_lists_the_stored_runs_with_their_result_counts(filled_run):
+    done = engine("runs", "--db", str(filled_run["db"]))
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith(filled_run["run_id"])]
+    assert "completed" in line and "4/4" in line, "onnxruntime and openvino at batch 1 and 2, all completed"
+    assert "untrained weights" in line, "the offline fallback is named wherever results are shown"
+
+    listed = json.loads(engine("runs", "--db", str(filled_run["db"]), "--json").stdout)
+    (run,) = [run for run in listed if run["run_id"] == filled_run["run_id"]]
+    assert (run["results"], run["completed"], run["status"]) == (4, 4, "completed")
+
+
+def test_show_prints_a_stored_run_as_the_run_printed_it(filled_run):
+    done = engine("show", filled_run["run_id"], "--db", str(filled_run["db"]))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"run {filled_run['run_id']}: completed")
+    rows = [line.split() for line in lines if line.startswith(("onnxruntime ", "openvino "))]
+    assert sorted((row[0], row[2]) for row in rows) == [("onnxruntime", "1"), ("onnxruntime", "2"),
+                                                        ("openvino", "1"), ("openvino", "2")]
+    assert all(row[-1] == "ok" and float(row[4]) > 0 for row in rows), "each row with its inference median"
+
+    shown = json.loads(engine("show", filled_run["run_id"], "--db", str(filled_run["db"]), "--json").stdout)
+    best, _ = ranking.fastest(shown["results"])
+    assert shown["fastest"] == best["result_id"]
+    assert lines[-1].startswith(f"fastest: {best['runtime']}:{best['precision']} b{best['batch']}, ")
+
+
+def test_show_and_runs_name_what_is_missing(filled_run, tmp_path):
+    unknown = engine("show", "no-such-run", "--db", str(filled_run["db"]))
+    assert unknown.returncode == 2 and "run no-such-run is not in" in unknown.stderr and "engine runs" in unknown.stderr
+    missing = tmp_path / "nowhere.duckdb"
+    for command in (["runs"], ["show", filled_run["run_id"]]):
+        done = engine(*command, "--db", str(missing))
+        assert done.returncode == 2 and "does not exist" in done.stderr, done.stderr
+    assert not missing.exists(), "reading creates no database"
