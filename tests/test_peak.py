@@ -1,7 +1,10 @@
 """The machine's peak rates: the fp32 FMA kernel, and the bf16 / int8 dot products where the CPU has them."""
 
+import os
+
 from engine.machine import fingerprint
 from engine.peak import lacks_rates, measure_peak
+from tests.conftest import engine
 
 
 def test_peaks_are_measured_for_what_the_cpu_has():
@@ -25,3 +28,11 @@ def test_a_peak_stored_before_bf16_and_int8_is_measured_again_where_the_cpu_has_
     old = {"gflops_fp32": 300.0, "method": "AVX-512 FMA kernel, 12 independent chains x 16 fp32 lanes"}
     assert lacks_rates(old) == ("avx512_bf16" in flags or "avx512_vnni" in flags)
     assert not lacks_rates({"gflops_fp32": 100.0, "method": "numpy 2048x2048 matmul (lower bound: no C compiler)"})
+
+
+def test_the_peak_command_refuses_more_threads_than_cpus(tmp_path):
+    """Each thread runs the kernels for a fixed time: 500 threads on 2 CPUs would run for many minutes."""
+    too_many = str(len(os.sched_getaffinity(0)) + 1)
+    done = engine("peak", "--threads", too_many, "--store", "--db", str(tmp_path / "r.duckdb"), timeout=120)
+    assert done.returncode == 2 and f"threads {too_many} is out of range" in done.stderr, done.stderr
+    assert not (tmp_path / "r.duckdb").exists()
