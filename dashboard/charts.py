@@ -105,6 +105,24 @@ def stage_bars(results: pd.DataFrame, title: str = "Where the time goes, per ima
     return _layout(figure, title, height=140 + 48 * len(rows))
 
 
+def iteration_spread(results: pd.DataFrame, times: pd.DataFrame) -> go.Figure | None:
+    """Every measured iteration's total per image, one box per result in the leaderboard's order: the medians the
+    bars show hide a runtime that is fast on most calls and slow on some (jitter, a late warm-up, throttling)."""
+    rows = completed(results)
+    rows["label"] = variant_batch(rows)
+    if times.empty or rows.empty:
+        return None
+    figure = go.Figure()
+    for _, row in rows.sort_values("total_ms", ascending=False).iterrows():
+        iterations = times[times["result_id"] == row["result_id"]]
+        figure.add_box(x=iterations["total_ms"], name=row["label"], orientation="h", boxpoints="all", jitter=0.4,
+                       pointpos=0, marker=dict(size=4, color="#1f6feb", opacity=0.6), line=dict(color="#555", width=1),
+                       fillcolor="rgba(143, 184, 222, 0.35)", showlegend=False, customdata=iterations["iteration"],
+                       hovertemplate="%{y}<br>iteration %{customdata}: %{x:.2f} ms<extra></extra>")
+    figure.update_layout(xaxis_title="pre + infer + post per image, each measured iteration (ms)")
+    return _layout(figure, "Every measured iteration", height=140 + 48 * len(rows))
+
+
 def series_labels(rows: pd.DataFrame, split_by: list[str]) -> pd.Series:
     if not split_by:
         return pd.Series("all results", index=rows.index)

@@ -49,6 +49,7 @@ detections = per_database_state(api.detections)
 reference_detections = per_database_state(api.reference_detections)
 regressions = per_database_state(api.regressions)
 result_images = per_database_state(api.result_images)
+iteration_times = per_database_state(api.iteration_times)
 
 
 @st.cache_data(ttl=RUNTIMES_TTL_S, show_spinner=False)

@@ -15,7 +15,7 @@ from engine.runtimes import registry
 __all__ = [
     "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "usable_cpus", "runtimes", "start_run", "job_status", "cancel",
     "list_jobs", "log_tail",
-    "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "samples",
+    "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
     "export_run", "write_bundle", "import_bundle", "regressions", "parity_got_worse",
 ]
 
@@ -71,8 +71,9 @@ def result_images(db: str, run_id: str):
     return store.result_images(db, run_id)
 
 
-def samples(db: str, result_id: str):
-    return store.samples(db, result_id)
+def iteration_times(db: str, run_id: str):
+    """Per-image inference and total milliseconds of each measured iteration of a run's results."""
+    return store.iteration_times(db, run_id)
 
 
 EXPORT_TABLES = ("results_summary", "runs", "results", "stats", "samples", "detections")

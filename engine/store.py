@@ -700,8 +700,16 @@ def reference_detections(db, run_id: str):
     )
 
 
-def samples(db, result_id: str):
-    return _query(db, "SELECT * FROM samples WHERE result_id = ? ORDER BY iteration", [result_id])
+def iteration_times(db, run_id: str):
+    """Each measured iteration of a run's results, per image: inference, and the total as the results' medians
+    count it (pre + infer + post, plus the predictor's time outside those in ultralytics mode; engine/runner.py)."""
+    return _query(
+        db,
+        """SELECT s.result_id, s.iteration, s.infer_ns / r.batch / 1e6 AS infer_ms,
+                  (s.pre_ns + s.infer_ns + s.post_ns + coalesce(s.other_ns, 0)) / r.batch / 1e6 AS total_ms
+           FROM samples s JOIN results r USING (result_id) WHERE r.run_id = ? ORDER BY s.result_id, s.iteration""",
+        [run_id], min_version=4,  # other_ns since v4
+    )
 
 
 def run_table(db, run_id: str, table: str):

@@ -102,6 +102,20 @@ def test_overview_shows_each_result_mode_and_efficiency_against_the_measured_pea
     assert [metric.value for metric in app.metric if metric.label == "Its share of peak"][0].endswith("%")
 
 
+def test_overview_shows_every_measured_iteration_around_the_medians(filled_run):
+    """The bars give medians; each measured iteration is shown beside them, and the box's median is the bar's."""
+    app = open_page(filled_run["db"])
+    (spread,) = [figure for figure in figures(app) if figure.layout.title.text == "Every measured iteration"]
+    summary = api.results_summary(filled_run["db"], {"run_id": filled_run["run_id"], "batch": 1})
+    boxes = {trace.name: values_of(trace.x) for trace in spread.data if trace.type == "box"}
+    assert list(boxes) == [f"{runtime}:fp32 · batch 1" for runtime in
+                           summary.sort_values("total_ms", ascending=False)["runtime"]], "the leaderboard's order"
+    for row in summary.itertuples():
+        iterations = boxes[f"{row.runtime}:fp32 · batch 1"]
+        assert len(iterations) == row.iterations
+        assert pd.Series(iterations).median() == pytest.approx(row.total_ms, rel=1e-9)
+
+
 def test_efficiency_says_peak_not_measured_where_there_is_none(filled_db, tmp_path):
     db = tmp_path / "no-peak.duckdb"
     shutil.copyfile(filled_db, db)

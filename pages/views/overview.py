@@ -68,4 +68,7 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
         agreement = charts.speed_vs_agreement(shown)
         if agreement is not None:
             st.plotly_chart(agreement, key=f"agreement-{machine_id}")
+        spread = charts.iteration_spread(shown, data.iteration_times(db, run["run_id"]))
+        if spread is not None:
+            st.plotly_chart(spread, key=f"iterations-{machine_id}")
         ui.failures(this_run)
