@@ -372,12 +372,10 @@ def command_machine(args) -> int:
 
 
 def command_peak(args) -> int:
-    from engine.config import physical_cores, usable_cpus
+    from engine.config import check_threads, physical_cores
     from engine.peak import measure_peak
 
-    if not 0 <= args.threads <= usable_cpus():  # as `run` refuses: 500 threads on 2 CPUs ran for many minutes
-        raise BenchError(f"threads {args.threads} is out of range: use 0 (all physical cores) to {usable_cpus()}, "
-                         "the logical CPUs this machine gives the process")
+    check_threads(args.threads)
     peak = measure_peak(args.threads or physical_cores()).to_dict()
     print(json.dumps(peak, indent=2))
     if args.store:

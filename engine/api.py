@@ -72,7 +72,7 @@ def result_images(db: str, run_id: str):
 
 
 def iteration_times(db: str, run_id: str):
-    """Per-image inference and total milliseconds of each measured iteration of a run's results."""
+    """The total milliseconds per image of each measured iteration of a run's results."""
     return store.iteration_times(db, run_id)
 
 

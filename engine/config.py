@@ -43,6 +43,16 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def check_threads(threads: int) -> None:
+    """0 (all physical cores) up to the logical CPUs this process may use. More threads than CPUs measures only the
+    contention, and the peak-rate kernels, run on each thread, took over 5 minutes for --threads 500 on 2 CPUs."""
+    if threads < 0:
+        raise BenchError(f"threads {threads} is out of range: use 0 (all physical cores) or more")
+    if threads > usable_cpus():
+        raise BenchError(f"threads {threads} is more than the {usable_cpus()} logical CPU(s) this machine gives "
+                         f"the run: use 0 (all physical cores) to {usable_cpus()}")
+
+
 @dataclass(frozen=True)
 class Variant:
     """One runtime at one precision in one pipeline mode: the unit that gets its own worker processes
@@ -152,13 +162,7 @@ def validate(config: RunConfig) -> None:
         raise BenchError(f"minimum duration {config.min_duration_s} s is out of range: use 0 to 3600")
     if not 0 <= config.in_flight <= MAX_IN_FLIGHT:
         raise BenchError(f"requests in flight {config.in_flight} is out of range: use 0 (off) to {MAX_IN_FLIGHT}")
-    if config.threads < 0:
-        raise BenchError(f"threads {config.threads} is out of range: use 0 (all physical cores) or more")
-    if config.threads > usable_cpus():
-        # More threads than CPUs measures only the contention; the peak-rate kernels alone, run on each thread,
-        # took over 5 minutes for --threads 500 on 2 CPUs.
-        raise BenchError(f"threads {config.threads} is more than the {usable_cpus()} logical CPU(s) this machine "
-                         f"gives the run: use 0 (all physical cores) to {usable_cpus()}")
+    check_threads(config.threads)
     if not 0 <= config.memory_limit_mb <= 16 * 2**20:
         raise BenchError(f"memory limit {config.memory_limit_mb} MB is out of range: use 0 (80% of RAM) or a size in MB")
     if config.memory_limit_mb and config.memory_limit_mb < 256:

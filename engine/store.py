@@ -701,11 +701,11 @@ def reference_detections(db, run_id: str):
 
 
 def iteration_times(db, run_id: str):
-    """Each measured iteration of a run's results, per image: inference, and the total as the results' medians
-    count it (pre + infer + post, plus the predictor's time outside those in ultralytics mode; engine/runner.py)."""
+    """Each measured iteration of a run's results: its total per image as the results' medians count it (pre +
+    infer + post, plus the predictor's time outside those in ultralytics mode; engine/runner.py)."""
     return _query(
         db,
-        """SELECT s.result_id, s.iteration, s.infer_ns / r.batch / 1e6 AS infer_ms,
+        """SELECT s.result_id, s.iteration,
                   (s.pre_ns + s.infer_ns + s.post_ns + coalesce(s.other_ns, 0)) / r.batch / 1e6 AS total_ms
            FROM samples s JOIN results r USING (result_id) WHERE r.run_id = ? ORDER BY s.result_id, s.iteration""",
         [run_id], min_version=4,  # other_ns since v4
