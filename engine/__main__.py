@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -277,11 +278,10 @@ def command_runs(args) -> int:
         return 0
     print(f"{'run':<24} {'started (UTC)':<16} {'status':<11} {'results':>9}  machine / model")
     for run in listed:
-        untrained = " (untrained weights)" if run["weights_trained"] is False else ""
         note = f"  {run['note']}" if run["note"] else ""
         print(f"{run['run_id']:<24} {run['started_at']:%Y-%m-%d %H:%M} {run['status']:<11} "
-              f"{run['completed']:>4}/{run['results']:<4}  {run['machine_label']} / {run['model']}{untrained} "
-              f"{run['imgsz']} px{note}")
+              f"{run['completed']:>4}/{run['results']:<4}  {run['machine_label']} / "
+              f"{models.model_and_weights(run['model'], run['weights_trained'])} {run['imgsz']} px{note}")
     return 0
 
 
@@ -302,9 +302,10 @@ def command_show(args) -> int:
         print(json.dumps({"run_id": run["run_id"], "status": run["status"], "results": results,
                           "fastest": best and best["result_id"]}, default=str))
         return 0
-    untrained = " (untrained weights: boxes and scores mean nothing)" if run["weights_trained"] is False else ""
+    meaningless = ": boxes and scores mean nothing" if run["weights_trained"] is False else ""
     print(f"run {run['run_id']}: {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
-          f"{run['machine_label']}; model {run['model']}{untrained}, {run['imgsz']} px")
+          f"{run['machine_label']}; {run['imgsz']} px; model "
+          f"{models.model_and_weights(run['model'], run['weights_trained'])}{meaningless}")
     print_table(results)
     return 0
 
@@ -420,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted; no traceback, and none at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a process ended by SIGPIPE
 
 
 if __name__ == "__main__":
