@@ -314,6 +314,30 @@ def test_speed_against_agreement_labels_cover_no_label_and_no_point(page, tmp_pa
         assert plot[0] - 1 <= box[0] and box[2] <= plot[2] + 1, f"{text!r} runs out of the plot at {width} px"
 
 
+@pytest.mark.parametrize("width", [540, 900])  # the Overview's chart at a 1000 px and a 1400 px window
+def test_every_total_label_of_the_stage_bars_stays_inside_the_plot(page, tmp_path, width):
+    """A sweep of both modes (18 bars, 10 to 79 ms): the slowest bars' labels ran off the chart at a 1000 px
+    window ("total 79.0 ms · 1", screenshot)."""
+    from dashboard import charts
+
+    totals = [10.2, 12.4, 13.5, 14.2, 15.5, 24.1, 24.3, 26.2, 26.4, 28.5, 28.9, 29.6, 31.5, 33.5, 35.8, 48.4, 71.4,
+              79.0]
+    variants = [(runtime, precision, mode) for runtime, precision in [
+        ("openvino", "int8"), ("tflite", "int8"), ("openvino", "bf16"), ("openvino", "fp32"), ("tflite", "fp32"),
+        ("onnxruntime", "fp32"), ("torchscript", "fp32"), ("pytorch", "fp32"), ("tensorflow", "fp32")]
+        for mode in ("lean", "ultralytics")]
+    rows = pd.DataFrame([{"status": "completed", "runtime": runtime, "precision": precision, "mode": mode,
+                          "batch": 1, "imgsz": 640, "run_id": "run", "pre_ms": 0.4, "infer_ms": total - 0.6,
+                          "post_ms": 0.2, "total_ms": total, "throughput_ips": 1000 / total}
+                         for (runtime, precision, mode), total in zip(variants, totals)])
+    draw(page, charts.stage_bars(rows), width, tmp_path, marks=".textpoint text")
+    plot = boxes_of(page, ".nsewdrag")[0]
+    labels = boxes_of(page, ".textpoint text")
+    assert len(labels) == len(rows)
+    for label in labels:
+        assert plot[0] - 1 <= label[0] and label[2] <= plot[2] + 1, f"a total's label leaves the plot at {width} px"
+
+
 @pytest.mark.parametrize("width", [520, 900])
 def test_a_legend_covers_neither_the_chart_title_nor_the_plot(page, tmp_path, width):
     """Four points with long names and no room for their labels (a detecting model's run in both modes, 11-29):
