@@ -83,7 +83,7 @@ def run_report(db: str, run_id: str) -> str:
     known = machines(db)
     machine = known[known["machine_id"] == run["machine_id"]]
     return build(run, None if machine.empty else machine.iloc[0], results(db, {"run_id": run_id}),
-                 result_images(db, run_id))
+                 result_images(db, run_id), iteration_times(db, run_id))
 
 
 @per_database_state

@@ -65,10 +65,13 @@ def _mode_costs(results: pd.DataFrame) -> list[tuple[str, str]]:
     return [("What Ultralytics' predictor adds (end-to-end medians per image)", _table(costs))]
 
 
-def _charts(results: pd.DataFrame) -> list[str]:
+def _charts(results: pd.DataFrame, iterations: pd.DataFrame | None = None) -> list[str]:
     if charts.completed(results).empty:
         return ["<p>No result completed, so there is nothing to chart.</p>"]
     figures = [charts.stage_bars(results)]
+    spread = charts.iteration_spread(results, iterations) if iterations is not None else None
+    if spread is not None:  # one run's report: its every iteration, as on the Overview
+        figures.append(spread)
     if results["batch"].nunique() > 1:
         figures.append(charts.batch_scaling(results))
     if results["run_id"].nunique() > 1:
@@ -116,8 +119,10 @@ def _fastest(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["", " "])
 
 
-def run_report(run: pd.Series, machine: pd.Series | None, results: pd.DataFrame, images: pd.DataFrame) -> str:
-    """A whole run: results, charts, annotated images, the settings it ran with and the machine."""
+def run_report(run: pd.Series, machine: pd.Series | None, results: pd.DataFrame, images: pd.DataFrame,
+               iterations: pd.DataFrame | None = None) -> str:
+    """A whole run: results, charts (with each measured iteration when given), annotated images, the settings it
+    ran with and the machine."""
     config = json.loads(run["config"]) if isinstance(run["config"], str) else run["config"]
     libraries = json.loads(run["libraries"]) if isinstance(run["libraries"], str) else run["libraries"]
     overview = pd.DataFrame({"": ["run", "status", "started", "model", "model source", "image size", "machine"],
@@ -127,7 +132,7 @@ def run_report(run: pd.Series, machine: pd.Series | None, results: pd.DataFrame,
     sections = [("Run", _weights_note(results) + _table(overview)),
                 ("Results (medians per image)", _results_table(results)),
                 *_mode_costs(results),
-                ("Charts", "\n".join(_charts(results))),
+                ("Charts", "\n".join(_charts(results, iterations))),
                 ("Detections", _images(images))]
     if machine is not None:
         fingerprint = {key: machine[key] for key in ("label", "cpu_model", "arch", "physical_cores", "logical_cores",

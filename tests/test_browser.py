@@ -244,6 +244,8 @@ def test_the_shared_report_opens_offline_with_its_charts_and_images(page, server
     annotated = api.result_images(str(served_db), run_id)["annotated_path"].notna().sum()
     assert images == annotated > 0, "every annotated image is inside the file"
     expect(page.get_by_text("untrained weights").first).to_be_visible()
+    expect(page.locator(".gtitle", has_text="Every measured iteration")).to_be_visible()
+    assert page.locator(".boxlayer .trace").count() == len(api.results_summary(str(served_db), {"run_id": run_id}))
     page.set_viewport_size({"width": 1400, "height": 2400})
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "share-report.png"))
