@@ -287,15 +287,11 @@ def command_runs(args) -> int:
 
 def command_show(args) -> int:
     """A stored run's table and closing fastest line, as `run` printed them, from any machine's DB."""
-    from engine import api, database
+    from engine import api, store
 
-    if not database.exists(args.db):
-        raise BenchError(f"database {database.display(args.db)} does not exist")
-    found = _records(api.runs(args.db, {"run_id": args.run_id}))
-    if not found:
-        raise BenchError(f"run {args.run_id} is not in {database.display(args.db)}: `python -m engine runs` lists "
-                         "the runs there")
-    run, results = found[0], _records(api.results_summary(args.db, {"run_id": args.run_id}))
+    store.require_run(args.db, args.run_id)
+    run = _records(api.runs(args.db, {"run_id": args.run_id}))[0]
+    results = _records(api.results_summary(args.db, {"run_id": args.run_id}))
     results.sort(key=lambda r: (r["runtime"], r["precision"], r["mode"], r["batch"]))  # lean before ultralytics
     if args.json:
         best, _ = fastest(results)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import database, jobs, store
+from engine import jobs, store
 from engine.config import MAX_IN_FLIGHT, MODES, BenchError, RunConfig, usable_cpus, validate
 from engine.runtimes import registry
 
@@ -83,10 +83,7 @@ def export_run(db: str, run_id: str, fmt: str, out_dir: str) -> list[Path]:
     """Write one run's tables as Parquet or CSV files; returns the files written."""
     if fmt not in ("parquet", "csv"):
         raise BenchError(f"unknown export format {fmt!r}: use parquet or csv")
-    if not database.exists(db):
-        raise BenchError(f"database {db} does not exist")
-    if store.runs(db, {"run_id": run_id}).empty:
-        raise BenchError(f"run {run_id} is not in {db}: list runs with the dashboard or results_summary")
+    store.require_run(db, run_id)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     written = []

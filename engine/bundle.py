@@ -28,8 +28,7 @@ def _sha256(data: bytes) -> str:
 def write_bundle(db: str, run_id: str, out_path: str) -> Path:
     import pyarrow.parquet as pq
 
-    if not database.exists(db) or store.run_identity(db, run_id) is None:
-        raise BenchError(f"run {run_id} is not in {database.display(db)}")
+    store.require_run(db, run_id)
     tables = store.export_run_arrow(db, run_id)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +88,8 @@ def import_bundle(db: str, bundle_path: str) -> str:
         if present is not None:
             if list(present) == [str(v) for v in manifest["identity"]]:
                 return "already present"
-            raise BenchError(f"run {run_id} in {name} conflicts with a different run of the same id in {db}")
+            raise BenchError(f"run {run_id} in {name} conflicts with a different run of the same id in "
+                             f"{database.display(db)}")
         with tempfile.TemporaryDirectory() as folder:
             files = {}
             for member in manifest["files"]:

@@ -751,6 +751,18 @@ def export_run_arrow(db, run_id: str) -> dict:
                 for table, query in BUNDLE_TABLES.items() if table in present}
 
 
+def require_run(db, run_id: str) -> None:
+    """Refuses a database that is not there, or a run that is not in it; a shared store named without its
+    password (export printed the address as given)."""
+    from engine.config import BenchError
+
+    if not database.exists(db):
+        raise BenchError(f"database {database.display(db)} does not exist")
+    if run_identity(db, run_id) is None:
+        raise BenchError(f"run {run_id} is not in {database.display(db)}: `python -m engine runs` lists the runs "
+                         "there")
+
+
 def run_identity(db, run_id: str) -> tuple | None:
     with connect(db, read_only=True) as con:
         columns = ", ".join(f"CAST({column} AS VARCHAR)" for column in RUN_IDENTITY)  # text: no pytz needed

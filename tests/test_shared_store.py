@@ -146,6 +146,19 @@ def test_an_unreachable_server_is_a_clear_message_without_the_password(tmp_path)
     assert "s3cret" not in done.stderr and "s3cret" not in done.stdout
 
 
+def test_a_run_missing_from_the_store_is_named_without_the_password(filled_run, lake, tmp_path):
+    """export printed the store's address as given, password and all, when the run was not there."""
+    bundle = tmp_path / "run.zip"
+    engine("bundle", "--run", filled_run["run_id"], "--db", str(filled_run["db"]), "--out", str(bundle))
+    with_password = lake.replace(f"{postgres_server.USER}@", f"{postgres_server.USER}:s3cret@")
+    assert engine("import", str(bundle), "--db", with_password).returncode == 0, "the server trusts any password"
+    for command in (["export", "--run", "no-such-run", "--out", str(tmp_path)], ["show", "no-such-run"],
+                    ["bundle", "--run", "no-such-run", "--out", str(tmp_path / "x.zip")]):
+        done = engine(*command, "--db", with_password)
+        assert done.returncode == 2 and "no-such-run is not in" in done.stderr, done.stderr
+        assert "s3cret" not in done.stderr + done.stdout, command
+
+
 def test_compact_refuses_a_plain_file(tmp_path):
     done = engine("compact", "--db", str(tmp_path / "results.duckdb"))
     assert done.returncode == 2 and "for a shared store" in done.stderr
