@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -78,6 +79,7 @@ def parse_shared(db: str) -> SharedStore:
     """The parts of a shared-store address; a clear message for anything malformed."""
     example = f"{SCHEME}://bench@127.0.0.1:5432/bench?data_path=/shared/bench-lake"
     parts = urlsplit(str(db).strip())
+    db = re.sub(r"(://[^/@]*?):[^/@]*@", r"\1:***@", str(db).strip())  # messages end up in CI logs: no password
     query = parse_qs(parts.query)
     if parts.scheme != SCHEME or not parts.hostname or not parts.path.strip("/"):
         raise BenchError(f"shared store address {db!r} is not of the form {example}")

@@ -132,10 +132,13 @@ def test_the_dashboard_reads_the_shared_store_with_the_same_views(filled_run, la
     ("ducklake+postgres://bench@127.0.0.1:notaport/lake?data_path=/tmp/x", "port"),
     ("ducklake+postgres:///lake?data_path=/tmp/x", "not of the form"),
     ("ducklake+postgres://bench@127.0.0.1:5432/lake?data_path=/tmp/x&mode=rw", "unknown options"),
+    ("ducklake+postgres://bench:s3cret@127.0.0.1:notaport/lake?data_path=/tmp/x", "bench:\\*\\*\\*@127.0.0.1:notaport"),
+    ("ducklake+postgres://bench:s3cret@127.0.0.1:5432/lake", "needs data_path"),
 ])
 def test_a_malformed_address_is_refused_with_a_clear_message(address, message):
-    with pytest.raises(BenchError, match=message):
+    with pytest.raises(BenchError, match=message) as refused:
         database.parse_shared(address)
+    assert "s3cret" not in str(refused.value), "messages end up in CI logs"
 
 
 def test_an_unreachable_server_is_a_clear_message_without_the_password(tmp_path):
