@@ -335,12 +335,11 @@ def command_import(args) -> int:
 
 
 def command_check_regressions(args) -> int:
+    from engine import database
     from engine.api import regressions
 
-    from engine import database
-
     if not database.exists(args.db):
-        raise BenchError(f"database {args.db} does not exist")
+        raise BenchError(f"database {database.display(args.db)} does not exist")
     verdicts = regressions(args.db)
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts]))
