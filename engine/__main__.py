@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--db", default="results.duckdb", help=DB_HELP)
     show.add_argument("--json", action="store_true")
 
+    against = commands.add_parser("compare", help="run B against baseline run A: B / A per configuration, and "
+                                  "what differs or is left out")
+    against.add_argument("run_a", help="the baseline")
+    against.add_argument("run_b")
+    against.add_argument("--db", default="results.duckdb", help=DB_HELP)
+    against.add_argument("--json", action="store_true")
+
     export = commands.add_parser("export", help="write a run's tables to files")
     export.add_argument("--run", required=True)
     export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
@@ -306,6 +313,50 @@ def command_show(args) -> int:
     return 0
 
 
+def command_compare(args) -> int:
+    """The dashboard's Compare page, headless: the same comparison (engine/compare.py), as text or JSON."""
+    from engine import api, store
+
+    for run_id in (args.run_a, args.run_b):
+        store.require_run(args.db, run_id)
+    every_a, every_b = (api.results_summary(args.db, {"run_id": run_id}) for run_id in (args.run_a, args.run_b))
+    comparison = api.compare_runs(every_a, every_b)
+    if args.json:
+        print(json.dumps({"run_a": args.run_a, "run_b": args.run_b, "setting_changes": comparison.setting_changes,
+                          "relabelled": comparison.relabelled, "only_in": comparison.only_in,
+                          "failed": comparison.failed, "parity_worse": comparison.parity_worse,
+                          "compared": _records(comparison.table)}, default=str))
+        return 0
+    for name, run_id in (("A (baseline)", args.run_a), ("B", args.run_b)):
+        run = _records(api.runs(args.db, {"run_id": run_id}))[0]
+        print(f"{name}: run {run_id}, {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
+              f"{run['machine_label']}; {models.model_and_weights(run['model'], run['weights_trained'])}")
+    if comparison.setting_changes:
+        print("these runs differ in more than the runtimes: " + "; ".join(comparison.setting_changes))
+    if comparison.relabelled:
+        print(f"the same machine under two labels: {comparison.relabelled}")
+    table = comparison.table
+    if table.empty:
+        print("no configuration completed in both runs, so nothing is compared")
+    else:
+        width = max(len(label) for label in table["label"])
+        print(f"{'configuration':<{width}}  {'parity A → B':<14} {'infer A':>8} {'infer B':>8} {'B / A':>6} "
+              f"{'total A':>8} {'total B':>8} {'B / A':>6}")
+        for row in _records(table.sort_values("label")):
+            parity = f"{row['parity_verdict_a'] or '-'} → {row['parity_verdict_b'] or '-'}"
+            print(f"{row['label']:<{width}}  {parity:<14} {row['infer_ms_a']:>8.2f} {row['infer_ms_b']:>8.2f} "
+                  f"{row['infer_ms_ratio']:>5.2f}x {row['total_ms_a']:>8.2f} {row['total_ms_b']:>8.2f} "
+                  f"{row['total_ms_ratio']:>5.2f}x")
+        print("(medians in ms per image; B / A under 1: B takes less time)")
+    for name, alone in comparison.only_in.items():
+        print(f"only in run {name}, so not compared: {', '.join(alone)}")
+    if comparison.failed:
+        print("not compared: " + "; ".join(comparison.failed))
+    if comparison.parity_worse:
+        print("detections changed: parity is worse in run B for " + "; ".join(comparison.parity_worse))
+    return 0
+
+
 def _records(frame) -> list[dict]:
     """DataFrame rows as dicts with None for missing values (NaN would print as 'nan' and pass `is not None`)."""
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
@@ -407,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"runtimes": command_runtimes, "run": command_run, "job": command_job,
                 "export": command_export, "machine": command_machine, "peak": command_peak,
                 "bundle": command_bundle, "import": command_import, "check-regressions": command_check_regressions,
-                "compact": command_compact, "runs": command_runs, "show": command_show}
+                "compact": command_compact, "runs": command_runs, "show": command_show,
+                "compare": command_compare}
     try:
         return handlers[args.command](args)
     except BenchError as error:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine import jobs, store
+from engine.compare import COMPARED as COMPARED_METRICS
+from engine.compare import Comparison, compare
 from engine.config import MAX_IN_FLIGHT, MODES, BenchError, RunConfig, usable_cpus, validate
 from engine.runtimes import registry
 
@@ -16,7 +18,7 @@ __all__ = [
     "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "usable_cpus", "runtimes", "start_run", "job_status", "cancel",
     "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
-    "export_run", "write_bundle", "import_bundle", "regressions", "parity_got_worse",
+    "export_run", "write_bundle", "import_bundle", "regressions", "compare_runs", "COMPARED_METRICS",
 ]
 
 
@@ -120,8 +122,6 @@ def regressions(db: str, filters: dict | None = None) -> list:
     return check(summary) if not summary.empty else []
 
 
-def parity_got_worse(before: str | None, now: str | None) -> bool:
-    """Whether a parity verdict went down the order pass, drift, fail (engine/parity.py)."""
-    from engine.parity import got_worse
-
-    return got_worse(before, now)
+def compare_runs(every_a, every_b, carry: tuple[str, ...] = ()) -> Comparison:
+    """Run B against baseline A from their results_summary rows (engine/compare.py)."""
+    return compare(every_a, every_b, carry)

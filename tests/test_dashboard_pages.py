@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 
 from dashboard.images import OVERLAY_COLOR, PARITY_COLORS, overlay_boxes, parity_diff
 from engine import api
-from tests.conftest import TEST_IMGSZ, engine_run
+from tests.conftest import TEST_IMGSZ, engine, engine_run
 from tests.detecting_model import build_detecting_model
 from tests.dashboard_app import HEAVY_MODULES, PAGES, ROOT, elements, figures, open_page, text_of, values_of
 
@@ -340,6 +341,22 @@ def test_compare_gives_the_ratio_of_each_shared_result(two_runs_db):
     assert "model: " in text_of(app.warning), "the page warns that the two runs used different models"
     assert "Only in run A, so not compared: onnxruntime:fp32 · b2, openvino:fp32 · b1, openvino:fp32 · b2." \
         in text_of(app.caption), "what the ratios leave out is named"
+
+
+def test_the_cli_compare_gives_what_the_compare_page_gives(two_runs_db):
+    """`python -m engine compare A B`: the page's ratios and what it leaves out, headless (engine/compare.py)."""
+    page = open_page(two_runs_db, "compare")
+    runs = api.runs(two_runs_db)["run_id"].tolist()  # newest first: the page's default A is the older run
+    done = engine("compare", runs[1], runs[0], "--db", str(two_runs_db), "--json")
+    assert done.returncode == 0, done.stderr
+    headless = json.loads(done.stdout)
+    (row,) = headless["compared"]
+    assert row["infer_ms_ratio"] == pytest.approx(page.dataframe[0].value["infer_ms_ratio"].iloc[0])
+    assert headless["only_in"] == {"A": ["onnxruntime:fp32 · b2", "openvino:fp32 · b1", "openvino:fp32 · b2"]}
+    assert any(change.startswith("model: ") for change in headless["setting_changes"])
+    text = engine("compare", runs[1], runs[0], "--db", str(two_runs_db)).stdout
+    assert "onnxruntime:fp32 · b1  pass → pass" in text and f"{row['infer_ms_ratio']:.2f}x" in text, text
+    assert "only in run A, so not compared: onnxruntime:fp32 · b2, openvino:fp32 · b1, openvino:fp32 · b2" in text
 
 
 def test_compare_names_a_result_that_failed_in_one_run(two_runs_db, tmp_path):

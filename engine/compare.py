@@ -1,0 +1,77 @@
+"""Two runs side by side: the ratio B / A for each configuration (runtime, precision, batch, mode) completed in
+both, and what the ratios leave out or hide. The dashboard's Compare page and `python -m engine compare` use it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from engine.parity import got_worse
+
+KEYS = ["runtime", "precision", "batch", "mode"]
+COMPARED = ["infer_ms", "total_ms", "throughput_ips"]
+SETTINGS = {"model": "model", "imgsz": "image size", "threads": "threads"}
+
+
+@dataclass
+class Comparison:
+    table: pd.DataFrame  # KEYS, each compared metric as _a, _b and _ratio, parity_verdict_a / _b, carried columns,
+    # and label: the configuration's name
+    setting_changes: list[str] = field(default_factory=list)  # "image size: 640 → 320"; a machine change first
+    relabelled: str = ""  # the same machine under two labels: "ci → ci-2"
+    only_in: dict[str, list[str]] = field(default_factory=dict)  # "A" / "B": configurations the other never ran
+    failed: list[str] = field(default_factory=list)  # "onnxruntime:fp32 · b1 failed in run A"
+    parity_worse: list[str] = field(default_factory=list)  # "onnxruntime:fp32 · b1 pass → fail"
+    with_mode: bool = False  # the runs mix pipeline modes, so names carry the mode
+
+
+def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...] = ()) -> Comparison:
+    """Every result of run A (the baseline) and of run B, failed ones included (a configuration that failed in
+    one run is named, not dropped); `carry` names further columns to keep, as name_a and name_b."""
+    done_a, done_b = (every[every["status"] == "completed"] for every in (every_a, every_b))
+    with_mode = len({key[3] for key in _keys(done_a) | _keys(done_b)}) > 1
+    comparison = Comparison(table=pd.DataFrame(), with_mode=with_mode)
+    both = not done_a.empty and not done_b.empty
+    if both:
+        comparison.setting_changes = [f"{label}: {done_a[name].iloc[0]} → {done_b[name].iloc[0]}"
+                                      for name, label in SETTINGS.items()
+                                      if done_a[name].iloc[0] != done_b[name].iloc[0]]
+        # a machine is its hardware fingerprint; its label is only a name a run gave it, so two runners both
+        # labelled "ci" are still two machines
+        (id_a, label_a), (id_b, label_b) = (tuple(map(str, done[["machine_id", "machine_label"]].iloc[0]))
+                                            for done in (done_a, done_b))
+        if id_a != id_b:
+            comparison.setting_changes.insert(0, f"machine: {label_a} ({id_a[:8]}) → {label_b} ({id_b[:8]})"
+                                              if label_a == label_b else f"machine: {label_a} → {label_b}")
+        elif label_a != label_b:
+            comparison.relabelled = f"{label_a} → {label_b}"
+    for name, mine, other, theirs, their_every in (("A", done_a, "B", done_b, every_b),
+                                                   ("B", done_b, "A", done_a, every_a)):
+        missing = sorted(_keys(mine) - _keys(theirs))
+        failed_there = _keys(their_every) - _keys(theirs)
+        comparison.failed += [f"{name_of(key, with_mode)} failed in run {other}" for key in missing
+                              if key in failed_there]
+        alone = [name_of(key, with_mode) for key in missing if key not in failed_there]
+        if alone:
+            comparison.only_in[name] = alone
+    shown = KEYS + COMPARED + ["parity_verdict", *carry]
+    table = done_a[shown].merge(done_b[shown], on=KEYS, suffixes=("_a", "_b"))
+    for metric in COMPARED:
+        table[f"{metric}_ratio"] = table[f"{metric}_b"] / table[f"{metric}_a"]
+    # faster means little if the detections changed: a library upgrade that breaks an export keeps its speed
+    comparison.parity_worse = [f"{name_of(tuple(row[KEYS]), with_mode)} {row['parity_verdict_a']} → "
+                               f"{row['parity_verdict_b']}" for _, row in table.iterrows()
+                               if got_worse(row["parity_verdict_a"], row["parity_verdict_b"])]
+    table["label"] = [name_of(key, with_mode) for key in table[KEYS].itertuples(index=False)]
+    comparison.table = table
+    return comparison
+
+
+def name_of(key: tuple, with_mode: bool) -> str:
+    runtime, precision, batch, mode = key
+    return f"{runtime}:{precision} · b{batch}" + (f" · {mode}" if with_mode else "")
+
+
+def _keys(results: pd.DataFrame) -> set[tuple]:
+    return set(map(tuple, results[KEYS].itertuples(index=False)))
