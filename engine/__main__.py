@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     against.add_argument("run_b")
     against.add_argument("--db", default="results.duckdb", help=DB_HELP)
     against.add_argument("--json", action="store_true")
+    against.add_argument("--fail-above", type=float, default=0.0, metavar="RATIO",
+                         help="exit 1 when B's inference median is above RATIO x A's for some configuration (e.g. "
+                              "1.10), or a configuration's parity got worse or it failed in B (a CI gate)")
 
     export = commands.add_parser("export", help="write a run's tables to files")
     export.add_argument("--run", required=True)
@@ -321,12 +324,18 @@ def command_compare(args) -> int:
         store.require_run(args.db, run_id)
     every_a, every_b = (api.results_summary(args.db, {"run_id": run_id}) for run_id in (args.run_a, args.run_b))
     comparison = api.compare_runs(every_a, every_b)
+    if args.fail_above < 0:
+        raise BenchError(f"--fail-above {args.fail_above} is out of range: give a ratio such as 1.10 (0 = off)")
+    slower = [f"{row['label']} {row['infer_ms_ratio']:.2f}x" for row in _records(comparison.table)
+              if args.fail_above and row["infer_ms_ratio"] > args.fail_above]
+    failed_in_b = [line for line in comparison.failed if line.endswith("failed in run B")]
+    gate = 1 if args.fail_above and (slower or comparison.parity_worse or failed_in_b) else 0
     if args.json:
         print(json.dumps({"run_a": args.run_a, "run_b": args.run_b, "setting_changes": comparison.setting_changes,
                           "relabelled": comparison.relabelled, "only_in": comparison.only_in,
                           "failed": comparison.failed, "parity_worse": comparison.parity_worse,
-                          "compared": _records(comparison.table)}, default=str))
-        return 0
+                          "compared": _records(comparison.table), "slower": slower}, default=str))
+        return gate
     for name, run_id in (("A (baseline)", args.run_a), ("B", args.run_b)):
         run = _records(api.runs(args.db, {"run_id": run_id}))[0]
         print(f"{name}: run {run_id}, {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
@@ -354,7 +363,9 @@ def command_compare(args) -> int:
         print("not compared: " + "; ".join(comparison.failed))
     if comparison.parity_worse:
         print("detections changed: parity is worse in run B for " + "; ".join(comparison.parity_worse))
-    return 0
+    if slower:
+        print(f"slower than --fail-above {args.fail_above:g}: " + "; ".join(slower))
+    return gate
 
 
 def _records(frame) -> list[dict]:

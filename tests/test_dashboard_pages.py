@@ -357,6 +357,11 @@ def test_the_cli_compare_gives_what_the_compare_page_gives(two_runs_db):
     text = engine("compare", runs[1], runs[0], "--db", str(two_runs_db)).stdout
     assert "onnxruntime:fp32 · b1  pass → pass" in text and f"{row['infer_ms_ratio']:.2f}x" in text, text
     assert "only in run A, so not compared: onnxruntime:fp32 · b2, openvino:fp32 · b1, openvino:fp32 · b2" in text
+    ratio = row["infer_ms_ratio"]
+    gate = engine("compare", runs[1], runs[0], "--db", str(two_runs_db), "--fail-above", f"{ratio * 0.99:.4f}")
+    assert gate.returncode == 1 and "slower than --fail-above" in gate.stdout, "a CI gate on B's slowdown"
+    assert engine("compare", runs[1], runs[0], "--db", str(two_runs_db), "--fail-above",
+                  f"{ratio * 1.01:.4f}").returncode == 0
 
 
 def test_compare_names_a_result_that_failed_in_one_run(two_runs_db, tmp_path):
@@ -412,6 +417,10 @@ def test_compare_names_a_configuration_whose_parity_got_worse(detecting_db, tmp_
     table = app.dataframe[0].value.set_index("runtime")
     assert (table.loc["onnxruntime", "parity_verdict_a"], table.loc["onnxruntime", "parity_verdict_b"]) == (
         "pass", "fail")
+    second_run = next(run for run in api.runs(db)["run_id"] if run != first_run)
+    gate = engine("compare", first_run, second_run, "--db", str(db), "--fail-above", "100")
+    assert gate.returncode == 1, "however fast, an export that lost its boxes fails the gate"
+    assert "parity is worse in run B for onnxruntime:fp32 · b1 pass → fail" in gate.stdout
 
 
 def test_compare_with_one_run_asks_for_another(filled_db):
