@@ -320,20 +320,19 @@ def command_compare(args) -> int:
     """The dashboard's Compare page, headless: the same comparison (engine/compare.py), as text or JSON."""
     from engine import api, store
 
+    if args.fail_above < 0:
+        raise BenchError(f"--fail-above {args.fail_above} is out of range: give a ratio such as 1.10 (0 = off)")
     for run_id in (args.run_a, args.run_b):
         store.require_run(args.db, run_id)
     every_a, every_b = (api.results_summary(args.db, {"run_id": run_id}) for run_id in (args.run_a, args.run_b))
     comparison = api.compare_runs(every_a, every_b)
-    if args.fail_above < 0:
-        raise BenchError(f"--fail-above {args.fail_above} is out of range: give a ratio such as 1.10 (0 = off)")
     slower = [f"{row['label']} {row['infer_ms_ratio']:.2f}x" for row in _records(comparison.table)
               if args.fail_above and row["infer_ms_ratio"] > args.fail_above]
-    failed_in_b = [line for line in comparison.failed if line.endswith("failed in run B")]
-    gate = 1 if args.fail_above and (slower or comparison.parity_worse or failed_in_b) else 0
+    gate = 1 if args.fail_above and (slower or comparison.parity_worse or comparison.failed_in.get("B")) else 0
     if args.json:
         print(json.dumps({"run_a": args.run_a, "run_b": args.run_b, "setting_changes": comparison.setting_changes,
                           "relabelled": comparison.relabelled, "only_in": comparison.only_in,
-                          "failed": comparison.failed, "parity_worse": comparison.parity_worse,
+                          "failed_in": comparison.failed_in, "parity_worse": comparison.parity_worse,
                           "compared": _records(comparison.table), "slower": slower}, default=str))
         return gate
     for name, run_id in (("A (baseline)", args.run_a), ("B", args.run_b)):
@@ -359,8 +358,8 @@ def command_compare(args) -> int:
         print("(medians in ms per image; B / A under 1: B takes less time)")
     for name, alone in comparison.only_in.items():
         print(f"only in run {name}, so not compared: {', '.join(alone)}")
-    if comparison.failed:
-        print("not compared: " + "; ".join(comparison.failed))
+    for name, failed in sorted(comparison.failed_in.items()):
+        print(f"not compared, failed in run {name}: {', '.join(failed)}")
     if comparison.parity_worse:
         print("detections changed: parity is worse in run B for " + "; ".join(comparison.parity_worse))
     if slower:

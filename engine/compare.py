@@ -21,7 +21,7 @@ class Comparison:
     setting_changes: list[str] = field(default_factory=list)  # "image size: 640 → 320"; a machine change first
     relabelled: str = ""  # the same machine under two labels: "ci → ci-2"
     only_in: dict[str, list[str]] = field(default_factory=dict)  # "A" / "B": configurations the other never ran
-    failed: list[str] = field(default_factory=list)  # "onnxruntime:fp32 · b1 failed in run A"
+    failed_in: dict[str, list[str]] = field(default_factory=dict)  # "A" / "B": completed in the other run only
     parity_worse: list[str] = field(default_factory=list)  # "onnxruntime:fp32 · b1 pass → fail"
     with_mode: bool = False  # the runs mix pipeline modes, so names carry the mode
 
@@ -50,8 +50,9 @@ def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...]
                                                    ("B", done_b, "A", done_a, every_a)):
         missing = sorted(_keys(mine) - _keys(theirs))
         failed_there = _keys(their_every) - _keys(theirs)
-        comparison.failed += [f"{name_of(key, with_mode)} failed in run {other}" for key in missing
-                              if key in failed_there]
+        failed = [name_of(key, with_mode) for key in missing if key in failed_there]
+        if failed:
+            comparison.failed_in[other] = failed
         alone = [name_of(key, with_mode) for key in missing if key not in failed_there]
         if alone:
             comparison.only_in[name] = alone

@@ -364,6 +364,18 @@ def test_the_cli_compare_gives_what_the_compare_page_gives(two_runs_db):
                   f"{ratio * 1.01:.4f}").returncode == 0
 
 
+def test_the_cli_compare_gate_fails_on_a_configuration_that_failed_in_b(two_runs_db, tmp_path):
+    db = tmp_path / "results.duckdb"
+    shutil.copyfile(two_runs_db, db)
+    older, newer = api.runs(db)["run_id"].tolist()[::-1]
+    with duckdb.connect(str(db)) as con:  # the candidate's ONNX Runtime batch 1 crashed
+        con.execute("UPDATE results SET status = 'failed', error = 'worker crashed' WHERE runtime = 'onnxruntime' "
+                    "AND batch = 1 AND run_id = ?", [newer])
+    gate = engine("compare", older, newer, "--db", str(db), "--fail-above", "100")
+    assert gate.returncode == 1 and "not compared, failed in run B: onnxruntime:fp32 · b1" in gate.stdout, gate.stdout
+    assert engine("compare", older, newer, "--db", str(db)).returncode == 0, "without --fail-above: no gate"
+
+
 def test_compare_names_a_result_that_failed_in_one_run(two_runs_db, tmp_path):
     """A runtime that completed in one run and failed in the other must not just vanish from the ratios."""
     db = tmp_path / "results.duckdb"

@@ -31,8 +31,9 @@ if comparison.relabelled:
 # what the ratios leave out is named: a runtime that failed in B would otherwise just vanish from them
 for name, alone in comparison.only_in.items():
     st.caption(f"Only in run {name}, so not compared: {', '.join(alone)}.")
-if comparison.failed:
-    st.warning("Not compared: " + "; ".join(comparison.failed) + ".")
+failed = [f"{name} failed in run {run}" for run, names in sorted(comparison.failed_in.items()) for name in names]
+if failed:
+    st.warning("Not compared: " + "; ".join(failed) + ".")
 compared = comparison.table
 if compared.empty:
     st.info("These two runs share no runtime x precision x batch that completed in both. Pick runs that measured "
