@@ -23,17 +23,15 @@ class Comparison:
     only_in: dict[str, list[str]] = field(default_factory=dict)  # "A" / "B": configurations the other never ran
     failed_in: dict[str, list[str]] = field(default_factory=dict)  # "A" / "B": completed in the other run only
     parity_worse: list[str] = field(default_factory=list)  # "onnxruntime:fp32 · b1 pass → fail"
-    with_mode: bool = False  # the runs mix pipeline modes, so names carry the mode
 
 
 def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...] = ()) -> Comparison:
     """Every result of run A (the baseline) and of run B, failed ones included (a configuration that failed in
     one run is named, not dropped); `carry` names further columns to keep, as name_a and name_b."""
     done_a, done_b = (every[every["status"] == "completed"] for every in (every_a, every_b))
-    with_mode = len({key[3] for key in _keys(done_a) | _keys(done_b)}) > 1
-    comparison = Comparison(table=pd.DataFrame(), with_mode=with_mode)
-    both = not done_a.empty and not done_b.empty
-    if both:
+    with_mode = len({key[3] for key in _keys(done_a) | _keys(done_b)}) > 1  # names carry the mode where runs mix
+    comparison = Comparison(table=pd.DataFrame())
+    if not done_a.empty and not done_b.empty:
         comparison.setting_changes = [f"{label}: {done_a[name].iloc[0]} → {done_b[name].iloc[0]}"
                                       for name, label in SETTINGS.items()
                                       if done_a[name].iloc[0] != done_b[name].iloc[0]]
@@ -60,11 +58,10 @@ def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...]
     table = done_a[shown].merge(done_b[shown], on=KEYS, suffixes=("_a", "_b"))
     for metric in COMPARED:
         table[f"{metric}_ratio"] = table[f"{metric}_b"] / table[f"{metric}_a"]
-    # faster means little if the detections changed: a library upgrade that breaks an export keeps its speed
-    comparison.parity_worse = [f"{name_of(tuple(row[KEYS]), with_mode)} {row['parity_verdict_a']} → "
-                               f"{row['parity_verdict_b']}" for _, row in table.iterrows()
-                               if got_worse(row["parity_verdict_a"], row["parity_verdict_b"])]
     table["label"] = [name_of(key, with_mode) for key in table[KEYS].itertuples(index=False)]
+    # faster means little if the detections changed: a library upgrade that breaks an export keeps its speed
+    comparison.parity_worse = [f"{row.label} {row.parity_verdict_a} → {row.parity_verdict_b}"
+                               for row in table.itertuples() if got_worse(row.parity_verdict_a, row.parity_verdict_b)]
     comparison.table = table
     return comparison
 
