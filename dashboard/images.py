@@ -7,15 +7,22 @@ import io
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 OVERLAY_COLOR = (255, 0, 200)  # magenta: the engine draws the reference's boxes in per-class colours
+
+
+def open_upright(path: str | Path) -> Image.Image:
+    """An image as the engine saw it: OpenCV's imread applies the EXIF orientation (a phone's portrait photo is
+    stored sideways with a tag), so boxes are in the turned image's pixels; PIL alone gives the stored pixels."""
+    with Image.open(path) as image:
+        return ImageOps.exif_transpose(image).convert("RGB")
 
 
 def overlay_boxes(base_path: str | Path, boxes: pd.DataFrame, color: tuple[int, int, int] = OVERLAY_COLOR,
                   ) -> Image.Image:
     """The image at base_path with each box (x1, y1, x2, y2, class_name, score) outlined and labelled below it."""
-    image = Image.open(base_path).convert("RGB")
+    image = open_upright(base_path)
     draw = ImageDraw.Draw(image)
     width = max(2, round(min(image.size) / 250))
     font = ImageFont.load_default(size=max(12, round(min(image.size) / 45)))
@@ -34,7 +41,7 @@ PARITY_COLORS = {"matched": (40, 167, 69), "extra": (255, 140, 0), "missed": (22
 def parity_diff(image_path: str | Path, candidate: pd.DataFrame, reference: pd.DataFrame) -> Image.Image:
     """The original image with a result's boxes against the reference's: matched in green, extra (no reference
     box matched them) in orange, missed (reference boxes no detection matched) in red."""
-    image = Image.open(image_path).convert("RGB")
+    image = open_upright(image_path)
     draw = ImageDraw.Draw(image)
     width = max(2, round(min(image.size) / 250))
     font = ImageFont.load_default(size=max(12, round(min(image.size) / 45)))
@@ -54,7 +61,7 @@ def parity_diff(image_path: str | Path, candidate: pd.DataFrame, reference: pd.D
 
 def jpeg_data_uri(path: str | Path, max_width: int = 900) -> str:
     """A downscaled JPEG as a data: URI, so a report carries its images inside one file."""
-    image = Image.open(path).convert("RGB")
+    image = open_upright(path)
     if image.width > max_width:
         image = image.resize((max_width, round(image.height * max_width / image.width)))
     buffer = io.BytesIO()

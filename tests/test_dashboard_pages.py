@@ -270,6 +270,28 @@ def test_parity_diff_draws_matched_extra_and_missed_boxes_apart(sample_images):
     assert drawn.getpixel((250, 900)) == PARITY_COLORS["missed"], "right edge of the missed reference box"
 
 
+def test_boxes_are_drawn_on_a_phone_photo_turned_as_the_engine_saw_it(sample_images, tmp_path):
+    """A portrait photo stored sideways with an EXIF orientation tag: OpenCV (the engine) turns it upright, so
+    its boxes are upright pixels; drawing them on the stored pixels put every box on a sideways picture."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    sideways = tmp_path / "portrait.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to display"
+    Image.open(sample_images[0]).transpose(Image.Transpose.ROTATE_90).save(sideways, exif=exif, quality=95)
+    engine_saw = cv2.cvtColor(cv2.imread(str(sideways), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    box = {"class_name": "person", "score": 0.9, "x1": 50.0, "y1": 60.0, "x2": 300.0, "y2": 400.0}
+    drawings = {"parity diff": parity_diff(sideways, pd.DataFrame([{**box, "reference_index": 0}]),
+                                           pd.DataFrame([{**box, "det_index": 0}])),
+                "overlay": overlay_boxes(sideways, pd.DataFrame([box]))}
+    for name, drawn in drawings.items():
+        pixels = np.asarray(drawn, dtype=np.float32)
+        assert pixels.shape == engine_saw.shape, f"{name}: drawn on the stored, sideways pixels"
+        assert np.abs(pixels[500:] - engine_saw[500:]).mean() < 8, f"{name}: below the box, the engine's picture"
+
+
 def test_history_filters_narrow_the_charts_and_the_table(filled_db):
     app = open_page(filled_db, "history")
     assert len(figures(app)) == 3
