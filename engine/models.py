@@ -69,7 +69,19 @@ def resolve(spec: str) -> ModelInfo:
         return _untrained_from_yaml(
             "yolov8n.yaml", reason=f"{DEFAULT_MODEL} could not be downloaded (offline?); built yolov8n.yaml instead"
         )
-    raise BenchError(f"model {spec} is neither a local file nor downloadable: check the name or the network")
+    hint = f"; offline, --model {path.stem}.yaml benchmarks its architecture with untrained weights" \
+        if _is_detection_architecture(f"{path.stem}.yaml") else ""
+    raise BenchError(f"model {spec} is neither a local file nor downloadable: check the name or the network{hint}")
+
+
+def _is_detection_architecture(yaml_name: str) -> bool:
+    """Whether Ultralytics ships this architecture (yolo11n.yaml from yolo11n.pt) and its head is a Detect."""
+    try:
+        from ultralytics.nn.tasks import yaml_model_load
+
+        return yaml_model_load(yaml_name)["head"][-1][2] == "Detect"
+    except Exception:
+        return False
 
 
 def _download_official(name: str) -> Path | None:

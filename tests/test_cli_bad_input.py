@@ -114,6 +114,22 @@ def test_bad_input_is_refused_before_writing(case, bad_files, tmp_path):
     assert not db.exists(), "nothing may be written for bad input"
 
 
+NO_NETWORK = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "YOLO_OFFLINE": "1"}
+
+
+@pytest.mark.parametrize("name, hint", [("yolo11n.pt", True), ("yolov8s.pt", True), ("yolo_nonesuch.pt", False)])
+def test_an_official_name_offline_points_to_its_architecture(name, hint, tmp_path):
+    """Only yolov8n.pt falls back to untrained weights by itself; another official name tells how to get them."""
+    db = tmp_path / "results.duckdb"
+    done = engine_run(db, "--runtimes", "onnxruntime", "--iters", "2", "--model", name, env=NO_NETWORK)
+    assert done.returncode == 2, done.stderr
+    message = done.stderr.strip().splitlines()[-1]
+    assert "neither a local file nor downloadable" in message, message
+    offer = f"--model {name.removesuffix('.pt')}.yaml benchmarks its architecture with untrained weights"
+    assert (offer in message) == hint, message
+    assert not db.exists()
+
+
 def test_newer_database_is_refused_and_unchanged(bad_files):
     before = _digest(bad_files["newer"])
     done = engine_run(bad_files["newer"], "--runtimes", "onnxruntime", "--iters", "2")
