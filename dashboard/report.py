@@ -18,7 +18,7 @@ TABLE_COLUMNS = {
     "runtime": "runtime", "precision": "precision", "batch": "batch", "mode": "mode", "pre_ms": "pre ms",
     "infer_ms": "infer ms", "post_ms": "post ms", "total_ms": "total ms", "infer_p99_ms": "infer p99 ms",
     "throughput_ips": "images/s", "in_flight_ips": "images/s in flight", "in_flight": "requests in flight",
-    "peak_memory_mb": "peak MB",
+    "peak_memory_mb": "peak MB", "model_mb": "model MB",
     "iterations": "iterations", "stable": "stable", "parity_verdict": "parity", "status": "status", "error": "error",
 }
 STYLE = """
@@ -44,7 +44,7 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 # only when some result has them, as on the dashboard
-OPTIONAL_COLUMNS = ("in_flight_ips", "in_flight", "peak_memory_mb")
+OPTIONAL_COLUMNS = ("in_flight_ips", "in_flight", "peak_memory_mb", "model_mb")
 
 
 def _results_table(results: pd.DataFrame) -> str:

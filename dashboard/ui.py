@@ -155,6 +155,9 @@ RESULT_COLUMNS = {
     "peak_memory_mb": st.column_config.NumberColumn("Peak MB", format="%.0f", help="The worker process's peak "
                                                     "resident memory (host RAM) for this batch size: Python, the "
                                                     "runtime and the model over load, warm-up and measurement"),
+    "model_mb": st.column_config.NumberColumn("Model MB", format="%.1f", help="The model's size on disk as "
+                                              "this runtime loads it: the .onnx, OpenVINO's .xml + .bin, the "
+                                              "SavedModel folder, the .tflite..."),
     "infer_p99_ms": st.column_config.NumberColumn("Infer p99 ms", format="%.2f",
                                                   help="Meaningful with about 300 iterations or more"),
     "stability": st.column_config.TextColumn("Stability", help="Coefficient of variation of inference; "
@@ -168,8 +171,8 @@ RESULT_COLUMNS = {
                                          "the machine's peak rate: the least any runtime could reach"),
     "iterations": st.column_config.NumberColumn("Iterations"),
 }
-# shown only when some result has them (peak memory: results from schema v8 on)
-OPTIONAL_COLUMNS = ("parity_verdict", "map50", "in_flight_ips", "in_flight", "peak_memory_mb")
+# shown only when some result has them (peak memory: results from schema v8 on; model size from v9)
+OPTIONAL_COLUMNS = ("parity_verdict", "map50", "in_flight_ips", "in_flight", "peak_memory_mb", "model_mb")
 PEAK_MISSING = "peak not measured"
 GPU_PEAK_MISSING = "no GPU peak measured"  # the machine's measured peaks are its CPU's
 FLOPS_MISSING = "model FLOPs unknown"

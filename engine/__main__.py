@@ -153,7 +153,7 @@ def print_table(results: list[dict]) -> None:
     in_flight = next((r["in_flight"] for r in results if r.get("in_flight")), 0)  # one --in-flight N per run
     flight_header = f" {f'img/s x{in_flight}':>10}" if in_flight else ""  # a column only when asked for
     header = (f"{'runtime':<24} {'precision':<9} {'batch':>5} {'pre':>8} {'infer':>8} {'post':>8} {'img/s':>8}"
-              f"{flight_header} {'peak MB':>8} {'parity':>7}  status")
+              f"{flight_header} {'peak MB':>8} {'model MB':>8} {'parity':>7}  status")
     print(header)
     print("-" * len(header))
     for r in results:
@@ -163,14 +163,16 @@ def print_table(results: list[dict]) -> None:
             flight = f" {r['in_flight_ips']:>10.1f}" if r.get("in_flight_ips") is not None else f" {'-':>10}"
         if r["status"] == "completed":
             memory = f"{r['peak_memory_mb']:>8.0f}" if r.get("peak_memory_mb") is not None else f"{'-':>8}"
+            size = f"{r['model_mb']:>8.1f}" if r.get("model_mb") is not None else f"{'-':>8}"
             print(f"{name:<24} {r['precision']:<9} {r['batch']:>5} {r['pre_ms']:>8.2f} {r['infer_ms']:>8.2f} "
-                  f"{r['post_ms']:>8.2f} {r['throughput_ips']:>8.1f}{flight} {memory} "
+                  f"{r['post_ms']:>8.2f} {r['throughput_ips']:>8.1f}{flight} {memory} {size} "
                   f"{r.get('parity_verdict') or '-':>7}  ok")
         else:
             reason = (r.get("error") or "").splitlines()[0][:70]
             print(f"{name:<24} {r['precision']:<9} {r['batch']:>5} {'':>8} {'':>8} {'':>8} {'':>8}"
-                  f"{' ' * len(flight)} {'':>8} {'':>7}  {r['status']}: {reason}")
-    print("(medians in ms per image; peak MB: the worker's peak resident memory for that batch size"
+                  f"{' ' * len(flight)} {'':>8} {'':>8} {'':>7}  {r['status']}: {reason}")
+    print("(medians in ms per image; peak MB: the worker's peak resident memory for that batch size; "
+          "model MB: the model's files as the runtime loads them"
           + (f"; img/s x{in_flight}: images per second with {in_flight} requests in flight)" if in_flight else ")"))
     print_fastest(results)
 

@@ -368,7 +368,8 @@ class Runner:
                 raise Cancelled()
             request = runtime_class.export_request(variant.precision, batch, config.imgsz)
             if model["kind"] == "onnx" or request is None:
-                artifacts[batch] = {"path": model["path"], "export_cached": None, "export_s": 0.0}
+                artifacts[batch] = {"path": model["path"], "export_cached": None, "export_s": 0.0,
+                                    "model_mb": runtime_class.artifact_mb(Path(model["path"]))}
                 continue
             key = export.export_key(model["sha256"], request)
             output = export.cached(key)
@@ -394,7 +395,8 @@ class Runner:
             except Exception as error:
                 fail(batch, f"export output unusable: {error}", export_cached=was_cached)
                 continue
-            artifacts[batch] = {"path": str(path), "export_cached": was_cached, "export_s": export_s}
+            artifacts[batch] = {"path": str(path), "export_cached": was_cached, "export_s": export_s,
+                                "model_mb": runtime_class.artifact_mb(path)}
         if not artifacts:
             return stored
 
@@ -494,6 +496,7 @@ class Runner:
             summary["throughput_ips"] = 1000.0 / stats["total"]["median"] if stats["total"]["median"] else None
             summary["infer_cv"] = stats["infer"]["cv"]
             summary["peak_memory_mb"] = result.get("peak_memory_mb")
+            summary["model_mb"] = result.get("model_mb")
             summary["settings"] = result.get("settings")
             summary["parity_verdict"] = parity_row.get("verdict")
             summary["parity_reason"] = parity_row.get("reason")

@@ -21,7 +21,7 @@ import duckdb
 from engine import database
 from engine.config import BenchError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 LOCK_WAIT_S = 60.0
 SHARED_SCHEMA_ATTEMPTS = 10
 
@@ -204,6 +204,11 @@ MIGRATIONS: dict[int, list[str]] = {
         # and detections (engine/measure.py peak_memory_mb); NULL before, and where the OS does not say.
         "ALTER TABLE results ADD COLUMN peak_memory_mb DOUBLE",
     ],
+    9: [
+        # v9: the model's size on disk as its runtime loads it (MiB: the .onnx, OpenVINO's .xml + .bin, the
+        # SavedModel folder without its .tflite files...), from Runtime.artifact_mb; NULL before.
+        "ALTER TABLE results ADD COLUMN model_mb DOUBLE",
+    ],
 }
 
 RESULTS_SUMMARY_VIEW = """
@@ -240,7 +245,7 @@ SELECT
          THEN u.model_gflops / (infer.median_ms / 1000.0) / pk.peak_gflops END AS peak_fraction,
     CASE WHEN pk.peak_gflops > 0 THEN u.model_gflops / pk.peak_gflops * 1000.0 END AS floor_ms,
     coalesce(r.device, 'cpu') AS device,
-    r.in_flight, r.in_flight_ips, r.peak_memory_mb
+    r.in_flight, r.in_flight_ips, r.peak_memory_mb, r.model_mb
 FROM results r
 JOIN runs u USING (run_id)
 LEFT JOIN (
@@ -548,14 +553,16 @@ def insert_result(db, result: dict, samples: list[dict], stats: dict, detections
             con.execute(
                 """INSERT INTO results (result_id, run_id, runtime, precision, batch, status, error, imgsz,
                        input_shape, threads, settings, export_cached, export_s, load_s, warmup, iterations,
-                       finished_at, model_file, mode, in_flight, in_flight_ips, device, peak_memory_mb)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       finished_at, model_file, mode, in_flight, in_flight_ips, device, peak_memory_mb,
+                       model_mb)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [result["result_id"], result["run_id"], result["runtime"], result["precision"], result["batch"],
                  result["status"], result.get("error"), result.get("imgsz"), result.get("input_shape"),
                  result.get("threads"), json.dumps(result.get("settings") or {}), result.get("export_cached"),
                  result.get("export_s"), result.get("load_s"), result.get("warmup"), len(samples), now(),
                  result.get("model_file"), result.get("mode") or "lean", result.get("in_flight"),
-                 result.get("in_flight_ips"), result.get("device") or "cpu", result.get("peak_memory_mb")],
+                 result.get("in_flight_ips"), result.get("device") or "cpu", result.get("peak_memory_mb"),
+                 result.get("model_mb")],
             )
             if samples:
                 con.executemany(

@@ -72,6 +72,29 @@ def test_each_result_records_its_worker_peak_memory(every_runtime, tmp_path):
     assert "fastest: onnxruntime:fp32 b1, " in printed.stdout.splitlines()[-1], printed.stdout
 
 
+def test_each_result_records_the_size_of_the_model_its_runtime_loads(every_runtime):
+    """Deploying on a phone or an edge box is decided on the file's size too: int8 files are a quarter of fp32."""
+    run_id = every_runtime["first"]["run_id"]
+    with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
+        files = dict(con.execute("SELECT runtime || ':' || precision, model_file FROM results WHERE run_id = ?",
+                                 [run_id]).fetchall())
+    table = summary(every_runtime["db"], run_id)
+    size = dict(zip(table.runtime + ":" + table.precision, table.model_mb))
+    mib = lambda *paths: sum(Path(p).stat().st_size for p in paths) / 2**20  # noqa: E731
+    assert size["onnxruntime:fp32"] == pytest.approx(mib(files["onnxruntime:fp32"]))
+    assert size["pytorch:fp32"] == pytest.approx(mib(files["pytorch:fp32"]))
+    xml = Path(files["openvino:fp32"])
+    assert size["openvino:fp32"] == pytest.approx(mib(xml, xml.with_suffix(".bin"))) == size["openvino:bf16"]
+    assert size["openvino:int8"] < size["openvino:fp32"] / 2 and size["tflite:int8"] < size["tflite:fp32"] / 2
+    saved_model = Path(files["tensorflow:fp32"])
+    assert size["tensorflow:fp32"] == pytest.approx(mib(*(p for p in saved_model.rglob("*") if p.is_file()
+                                                          and p.suffix != ".tflite"))), "not the .tflite beside it"
+    shown = engine("show", run_id, "--db", str(every_runtime["db"]))
+    assert "model MB" in shown.stdout.splitlines()[1], shown.stdout
+    onnx_line = next(line for line in shown.stdout.splitlines() if line.startswith("onnxruntime "))
+    assert f"{size['onnxruntime:fp32']:.1f}" in onnx_line.split(), onnx_line
+
+
 def test_torchscript_settles_before_it_is_measured(every_runtime):
     """torch.jit profiles on its first call and optimises on its second (each about twice the steady time), so
     TorchScript gets two untimed calls even when --warmup 1 asks for one; the stored warm-up says what was done."""

@@ -86,6 +86,7 @@ def test_overview_shows_the_leaderboard_and_the_untrained_weights(filled_run):
     assert run_line.lower().count("untrained") == 1, f"the weights are named once: {run_line}"
     table = app.dataframe[0].value
     assert set(table["runtime"]) == {"onnxruntime", "openvino"}
+    assert (table["model_mb"] > 0.1).all(), "each runtime's model size on disk, beside its speed"
 
 
 def test_overview_shows_each_result_mode_and_efficiency_against_the_measured_peak(filled_run):

@@ -74,5 +74,7 @@ def test_the_shared_report_carries_the_in_flight_figures(in_flight_db):
     one_at_a_time = summary.assign(in_flight=None, in_flight_ips=None)  # a run without --in-flight
     assert "in flight" not in run_report(run, None, one_at_a_time, api.result_images(in_flight_db, run["run_id"]))
     assert "<th>peak MB</th>" in report, "the worker's peak memory, as on the dashboard"
-    before_v8 = summary.assign(peak_memory_mb=None)
-    assert "peak MB" not in run_report(run, None, before_v8, api.result_images(in_flight_db, run["run_id"]))
+    assert "<th>model MB</th>" in report, "the model's size on disk, as on the dashboard"
+    before_v8 = summary.assign(peak_memory_mb=None, model_mb=None)
+    older = run_report(run, None, before_v8, api.result_images(in_flight_db, run["run_id"]))
+    assert "peak MB" not in older and "model MB" not in older

@@ -207,3 +207,13 @@ def test_migration_from_version_7_adds_peak_memory(empty_db):
     store.insert_result(empty_db, {**_result(), "peak_memory_mb": 212.5}, SAMPLES, STATS, [], [])
     memory = store.results_summary(empty_db).set_index("result_id")["peak_memory_mb"]
     assert pd.isna(memory["old-r"]) and memory["r1"] == 212.5
+
+
+def test_migration_from_version_8_adds_the_model_size(empty_db):
+    """Results from before v9 have no model size (NULL, not 0); new ones carry it."""
+    database_at_version(empty_db, 8)
+    store.ensure_schema(empty_db)
+    store.insert_run(empty_db, _run())
+    store.insert_result(empty_db, {**_result(), "model_mb": 12.3}, SAMPLES, STATS, [], [])
+    size = store.results_summary(empty_db).set_index("result_id")["model_mb"]
+    assert pd.isna(size["old-r"]) and size["r1"] == 12.3

@@ -57,6 +57,20 @@ class Runtime:
         """What Ultralytics' YOLO() loads for the same model (the ultralytics pipeline mode)."""
         return artifact
 
+    @classmethod
+    def artifact_files(cls, artifact: Path) -> list[Path]:
+        """The files loading the artifact reads: the file itself, or everything in its folder."""
+        artifact = Path(artifact)
+        return sorted(p for p in artifact.rglob("*") if p.is_file()) if artifact.is_dir() else [artifact]
+
+    @classmethod
+    def artifact_mb(cls, artifact: Path) -> float | None:
+        """The model's size on disk as this runtime deploys it (MiB); None when a file is missing."""
+        try:
+            return sum(p.stat().st_size for p in cls.artifact_files(artifact)) / 2**20
+        except OSError:
+            return None
+
     @staticmethod
     def configure_process(threads: int) -> None:
         """Called in the fresh worker process before any runtime library is imported."""

@@ -36,6 +36,10 @@ class OpenVinoRuntime(Runtime):
     def ultralytics_artifact(cls, artifact: Path) -> Path:
         return artifact.parent if artifact.suffix == ".xml" else artifact  # it wants the *_openvino_model folder
 
+    @classmethod
+    def artifact_files(cls, artifact: Path) -> list[Path]:
+        return [artifact, artifact.with_suffix(".bin")] if artifact.suffix == ".xml" else [artifact]  # .onnx given
+
     # The lean pipeline hands the letterboxed uint8 BGR NHWC batch over as is, and OpenVINO's PrePostProcessor
     # does the conversion to float, BGR -> RGB, the layout change and the scaling inside the compiled model.
     fold_preprocessing = True

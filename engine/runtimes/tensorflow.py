@@ -24,6 +24,11 @@ class TensorFlowRuntime(Runtime):
     def export_request(cls, precision: str, batch: int, imgsz: int) -> dict:
         return saved_model_request(imgsz, batch)
 
+    @classmethod
+    def artifact_files(cls, artifact):
+        """The SavedModel, not the .tflite files that share its folder (the tflite runtime loads those)."""
+        return [p for p in super().artifact_files(artifact) if p.suffix != ".tflite"]
+
     @staticmethod
     def configure_process(threads: int) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
