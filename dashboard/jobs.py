@@ -153,7 +153,7 @@ def show_job(job_id: str) -> None:
     live()
 
 
-UPLOAD_SUFFIXES = {".onnx", ".pt", ".jpg", ".jpeg", ".png", ".bmp", ".zip"}
+UPLOAD_SUFFIXES = {".onnx", ".pt", ".zip", *api.IMAGE_SUFFIXES}
 
 
 def uploads_folder() -> Path:

@@ -62,7 +62,7 @@ def prepare_labelled_data(spec: str, class_count: int | None) -> LabelledData:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    from engine.runner import IMAGE_SUFFIXES
+    from engine.config import IMAGE_SUFFIXES
 
     return sorted(p for p in folder.rglob("*")
                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))

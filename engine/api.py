@@ -11,12 +11,12 @@ from pathlib import Path
 from engine import jobs, store
 from engine.compare import COMPARED as COMPARED_METRICS
 from engine.compare import Comparison, compare
-from engine.config import MAX_IN_FLIGHT, MODES, BenchError, RunConfig, usable_cpus, validate
+from engine.config import IMAGE_SUFFIXES, MAX_IN_FLIGHT, MODES, BenchError, RunConfig, usable_cpus, validate
 from engine.runtimes import registry
 
 __all__ = [
-    "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "usable_cpus", "runtimes", "start_run", "job_status", "cancel",
-    "list_jobs", "log_tail",
+    "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "IMAGE_SUFFIXES", "usable_cpus", "runtimes", "start_run",
+    "job_status", "cancel", "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
     "export_run", "write_bundle", "import_bundle", "regressions", "compare_runs", "COMPARED_METRICS",
 ]

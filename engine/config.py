@@ -19,6 +19,7 @@ DEFAULT_MODEL = "yolov8n.pt"
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # lean: the engine's own numpy pipeline per runtime; ultralytics: the same artifact through Ultralytics' predictor
 MODES = ("lean", "ultralytics")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")  # what OpenCV decodes here
 UNSTABLE_CV = 0.10  # coefficient of variation of the inference stage above which a result is flagged
 
 

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from engine import store, worker
-from engine.config import MAX_ITERS, BenchError, RunConfig, Variant, expand_variants, validate
+from engine.config import IMAGE_SUFFIXES, MAX_ITERS, BenchError, RunConfig, Variant, expand_variants, validate
 from engine.paths import artifacts_dir, cache_dir, sample_images
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 MAX_IMAGE_SIDE = 16384
 MAX_IMAGES = 500
 

@@ -95,3 +95,16 @@ def test_quotes_sql_and_unicode_in_filters_are_plain_values(hostile_db, page):
 def test_a_hostile_database_path_is_a_message(path):
     app = open_page(Path(path), "history")
     assert not app.exception
+
+
+def test_the_run_page_takes_every_image_type_the_engine_reads(tmp_path, sample_images):
+    """The CLI read .webp and .tif images that the page's uploader refused."""
+    from engine.api import IMAGE_SUFFIXES
+
+    app = open_page(tmp_path / "results.duckdb", "run")
+    app.radio(key="images_source").set_value("Upload images").run()
+    assert set(app.file_uploader(key="image_uploads").proto.type) == set(IMAGE_SUFFIXES)
+    for suffix in IMAGE_SUFFIXES:
+        app.file_uploader(key="image_uploads").upload(f"photo{suffix}", sample_images[0].read_bytes(), "image/jpeg")
+        assert not app.exception, suffix
+        assert upload_name(f"photo{suffix}", b"x").endswith(suffix)

@@ -39,7 +39,7 @@ with st.container(border=True):
                                  horizontal=True, key="images_source")
         image_uploads = []
         if images_source == "Upload images":
-            image_uploads = st.file_uploader("Images", type=["jpg", "jpeg", "png", "bmp"],
+            image_uploads = st.file_uploader("Images", type=[suffix[1:] for suffix in api.IMAGE_SUFFIXES],
                                              accept_multiple_files=True, key="image_uploads")
 
     st.markdown("**Runtimes**")
