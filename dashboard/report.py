@@ -30,6 +30,7 @@ th, td { border-bottom: 1px solid #d1d9e0; padding: .3rem .6rem; text-align: lef
 .images { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 1rem; }
 figure { margin: 0; } figure img { width: 100%; border: 1px solid #d1d9e0; } figcaption { font-size: .85rem; }
 pre { background: #f6f8fa; padding: 1rem; overflow-x: auto; font-size: .8rem; }
+.wide { overflow-x: auto; }
 """
 
 
@@ -39,18 +40,28 @@ def _cell(value) -> str:
     return "" if value is None or value is pd.NA else str(value)
 
 
+def _formatted(frame: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
+    """Columns given as text the way the dashboard prints them; other floats get _cell's two decimals."""
+    return frame.assign(**{column: [form.format(value) if pd.notna(value) else "" for value in frame[column]]
+                           for column, form in formats.items() if column in frame})
+
+
 def _table(frame: pd.DataFrame) -> str:
     return frame.map(_cell).to_html(index=False, border=0)
 
 
 # only when some result has them, as on the dashboard
-OPTIONAL_COLUMNS = ("in_flight_ips", "in_flight", "peak_memory_mb", "model_mb")
+OPTIONAL_COLUMNS = ("in_flight_ips", "in_flight", "peak_memory_mb", "model_mb", "error")
+FORMATS = {"throughput_ips": "{:.1f}", "in_flight_ips": "{:.1f}", "peak_memory_mb": "{:.0f}", "model_mb": "{:.1f}"}
 
 
-def _results_table(results: pd.DataFrame) -> str:
+def _results_table(results: pd.DataFrame, order: list[str]) -> str:
+    """Fastest first within `order`'s groups, failed results last, as the Overview lists them; wider than the
+    page, it scrolls inside it."""
     columns = [column for column in TABLE_COLUMNS if column in results
                and (column not in OPTIONAL_COLUMNS or results[column].notna().any())]
-    return _table(results[columns].rename(columns=TABLE_COLUMNS))
+    shown = _formatted(results.sort_values([*order, "total_ms"], na_position="last")[columns], FORMATS)
+    return f'<div class="wide">{_table(shown.rename(columns=TABLE_COLUMNS))}</div>'
 
 
 def _mode_costs(results: pd.DataFrame) -> list[tuple[str, str]]:
@@ -60,6 +71,7 @@ def _mode_costs(results: pd.DataFrame) -> list[tuple[str, str]]:
         return []
     if costs["added_mb"].isna().all():  # results from before peak memory was measured
         costs = costs.drop(columns=["added_mb"])
+    costs = _formatted(costs, {"added_ms": "{:+.2f}", "ratio": "{:.2f}x", "added_mb": "{:+.0f}"})  # as on the Overview
     costs = costs.rename(columns={"lean_ms": "lean ms", "ultralytics_ms": "ultralytics ms", "added_ms": "added ms",
                                   "ratio": "ultralytics / lean", "added_mb": "added peak MB"})
     return [("What Ultralytics' predictor adds (end-to-end medians per image)", _table(costs))]
@@ -130,7 +142,7 @@ def run_report(run: pd.Series, machine: pd.Series | None, results: pd.DataFrame,
                                    run["model"], run["model_source"], run["imgsz"], run["machine_label"]]})
     overview = pd.concat([overview, _fastest(results)], ignore_index=True)
     sections = [("Run", _weights_note(results) + _table(overview)),
-                ("Results (medians per image)", _results_table(results)),
+                ("Results (medians per image, fastest first)", _results_table(results, [])),
                 *_mode_costs(results),
                 ("Charts", "\n".join(_charts(results, iterations))),
                 ("Detections", _images(images))]
@@ -152,5 +164,6 @@ def selection_report(results: pd.DataFrame, description: str) -> str:
     runs = results.drop_duplicates("run_id")[["run_id", "started_at", "machine_label", "model", "run_status"]]
     sections = [("Runs", _weights_note(results) + _table(runs)),
                 ("Charts", "\n".join(_charts(results))),
-                ("Results (medians per image)", _results_table(results))]
+                ("Results (medians per image; each run's fastest first)",
+                 _results_table(results, ["started_at", "run_id"]))]
     return _page("YOLO runtime benchmark: selected results", description, sections)

@@ -495,6 +495,30 @@ def test_share_builds_a_report_and_csv_downloads(filled_run):
     assert "Selection: " in text_of(app.caption)
 
 
+def report_results(report: str) -> list[dict]:
+    """The rows of a report's results table, as {header: cell text}."""
+    import re
+
+    section = report.split("<h2>Results", 1)[1].split("<h2>", 1)[0]
+    rows = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", section, re.S)]
+    return [dict(zip(rows[0], row)) for row in rows[1:]]
+
+
+def test_the_report_lists_results_fastest_first_and_failures_last(filled_run, two_runs_db):
+    """As the Overview's table: a reader looks for the one to deploy at the top."""
+    from dashboard import data
+
+    rows = report_results(data.run_report(filled_run["db"], filled_run["run_id"]))
+    assert [float(row["total ms"]) for row in rows] == sorted(float(row["total ms"]) for row in rows)
+    assert "error" not in rows[0], "no result failed: no empty error column"
+    assert all(row["peak MB"].isdigit() for row in rows), "whole MB, as on the dashboard"
+    failing_run = api.runs(two_runs_db)["run_id"].iloc[0]  # onnxruntime beside a runtime that crashes
+    rows = report_results(data.run_report(two_runs_db, failing_run))
+    assert [row["status"] for row in rows] == ["completed", "failed"] and rows[1]["runtime"] == "fault-segfault"
+    assert "crashed with SIGSEGV" in rows[1]["error"], rows[1]
+
+
 def test_an_unreadable_database_shows_an_error_on_every_page(tmp_path):
     not_a_database = tmp_path / "notes.duckdb"
     not_a_database.write_text("these are notes, not a DuckDB file\n" * 100)
