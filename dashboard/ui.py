@@ -173,6 +173,7 @@ RESULT_COLUMNS = {
 }
 # shown only when some result has them (peak memory: results from schema v8 on; model size from v9)
 OPTIONAL_COLUMNS = ("parity_verdict", "map50", "in_flight_ips", "in_flight", "peak_memory_mb", "model_mb")
+MISSING = "—"  # a table's empty cell (Streamlit's own is a grey "None"), as the stability column says it
 PEAK_MISSING = "peak not measured"
 GPU_PEAK_MISSING = "no GPU peak measured"  # the machine's measured peaks are its CPU's
 FLOPS_MISSING = "model FLOPs unknown"
@@ -228,7 +229,8 @@ def results_table(results: pd.DataFrame, extra: dict | None = None, key: str | N
     for column in OPTIONAL_COLUMNS:
         if column not in shown or shown[column].isna().all():
             columns.pop(column)
-    st.dataframe(shown, column_order=list(columns), column_config=columns, hide_index=True, key=key)
+    st.dataframe(shown, column_order=list(columns), column_config=columns, hide_index=True, key=key,
+                 placeholder=MISSING)
 
 
 MODE_COST_COLUMNS = {
@@ -256,7 +258,8 @@ def mode_costs(results: pd.DataFrame, key: str | None = None) -> None:
                "per image, decoded frame to final boxes, and the peak memory it adds to the worker. Ultralytics "
                "keeps its own threads and pre/post-processing; both get the same square input and precision.")
     shown = [column for column in MODE_COST_COLUMNS if column != "added_mb" or costs[column].notna().any()]
-    st.dataframe(costs, column_order=shown, column_config=MODE_COST_COLUMNS, hide_index=True, key=key)
+    st.dataframe(costs, column_order=shown, column_config=MODE_COST_COLUMNS, hide_index=True, key=key,
+                 placeholder=MISSING)
 
 
 def failures(results: pd.DataFrame) -> None:

@@ -351,6 +351,13 @@ def test_a_crashed_runtime_shows_as_a_message_not_a_traceback(two_runs_db):
     assert "weights of unknown training" in text_of(app.caption)
 
 
+@pytest.mark.parametrize("page", ["overview", "history", "machines", "compare"])
+def test_empty_cells_of_results_tables_read_as_a_dash(two_runs_db, page):
+    """A parity not judged or a figure not measured showed as a grey "None", which reads as a broken value."""
+    tables = list(open_page(two_runs_db, page).dataframe)
+    assert tables and [table.proto.placeholder for table in tables] == ["—"] * len(tables)
+
+
 def test_compare_gives_the_ratio_of_each_shared_result(two_runs_db):
     app = open_page(two_runs_db, "compare")
     assert not app.exception

@@ -47,7 +47,7 @@ metric = st.segmented_control("Ratio of", api.COMPARED_METRICS, format_func=char
                               key="compare_metric", required=True)
 st.plotly_chart(charts.ratio_bars(compared, metric), key="ratio_chart")
 number = st.column_config.NumberColumn
-st.dataframe(compared, hide_index=True, key="compare_table", column_order=[
+st.dataframe(compared, hide_index=True, key="compare_table", placeholder=ui.MISSING, column_order=[
     "runtime", "precision", "batch", "mode", "parity_verdict_a", "parity_verdict_b", "infer_ms_a", "infer_ms_b",
     "infer_ms_ratio", "total_ms_a", "total_ms_b", "total_ms_ratio", "throughput_ips_a", "throughput_ips_b",
     "throughput_ips_ratio", "peak_share_a", "peak_share_b"], column_config={

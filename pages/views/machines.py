@@ -72,7 +72,7 @@ else:
                 f"{winner['batch']}, {imgsz} px: **{winner['total_ms']:.2f} ms** per image ({interval}, "
                 f"{winner['iterations']} iterations, run `{winner['run_id']}` of {ui.utc(winner['started_at'])}).")
     ui.passed_over(passed_over, among=at_size)
-    st.dataframe(best, hide_index=True, key="fastest_table", column_order=[
+    st.dataframe(best, hide_index=True, key="fastest_table", placeholder=ui.MISSING, column_order=[
         "machine_label", "runtime", "precision", "batch", "mode", "imgsz", "total_ms", "parity_verdict", "infer_ms",
         "infer_ci_low_ms", "infer_ci_high_ms", "throughput_ips", "iterations", "started_at", "run_id"], column_config={
         "machine_label": "Machine", "runtime": "Runtime", "precision": "Precision", "batch": "Batch", "mode": "Mode",
@@ -85,7 +85,7 @@ else:
         "started_at": "Started", "run_id": "Run"})
 
 table = machines.drop(columns=["fingerprint"])
-st.dataframe(table, hide_index=True, key="machines_table", column_config={
+st.dataframe(table, hide_index=True, key="machines_table", placeholder=ui.MISSING, column_config={
     "machine_id": "Machine id", "label": "Label", "cpu_model": "CPU", "arch": "Arch", "physical_cores": "Cores",
     "logical_cores": "Threads", "ram_gb": "RAM GiB", "isa_flags": "Instruction sets", "gpus": "GPUs", "os": "OS",
     "python": "Python", "first_seen": "First seen", "runs": "Runs", "run_labels": "Labels of its runs",
