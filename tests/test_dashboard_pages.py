@@ -526,6 +526,17 @@ def test_the_report_lists_results_fastest_first_and_failures_last(filled_run, tw
     assert "crashed with SIGSEGV" in rows[1]["error"], rows[1]
 
 
+def test_the_share_preview_lists_results_as_the_report_does(two_runs_db):
+    """Fastest first, failures last: the run beside a crashing runtime listed its failure ("fault-...") first."""
+    from dashboard import data
+
+    app = open_page(two_runs_db, "share")
+    shown = app.dataframe[0].value
+    assert shown["status"].tolist() == ["completed", "failed"], shown[["runtime", "status"]]
+    in_report = [row["runtime"] for row in report_results(data.run_report(two_runs_db, app.selectbox[0].value))]
+    assert shown["runtime"].tolist() == in_report
+
+
 def test_an_unreadable_database_shows_an_error_on_every_page(tmp_path):
     not_a_database = tmp_path / "notes.duckdb"
     not_a_database.write_text("these are notes, not a DuckDB file\n" * 100)

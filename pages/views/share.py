@@ -50,5 +50,6 @@ with buttons:
 st.subheader("What it shows")
 if completed:
     st.plotly_chart(charts.stage_bars(results), key="share_preview")
-ui.results_table(results, key="share_table")
+# in the report's order: each run's fastest first, failures last
+ui.results_table(results.sort_values(["started_at", "run_id", "total_ms"], na_position="last"), key="share_table")
 ui.failures(results)
