@@ -79,13 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                               "1.10), or a configuration's parity got worse or it failed in B (a CI gate)")
 
     export = commands.add_parser("export", help="write a run's tables to files")
-    export.add_argument("--run", required=True)
+    add_run_id(export)
     export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     export.add_argument("--db", default="results.duckdb", help=DB_HELP)
     export.add_argument("--out", default=".")
 
     bundle = commands.add_parser("bundle", help="write a run as one self-contained zip, for another machine's DB")
-    bundle.add_argument("--run", required=True)
+    add_run_id(bundle)
     bundle.add_argument("--db", default="results.duckdb", help=DB_HELP)
     bundle.add_argument("--out", required=True, help="the .zip to write")
 
@@ -113,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     peak.add_argument("--store", action="store_true", help="also record it as this machine's peak in --db")
     peak.add_argument("--db", default="results.duckdb", help=DB_HELP)
     return parser
+
+
+def add_run_id(parser: argparse.ArgumentParser) -> None:
+    """RUN_ID as show and compare take it, or --run RUN_ID as these commands first took it."""
+    parser.add_argument("run_id", nargs="?", help="a run id (`python -m engine runs` lists them)")
+    parser.add_argument("--run", default="", help="the same, as an option")
+
+
+def run_id_of(args) -> str:
+    if args.run_id and args.run and args.run_id != args.run:
+        raise BenchError(f"two run ids given, {args.run_id} and --run {args.run}: give one")
+    if not (args.run_id or args.run):
+        raise BenchError(f"give the run's id: python -m engine {args.command} RUN_ID (python -m engine runs "
+                         "lists them)")
+    return args.run_id or args.run
 
 
 def config_from_args(args) -> RunConfig:
@@ -377,7 +392,7 @@ def _records(frame) -> list[dict]:
 def command_export(args) -> int:
     from engine.api import export_run
 
-    for path in export_run(args.db, args.run, args.format, args.out):
+    for path in export_run(args.db, run_id_of(args), args.format, args.out):
         print(path)
     return 0
 
@@ -385,7 +400,7 @@ def command_export(args) -> int:
 def command_bundle(args) -> int:
     from engine.bundle import write_bundle
 
-    print(write_bundle(args.db, args.run, args.out))
+    print(write_bundle(args.db, run_id_of(args), args.out))
     return 0
 
 

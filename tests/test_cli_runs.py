@@ -198,6 +198,20 @@ def test_export_of_unknown_run_is_refused(filled_run, tmp_path):
     assert done.returncode == 2 and "no-such-run is not in" in done.stderr
 
 
+def test_export_and_bundle_take_the_run_id_as_show_and_compare_do(filled_run, tmp_path):
+    """`export RUN_ID` was refused ("unrecognized arguments") while `show RUN_ID` took it; --run still works."""
+    db, run_id = str(filled_run["db"]), filled_run["run_id"]
+    done = engine("export", run_id, "--format", "csv", "--db", db, "--out", str(tmp_path / "csv"))
+    assert done.returncode == 0 and (tmp_path / "csv" / f"{run_id}-results_summary.csv").is_file(), done.stderr
+    done = engine("bundle", run_id, "--db", db, "--out", str(tmp_path / "run.zip"))
+    assert done.returncode == 0 and (tmp_path / "run.zip").is_file(), done.stderr
+    for command in (["export", "--out", str(tmp_path)], ["bundle", "--out", str(tmp_path / "x.zip")]):
+        done = engine(*command, "--db", db)
+        assert done.returncode == 2 and f"python -m engine {command[0]} RUN_ID" in done.stderr, done.stderr
+        done = engine(*command, run_id, "--run", "another-run", "--db", db)
+        assert done.returncode == 2 and "two run ids given" in done.stderr, done.stderr
+
+
 def test_runtimes_listing():
     done = engine("runtimes", "--json")
     listed = {r["name"]: r for r in json.loads(done.stdout)}
