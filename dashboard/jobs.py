@@ -179,10 +179,16 @@ def upload_name(name: str, payload: bytes) -> str:
     return f"{hashlib.sha256(payload).hexdigest()[:16]}-{stem}{suffix}"
 
 
-def save_upload(upload) -> str:
-    """An uploaded file kept in the private uploads folder under a generated name, for the run to read later."""
+def save_upload(upload, own_folder: bool = False) -> str:
+    """An uploaded file kept in the private uploads folder under a generated name, for the run to read later.
+    own_folder: the name without its hash, in a folder named by the hash. Images take it: their names label a
+    run's Detections cards and report. A model keeps the hash in its name, which its results are filed under:
+    two different uploads called model.onnx must not share one history."""
     payload = upload.getvalue()
-    target = uploads_folder() / upload_name(upload.name, payload)
+    name = upload_name(upload.name, payload)
+    digest, _, plain = name.partition("-")
+    target = uploads_folder() / digest / plain if own_folder else uploads_folder() / name
+    target.parent.mkdir(mode=0o700, exist_ok=True)
     if not target.exists():
         partial = target.with_suffix(target.suffix + ".partial")
         partial.write_bytes(payload)

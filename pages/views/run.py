@@ -103,7 +103,7 @@ if start:
                  else jobs.save_upload(model_upload) if model_upload else DEFAULTS.model)
         config = RunConfig(
             model=model, runtimes=chosen, precisions=precisions, batch_sizes=sorted(batch_sizes), modes=list(modes),
-            images=[jobs.save_upload(upload) for upload in image_uploads], imgsz=int(imgsz),
+            images=[jobs.save_upload(upload, own_folder=True) for upload in image_uploads], imgsz=int(imgsz),
             warmup=int(warmup), iters=int(iters), min_duration_s=float(min_duration), threads=int(threads),
             timeout_s=float(timeout), in_flight=int(in_flight), db=db, machine_label=machine_label.strip(),
             note=note.strip(),
