@@ -35,6 +35,7 @@ class ModelInfo:
     names: dict = field(default_factory=dict)
     display_name: str = ""
     gflops_640: float | None = None  # per image at 640x640; scales with pixel count for other sizes
+    input_shape: list | None = None  # an .onnx given directly: its input's dims, None where one is free (dynamic)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -172,7 +173,28 @@ def _onnx_model(path: Path) -> ModelInfo:
         names = {}
     if metadata.get("task", "detect") != "detect":
         raise BenchError(f"{path} is a {metadata['task']} model; this lab benchmarks detection models")
-    return ModelInfo(str(path), "onnx", file_sha256(path), None, f"ONNX file {path}", names, display_name=path.name)
+    shape = [dim.dim_value or None for dim in inputs[0].type.tensor_type.shape.dim]  # 0 / a name: free
+    return ModelInfo(str(path), "onnx", file_sha256(path), None, f"ONNX file {path}", names, display_name=path.name,
+                     input_shape=shape)
+
+
+def check_fixed_input(model: dict, imgsz: int, batch_sizes: list[int]) -> None:
+    """An .onnx exported without dynamic=True takes one batch size and one image size: asking for others failed
+    inside each runtime, after the run had started, with the runtime's own words."""
+    shape = model.get("input_shape")
+    if not shape:
+        return
+    batch, _, height, width = shape
+    name = Path(model["path"]).name
+    fixed = "x".join(str(dim or "?") for dim in shape)
+    if height and width and (height, width) != (imgsz, imgsz):
+        use = f"use --imgsz {height}" if height == width else "the lab measures square inputs"
+        raise BenchError(f"{name} takes {height}x{width} images only (its input is fixed at {fixed}): {use}, or "
+                         "export it with dynamic=True")
+    others = [size for size in batch_sizes if batch and size != batch]
+    if others:
+        raise BenchError(f"{name} takes batch {batch} only (its input is fixed at {fixed}), not "
+                         f"{', '.join(map(str, others))}: use --batch {batch}, or export it with dynamic=True")
 
 
 def copy_into(info: ModelInfo, folder: Path) -> Path:

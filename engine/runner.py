@@ -18,6 +18,7 @@ from typing import Callable
 
 from engine import store, worker
 from engine.config import IMAGE_SUFFIXES, MAX_ITERS, BenchError, RunConfig, Variant, expand_variants, validate
+from engine.models import check_fixed_input
 from engine.paths import artifacts_dir, cache_dir, sample_images
 
 MAX_IMAGE_SIDE = 16384
@@ -227,6 +228,7 @@ class Runner:
                             timeout_s=min(config.timeout_s, 600), memory_limit_mb=config.effective_memory_limit_mb)
         except JobFailed as error:
             raise BenchError(str(error).splitlines()[0]) from None
+        check_fixed_input(model, config.imgsz, config.batch_sizes)
         if config.reference:
             self.reference_model = self.prepare_reference_model(model)
         if config.data:

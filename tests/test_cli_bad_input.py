@@ -12,7 +12,7 @@ import onnx
 import pytest
 from PIL import Image
 
-from tests.conftest import engine_run
+from tests.conftest import TEST_IMGSZ, engine_run
 
 
 def _digest(path):
@@ -112,6 +112,23 @@ def test_bad_input_is_refused_before_writing(case, bad_files, tmp_path):
     message = done.stderr.strip().splitlines()
     assert message[-1].startswith("error: ") and expected in message[-1], done.stderr
     assert not db.exists(), "nothing may be written for bad input"
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--batch", "1,2"], "takes batch 1 only (its input is fixed at 1x3x{size}x{size}), not 2: use --batch 1"),
+    (["--imgsz", "320"], "takes {size}x{size} images only (its input is fixed at 1x3x{size}x{size}): "
+                         "use --imgsz {size}"),
+])
+def test_an_onnx_with_a_fixed_input_is_refused_other_sizes_before_running(filled_run, tmp_path, args, expected):
+    """Asked for batch 2, a static export failed inside each runtime, after the run had started, in their words."""
+    with duckdb.connect(str(filled_run["db"]), read_only=True) as con:
+        onnx_file = con.execute("SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
+                                ).fetchall()[0][0]
+    db = tmp_path / "results.duckdb"
+    done = engine_run(db, "--model", onnx_file, "--runtimes", "onnxruntime", "--iters", "2", *args)
+    assert done.returncode == 2, done.stderr
+    assert expected.format(size=TEST_IMGSZ) in done.stderr.strip().splitlines()[-1], done.stderr
+    assert not db.exists(), "refused before anything was written"
 
 
 NO_NETWORK = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "YOLO_OFFLINE": "1"}
