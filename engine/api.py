@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine import jobs, store
 from engine.compare import COMPARED as COMPARED_METRICS
-from engine.compare import Comparison, compare
+from engine.compare import Comparison, baseline_for, compare
 from engine.config import IMAGE_SUFFIXES, MAX_IN_FLIGHT, MODES, BenchError, RunConfig, usable_cpus, validate
 from engine.runtimes import registry
 
@@ -19,6 +19,7 @@ __all__ = [
     "job_status", "cancel", "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
     "export_run", "write_bundle", "import_bundle", "regressions", "compare_runs", "COMPARED_METRICS",
+    "baseline_for",
 ]
 
 

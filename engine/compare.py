@@ -66,6 +66,23 @@ def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...]
     return comparison
 
 
+def baseline_for(run_b: str, results: pd.DataFrame) -> str | None:
+    """The run to hold run B against when none is chosen: the newest run before B that completed one of B's
+    configurations, on the same model and image size where one did; None when no earlier run shares one.
+    The run just before B alone may have measured other runtimes, leaving nothing to compare."""
+    done = results[results["status"] == "completed"]
+    mine = done[done["run_id"] == run_b]
+    if mine.empty:
+        return None
+    shares = done[KEYS].apply(tuple, axis=1).isin(_keys(mine))
+    earlier = done[(done["started_at"] < mine["started_at"].iloc[0]) & shares]
+    alike = earlier[(earlier["model"] == mine["model"].iloc[0]) & (earlier["imgsz"] == mine["imgsz"].iloc[0])]
+    for candidates in (alike, earlier):
+        if not candidates.empty:
+            return str(candidates.sort_values("started_at")["run_id"].iloc[-1])
+    return None
+
+
 def name_of(key: tuple, with_mode: bool) -> str:
     runtime, precision, batch, mode = key
     return f"{runtime}:{precision} · b{batch}" + (f" · {mode}" if with_mode else "")

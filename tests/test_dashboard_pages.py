@@ -465,6 +465,20 @@ def test_compare_names_a_configuration_whose_parity_got_worse(detecting_db, tmp_
     assert "parity is worse in run B for onnxruntime:fp32 · b1 pass → fail" in gate.stdout
 
 
+def test_compare_holds_the_newest_run_against_the_newest_that_shares_a_configuration(filled_run, tmp_path):
+    """The run just before may have measured other runtimes: Compare opened on "these runs share nothing"."""
+    db = tmp_path / "results.duckdb"
+    shutil.copyfile(filled_run["db"], db)
+    for runtimes in ("pytorch", "onnxruntime"):  # the filled run measured ONNX Runtime and OpenVINO
+        assert engine_run(db, "--runtimes", runtimes, "--iters", "2").returncode == 0
+    newest, pytorch_run = api.runs(db)["run_id"].iloc[:2]
+    app = open_page(db, "compare")
+    assert (app.selectbox(key="compare_a").value, app.selectbox(key="compare_b").value) == (
+        filled_run["run_id"], newest)
+    assert app.dataframe[0].value["runtime"].tolist() == ["onnxruntime"], "something to compare, at once"
+    assert api.baseline_for(pytorch_run, api.results_summary(db)) is None, "no earlier run measured PyTorch"
+
+
 def test_compare_with_one_run_asks_for_another(filled_db):
     app = open_page(filled_db, "compare")
     assert "only one run" in text_of(app.info)

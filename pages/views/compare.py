@@ -16,10 +16,13 @@ if len(runs) < 2:
     st.stop()
 
 column_a, column_b = st.columns(2)
-with column_a:
-    run_a = ui.pick_run(runs, "Run A (baseline)", key="compare_a", default_index=1, shared=False)
 with column_b:
     run_b = ui.pick_run(runs, "Run B", key="compare_b", default_index=0, shared=False)
+with column_a:  # by default the newest earlier run that measured something B measured
+    baseline = api.baseline_for(run_b, data.results(db, filters))
+    options = runs["run_id"].tolist()
+    run_a = ui.pick_run(runs, "Run A (baseline)", key="compare_a", shared=False,
+                        default_index=options.index(baseline) if baseline in options else 1)
 
 every_a, every_b = (ui.with_efficiency(data.results(db, {"run_id": run})) for run in (run_a, run_b))
 comparison = api.compare_runs(every_a, every_b, carry=("peak_share",))
