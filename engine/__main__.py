@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     against = commands.add_parser("compare", help="run B against baseline run A: B / A per configuration, and "
                                   "what differs or is left out")
-    against.add_argument("run_a", help="the baseline")
-    against.add_argument("run_b")
+    against.add_argument("run_ids", nargs="+", metavar="RUN", help="RUN_A RUN_B (A the baseline), or RUN_B alone: "
+                         "A is then the newest earlier run that completed one of B's configurations, on B's machine, "
+                         "model and image size where one did (as the Compare page opens)")
     against.add_argument("--db", default="results.duckdb", help=DB_HELP)
     against.add_argument("--json", action="store_true")
     against.add_argument("--fail-above", type=float, default=0.0, metavar="RATIO",
@@ -339,8 +340,16 @@ def command_compare(args) -> int:
 
     if args.fail_above < 0:
         raise BenchError(f"--fail-above {args.fail_above} is out of range: give a ratio such as 1.10 (0 = off)")
-    for run_id in (args.run_a, args.run_b):
+    if len(args.run_ids) > 2:
+        raise BenchError(f"{len(args.run_ids)} run ids given: give RUN_A RUN_B, or RUN_B alone")
+    for run_id in args.run_ids:
         store.require_run(args.db, run_id)
+    args.run_a, args.run_b = args.run_ids if len(args.run_ids) == 2 else (None, args.run_ids[0])
+    if args.run_a is None:
+        args.run_a = api.baseline_for(args.run_b, api.results_summary(args.db))
+        if args.run_a is None:
+            raise BenchError(f"no run before {args.run_b} completed any of its configurations: give the baseline, "
+                             f"python -m engine compare RUN_A {args.run_b}")
     every_a, every_b = (api.results_summary(args.db, {"run_id": run_id}) for run_id in (args.run_a, args.run_b))
     comparison = api.compare_runs(every_a, every_b)
     slower = [f"{row['label']} {row['infer_ms_ratio']:.2f}x" for row in _records(comparison.table)
@@ -352,7 +361,8 @@ def command_compare(args) -> int:
                           "failed_in": comparison.failed_in, "parity_worse": comparison.parity_worse,
                           "compared": _records(comparison.table), "slower": slower}, default=str))
         return gate
-    for name, run_id in (("A (baseline)", args.run_a), ("B", args.run_b)):
+    chosen = " (the newest earlier run sharing a configuration)" if len(args.run_ids) == 1 else ""
+    for name, run_id in ((f"A (baseline{chosen})", args.run_a), ("B", args.run_b)):
         run = _records(api.runs(args.db, {"run_id": run_id}))[0]
         print(f"{name}: run {run_id}, {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
               f"{run['machine_label']}; {models.model_and_weights(run['model'], run['weights_trained'])}")

@@ -68,8 +68,9 @@ def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...]
 
 def baseline_for(run_b: str, results: pd.DataFrame) -> str | None:
     """The run to hold run B against when none is chosen: the newest run before B that completed one of B's
-    configurations, on the same model and image size where one did; None when no earlier run shares one.
-    The run just before B alone may have measured other runtimes, leaving nothing to compare."""
+    configurations, on B's machine, model and image size where one did, else on its model and image size, else
+    any; None when no earlier run shares one. The run just before B may have measured other runtimes, or been
+    another machine's in a shared store."""
     done = results[results["status"] == "completed"]
     mine = done[done["run_id"] == run_b]
     if mine.empty:
@@ -77,7 +78,7 @@ def baseline_for(run_b: str, results: pd.DataFrame) -> str | None:
     shares = done[KEYS].apply(tuple, axis=1).isin(_keys(mine))
     earlier = done[(done["started_at"] < mine["started_at"].iloc[0]) & shares]
     alike = earlier[(earlier["model"] == mine["model"].iloc[0]) & (earlier["imgsz"] == mine["imgsz"].iloc[0])]
-    for candidates in (alike, earlier):
+    for candidates in (alike[alike["machine_id"] == mine["machine_id"].iloc[0]], alike, earlier):
         if not candidates.empty:
             return str(candidates.sort_values("started_at")["run_id"].iloc[-1])
     return None

@@ -465,18 +465,34 @@ def test_compare_names_a_configuration_whose_parity_got_worse(detecting_db, tmp_
     assert "parity is worse in run B for onnxruntime:fp32 · b1 pass → fail" in gate.stdout
 
 
-def test_compare_holds_the_newest_run_against_the_newest_that_shares_a_configuration(filled_run, tmp_path):
-    """The run just before may have measured other runtimes: Compare opened on "these runs share nothing"."""
-    db = tmp_path / "results.duckdb"
+@pytest.fixture(scope="module")
+def three_runs_db(filled_run, tmp_path_factory) -> Path:
+    """The filled run (ONNX Runtime, OpenVINO), then PyTorch alone, then ONNX Runtime alone."""
+    db = tmp_path_factory.mktemp("three-runs") / "results.duckdb"
     shutil.copyfile(filled_run["db"], db)
-    for runtimes in ("pytorch", "onnxruntime"):  # the filled run measured ONNX Runtime and OpenVINO
+    for runtimes in ("pytorch", "onnxruntime"):
         assert engine_run(db, "--runtimes", runtimes, "--iters", "2").returncode == 0
+    return db
+
+
+def test_compare_holds_the_newest_run_against_the_newest_that_shares_a_configuration(filled_run, three_runs_db):
+    """The run just before may have measured other runtimes: Compare opened on "these runs share nothing"."""
+    db = three_runs_db
     newest, pytorch_run = api.runs(db)["run_id"].iloc[:2]
     app = open_page(db, "compare")
     assert (app.selectbox(key="compare_a").value, app.selectbox(key="compare_b").value) == (
         filled_run["run_id"], newest)
     assert app.dataframe[0].value["runtime"].tolist() == ["onnxruntime"], "something to compare, at once"
     assert api.baseline_for(pytorch_run, api.results_summary(db)) is None, "no earlier run measured PyTorch"
+
+
+def test_the_cli_compare_given_run_b_alone_chooses_the_baseline_as_the_page_does(filled_run, three_runs_db):
+    newest, pytorch_run = api.runs(three_runs_db)["run_id"].iloc[:2]
+    done = engine("compare", newest, "--db", str(three_runs_db), "--json")
+    assert done.returncode == 0, done.stderr
+    assert (json.loads(done.stdout)["run_a"], json.loads(done.stdout)["run_b"]) == (filled_run["run_id"], newest)
+    done = engine("compare", pytorch_run, "--db", str(three_runs_db))
+    assert done.returncode == 2 and f"python -m engine compare RUN_A {pytorch_run}" in done.stderr, done.stderr
 
 
 def test_compare_with_one_run_asks_for_another(filled_db):
