@@ -344,25 +344,25 @@ def command_compare(args) -> int:
         raise BenchError(f"{len(args.run_ids)} run ids given: give RUN_A RUN_B, or RUN_B alone")
     for run_id in args.run_ids:
         store.require_run(args.db, run_id)
-    args.run_a, args.run_b = args.run_ids if len(args.run_ids) == 2 else (None, args.run_ids[0])
-    if args.run_a is None:
-        args.run_a = api.baseline_for(args.run_b, api.results_summary(args.db))
-        if args.run_a is None:
-            raise BenchError(f"no run before {args.run_b} completed any of its configurations: give the baseline, "
-                             f"python -m engine compare RUN_A {args.run_b}")
-    every_a, every_b = (api.results_summary(args.db, {"run_id": run_id}) for run_id in (args.run_a, args.run_b))
+    run_a, run_b = args.run_ids if len(args.run_ids) == 2 else (None, args.run_ids[0])
+    if run_a is None:
+        run_a = api.baseline_for(run_b, api.results_summary(args.db))
+        if run_a is None:
+            raise BenchError(f"no run before {run_b} completed any of its configurations: give the baseline, "
+                             f"python -m engine compare RUN_A {run_b}")
+    every_a, every_b = (api.results_summary(args.db, {"run_id": run_id}) for run_id in (run_a, run_b))
     comparison = api.compare_runs(every_a, every_b)
     slower = [f"{row['label']} {row['infer_ms_ratio']:.2f}x" for row in _records(comparison.table)
               if args.fail_above and row["infer_ms_ratio"] > args.fail_above]
     gate = 1 if args.fail_above and (slower or comparison.parity_worse or comparison.failed_in.get("B")) else 0
     if args.json:
-        print(json.dumps({"run_a": args.run_a, "run_b": args.run_b, "setting_changes": comparison.setting_changes,
+        print(json.dumps({"run_a": run_a, "run_b": run_b, "setting_changes": comparison.setting_changes,
                           "relabelled": comparison.relabelled, "only_in": comparison.only_in,
                           "failed_in": comparison.failed_in, "parity_worse": comparison.parity_worse,
                           "compared": _records(comparison.table), "slower": slower}, default=str))
         return gate
     chosen = " (the newest earlier run sharing a configuration)" if len(args.run_ids) == 1 else ""
-    for name, run_id in ((f"A (baseline{chosen})", args.run_a), ("B", args.run_b)):
+    for name, run_id in ((f"A (baseline{chosen})", run_a), ("B", run_b)):
         run = _records(api.runs(args.db, {"run_id": run_id}))[0]
         print(f"{name}: run {run_id}, {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
               f"{run['machine_label']}; {models.model_and_weights(run['model'], run['weights_trained'])}")

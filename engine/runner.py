@@ -21,6 +21,7 @@ from engine.config import IMAGE_SUFFIXES, MAX_ITERS, BenchError, RunConfig, Vari
 from engine.models import check_fixed_input
 from engine.paths import artifacts_dir, cache_dir, sample_images
 
+IMAGE_TYPES = "/".join(IMAGE_SUFFIXES)  # for messages: ".jpg/.jpeg/.png/..."
 MAX_IMAGE_SIDE = 16384
 MAX_IMAGES = 500
 
@@ -148,7 +149,7 @@ def resolve_images(specs: list[str]) -> tuple[list[str], list[str]]:
             found = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
             left_out.extend(str(p) for p in files if p.suffix.lower() not in IMAGE_SUFFIXES)
             if not found:
-                raise BenchError(f"image folder {path} holds no .jpg/.png/.bmp/.webp/.tif images")
+                raise BenchError(f"image folder {path} holds no {IMAGE_TYPES} images")
             paths.extend(found)
         elif path.is_file():
             paths.append(path)
@@ -221,7 +222,7 @@ class Runner:
         if left_out:
             names = ", ".join(Path(p).name for p in left_out[:5]) + (" …" if len(left_out) > 5 else "")
             self.emit("stage", stage="images", message=f"{len(images)} images; left out {len(left_out)} "
-                      f"file(s) that are not .jpg/.png/.bmp/.webp/.tif: {names}")
+                      f"file(s) that are not {IMAGE_TYPES}: {names}")
         self.emit("stage", stage="prepare model", message=f"resolving {config.model}")
         try:
             model = run_job("prepare", {"model": config.model, "log_path": str(self.log_folder / "prepare.log")},

@@ -190,7 +190,7 @@ def test_unusual_but_valid_images_are_measured(tmp_path, sample_images):
     db = tmp_path / "results.duckdb"
     done = engine_run(db, "--runtimes", "onnxruntime", "--iters", "2", "--images", str(folder))
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "3 images; left out 2 file(s) that are not .jpg/.png/.bmp/.webp/.tif: moving.gif, notes.txt" \
+    assert "3 images; left out 2 file(s) that are not .jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff: moving.gif, notes.txt" \
         in done.stderr, done.stderr[-2000:]
     with duckdb.connect(str(db), read_only=True) as con:
         images = con.execute("SELECT count(*) FROM result_images").fetchall()[0][0]

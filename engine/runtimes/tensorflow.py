@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class TensorFlowRuntime(Runtime):
         return saved_model_request(imgsz, batch)
 
     @classmethod
-    def artifact_files(cls, artifact):
+    def artifact_files(cls, artifact: Path) -> list[Path]:
         """The SavedModel, not the .tflite files that share its folder (the tflite runtime loads those)."""
         return [p for p in super().artifact_files(artifact) if p.suffix != ".tflite"]
 
