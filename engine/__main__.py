@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from engine import models
-from engine.config import DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_name_list
+from engine.config import DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_modes, parse_name_list
 from engine.ranking import fastest
 
 DEFAULT_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precisions", default="fp32", help="fp32,bf16,int8,... or 'all' (where each runtime offers it)")
     run.add_argument("--batch", default="1", help="batch sizes, e.g. 1,2,4")
     run.add_argument("--modes", default="lean",
-                     help="pipeline modes: lean (the engine's own pipeline), ultralytics (its predictor), or both")
+                     help="pipeline modes: lean (the engine's own pipeline), ultralytics (its predictor), or all "
+                          "(both; default lean)")
     run.add_argument("--images", nargs="*", default=[], help="image files or folders (default: Ultralytics' samples)")
     run.add_argument("--imgsz", type=int, default=640, help="square input size in pixels (default 640)")
     run.add_argument("--warmup", type=int, default=3,
@@ -134,7 +135,7 @@ def run_id_of(args) -> str:
 def config_from_args(args) -> RunConfig:
     return RunConfig(
         model=args.model, runtimes=parse_name_list(args.runtimes), precisions=parse_name_list(args.precisions),
-        batch_sizes=parse_int_list(args.batch, "--batch"), modes=parse_name_list(args.modes), images=list(args.images),
+        batch_sizes=parse_int_list(args.batch, "--batch"), modes=parse_modes(args.modes), images=list(args.images),
         imgsz=args.imgsz, warmup=args.warmup, iters=args.iters, min_duration_s=args.min_duration, threads=args.threads,
         in_flight=args.in_flight,
         timeout_s=args.timeout, memory_limit_mb=args.memory_limit, db=args.db, machine_label=args.label, note=args.note,

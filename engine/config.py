@@ -129,6 +129,12 @@ def parse_name_list(text: str) -> list[str]:
     return [part.strip() for part in str(text).split(",") if part.strip()]
 
 
+def parse_modes(text: str) -> list[str]:
+    """--modes: names, or 'all' / 'both' for every pipeline mode (as --precisions takes 'all')."""
+    names = parse_name_list(text)
+    return list(MODES) if {"all", "both"} & set(names) else names
+
+
 def validate(config: RunConfig) -> None:
     """Raise BenchError for settings that cannot make a meaningful run. Needs no runtime library."""
     from engine.runtimes import registry
@@ -147,7 +153,7 @@ def validate(config: RunConfig) -> None:
         raise BenchError("no pipeline mode given: pass --modes, e.g. --modes lean,ultralytics")
     for mode in config.modes:
         if mode not in MODES:
-            raise BenchError(f"unknown pipeline mode {mode!r}: choose from {', '.join(MODES)}")
+            raise BenchError(f"unknown pipeline mode {mode!r}: choose from {', '.join(MODES)} or 'all'")
     if not config.batch_sizes:
         raise BenchError("no batch size given: pass --batch, e.g. --batch 1,2,4")
     for batch in config.batch_sizes:
