@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from engine import models
-from engine.config import DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_modes, parse_name_list
+from engine.config import (DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_modes, parse_name_list,
+                           parse_runtimes)
 from engine.ranking import fastest
 
 DEFAULT_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
@@ -27,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="benchmark a model and append the results to DuckDB")
     run.add_argument("--model", default=DEFAULT_MODEL, help="a .pt, a name like yolov8n.pt, a .yaml, or an .onnx")
-    run.add_argument("--runtimes", default=DEFAULT_RUNTIMES, help="comma-separated; runtime:precision pins one")
+    run.add_argument("--runtimes", default=DEFAULT_RUNTIMES, help="comma-separated; runtime:precision pins one; "
+                     "'all': every runtime available here (default: the six CPU runtimes)")
     run.add_argument("--precisions", default="fp32", help="fp32,bf16,int8,... or 'all' (where each runtime offers it)")
     run.add_argument("--batch", default="1", help="batch sizes, e.g. 1,2,4")
     run.add_argument("--modes", default="lean",
@@ -134,7 +136,7 @@ def run_id_of(args) -> str:
 
 def config_from_args(args) -> RunConfig:
     return RunConfig(
-        model=args.model, runtimes=parse_name_list(args.runtimes), precisions=parse_name_list(args.precisions),
+        model=args.model, runtimes=parse_runtimes(args.runtimes), precisions=parse_name_list(args.precisions),
         batch_sizes=parse_int_list(args.batch, "--batch"), modes=parse_modes(args.modes), images=list(args.images),
         imgsz=args.imgsz, warmup=args.warmup, iters=args.iters, min_duration_s=args.min_duration, threads=args.threads,
         in_flight=args.in_flight,

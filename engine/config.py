@@ -129,6 +129,16 @@ def parse_name_list(text: str) -> list[str]:
     return [part.strip() for part in str(text).split(",") if part.strip()]
 
 
+def parse_runtimes(text: str) -> list[str]:
+    """--runtimes: names (runtime:precision pins one), or 'all' for every runtime available on this machine."""
+    names = parse_name_list(text)
+    if "all" not in names:
+        return names
+    from engine.runtimes import registry
+
+    return [info.name for info in registry.describe() if info.available]
+
+
 def parse_modes(text: str) -> list[str]:
     """--modes: names, or 'all' / 'both' for every pipeline mode (as --precisions takes 'all')."""
     names = parse_name_list(text)
@@ -145,7 +155,7 @@ def validate(config: RunConfig) -> None:
     for name in config.runtimes:
         base = name.split(":", 1)[0]
         if base not in known:
-            raise BenchError(f"unknown runtime {base!r}: choose from {', '.join(known)}")
+            raise BenchError(f"unknown runtime {base!r}: choose from {', '.join(known)} or 'all'")
     for precision in config.precisions:
         if precision != "all" and precision not in PRECISIONS:
             raise BenchError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)} or 'all'")

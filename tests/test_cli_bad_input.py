@@ -131,6 +131,21 @@ def test_an_onnx_with_a_fixed_input_is_refused_other_sizes_before_running(filled
     assert not db.exists(), "refused before anything was written"
 
 
+def test_runtimes_all_means_every_runtime_available_here(tmp_path):
+    """Seen through the message naming what each chosen runtime offers: no CPU runtime offers fp16."""
+    from engine.runtimes import registry
+
+    available = [info for info in registry.describe() if info.available]
+    if any("fp16" in info.precisions for info in available):
+        pytest.skip("a GPU runtime here offers fp16: the run would start")
+    db = tmp_path / "results.duckdb"
+    done = engine_run(db, "--runtimes", "all", "--precisions", "fp16", "--iters", "2")
+    assert done.returncode == 2, done.stderr
+    offers = "; ".join(f"{info.name} offers {', '.join(info.precisions)}" for info in available)
+    assert f"none of the chosen runtimes offers precision fp16 ({offers})" in done.stderr, done.stderr
+    assert not db.exists()
+
+
 NO_NETWORK = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "YOLO_OFFLINE": "1"}
 
 
