@@ -12,6 +12,7 @@ from pathlib import Path
 from engine import models
 from engine.config import (DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_modes, parse_name_list,
                            parse_runtimes)
+from engine.cli_output import print_table, progress_printer, records
 from engine.ranking import fastest
 
 DEFAULT_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
@@ -145,74 +146,6 @@ def config_from_args(args) -> RunConfig:
     )
 
 
-def progress_printer(stream=sys.stderr):
-    def show(event: dict) -> None:
-        kind = event["event"]
-        if kind == "run_started":
-            model = models.model_and_weights(event["model"], event["weights_trained"])
-            print(f"run {event['run_id']}: {model} on "
-                  f"{event['machine']}: {', '.join(event['variants'])}", file=stream)
-        elif kind == "stage":
-            print(f"  {event.get('variant', '')} {event.get('message', event['stage'])}", file=stream)
-        elif kind == "result":
-            name = result_name(event)
-            if event["status"] == "completed":
-                print(f"  {name}: infer {event['infer_ms']:.2f} ms/img, total {event['total_ms']:.2f} ms/img",
-                      file=stream)
-            else:
-                print(f"  {name}: FAILED: "
-                      f"{(event.get('error') or '').splitlines()[0]}", file=stream)
-        elif kind == "run_finished":
-            print(f"run {event['run_id']} {event['status']}", file=stream)
-        stream.flush()
-    return show
-
-
-def print_table(results: list[dict]) -> None:
-    in_flight = next((r["in_flight"] for r in results if r.get("in_flight")), 0)  # one --in-flight N per run
-    flight_header = f" {f'img/s x{in_flight}':>10}" if in_flight else ""  # a column only when asked for
-    header = (f"{'runtime':<24} {'precision':<9} {'batch':>5} {'pre':>8} {'infer':>8} {'post':>8} {'img/s':>8}"
-              f"{flight_header} {'peak MB':>8} {'model MB':>8} {'parity':>7}  status")
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        name = r["runtime"] if r.get("mode", "lean") == "lean" else f"{r['runtime']}/{r['mode']}"
-        flight = ""
-        if in_flight:  # "-": not offered by the runtime or its mode, or no figure (the progress line says why)
-            flight = f" {r['in_flight_ips']:>10.1f}" if r.get("in_flight_ips") is not None else f" {'-':>10}"
-        if r["status"] == "completed":
-            memory = f"{r['peak_memory_mb']:>8.0f}" if r.get("peak_memory_mb") is not None else f"{'-':>8}"
-            size = f"{r['model_mb']:>8.1f}" if r.get("model_mb") is not None else f"{'-':>8}"
-            print(f"{name:<24} {r['precision']:<9} {r['batch']:>5} {r['pre_ms']:>8.2f} {r['infer_ms']:>8.2f} "
-                  f"{r['post_ms']:>8.2f} {r['throughput_ips']:>8.1f}{flight} {memory} {size} "
-                  f"{r.get('parity_verdict') or '-':>7}  ok")
-        else:
-            reason = (r.get("error") or "").splitlines()[0][:70]
-            print(f"{name:<24} {r['precision']:<9} {r['batch']:>5} {'':>8} {'':>8} {'':>8} {'':>8}"
-                  f"{' ' * len(flight)} {'':>8} {'':>8} {'':>7}  {r['status']}: {reason}")
-    print("(medians in ms per image; peak MB: the worker's peak resident memory for that batch size; "
-          "model MB: the model's files as the runtime loads them"
-          + (f"; img/s x{in_flight}: images per second with {in_flight} requests in flight)" if in_flight else ")"))
-    print_fastest(results)
-
-
-def print_fastest(results: list[dict]) -> None:
-    """The one to deploy by speed, as the dashboard names it: the fastest whose detections did not fail parity."""
-    best, passed_over = fastest(results)
-    if best is None:
-        return
-    verdict = f", parity {best['parity_verdict']}" if best.get("parity_verdict") else ""
-    print(f"fastest: {result_name(best)}, {best['total_ms']:.2f} ms per image end to end{verdict}")
-    for r in passed_over:
-        print(f"  faster but failed parity: {result_name(r)}, {r['total_ms']:.2f} ms: {r.get('parity_reason')}")
-
-
-def result_name(r: dict) -> str:
-    """A result as the progress lines and the closing line name it: "openvino:int8/ultralytics b4"."""
-    mode = "" if r.get("mode", "lean") == "lean" else f"/{r['mode']}"
-    return f"{r['runtime']}:{r['precision']}{mode} b{r['batch']}"
-
-
 def command_run(args) -> int:
     from engine.jobs import benchmark_lock
     from engine.runner import Runner
@@ -291,8 +224,8 @@ def command_runs(args) -> int:
         raise BenchError(f"database {database.display(args.db)} does not exist")
     if args.limit < 1:
         raise BenchError(f"--limit {args.limit} is out of range: use 1 or more")
-    runs = _records(api.runs(args.db).head(args.limit))
-    every_result = _records(api.results_summary(args.db, {"run_id": [run["run_id"] for run in runs]})) if runs else []
+    runs = records(api.runs(args.db).head(args.limit))
+    every_result = records(api.results_summary(args.db, {"run_id": [run["run_id"] for run in runs]})) if runs else []
     listed = []
     for run in runs:
         results = [r for r in every_result if r["run_id"] == run["run_id"]]
@@ -321,8 +254,8 @@ def command_show(args) -> int:
     from engine import api, store
 
     store.require_run(args.db, args.run_id)
-    run = _records(api.runs(args.db, {"run_id": args.run_id}))[0]
-    results = _records(api.results_summary(args.db, {"run_id": args.run_id}))
+    run = records(api.runs(args.db, {"run_id": args.run_id}))[0]
+    results = records(api.results_summary(args.db, {"run_id": args.run_id}))
     results.sort(key=lambda r: (r["runtime"], r["precision"], r["mode"], r["batch"]))  # lean before ultralytics
     if args.json:
         best, _ = fastest(results)
@@ -355,18 +288,18 @@ def command_compare(args) -> int:
                              f"python -m engine compare RUN_A {run_b}")
     every_a, every_b = (api.results_summary(args.db, {"run_id": run_id}) for run_id in (run_a, run_b))
     comparison = api.compare_runs(every_a, every_b)
-    slower = [f"{row['label']} {row['infer_ms_ratio']:.2f}x" for row in _records(comparison.table)
+    slower = [f"{row['label']} {row['infer_ms_ratio']:.2f}x" for row in records(comparison.table)
               if args.fail_above and row["infer_ms_ratio"] > args.fail_above]
     gate = 1 if args.fail_above and (slower or comparison.parity_worse or comparison.failed_in.get("B")) else 0
     if args.json:
         print(json.dumps({"run_a": run_a, "run_b": run_b, "setting_changes": comparison.setting_changes,
                           "relabelled": comparison.relabelled, "only_in": comparison.only_in,
                           "failed_in": comparison.failed_in, "parity_worse": comparison.parity_worse,
-                          "compared": _records(comparison.table), "slower": slower}, default=str))
+                          "compared": records(comparison.table), "slower": slower}, default=str))
         return gate
     chosen = " (the newest earlier run sharing a configuration)" if len(args.run_ids) == 1 else ""
     for name, run_id in ((f"A (baseline{chosen})", run_a), ("B", run_b)):
-        run = _records(api.runs(args.db, {"run_id": run_id}))[0]
+        run = records(api.runs(args.db, {"run_id": run_id}))[0]
         print(f"{name}: run {run_id}, {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
               f"{run['machine_label']}; {models.model_and_weights(run['model'], run['weights_trained'])}")
     if comparison.setting_changes:
@@ -380,7 +313,7 @@ def command_compare(args) -> int:
         width = max(len(label) for label in table["label"])
         print(f"{'configuration':<{width}}  {'parity A → B':<14} {'infer A':>8} {'infer B':>8} {'B / A':>6} "
               f"{'total A':>8} {'total B':>8} {'B / A':>6}")
-        for row in _records(table.sort_values("label")):
+        for row in records(table.sort_values("label")):
             parity = f"{row['parity_verdict_a'] or '-'} → {row['parity_verdict_b'] or '-'}"
             print(f"{row['label']:<{width}}  {parity:<14} {row['infer_ms_a']:>8.2f} {row['infer_ms_b']:>8.2f} "
                   f"{row['infer_ms_ratio']:>5.2f}x {row['total_ms_a']:>8.2f} {row['total_ms_b']:>8.2f} "
@@ -395,11 +328,6 @@ def command_compare(args) -> int:
     if slower:
         print(f"slower than --fail-above {args.fail_above:g}: " + "; ".join(slower))
     return gate
-
-
-def _records(frame) -> list[dict]:
-    """DataFrame rows as dicts with None for missing values (NaN would print as 'nan' and pass `is not None`)."""
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def command_export(args) -> int:

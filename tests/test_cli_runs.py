@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from engine.__main__ import progress_printer
+from engine.cli_output import progress_printer
 from tests.conftest import engine, engine_run
 
 ALL_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"

@@ -1,6 +1,6 @@
 """The one rule for naming a result fastest, and how the CLI says it after its table."""
 
-from engine.__main__ import print_fastest
+from engine.cli_output import print_fastest
 from engine.ranking import fastest
 
 

@@ -1,0 +1,82 @@
+"""What the CLI prints: progress lines, a run's table with its closing `fastest:` line (`run` and `show` print
+the same), and stored rows as records. Progress lines and the closing line name results alike (result_name)."""
+
+from __future__ import annotations
+
+import sys
+
+from engine import models
+from engine.ranking import fastest
+
+
+def progress_printer(stream=sys.stderr):
+    def show(event: dict) -> None:
+        kind = event["event"]
+        if kind == "run_started":
+            model = models.model_and_weights(event["model"], event["weights_trained"])
+            print(f"run {event['run_id']}: {model} on "
+                  f"{event['machine']}: {', '.join(event['variants'])}", file=stream)
+        elif kind == "stage":
+            print(f"  {event.get('variant', '')} {event.get('message', event['stage'])}", file=stream)
+        elif kind == "result":
+            name = result_name(event)
+            if event["status"] == "completed":
+                print(f"  {name}: infer {event['infer_ms']:.2f} ms/img, total {event['total_ms']:.2f} ms/img",
+                      file=stream)
+            else:
+                print(f"  {name}: FAILED: "
+                      f"{(event.get('error') or '').splitlines()[0]}", file=stream)
+        elif kind == "run_finished":
+            print(f"run {event['run_id']} {event['status']}", file=stream)
+        stream.flush()
+    return show
+
+
+def print_table(results: list[dict]) -> None:
+    in_flight = next((r["in_flight"] for r in results if r.get("in_flight")), 0)  # one --in-flight N per run
+    flight_header = f" {f'img/s x{in_flight}':>10}" if in_flight else ""  # a column only when asked for
+    header = (f"{'runtime':<24} {'precision':<9} {'batch':>5} {'pre':>8} {'infer':>8} {'post':>8} {'img/s':>8}"
+              f"{flight_header} {'peak MB':>8} {'model MB':>8} {'parity':>7}  status")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        name = r["runtime"] if r.get("mode", "lean") == "lean" else f"{r['runtime']}/{r['mode']}"
+        flight = ""
+        if in_flight:  # "-": not offered by the runtime or its mode, or no figure (the progress line says why)
+            flight = f" {r['in_flight_ips']:>10.1f}" if r.get("in_flight_ips") is not None else f" {'-':>10}"
+        if r["status"] == "completed":
+            memory = f"{r['peak_memory_mb']:>8.0f}" if r.get("peak_memory_mb") is not None else f"{'-':>8}"
+            size = f"{r['model_mb']:>8.1f}" if r.get("model_mb") is not None else f"{'-':>8}"
+            print(f"{name:<24} {r['precision']:<9} {r['batch']:>5} {r['pre_ms']:>8.2f} {r['infer_ms']:>8.2f} "
+                  f"{r['post_ms']:>8.2f} {r['throughput_ips']:>8.1f}{flight} {memory} {size} "
+                  f"{r.get('parity_verdict') or '-':>7}  ok")
+        else:
+            reason = (r.get("error") or "").splitlines()[0][:70]
+            print(f"{name:<24} {r['precision']:<9} {r['batch']:>5} {'':>8} {'':>8} {'':>8} {'':>8}"
+                  f"{' ' * len(flight)} {'':>8} {'':>8} {'':>7}  {r['status']}: {reason}")
+    print("(medians in ms per image; peak MB: the worker's peak resident memory for that batch size; "
+          "model MB: the model's files as the runtime loads them"
+          + (f"; img/s x{in_flight}: images per second with {in_flight} requests in flight)" if in_flight else ")"))
+    print_fastest(results)
+
+
+def print_fastest(results: list[dict]) -> None:
+    """The one to deploy by speed, as the dashboard names it: the fastest whose detections did not fail parity."""
+    best, passed_over = fastest(results)
+    if best is None:
+        return
+    verdict = f", parity {best['parity_verdict']}" if best.get("parity_verdict") else ""
+    print(f"fastest: {result_name(best)}, {best['total_ms']:.2f} ms per image end to end{verdict}")
+    for r in passed_over:
+        print(f"  faster but failed parity: {result_name(r)}, {r['total_ms']:.2f} ms: {r.get('parity_reason')}")
+
+
+def result_name(r: dict) -> str:
+    """A result as the progress lines and the closing line name it: "openvino:int8/ultralytics b4"."""
+    mode = "" if r.get("mode", "lean") == "lean" else f"/{r['mode']}"
+    return f"{r['runtime']}:{r['precision']}{mode} b{r['batch']}"
+
+
+def records(frame) -> list[dict]:
+    """DataFrame rows as dicts with None for missing values (NaN would print as 'nan' and pass `is not None`)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
