@@ -179,6 +179,13 @@ GPU_PEAK_MISSING = "no GPU peak measured"  # the machine's measured peaks are it
 FLOPS_MISSING = "model FLOPs unknown"
 
 
+def some_of(names: list[str], shown: int = 6) -> str:
+    """'a, b, c' or, past `shown` names, 'a, b, … and 29 more'."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
+
+
 def stability(results: pd.DataFrame) -> list[str]:
     return [("—" if pd.isna(cv) else f"stable (cv {cv:.0%})" if ok else f"⚠ unstable (cv {cv:.0%})")
             for ok, cv in zip(results["stable"], results["infer_cv"])]

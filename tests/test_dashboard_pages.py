@@ -371,6 +371,16 @@ def test_compare_gives_the_ratio_of_each_shared_result(two_runs_db):
     assert "model: " in text_of(app.warning), "the page warns that the two runs used different models"
     assert "Only in run A, so not compared: onnxruntime:fp32 · b2, openvino:fp32 · b1, openvino:fp32 · b2." \
         in text_of(app.caption), "what the ratios leave out is named"
+    left_out = next(caption for caption in app.caption if caption.value.startswith("Only in run A"))
+    assert left_out.proto.help == "onnxruntime:fp32 · b2, openvino:fp32 · b1, openvino:fp32 · b2"
+
+
+def test_a_long_list_of_what_compare_leaves_out_is_cut_short():
+    """A full sweep against a one-runtime run named 35 configurations in a wall of text; all are on hover."""
+    from dashboard import ui
+
+    assert ui.some_of([f"r{i}" for i in range(35)]) == "r0, r1, r2, r3, r4, r5 and 29 more"
+    assert ui.some_of(["a", "b", "c"]) == "a, b, c"
 
 
 def test_the_cli_compare_gives_what_the_compare_page_gives(two_runs_db):

@@ -32,8 +32,8 @@ if comparison.relabelled:
     machine_id = every_a["machine_id"].iloc[0]
     st.caption(f"The same machine ({machine_id[:12]}) under two labels: {comparison.relabelled}.")
 # what the ratios leave out is named: a runtime that failed in B would otherwise just vanish from them
-for name, alone in comparison.only_in.items():
-    st.caption(f"Only in run {name}, so not compared: {', '.join(alone)}.")
+for name, alone in comparison.only_in.items():  # a full sweep against a one-runtime run: 35 names, on hover
+    st.caption(f"Only in run {name}, so not compared: {ui.some_of(alone)}.", help=", ".join(alone))
 failed = [f"{name} failed in run {run}" for run, names in sorted(comparison.failed_in.items()) for name in names]
 if failed:
     st.warning("Not compared: " + "; ".join(failed) + ".")
