@@ -41,6 +41,12 @@ def completed(results: pd.DataFrame) -> pd.DataFrame:
     return results[results["status"] == "completed"].copy()
 
 
+def stability(results: pd.DataFrame) -> list[str]:
+    """Each result's inference stability in words, for the dashboard's tables and the report alike."""
+    return [("—" if pd.isna(cv) else f"stable (cv {cv:.0%})" if ok else f"⚠ unstable (cv {cv:.0%})")
+            for ok, cv in zip(results["stable"], results["infer_cv"])]
+
+
 def variant(results: pd.DataFrame) -> pd.Series:
     """runtime:precision, plus the pipeline mode and the input size when the rows mix them (their timings differ
     in what they include, or do not compare)."""

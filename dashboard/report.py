@@ -19,7 +19,8 @@ TABLE_COLUMNS = {
     "infer_ms": "infer ms", "post_ms": "post ms", "total_ms": "total ms", "infer_p99_ms": "infer p99 ms",
     "throughput_ips": "images/s", "in_flight_ips": "images/s in flight", "in_flight": "requests in flight",
     "peak_memory_mb": "peak MB", "model_mb": "model MB",
-    "iterations": "iterations", "stable": "stable", "parity_verdict": "parity", "status": "status", "error": "error",
+    "iterations": "iterations", "stability": "stability", "parity_verdict": "parity", "status": "status",
+    "error": "error",
 }
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #1f2328; padding: 0 1rem; }
@@ -58,6 +59,7 @@ FORMATS = {"throughput_ips": "{:.1f}", "in_flight_ips": "{:.1f}", "peak_memory_m
 def _results_table(results: pd.DataFrame, order: list[str]) -> str:
     """Fastest first within `order`'s groups, failed results last, as the Overview lists them; wider than the
     page, it scrolls inside it."""
+    results = results.assign(stability=charts.stability(results))  # words, as on the dashboard, not True/False
     columns = [column for column in TABLE_COLUMNS if column in results
                and (column not in OPTIONAL_COLUMNS or results[column].notna().any())]
     shown = _formatted(results.sort_values([*order, "total_ms"], na_position="last")[columns], FORMATS)

@@ -186,11 +186,6 @@ def some_of(names: list[str], shown: int = 6) -> str:
     return f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
-def stability(results: pd.DataFrame) -> list[str]:
-    return [("—" if pd.isna(cv) else f"stable (cv {cv:.0%})" if ok else f"⚠ unstable (cv {cv:.0%})")
-            for ok, cv in zip(results["stable"], results["infer_cv"])]
-
-
 def efficiency(results: pd.DataFrame) -> pd.DataFrame:
     """Share of the measured peak and floor time as text; where a figure is missing, why, never a guess."""
     kinds = results["peak_kind"] if "peak_kind" in results else pd.Series("fp32", index=results.index)
@@ -231,7 +226,7 @@ def with_efficiency(results: pd.DataFrame) -> pd.DataFrame:
 def results_table(results: pd.DataFrame, extra: dict | None = None, key: str | None = None) -> None:
     """Results with their mode, stage medians, throughput, efficiency, stability flag, and parity and mAP where
     measured."""
-    shown = with_efficiency(results).assign(stability=stability(results))
+    shown = with_efficiency(results).assign(stability=charts.stability(results))
     columns = {**(extra or {}), **RESULT_COLUMNS}
     for column in OPTIONAL_COLUMNS:
         if column not in shown or shown[column].isna().all():

@@ -560,6 +560,7 @@ def test_the_report_lists_results_fastest_first_and_failures_last(filled_run, tw
     assert [float(row["total ms"]) for row in rows] == sorted(float(row["total ms"]) for row in rows)
     assert "error" not in rows[0], "no result failed: no empty error column"
     assert all(row["peak MB"].isdigit() for row in rows), "whole MB, as on the dashboard"
+    assert all(row["stability"].split(" (cv ")[0] in ("stable", "⚠ unstable") for row in rows), "words, not True"
     failing_run = api.runs(two_runs_db)["run_id"].iloc[0]  # onnxruntime beside a runtime that crashes
     rows = report_results(data.run_report(two_runs_db, failing_run))
     assert [row["status"] for row in rows] == ["completed", "failed"] and rows[1]["runtime"] == "fault-segfault"
