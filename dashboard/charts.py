@@ -367,6 +367,13 @@ def fastest(results: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
     return rows.loc[best["_row"]], rows.loc[[r["_row"] for r in passed_over]]
 
 
+def least(results: pd.DataFrame, column: str) -> pd.Series | None:
+    """engine.ranking.least over these rows: the smallest figure among results whose parity did not fail."""
+    rows = completed(results)
+    pick = ranking.least(rows.assign(_row=rows.index).to_dict("records"), column)
+    return None if pick is None else rows.loc[pick["_row"]]
+
+
 def fastest_per_machine(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """For each machine, its fastest result as `fastest` picks it, fastest machine first; and the faster results
     passed over because they failed parity."""

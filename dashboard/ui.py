@@ -281,6 +281,20 @@ def failures(results: pd.DataFrame) -> None:
                    f"requests in flight: {reason}. Its one-at-a-time figures are measured and kept.")
 
 
+def leanest(results: pd.DataFrame) -> None:
+    """Beside the fastest: the smallest model on disk and the least memory, among results whose parity did not
+    fail. Deploying to a phone or a small box is decided on those too."""
+    file_names = results["runtime"] + ":" + results["precision"]  # both pipeline modes load the same file
+    parts = []
+    for what, column, names, form in (("Smallest on disk", "model_mb", file_names, ".1f"),
+                                      ("least memory", "peak_memory_mb", charts.variant(results), ".0f")):
+        pick = charts.least(results, column) if column in results else None
+        if pick is not None:
+            parts.append(f"{what}: **{names[pick.name]}** ({pick[column]:{form}} MB)")
+    if parts:
+        st.caption(" · ".join(parts) + ", among results whose detections did not fail parity.")
+
+
 def passed_over(results: pd.DataFrame, among: pd.DataFrame) -> None:
     """The faster results `charts.fastest` did not name fastest, each with the reason its parity failed; named as
     among the rows they were picked from (with their mode where those mix modes)."""

@@ -87,6 +87,10 @@ def test_overview_shows_the_leaderboard_and_the_untrained_weights(filled_run):
     table = app.dataframe[0].value
     assert set(table["runtime"]) == {"onnxruntime", "openvino"}
     assert (table["model_mb"] > 0.1).all(), "each runtime's model size on disk, beside its speed"
+    smallest, least_memory = (table.loc[table[column].idxmin()] for column in ("model_mb", "peak_memory_mb"))
+    assert (f"Smallest on disk: **{smallest['runtime']}:{smallest['precision']}** ({smallest['model_mb']:.1f} MB) "
+            f"· least memory: **{least_memory['runtime']}:{least_memory['precision']}** "
+            f"({least_memory['peak_memory_mb']:.0f} MB)") in text_of(app.caption)
 
 
 def test_overview_shows_each_result_mode_and_efficiency_against_the_measured_peak(filled_run):

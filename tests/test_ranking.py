@@ -1,7 +1,7 @@
 """The one rule for naming a result fastest, and how the CLI says it after its table."""
 
 from engine.cli_output import print_fastest
-from engine.ranking import fastest
+from engine.ranking import fastest, least
 
 
 def result(runtime: str, precision: str, total_ms: float | None, verdict: str | None, status: str = "completed",
@@ -33,3 +33,11 @@ def test_the_cli_names_the_fastest_and_the_faster_failures_with_their_reason(cap
     assert capsys.readouterr().out.splitlines() == [
         "fastest: tflite:int8 b1, 7.00 ms per image end to end, parity drift",
         "  faster but failed parity: openvino:int8 b1, 5.00 ms: found 6 of the reference's 42 boxes"]
+
+
+def test_the_smallest_model_is_chosen_among_results_whose_parity_did_not_fail():
+    sized = [{**r, "model_mb": size} for r, size in zip(RESULTS, [12.2, 12.3, 3.5, 3.2, 12.3])]
+    assert least(sized, "model_mb")["result_id"] == "tflite-int8"
+    assert least([{**r, "model_mb": 1.0} if r["runtime"] == "openvino" else r for r in sized],
+                 "model_mb")["result_id"] == "tflite-int8", "openvino's 1.0 MB files failed parity"
+    assert least(RESULTS, "model_mb") is None, "no figure, no answer (results from before schema v9)"

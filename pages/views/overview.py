@@ -57,6 +57,7 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
                             "(fp32, or the bf16 / int8 rate where the CPU has one)")
         metrics.metric("Stable results", f"{int(shown['stable'].fillna(False).sum())} of {len(shown)}",
                        width="content")
+        ui.leanest(shown)
         ui.passed_over(passed_over, among=shown)
         st.caption(ui.peak_words(rows))
         st.plotly_chart(charts.stage_bars(shown), key=f"stages-{machine_id}")
