@@ -121,7 +121,8 @@ def _images(images: pd.DataFrame) -> str:
 
 
 def _fastest(results: pd.DataFrame) -> pd.DataFrame:
-    """Rows for the run's table: the fastest result whose parity did not fail, and faster ones that failed."""
+    """Rows for the run's table: the fastest result whose parity did not fail, faster ones that failed, and the
+    smallest model and least memory among those that did not fail."""
     if charts.completed(results).empty:
         return pd.DataFrame(columns=["", " "])
     best, passed_over = charts.fastest(results)
@@ -130,6 +131,13 @@ def _fastest(results: pd.DataFrame) -> pd.DataFrame:
     rows = [("fastest", f"{names[best.name]}: {best['total_ms']:.2f} ms per image end to end{verdict}")]
     rows += [("faster, failed parity", f"{names[index]}: {row.total_ms:.2f} ms, {row.parity_reason}")
              for index, row in zip(passed_over.index, passed_over.itertuples())]
+    smallest, least_memory = (charts.least(results, column) if column in results else None
+                              for column in ("model_mb", "peak_memory_mb"))  # as the Overview names them
+    if smallest is not None:  # both pipeline modes load the same file
+        rows.append(("smallest on disk",
+                     f"{smallest['runtime']}:{smallest['precision']}: {smallest['model_mb']:.1f} MB"))
+    if least_memory is not None:
+        rows.append(("least memory", f"{names[least_memory.name]}: {least_memory['peak_memory_mb']:.0f} MB"))
     return pd.DataFrame(rows, columns=["", " "])
 
 
