@@ -374,6 +374,22 @@ def least(results: pd.DataFrame, column: str) -> pd.Series | None:
     return None if pick is None else rows.loc[pick["_row"]]
 
 
+LEANEST = (("smallest on disk", "model_mb", "{:.1f} MB"), ("least memory", "peak_memory_mb", "{:.0f} MB"))
+
+
+def leanest(results: pd.DataFrame, names: pd.Series) -> list[tuple[str, str, str]]:
+    """("smallest on disk", "tflite:int8", "3.0 MB") and ("least memory", its name in `names`, "91 MB"), where
+    measured, among results whose parity did not fail. A file is named runtime:precision: both pipeline modes load
+    the same one."""
+    picks = []
+    for what, column, form in LEANEST:
+        pick = least(results, column) if column in results else None
+        if pick is not None:
+            name = f"{pick['runtime']}:{pick['precision']}" if column == "model_mb" else names[pick.name]
+            picks.append((what, name, form.format(pick[column])))
+    return picks
+
+
 def fastest_per_machine(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """For each machine, its fastest result as `fastest` picks it, fastest machine first; and the faster results
     passed over because they failed parity."""

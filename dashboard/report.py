@@ -131,13 +131,7 @@ def _fastest(results: pd.DataFrame) -> pd.DataFrame:
     rows = [("fastest", f"{names[best.name]}: {best['total_ms']:.2f} ms per image end to end{verdict}")]
     rows += [("faster, failed parity", f"{names[index]}: {row.total_ms:.2f} ms, {row.parity_reason}")
              for index, row in zip(passed_over.index, passed_over.itertuples())]
-    smallest, least_memory = (charts.least(results, column) if column in results else None
-                              for column in ("model_mb", "peak_memory_mb"))  # as the Overview names them
-    if smallest is not None:  # both pipeline modes load the same file
-        rows.append(("smallest on disk",
-                     f"{smallest['runtime']}:{smallest['precision']}: {smallest['model_mb']:.1f} MB"))
-    if least_memory is not None:
-        rows.append(("least memory", f"{names[least_memory.name]}: {least_memory['peak_memory_mb']:.0f} MB"))
+    rows += [(what, f"{name}: {value}") for what, name, value in charts.leanest(results, names)]  # as the Overview
     return pd.DataFrame(rows, columns=["", " "])
 
 

@@ -284,15 +284,10 @@ def failures(results: pd.DataFrame) -> None:
 def leanest(results: pd.DataFrame) -> None:
     """Beside the fastest: the smallest model on disk and the least memory, among results whose parity did not
     fail. Deploying to a phone or a small box is decided on those too."""
-    file_names = results["runtime"] + ":" + results["precision"]  # both pipeline modes load the same file
-    parts = []
-    for what, column, names, form in (("Smallest on disk", "model_mb", file_names, ".1f"),
-                                      ("least memory", "peak_memory_mb", charts.variant(results), ".0f")):
-        pick = charts.least(results, column) if column in results else None
-        if pick is not None:
-            parts.append(f"{what}: **{names[pick.name]}** ({pick[column]:{form}} MB)")
+    parts = [f"{what}: **{name}** ({value})" for what, name, value in charts.leanest(results, charts.variant(results))]
     if parts:
-        st.caption(" · ".join(parts) + ", among results whose detections did not fail parity.")
+        line = " · ".join(parts)
+        st.caption(f"{line[0].upper()}{line[1:]}, among results whose detections did not fail parity.")
 
 
 def passed_over(results: pd.DataFrame, among: pd.DataFrame) -> None:
