@@ -12,8 +12,7 @@ from pathlib import Path
 from engine import models
 from engine.config import (DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_modes, parse_name_list,
                            parse_runtimes)
-from engine.cli_output import print_table, progress_printer, records
-from engine.ranking import fastest
+from engine.cli_output import picks, print_table, progress_printer, records
 
 DEFAULT_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
 DB_HELP = ("a DuckDB file, or a shared store: "
@@ -159,9 +158,8 @@ def command_run(args) -> int:
 
         print(f"bundle written to {write_bundle(config.db, outcome.run_id, args.bundle)}", file=sys.stderr)
     if args.json:
-        best, _ = fastest(outcome.results)
         print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "results": outcome.results,
-                          "fastest": best and best["result_id"]}, default=str))
+                          **picks(outcome.results)}, default=str))
     else:
         print_table(outcome.results)
     return 0 if outcome.all_completed else 1
@@ -258,9 +256,8 @@ def command_show(args) -> int:
     results = records(api.results_summary(args.db, {"run_id": args.run_id}))
     results.sort(key=lambda r: (r["runtime"], r["precision"], r["mode"], r["batch"]))  # lean before ultralytics
     if args.json:
-        best, _ = fastest(results)
-        print(json.dumps({"run_id": run["run_id"], "status": run["status"], "results": results,
-                          "fastest": best and best["result_id"]}, default=str))
+        print(json.dumps({"run_id": run["run_id"], "status": run["status"], "results": results, **picks(results)},
+                         default=str))
         return 0
     meaningless = ": boxes and scores mean nothing" if run["weights_trained"] is False else ""
     print(f"run {run['run_id']}: {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from engine import models
-from engine.ranking import fastest
+from engine.ranking import fastest, least
 
 
 def progress_printer(stream=sys.stderr):
@@ -57,7 +57,29 @@ def print_table(results: list[dict]) -> None:
     print("(medians in ms per image; peak MB: the worker's peak resident memory for that batch size; "
           "model MB: the model's files as the runtime loads them"
           + (f"; img/s x{in_flight}: images per second with {in_flight} requests in flight)" if in_flight else ")"))
+    print_leanest(results)
     print_fastest(results)
+
+
+def print_leanest(results: list[dict]) -> None:
+    """The smallest model on disk and the least memory among results whose parity did not fail (the Overview's
+    line under the fastest); both pipeline modes load the same file, so a file is named runtime:precision."""
+    smallest, lightest = (least(results, column) for column in ("model_mb", "peak_memory_mb"))
+    parts = []
+    if smallest:
+        parts.append(f"smallest on disk: {smallest['runtime']}:{smallest['precision']}, {smallest['model_mb']:.1f} MB")
+    if lightest:
+        parts.append(f"least memory: {result_name(lightest)}, {lightest['peak_memory_mb']:.0f} MB")
+    if parts:
+        print("; ".join(parts))
+
+
+def picks(results: list[dict]) -> dict:
+    """The result ids the dashboard names, for --json: fastest, smallest on disk, least memory (None: none)."""
+    best, _ = fastest(results)
+    smallest, lightest = (least(results, column) for column in ("model_mb", "peak_memory_mb"))
+    return {name: pick and pick["result_id"] for name, pick in
+            (("fastest", best), ("smallest", smallest), ("least_memory", lightest))}
 
 
 def print_fastest(results: list[dict]) -> None:

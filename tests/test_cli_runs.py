@@ -93,6 +93,11 @@ def test_each_result_records_the_size_of_the_model_its_runtime_loads(every_runti
     assert "model MB" in shown.stdout.splitlines()[1], shown.stdout
     onnx_line = next(line for line in shown.stdout.splitlines() if line.startswith("onnxruntime "))
     assert f"{size['onnxruntime:fp32']:.1f}" in onnx_line.split(), onnx_line
+    smallest = min(size, key=size.get)
+    assert shown.stdout.splitlines()[-2].startswith(f"smallest on disk: {smallest}, {size[smallest]:.1f} MB; "
+                                                    "least memory: "), "the Overview's line, before fastest:"
+    assert every_runtime["first"]["smallest"] == table.set_index(table.runtime + ":" + table.precision).loc[
+        smallest, "result_id"], "--json names it as it names the fastest"
 
 
 def test_torchscript_settles_before_it_is_measured(every_runtime):
