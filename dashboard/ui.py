@@ -180,7 +180,7 @@ FLOPS_MISSING = "model FLOPs unknown"
 
 
 def some_of(names: list[str], shown: int = 6) -> str:
-    """'a, b, c' or, past `shown` names, 'a, b, … and 29 more'."""
+    """'a, b, c' or, past `shown` names, 'a, b, c, d, e, f and 29 more'."""
     if len(names) <= shown:
         return ", ".join(names)
     return f"{', '.join(names[:shown])} and {len(names) - shown} more"
