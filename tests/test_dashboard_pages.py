@@ -560,11 +560,11 @@ def test_the_report_lists_results_fastest_first_and_failures_last(filled_run, tw
     """As the Overview's table: a reader looks for the one to deploy at the top."""
     from dashboard import data
 
-    rows = report_results(data.run_report(filled_run["db"], filled_run["run_id"]))
+    report = data.run_report(filled_run["db"], filled_run["run_id"])
+    rows = report_results(report)
     assert [float(row["total ms"]) for row in rows] == sorted(float(row["total ms"]) for row in rows)
     assert "error" not in rows[0], "no result failed: no empty error column"
     smallest = min(rows, key=lambda row: float(row["model MB"]))
-    report = data.run_report(filled_run["db"], filled_run["run_id"])
     assert (f"<td>smallest on disk</td>\n      <td>{smallest['runtime']}:{smallest['precision']}: "
             f"{smallest['model MB']} MB</td>") in report, "named as on the Overview"
     assert all(row["peak MB"].isdigit() for row in rows), "whole MB, as on the dashboard"
