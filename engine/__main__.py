@@ -353,6 +353,7 @@ def command_import(args) -> int:
 def command_check_regressions(args) -> int:
     from engine import database
     from engine.api import regressions
+    from engine.cli_output import print_verdicts
 
     if not database.exists(args.db):
         raise BenchError(f"database {database.display(args.db)} does not exist")
@@ -360,18 +361,7 @@ def command_check_regressions(args) -> int:
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts]))
     else:
-        print(f"{'verdict':<20} {'runtime':<12} {'precision':<9} {'batch':>5} {'mode':<11} {'infer ms':>9} "
-              f"{'baseline':>9} {'floor':>6} {'runs':>4}  machine / model")
-        for v in verdicts:
-            infer = f"{v.infer_ms:9.2f}" if v.infer_ms is not None else f"{'':>9}"
-            baseline = f"{v.baseline_ms:9.2f}" if v.baseline_ms is not None else f"{'':>9}"
-            floor = f"{v.noise_floor:6.1%}" if v.noise_floor is not None else f"{'':>6}"
-            why = f"  ({v.error.splitlines()[0][:120]})" if v.error else ""
-            print(f"{v.verdict:<20} {v.runtime:<12} {v.precision:<9} {v.batch:>5} {v.mode:<11} {infer} "
-                  f"{baseline} {floor} {v.history + 1:>4}  {v.machine_label} / {v.model}{why}")
-            if v.parity_change:  # a line of its own: the speed verdict above may well be "no change"
-                print(f"{'detections changed':<20} {v.runtime:<12} {v.precision:<9} {v.batch:>5} {v.mode:<11} parity "
-                      f"{v.parity_change}: {v.parity_reason[:120]}")
+        print_verdicts(verdicts, args.fail_on_regression)
     regressed = [v for v in verdicts if v.regressed]
     return 1 if regressed and args.fail_on_regression else 0
 

@@ -1,5 +1,6 @@
 """What the CLI prints: progress lines, a run's table with its closing `fastest:` line (`run` and `show` print
-the same), and stored rows as records. Progress lines and the closing line name results alike (result_name)."""
+the same), the regression watch's verdicts, and stored rows as records. Progress lines and the closing line
+name results alike (result_name)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 
 from engine import models
 from engine.ranking import fastest, least
+from engine.regressions import MIN_HISTORY
 
 
 def progress_printer(stream=sys.stderr):
@@ -91,6 +93,33 @@ def print_fastest(results: list[dict]) -> None:
     print(f"fastest: {result_name(best)}, {best['total_ms']:.2f} ms per image end to end{verdict}")
     for r in passed_over:
         print(f"  faster but failed parity: {result_name(r)}, {r['total_ms']:.2f} ms: {r.get('parity_reason')}")
+
+
+def print_verdicts(verdicts: list, failing: bool) -> None:
+    """check-regressions' table, one line per configuration (image size and threads included: two sizes of one
+    runtime are two histories), and a closing line that says what CI will make of it."""
+    print(f"{'verdict':<20} {'runtime':<12} {'precision':<9} {'batch':>5} {'mode':<11} {'size':>5} {'thr':>3} "
+          f"{'infer ms':>9} {'baseline':>9} {'floor':>6} {'runs':>4}  machine / model")
+    for v in verdicts:
+        config = f"{v.runtime:<12} {v.precision:<9} {v.batch:>5} {v.mode:<11} {v.imgsz:>5} {v.threads:>3}"
+        infer = f"{v.infer_ms:9.2f}" if v.infer_ms is not None else f"{'':>9}"
+        baseline = f"{v.baseline_ms:9.2f}" if v.baseline_ms is not None else f"{'':>9}"
+        floor = f"{v.noise_floor:6.1%}" if v.noise_floor is not None else f"{'':>6}"
+        why = f"  ({v.error.splitlines()[0][:120]})" if v.error else ""
+        print(f"{v.verdict:<20} {config} {infer} {baseline} {floor} {v.history + 1:>4}  "
+              f"{v.machine_label} / {v.model}{why}")
+        if v.parity_change:  # a line of its own: the speed verdict above may well be "no change"
+            print(f"{'detections changed':<20} {config} parity {v.parity_change}: {v.parity_reason[:120]}")
+    regressed = [v for v in verdicts if v.regressed]
+    judged = sum(v.verdict not in ("not enough history", "failed") for v in verdicts)
+    if not verdicts:
+        print("no results to judge yet")
+    elif regressed:
+        print(f"{len(regressed)} of {len(verdicts)} configuration(s) regressed"
+              + (": exit 1" if failing else " (--fail-on-regression would exit 1)"))
+    else:
+        print(f"no regression in {len(verdicts)} configuration(s); {judged} have the history to be judged "
+              f"({MIN_HISTORY + 1} runs or more)")
 
 
 def result_name(r: dict) -> str:

@@ -81,12 +81,12 @@ def test_parity_worse_than_the_run_before_is_flagged_apart_from_speed():
     assert no_column.parity_change is None
 
 
-def _store_run(db, run_id, day, results, parity=None):
+def _store_run(db, run_id, day, results, parity=None, imgsz=640):
     """One run whose results are {runtime: inference ms} for completed ones, {runtime: reason} for failed ones;
     parity: {runtime: (verdict, reason)}."""
     store.insert_run(db, {"run_id": run_id, "started_at": pd.Timestamp(f"2026-11-{day:02d}", tz="UTC"),
                           "machine_id": "m1", "machine_label": "lab", "model": "yolov8n", "model_sha256": "x",
-                          "model_source": "test", "weights_trained": False, "imgsz": 640, "images": [],
+                          "model_source": "test", "weights_trained": False, "imgsz": imgsz, "images": [],
                           "config": {}, "libraries": {}, "pid": 1})
     for runtime, outcome in results.items():
         failed = isinstance(outcome, str)
@@ -100,7 +100,7 @@ def _store_run(db, run_id, day, results, parity=None):
                                                     for s in samples]).to_dict()
         store.insert_result(db, {"result_id": f"{run_id}-{runtime}", "run_id": run_id, "runtime": runtime,
                                  "precision": "fp32", "batch": 1, "status": "failed" if failed else "completed",
-                                 "error": outcome if failed else None, "imgsz": 640, "threads": 2},
+                                 "error": outcome if failed else None, "imgsz": imgsz, "threads": 2},
                             samples, per_stage, [], [], _parity_row(*(parity or {}).get(runtime, (None, None))))
     store.finish_run(db, run_id, "completed")
 
@@ -115,9 +115,16 @@ def test_cli_fails_on_a_regression_only_when_asked(tmp_path):
     store.ensure_schema(db)
     for day, infer_ms in ((1, 60.0), (2, 61.0), (3, 60.5), (4, 80.0)):
         _store_run(db, f"run{day}", day, {"onnxruntime": infer_ms})
+    _store_run(db, "run5", 5, {"onnxruntime": 20.0}, imgsz=320)
     report = engine("check-regressions", "--db", str(db))
-    assert report.returncode == 0 and "regression" in report.stdout
-    assert engine("check-regressions", "--db", str(db), "--fail-on-regression").returncode == 1
+    lines = report.stdout.splitlines()
+    assert report.returncode == 0 and lines[0].split()[5:7] == ["size", "thr"], report.stdout
+    size_at = lines[0].index("size")  # two sizes of one runtime are two histories, told apart by the column
+    verdicts = {line[size_at - 1:size_at + 4].strip(): line[:20].strip() for line in lines[1:-1]}
+    assert verdicts == {"640": "regression", "320": "not enough history"}, report.stdout
+    assert lines[-1] == "1 of 2 configuration(s) regressed (--fail-on-regression would exit 1)", report.stdout
+    failing = engine("check-regressions", "--db", str(db), "--fail-on-regression")
+    assert failing.returncode == 1 and failing.stdout.splitlines()[-1] == "1 of 2 configuration(s) regressed: exit 1"
 
 
 def test_cli_fails_when_a_configuration_stopped_working(tmp_path):
