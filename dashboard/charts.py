@@ -22,7 +22,7 @@ METRICS = {
 STAGES = {"pre_ms": ("Pre-process", "#8fb8de"), "infer_ms": ("Inference", "#1f6feb"),
           "post_ms": ("Post-process", "#f0a202")}
 SPLITS = {"runtime": "runtime", "precision": "precision", "batch": "batch", "mode": "mode", "image size": "imgsz",
-          "machine": "machine_label"}
+          "threads": "threads", "machine": "machine_label"}  # the regression watch's configuration, machine by label
 PALETTE = px.colors.qualitative.Safe
 DASHES = ("solid", "dash", "dot")
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x")
@@ -48,14 +48,21 @@ def stability(results: pd.DataFrame) -> list[str]:
 
 
 def variant(results: pd.DataFrame) -> pd.Series:
-    """runtime:precision, plus the pipeline mode and the input size when the rows mix them (their timings differ
-    in what they include, or do not compare)."""
+    """runtime:precision, plus the pipeline mode, the input size and the threads when the rows mix them (their
+    timings differ in what they include, or do not compare)."""
     label = results["runtime"] + ":" + results["precision"]
     if results["mode"].nunique() > 1:
         label = label + " · " + results["mode"]
     if results["imgsz"].nunique() > 1:
         label = label + " · " + results["imgsz"].astype(str) + " px"
+    if results["threads"].nunique() > 1:
+        label = label + " · " + thread_count(results["threads"])
     return label
+
+
+def thread_count(threads: pd.Series) -> pd.Series:
+    """ "1 thread", "2 threads"."""
+    return threads.astype(str) + " thread" + threads.ne(1).map({True: "s", False: ""})
 
 
 def variant_batch(results: pd.DataFrame, short: bool = False) -> pd.Series:
@@ -148,7 +155,8 @@ def series_labels(rows: pd.DataFrame, split_by: list[str]) -> pd.Series:
         return pd.Series("all results", index=rows.index)
     prefixes = {"batch": "b"}
     suffixes = {"image size": " px"}
-    parts = [prefixes.get(name, "") + rows[SPLITS[name]].astype(str) + suffixes.get(name, "") for name in split_by]
+    parts = [thread_count(rows["threads"]) if name == "threads" else
+             prefixes.get(name, "") + rows[SPLITS[name]].astype(str) + suffixes.get(name, "") for name in split_by]
     label = parts[0]
     for part in parts[1:]:
         label = label + " · " + part

@@ -48,7 +48,8 @@ def test_mode_costs_pair_each_configuration_run_in_both_modes():
 def test_raw_output_differences_get_one_labelled_tick_per_decade():
     rows = pd.DataFrame({
         "status": "completed", "runtime": ["openvino", "onnxruntime"], "precision": "fp32", "batch": 1,
-        "imgsz": 640, "mode": "lean", "total_ms": [23.3, 26.9], "parity_raw_mean_abs": [3.2e-9, 5.1e-8], "parity_verdict": "pass",
+        "imgsz": 640, "threads": 2, "mode": "lean", "total_ms": [23.3, 26.9], "parity_raw_mean_abs": [3.2e-9, 5.1e-8],
+        "parity_verdict": "pass",
     })
     axis = charts.speed_vs_agreement(rows).layout.yaxis
     assert axis.type == "log" and axis.dtick == 1 and axis.exponentformat == "power"
@@ -83,7 +84,8 @@ def test_no_two_lines_look_alike_past_the_palette():
     few = looks(charts.history_lines(history(5), "infer_ms", ["runtime"]))
     assert {(dash, symbol) for _, dash, symbol in few} == {("solid", "circle")} and len({c for c, *_ in few}) == 5
     rows = pd.DataFrame([{"status": "completed", "runtime": f"rt{i}", "precision": "fp32", "mode": "lean",
-                          "imgsz": 640, "batch": batch, "total_ms": 10.0, "infer_ms": 9.0, "throughput_ips": 100.0}
+                          "imgsz": 640, "threads": 2, "batch": batch, "total_ms": 10.0, "infer_ms": 9.0,
+                          "throughput_ips": 100.0}
                          for i in range(14) for batch in (1, 4)])
     scaling = charts.batch_scaling(rows)
     assert len(set(looks(scaling))) == 14

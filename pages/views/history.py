@@ -37,8 +37,8 @@ with over_time:
                                      key="history_metric")
     varying = [name for name, column in charts.SPLITS.items() if completed[column].nunique() > 1]
     split_by = split_column.multiselect("One line per", list(charts.SPLITS), key="history_split",
-                                        default=["runtime", "precision", "batch"] + [
-                                            name for name in ("mode", "image size", "machine") if name in varying])
+                                        default=["runtime", "precision", "batch"] + [name for name in (
+                                            "mode", "image size", "threads", "machine") if name in varying])
     if completed[metric].isna().all():
         st.info(f"No selected result has a figure for '{charts.METRICS[metric]}': the engine records it "
                 "since schema v8; run the benchmark again to get it.")
@@ -73,6 +73,7 @@ st.subheader(f"{len(selection)} results")
 ui.results_table(selection, extra={"started_at": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
                                    "machine_label": st.column_config.TextColumn("Machine"),
                                    "model": st.column_config.TextColumn("Model"),
-                                   "imgsz": st.column_config.NumberColumn("Size px")}, key="history_table")
+                                   "imgsz": st.column_config.NumberColumn("Size px"),
+                                   "threads": st.column_config.NumberColumn("Threads")}, key="history_table")
 ui.failures(selection)
 ui.csv_download(selection, "results-history.csv", "Download these results as CSV")
