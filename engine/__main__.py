@@ -230,7 +230,8 @@ def command_runs(args) -> int:
         note = json.loads(run.get("config") or "{}").get("note", "")
         listed.append({"run_id": run["run_id"], "started_at": run["started_at"], "status": run["status"],
                        "machine_label": run["machine_label"], "model": run["model"],
-                       "weights_trained": run["weights_trained"], "imgsz": run["imgsz"], "results": len(results),
+                       "weights_trained": run["weights_trained"], "imgsz": run["imgsz"],
+                       "threads": results[0]["threads"] if results else None, "results": len(results),
                        "completed": sum(r["status"] == "completed" for r in results), "note": note})
     if args.json:
         print(json.dumps(listed, default=str))
@@ -241,9 +242,10 @@ def command_runs(args) -> int:
     print(f"{'run':<24} {'started (UTC)':<16} {'status':<11} {'results':>9}  machine / model")
     for run in listed:
         note = f"  {run['note']}" if run["note"] else ""
+        threads = f" · {run['threads']} thread{'' if run['threads'] == 1 else 's'}" if run["threads"] else ""
         print(f"{run['run_id']:<24} {run['started_at']:%Y-%m-%d %H:%M} {run['status']:<11} "
               f"{run['completed']:>4}/{run['results']:<4}  {run['machine_label']} / "
-              f"{models.model_and_weights(run['model'], run['weights_trained'])} {run['imgsz']} px{note}")
+              f"{models.model_and_weights(run['model'], run['weights_trained'])} {run['imgsz']} px{threads}{note}")
     return 0
 
 
@@ -294,7 +296,7 @@ def command_compare(args) -> int:
                           "failed_in": comparison.failed_in, "parity_worse": comparison.parity_worse,
                           "compared": records(comparison.table), "slower": slower}, default=str))
         return gate
-    chosen = " (the newest earlier run sharing a configuration)" if len(args.run_ids) == 1 else ""
+    chosen = ", the newest earlier run sharing a configuration" if len(args.run_ids) == 1 else ""
     for name, run_id in ((f"A (baseline{chosen})", run_a), ("B", run_b)):
         run = records(api.runs(args.db, {"run_id": run_id}))[0]
         print(f"{name}: run {run_id}, {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import duckdb
+
 from engine import ranking
 from tests.conftest import ROOT, engine
 
@@ -15,10 +17,14 @@ def test_runs_lists_the_stored_runs_with_their_result_counts(filled_run):
     (line,) = [line for line in done.stdout.splitlines() if line.startswith(filled_run["run_id"])]
     assert "completed" in line and "4/4" in line, "onnxruntime and openvino at batch 1 and 2, all completed"
     assert line.lower().count("untrained") == 1, f"the offline fallback is named, once: {line}"
+    with duckdb.connect(str(filled_run["db"]), read_only=True) as con:
+        threads = con.execute("SELECT any_value(threads) FROM results WHERE run_id = ?",
+                              [filled_run["run_id"]]).fetchone()[0]
+    assert f" px · {threads} thread" in line, f"a run on other threads is told apart: {line}"
 
     listed = json.loads(engine("runs", "--db", str(filled_run["db"]), "--json").stdout)
     (run,) = [run for run in listed if run["run_id"] == filled_run["run_id"]]
-    assert (run["results"], run["completed"], run["status"]) == (4, 4, "completed")
+    assert (run["results"], run["completed"], run["status"], run["threads"]) == (4, 4, "completed", threads)
 
 
 def test_show_prints_a_stored_run_as_the_run_printed_it(filled_run):
