@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("--db", default="results.duckdb", help=DB_HELP)
     bundle.add_argument("--out", required=True, help="the .zip to write")
 
+    removal = commands.add_parser("delete", help="delete a run (one measured on a busy machine, say); its bundle is "
+                                  "kept first, and `import` brings it back")
+    removal.add_argument("run_id", help="a run id (`python -m engine runs` lists them)")
+    removal.add_argument("--db", default="results.duckdb", help=DB_HELP)
+
     merge = commands.add_parser("import", help="merge run bundles into a DB (importing twice adds nothing)")
     merge.add_argument("bundles", nargs="+")
     merge.add_argument("--db", default="results.duckdb", help=DB_HELP)
@@ -344,6 +349,16 @@ def command_bundle(args) -> int:
     return 0
 
 
+def command_delete(args) -> int:
+    from engine import database
+    from engine.api import delete_run
+
+    bundle, results = delete_run(args.db, args.run_id)
+    print(f"deleted run {args.run_id} and its {results} result(s); kept as {bundle} "
+          f"(python -m engine import {bundle} --db {database.display(args.db)} brings it back)")
+    return 0
+
+
 def command_import(args) -> int:
     from engine.bundle import import_bundle
 
@@ -414,9 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"runtimes": command_runtimes, "run": command_run, "job": command_job,
                 "export": command_export, "machine": command_machine, "peak": command_peak,
-                "bundle": command_bundle, "import": command_import, "check-regressions": command_check_regressions,
-                "compact": command_compact, "runs": command_runs, "show": command_show,
-                "compare": command_compare}
+                "bundle": command_bundle, "delete": command_delete, "import": command_import,
+                "check-regressions": command_check_regressions, "compact": command_compact, "runs": command_runs,
+                "show": command_show, "compare": command_compare}
     try:
         return handlers[args.command](args)
     except BenchError as error:

@@ -18,7 +18,7 @@ __all__ = [
     "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "IMAGE_SUFFIXES", "usable_cpus", "runtimes", "start_run",
     "job_status", "cancel", "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
-    "export_run", "write_bundle", "import_bundle", "regressions", "compare_runs", "COMPARED_METRICS",
+    "export_run", "write_bundle", "delete_run", "import_bundle", "regressions", "compare_runs", "COMPARED_METRICS",
     "baseline_for",
 ]
 
@@ -106,6 +106,13 @@ def write_bundle(db: str, run_id: str, out_path: str) -> Path:
     from engine.bundle import write_bundle as write
 
     return write(db, run_id, out_path)
+
+
+def delete_run(db: str, run_id: str) -> tuple[Path, int]:
+    """Delete a run after writing its bundle (import brings it back); returns the bundle and its result count."""
+    from engine.deletion import delete_run as delete
+
+    return delete(db, run_id)
 
 
 def import_bundle(db: str, bundle_path: str) -> str:

@@ -185,7 +185,7 @@ def _check_image(path: Path, Image) -> None:
         raise BenchError(f"image {path} cannot be decoded by OpenCV: convert it to JPEG or PNG")
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -293,7 +293,7 @@ class Runner:
         config = self.config
         db = config.db
         store.ensure_schema(db)
-        store.mark_interrupted_runs(db, _pid_alive, socket.gethostname())
+        store.mark_interrupted_runs(db, pid_alive, socket.gethostname())
         machine = fingerprint(config.machine_label)
         store.upsert_machine(db, machine)
         self.ensure_machine_peak(machine["machine_id"])

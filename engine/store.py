@@ -805,6 +805,29 @@ def import_run_parquet(db, run_id: str, files: dict, image_paths: dict) -> None:
             raise
 
 
+@retry_conflicts
+def delete_run_rows(db, run_id: str) -> int:
+    """Every row of one run, in one transaction (its machine and the machine's peaks stay: other runs share them);
+    returns how many results it had. engine/deletion.py writes the run's bundle first."""
+    with connect(db) as con:
+        present = _tables(con)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            results = con.execute("SELECT count(*) FROM results WHERE run_id = ?", [run_id]).fetchone()[0]
+            for table in ("samples", "stats", "detections", "result_images", "parity", "accuracy"):
+                if table in present:
+                    con.execute(f"DELETE FROM {table} WHERE result_id IN "
+                                "(SELECT result_id FROM results WHERE run_id = ?)", [run_id])
+            for table in ("results", "reference_detections", "runs"):
+                if table in present:
+                    con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+            con.execute("COMMIT")
+        except Exception:
+            _rollback(con)
+            raise
+    return results
+
+
 # Shared-store upkeep: each committed write adds Parquet files (one per table it touches); reads slow down as
 # they pile up (100 runs: 8,000 files, a results_summary read of 0.5 s). Merging them is DuckLake's own job.
 

@@ -101,3 +101,43 @@ def test_the_machines_page_imports_a_bundle_into_an_empty_database(bundle, tmp_p
     assert not app.exception and not app.error, text_of(app.error)
     assert "from-the-lab.zip: imported" in text_of(app.success)
     assert len(app.get("metric")) >= 3, "the imported machine is listed with its cores, memory and runs"
+
+
+def test_delete_keeps_the_run_as_a_bundle_and_import_brings_it_back(filled_run, bundle, tmp_path):
+    """A run measured on a busy machine widens the regression watch's noise floor for good: it can be deleted,
+    and nothing is lost for good. A run still being measured is refused (its worker would go on writing)."""
+    import os
+    import socket
+
+    from engine import store
+
+    lab = tmp_path / "lab.duckdb"
+    assert engine("import", str(bundle), "--db", str(lab)).returncode == 0
+    run_id = filled_run["run_id"]
+    live = {"run_id": "live", "started_at": pd.Timestamp("2026-11-29", tz="UTC"), "machine_id": "m-live",
+            "machine_label": "lab", "model": "yolov8n", "model_sha256": "x", "model_source": "test",
+            "weights_trained": False, "imgsz": 640, "images": [], "config": {"host": socket.gethostname()},
+            "libraries": {}, "pid": os.getpid()}
+    store.insert_run(lab, live)
+    store.insert_result(lab, {"result_id": "live-r", "run_id": "live", "runtime": "onnxruntime", "precision": "fp32",
+                              "batch": 1, "status": "completed"}, [], {}, [], [])
+    refused = engine("delete", "live", "--db", str(lab))
+    assert refused.returncode == 2 and "run live is still running" in refused.stderr, refused.stderr
+    before = counts(lab)
+
+    done = engine("delete", run_id, "--db", str(lab))
+    assert done.returncode == 0, done.stderr
+    kept = tmp_path / "lab.artifacts" / "deleted" / f"{run_id}.zip"
+    assert f"kept as {kept}" in done.stdout and f"engine import {kept}" in done.stdout, done.stdout
+    left = counts(lab)
+    assert (left["runs"], left["results"], left["samples"]) == (1, 1, 0), "only the live run's rows are left"
+    assert left["machines"] == before["machines"], "machines stay: other runs share them"
+    assert not (tmp_path / "lab.artifacts" / run_id).exists(), "its annotated images went with it"
+    assert engine("delete", run_id, "--db", str(lab)).returncode == 2, "deleting twice: no such run"
+
+    assert engine("import", str(kept), "--db", str(lab)).returncode == 0
+    assert counts(lab) == before
+    back = summary(lab)
+    pd.testing.assert_frame_equal(back[back["run_id"] == run_id].reset_index(drop=True), summary(filled_run["db"]),
+                                  check_dtype=False)  # nullable here: the live result has no image size
+    assert (tmp_path / "lab.artifacts" / run_id).is_dir(), "and its images"

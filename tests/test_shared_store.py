@@ -110,6 +110,14 @@ def test_bundles_carry_runs_between_a_file_and_the_shared_store(filled_run, lake
     assert engine("import", str(back), "--db", str(gathered)).returncode == 0
     pd.testing.assert_frame_equal(summary(gathered), local)
 
+    with_password = lake.replace(f"{postgres_server.USER}@", f"{postgres_server.USER}:s3cret@")
+    deleted = engine("delete", filled_run["run_id"], "--db", with_password)  # out of the store, kept as a bundle
+    assert deleted.returncode == 0 and "s3cret" not in deleted.stdout and "import" in deleted.stdout, deleted.stderr
+    assert store.results_summary(lake).empty and store.runs(lake).empty
+    kept = tmp_path / "lake-data" / "artifacts" / "deleted" / f"{filled_run['run_id']}.zip"
+    assert engine("import", str(kept), "--db", lake).returncode == 0
+    pd.testing.assert_frame_equal(summary(lake), local)
+
 
 def test_the_dashboard_reads_the_shared_store_with_the_same_views(filled_run, lake, tmp_path):
     bundle = tmp_path / "run.zip"

@@ -1,0 +1,35 @@
+"""Deleting a run, e.g. one measured while the machine was busy: its medians would widen the regression watch's
+noise floor for good. Nothing is lost for good: the run's bundle is written first, and `import` brings it back."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+from engine import store
+from engine.bundle import write_bundle
+from engine.config import BenchError
+from engine.database import artifacts_root
+from engine.paths import artifacts_dir
+from engine.runner import pid_alive
+
+
+def kept_bundle(db: str, run_id: str) -> Path:
+    """Where a deleted run's bundle is kept: beside the runs' annotated images."""
+    return artifacts_root(db) / "deleted" / f"{run_id}.zip"
+
+
+def delete_run(db: str, run_id: str) -> tuple[Path, int]:
+    """Writes the run's bundle, then deletes its rows and annotated images; returns the bundle and the number of
+    results deleted. A run still being measured is refused: its worker would go on writing results."""
+    store.require_run(db, run_id)
+    store.mark_interrupted_runs(db, pid_alive, socket.gethostname())
+    (run,) = store.runs(db, {"run_id": [run_id]}).to_dict("records")
+    if run["status"] == "running":
+        raise BenchError(f"run {run_id} is still running (started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
+                         f"{run['machine_label']}): cancel it, or wait for it to end, before deleting it")
+    bundle = write_bundle(db, run_id, str(kept_bundle(db, run_id)))
+    results = store.delete_run_rows(db, run_id)
+    shutil.rmtree(artifacts_dir(db, run_id), ignore_errors=True)  # the bundle holds its images
+    return bundle, results
