@@ -325,6 +325,22 @@ def test_history_draws_other_thread_counts_as_lines_of_their_own(filled_db, tmp_
     assert "threads" in app.dataframe[0].proto.column_order, "the table says which is which"
 
 
+def test_the_overview_deletes_a_run_and_keeps_its_bundle(filled_run, tmp_path):
+    db = tmp_path / "results.duckdb"
+    shutil.copyfile(filled_run["db"], db)
+    shutil.copytree(filled_run["db"].with_suffix(".artifacts"), tmp_path / "results.artifacts")
+    run_id = filled_run["run_id"]
+    app = open_page(db)
+    app.button(key=f"delete-{run_id}").click().run()
+    assert not app.exception and not app.error
+    kept = tmp_path / "results.artifacts" / "deleted" / f"{run_id}.zip"
+    assert f"Deleted run `{run_id}` and its 4 result(s); its bundle is kept: `python -m engine import {kept}`" \
+        in text_of(app.success), text_of(app.success)
+    assert kept.is_file() and not (tmp_path / "results.artifacts" / run_id).exists()
+    assert api.runs(str(db)).empty, "the run is gone"
+    assert [b.label for b in app.button if b.label.startswith("Start a quick run")], "the empty Overview follows"
+
+
 def test_history_metric_choice_changes_the_chart(filled_db):
     app = open_page(filled_db, "history")
     app.selectbox(key="history_metric").set_value("throughput_ips").run()

@@ -3,10 +3,12 @@
 import streamlit as st
 
 from dashboard import charts, data, ui
+from dashboard.deletion import delete_button, show_deleted
 from dashboard.jobs import quick_run_button
 
 db, filters = ui.page_header("Overview", "Each machine's latest run: where every runtime spends its time per image, "
                               "fastest first.")
+show_deleted()
 summary = data.results(db, filters)
 if summary.empty:
     ui.empty_state(db, "the leaderboard")
@@ -25,7 +27,9 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
         st.subheader(f":material/computer: {run['machine_label']}")
         st.caption(f"Run `{run['run_id']}` started {ui.utc(run['started_at'])} · model "
                    f"**{ui.model_and_weights(run['model'], run['weights_trained'])}** · "
-                   f"{run['imgsz']} px · {run['threads']} threads · run {run['run_status']}")
+                   f"{run['imgsz']} px · {run['threads']} thread{'' if run['threads'] == 1 else 's'} · run "
+                   f"{run['run_status']}")
+        delete_button(db, run["run_id"], int((summary["run_id"] == run["run_id"]).sum()))
         ui.weights_warning(rows["weights_trained"])
         batches = sorted(rows["batch"].unique().tolist())
         batch = batches[0]
