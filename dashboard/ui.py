@@ -103,8 +103,12 @@ def pick_run(runs: pd.DataFrame, label: str = "Run", key: str = "run_picker", de
     options = runs["run_id"].tolist()
     labels = {run["run_id"]: run_label(run) for _, run in runs.iterrows()}
     if st.session_state.get(key) not in options:
-        wanted = (st.query_params.get("run") or st.session_state.get("selected_run")) if shared else None
+        linked = st.query_params.get("run") if shared else None
+        wanted = (linked or st.session_state.get("selected_run")) if shared else None
         st.session_state[key] = wanted if wanted in options else options[min(default_index, len(options) - 1)]
+        if linked and linked not in options:  # a shared link to a run since deleted, or in another database
+            st.info(f"Run `{linked}` from the link is not among these runs (deleted, in another database, or "
+                    "outside the sidebar's filters); showing another.", icon=":material/link_off:")
     chosen = st.selectbox(label, options, format_func=labels.get, key=key)
     if shared:
         st.session_state["selected_run"] = chosen

@@ -341,6 +341,16 @@ def test_the_overview_deletes_a_run_and_keeps_its_bundle(filled_run, tmp_path):
     assert [b.label for b in app.button if b.label.startswith("Start a quick run")], "the empty Overview follows"
 
 
+@pytest.mark.parametrize("page", ["detections", "share"])
+def test_a_link_to_a_run_not_here_says_so(filled_run, page):
+    """A teammate's ?run= link to a run since deleted opened another run without a word."""
+    app = open_page(filled_run["db"], page, query_params={"run": "20261101-000000-gone00"})
+    assert not app.exception
+    assert "Run `20261101-000000-gone00` from the link is not among these runs" in text_of(app.info), text_of(app.info)
+    linked = open_page(filled_run["db"], page, query_params={"run": filled_run["run_id"]})
+    assert "from the link" not in text_of(linked.info)
+
+
 def test_history_metric_choice_changes_the_chart(filled_db):
     app = open_page(filled_db, "history")
     app.selectbox(key="history_metric").set_value("throughput_ips").run()
