@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--fail-on-regression", action="store_true",
                        help="exit 1 when any regression is found (a configuration that stopped working, or whose "
                             "parity got worse, counts)")
+    watch.add_argument("--run", default="", metavar="RUN_ID",
+                       help="judge only this run's results (in CI: the run just made, not other machines' news)")
     watch.add_argument("--json", action="store_true")
 
     compact = commands.add_parser("compact", help="merge a shared store's small Parquet files (every result's "
@@ -369,16 +371,23 @@ def command_import(args) -> int:
 
 def command_check_regressions(args) -> int:
     from engine import database
-    from engine.api import regressions
+    from engine.api import regressions, regressions_of_run
     from engine.cli_output import print_verdicts
 
     if not database.exists(args.db):
         raise BenchError(f"database {database.display(args.db)} does not exist")
-    verdicts = regressions(args.db)
+    verdicts, superseded = regressions(args.db), 0
+    if args.run:
+        verdicts, superseded = regressions_of_run(args.db, args.run)
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts]))
     else:
-        print_verdicts(verdicts, args.fail_on_regression)
+        print_verdicts(verdicts, args.fail_on_regression, f"nothing of run {args.run} to judge: newer runs measured "
+                       "each of its configurations again (check-regressions without --run judges those)"
+                       if args.run else "no results to judge yet")
+        if superseded and verdicts:
+            print(f"({superseded} of run {args.run}'s results have newer ones in their configuration, judged in "
+                  "their place without --run)")
     regressed = [v for v in verdicts if v.regressed]
     return 1 if regressed and args.fail_on_regression else 0
 

@@ -18,8 +18,8 @@ __all__ = [
     "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "IMAGE_SUFFIXES", "usable_cpus", "runtimes", "start_run",
     "job_status", "cancel", "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
-    "export_run", "write_bundle", "delete_run", "import_bundle", "regressions", "compare_runs", "COMPARED_METRICS",
-    "baseline_for",
+    "export_run", "write_bundle", "delete_run", "import_bundle", "regressions", "regressions_of_run", "compare_runs",
+    "COMPARED_METRICS", "baseline_for",
 ]
 
 
@@ -128,6 +128,16 @@ def regressions(db: str, filters: dict | None = None) -> list:
 
     summary = store.results_summary(db, filters)
     return check(summary) if not summary.empty else []
+
+
+def regressions_of_run(db: str, run_id: str) -> tuple[list, int]:
+    """The verdicts on one run's results, and how many of its results a newer run has superseded (each
+    configuration's verdict is on its newest result)."""
+    store.require_run(db, run_id)
+    (machine_id,) = store.runs(db, {"run_id": [run_id]})["machine_id"]
+    mine = set(store.results_summary(db, {"run_id": [run_id]})["result_id"])
+    verdicts = [v for v in regressions(db, {"machine_id": [machine_id]}) if v.result_id in mine]
+    return verdicts, len(mine) - len(verdicts)
 
 
 def compare_runs(every_a, every_b, carry: tuple[str, ...] = ()) -> Comparison:

@@ -95,9 +95,12 @@ def print_fastest(results: list[dict]) -> None:
         print(f"  faster but failed parity: {result_name(r)}, {r['total_ms']:.2f} ms: {r.get('parity_reason')}")
 
 
-def print_verdicts(verdicts: list, failing: bool) -> None:
+def print_verdicts(verdicts: list, failing: bool, nothing: str = "no results to judge yet") -> None:
     """check-regressions' table, one line per configuration (image size and threads included: two sizes of one
     runtime are two histories), and a closing line that says what CI will make of it."""
+    if not verdicts:
+        print(nothing)
+        return
     print(f"{'verdict':<20} {'runtime':<12} {'precision':<9} {'batch':>5} {'mode':<11} {'size':>5} {'thr':>3} "
           f"{'infer ms':>9} {'baseline':>9} {'floor':>6} {'runs':>4}  machine / model")
     for v in verdicts:
@@ -112,9 +115,7 @@ def print_verdicts(verdicts: list, failing: bool) -> None:
             print(f"{'detections changed':<20} {config} parity {v.parity_change}: {v.parity_reason[:120]}")
     regressed = [v for v in verdicts if v.regressed]
     judged = sum(v.verdict not in ("not enough history", "failed") for v in verdicts)
-    if not verdicts:
-        print("no results to judge yet")
-    elif regressed:
+    if regressed:
         print(f"{len(regressed)} of {len(verdicts)} configuration(s) regressed"
               + (": exit 1" if failing else " (--fail-on-regression would exit 1)"))
     else:

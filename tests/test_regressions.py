@@ -126,6 +126,14 @@ def test_cli_fails_on_a_regression_only_when_asked(tmp_path):
     failing = engine("check-regressions", "--db", str(db), "--fail-on-regression")
     assert failing.returncode == 1 and failing.stdout.splitlines()[-1] == "1 of 2 configuration(s) regressed: exit 1"
 
+    # in CI, the run just made: another configuration's news fails no one else's job
+    own = engine("check-regressions", "--db", str(db), "--run", "run5", "--fail-on-regression")
+    assert own.returncode == 0, own.stdout
+    assert [line[:20].strip() for line in own.stdout.splitlines()[1:-1]] == ["not enough history"], own.stdout
+    assert engine("check-regressions", "--db", str(db), "--run", "run4", "--fail-on-regression").returncode == 1
+    superseded = engine("check-regressions", "--db", str(db), "--run", "run3")
+    assert superseded.stdout.startswith("nothing of run run3 to judge: newer runs measured"), superseded.stdout
+
 
 def test_cli_fails_when_a_configuration_stopped_working(tmp_path):
     db = tmp_path / "results.duckdb"
