@@ -12,7 +12,7 @@ from pathlib import Path
 from engine import models
 from engine.config import (DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_modes, parse_name_list,
                            parse_runtimes)
-from engine.cli_output import picks, print_table, progress_printer, records
+from engine.cli_output import picks, print_table, print_watch, progress_printer, records
 
 DEFAULT_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
 DB_HELP = ("a DuckDB file, or a shared store: "
@@ -153,6 +153,7 @@ def config_from_args(args) -> RunConfig:
 
 
 def command_run(args) -> int:
+    from engine.api import regressions_of_run
     from engine.jobs import benchmark_lock
     from engine.runner import Runner
 
@@ -169,6 +170,7 @@ def command_run(args) -> int:
                           **picks(outcome.results)}, default=str))
     else:
         print_table(outcome.results)
+        print_watch(regressions_of_run(config.db, outcome.run_id)[0])
     return 0 if outcome.all_completed else 1
 
 

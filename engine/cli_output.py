@@ -5,6 +5,7 @@ name results alike (result_name)."""
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 
 from engine import models
 from engine.ranking import fastest, least
@@ -93,6 +94,26 @@ def print_fastest(results: list[dict]) -> None:
     print(f"fastest: {result_name(best)}, {best['total_ms']:.2f} ms per image end to end{verdict}")
     for r in passed_over:
         print(f"  faster but failed parity: {result_name(r)}, {r['total_ms']:.2f} ms: {r.get('parity_reason')}")
+
+
+def print_watch(verdicts: list) -> None:
+    """After a run, the regression watch's word on its results, as the Overview gives it: flags, or how many
+    configurations had the history to be judged."""
+    flagged = [v for v in verdicts if v.verdict in ("regression", "improvement", "stopped working")]
+    for v in flagged:
+        if v.verdict == "stopped working":
+            print(f"stopped working: {result_name(asdict(v))} failed in this run; it completed in its {v.history} "
+                  f"earlier run(s), median {v.baseline_ms:.2f} ms")
+        else:
+            print(f"{v.verdict}: {result_name(asdict(v))} infers in {v.infer_ms:.2f} ms against {v.baseline_ms:.2f} "
+                  f"ms over its {v.history} earlier run(s) (noise floor {v.noise_floor:.0%})")
+    for v in verdicts:
+        if v.parity_change:
+            print(f"detections changed: {result_name(asdict(v))} parity {v.parity_change}: {v.parity_reason}")
+    judged = sum(v.verdict not in ("not enough history", "failed") for v in verdicts)
+    if not flagged and not any(v.parity_change for v in verdicts):
+        print(f"regression watch: no change beyond the noise in {judged} configuration(s) with history" if judged
+              else f"regression watch: a configuration needs {MIN_HISTORY + 1} runs before changes are flagged")
 
 
 def print_verdicts(verdicts: list, failing: bool, nothing: str = "no results to judge yet") -> None:

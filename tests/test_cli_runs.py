@@ -69,7 +69,28 @@ def test_each_result_records_its_worker_peak_memory(every_runtime, tmp_path):
     assert memory[("onnxruntime", "fp32")] < memory[("tensorflow", "fp32")] / 2, memory
     printed = engine_run(tmp_path / "results.duckdb", "--runtimes", "onnxruntime", "--iters", "2")
     assert "peak MB" in printed.stdout.splitlines()[0], printed.stdout
-    assert "fastest: onnxruntime:fp32 b1, " in printed.stdout.splitlines()[-1], printed.stdout
+    assert "fastest: onnxruntime:fp32 b1, " in printed.stdout.splitlines()[-2], printed.stdout
+
+
+def test_a_run_ends_with_the_regression_watch_on_its_results(tmp_path):
+    """As the Overview flags it: a nightly log says whether this run got slower than its history."""
+    db = tmp_path / "results.duckdb"
+    first = engine_run(db, "--runtimes", "onnxruntime", "--iters", "3")
+    assert first.stdout.splitlines()[-1] == "regression watch: a configuration needs 3 runs before changes are flagged"
+    with duckdb.connect(str(db)) as con:  # two earlier runs like it, and all three three times faster
+        (run_id,) = con.execute("SELECT run_id FROM runs").fetchone()
+        for copy in ("-a", "-b"):
+            con.execute("INSERT INTO runs SELECT * REPLACE (run_id || ? AS run_id, started_at - INTERVAL 1 DAY AS "
+                        "started_at) FROM runs WHERE run_id = ?", [copy, run_id])
+            con.execute("INSERT INTO stats SELECT * REPLACE (result_id || ? AS result_id) FROM stats WHERE "
+                        "result_id IN (SELECT result_id FROM results WHERE run_id = ?)", [copy, run_id])
+            con.execute("INSERT INTO results SELECT * REPLACE (result_id || ? AS result_id, run_id || ? AS run_id) "
+                        "FROM results WHERE run_id = ?", [copy, copy, run_id])
+        con.execute("UPDATE stats SET median_ms = median_ms / 3, ci_low_ms = ci_low_ms / 3, "
+                    "ci_high_ms = ci_high_ms / 3 WHERE stage = 'infer'")
+    second = engine_run(db, "--runtimes", "onnxruntime", "--iters", "3")
+    last = second.stdout.splitlines()[-1]
+    assert last.startswith("regression: onnxruntime:fp32 b1 infers in ") and "over its 3 earlier run(s)" in last, last
 
 
 def test_each_result_records_the_size_of_the_model_its_runtime_loads(every_runtime):
