@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", default="", help="labelled data for mAP: a dataset .yaml or a folder of images + labels")
     run.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     run.add_argument("--bundle", default="", help="also write the run as a bundle (.zip) to this path")
+    run.add_argument("--fail-on-regression", action="store_true",
+                     help="exit 1 also when the regression watch flags one of this run's results (as "
+                          "check-regressions --run RUN_ID --fail-on-regression would)")
 
     job = commands.add_parser("job", help="run a job folder made by the dashboard (internal)")
     job.add_argument("folder")
@@ -165,13 +168,16 @@ def command_run(args) -> int:
         from engine.bundle import write_bundle
 
         print(f"bundle written to {write_bundle(config.db, outcome.run_id, args.bundle)}", file=sys.stderr)
+    verdicts = regressions_of_run(config.db, outcome.run_id)[0]
     if args.json:
         print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "results": outcome.results,
-                          **picks(outcome.results)}, default=str))
+                          **picks(outcome.results), "regression_watch": [v.to_dict() for v in verdicts]},
+                         default=str))
     else:
         print_table(outcome.results)
-        print_watch(regressions_of_run(config.db, outcome.run_id)[0])
-    return 0 if outcome.all_completed else 1
+        print_watch(verdicts)
+    regressed = args.fail_on_regression and any(v.regressed for v in verdicts)
+    return 0 if outcome.all_completed and not regressed else 1
 
 
 def command_job(args) -> int:

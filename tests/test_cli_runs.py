@@ -43,6 +43,10 @@ def test_every_runtime_and_precision_completes(every_runtime):
     assert (table.infer_ms > 0).all() and (table.pre_ms > 0).all() and (table.post_ms > 0).all()
     assert (table.imgsz == 160).all()
     assert not table.weights_trained.any(), "offline, the default model is the untrained fallback"
+    for number, run in enumerate((every_runtime["first"], every_runtime["second"]), start=1):
+        watch = run["regression_watch"]  # --json carries the regression watch's verdict on each result
+        assert sorted(v["result_id"] for v in watch) == sorted(r["result_id"] for r in run["results"])
+        assert {(v["verdict"], v["history"]) for v in watch} == {("not enough history", number - 1)}
 
 
 def test_settings_are_read_back_and_recorded(every_runtime):
@@ -88,9 +92,10 @@ def test_a_run_ends_with_the_regression_watch_on_its_results(tmp_path):
                         "FROM results WHERE run_id = ?", [copy, copy, run_id])
         con.execute("UPDATE stats SET median_ms = median_ms / 3, ci_low_ms = ci_low_ms / 3, "
                     "ci_high_ms = ci_high_ms / 3 WHERE stage = 'infer'")
-    second = engine_run(db, "--runtimes", "onnxruntime", "--iters", "3")
+    second = engine_run(db, "--runtimes", "onnxruntime", "--iters", "3", "--fail-on-regression")
     last = second.stdout.splitlines()[-1]
     assert last.startswith("regression: onnxruntime:fp32 b1 infers in ") and "over its 3 earlier run(s)" in last, last
+    assert second.returncode == 1 and first.returncode == 0, "asked to, it fails the CI job"
 
 
 def test_each_result_records_the_size_of_the_model_its_runtime_loads(every_runtime):
