@@ -8,10 +8,11 @@ import streamlit as st
 from engine import api
 
 DELETED = "deleted_run_message"  # what was deleted, shown once on the page the deletion reloads
+DELETIONS = "deletions"  # how many so far: a table keyed by it drops a row selection that pointed at the run
 
 
-def delete_button(db: str, run_id: str, results: int) -> None:
-    with st.popover("Delete this run", icon=":material/delete:", type="tertiary"):  # quiet: rarely wanted
+def delete_button(db: str, run_id: str, results: int, label: str = "Delete this run") -> None:
+    with st.popover(label, icon=":material/delete:", type="tertiary"):  # quiet: rarely wanted
         st.markdown(f"Deletes run `{run_id}`, its {results} result(s) and its annotated images from this database. "
                     "Its bundle is kept first, so nothing is lost for good: importing it (Machines page, or "
                     "`python -m engine import`) brings the run back.")
@@ -21,9 +22,16 @@ def delete_button(db: str, run_id: str, results: int) -> None:
             except api.BenchError as error:
                 st.error(str(error))
                 return
+            st.session_state[DELETIONS] = st.session_state.get(DELETIONS, 0) + 1
             st.session_state[DELETED] = (f"Deleted run `{run_id}` and its {deleted} result(s); its bundle is kept: "
                                          f"`python -m engine import {bundle}` brings it back.")
             st.rerun()
+
+
+def fresh_key(key: str) -> str:
+    """A widget key that changes with each deletion: a table's selected row would otherwise point at the row
+    that moved into the deleted one's place."""
+    return f"{key}-{st.session_state.get(DELETIONS, 0)}"
 
 
 def show_deleted() -> None:

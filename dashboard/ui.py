@@ -227,16 +227,20 @@ def with_efficiency(results: pd.DataFrame) -> pd.DataFrame:
     return results.assign(**efficiency(results))
 
 
-def results_table(results: pd.DataFrame, extra: dict | None = None, key: str | None = None) -> None:
+def results_table(results: pd.DataFrame, extra: dict | None = None, key: str | None = None,
+                  selectable: bool = False) -> pd.Series | None:
     """Results with their mode, stage medians, throughput, efficiency, stability flag, and parity and mAP where
-    measured."""
+    measured; selectable: one row can be picked, and is returned."""
     shown = with_efficiency(results).assign(stability=charts.stability(results))
     columns = {**(extra or {}), **RESULT_COLUMNS}
     for column in OPTIONAL_COLUMNS:
         if column not in shown or shown[column].isna().all():
             columns.pop(column)
-    st.dataframe(shown, column_order=list(columns), column_config=columns, hide_index=True, key=key,
-                 placeholder=MISSING)
+    picking = {"on_select": "rerun", "selection_mode": "single-row"} if selectable else {}
+    event = st.dataframe(shown, column_order=list(columns), column_config=columns, hide_index=True, key=key,
+                         placeholder=MISSING, **picking)
+    rows = event.selection.rows if selectable else []
+    return shown.iloc[rows[0]] if rows else None
 
 
 MODE_COST_COLUMNS = {

@@ -351,6 +351,23 @@ def test_a_link_to_a_run_not_here_says_so(filled_run, page):
     assert "from the link" not in text_of(linked.info)
 
 
+def test_history_deletes_the_run_of_a_picked_row(two_runs_db, tmp_path):
+    """The run that widened the noise floor is rarely the latest one, which the Overview offers to delete."""
+    db = tmp_path / "results.duckdb"
+    shutil.copyfile(two_runs_db, db)
+    app = open_page(db, "history")
+    assert "Pick a row to act on its run" in text_of(app.caption)
+    table = app.dataframe[0].value
+    older = table["run_id"].iloc[-1]
+    app.session_state["history_table-0"] = {"selection": {"rows": [len(table) - 1], "columns": [], "cells": []}}
+    app.run()
+    app.button(key=f"delete-{older}").click().run()
+    assert not app.exception and f"Deleted run `{older}`" in text_of(app.success)
+    assert older not in set(api.runs(str(db))["run_id"]) and len(api.runs(str(db))) == 1, "the other run stays"
+    assert older not in set(app.dataframe[0].value["run_id"])
+    assert "Pick a row to act on its run" in text_of(app.caption), "no other run is picked in its place"
+
+
 def test_history_metric_choice_changes_the_chart(filled_db):
     app = open_page(filled_db, "history")
     app.selectbox(key="history_metric").set_value("throughput_ips").run()

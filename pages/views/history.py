@@ -4,9 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, ui
+from dashboard.deletion import delete_button, fresh_key, show_deleted
 
 db, filters = ui.page_header("History", "Every completed result in the database; the sidebar picks machines and "
                               "models, the filters below the rest.")
+show_deleted()
 everything = data.results(db, filters)
 ui.stop_when_empty(everything, db, "charts over time")
 
@@ -70,10 +72,14 @@ with by_machine:
             st.plotly_chart(normalised, key="machines_normalised_chart")
 
 st.subheader(f"{len(selection)} results")
-ui.results_table(selection, extra={"started_at": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
-                                   "machine_label": st.column_config.TextColumn("Machine"),
-                                   "model": st.column_config.TextColumn("Model"),
-                                   "imgsz": st.column_config.NumberColumn("Size px"),
-                                   "threads": st.column_config.NumberColumn("Threads")}, key="history_table")
+picked = ui.results_table(selection, key=fresh_key("history_table"), selectable=True, extra={
+    "started_at": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
+    "machine_label": st.column_config.TextColumn("Machine"), "model": st.column_config.TextColumn("Model"),
+    "imgsz": st.column_config.NumberColumn("Size px"), "threads": st.column_config.NumberColumn("Threads")})
+if picked is None:
+    st.caption("Pick a row to act on its run: one measured on a busy machine can be deleted (its bundle is kept).")
+else:
+    delete_button(db, picked["run_id"], int((everything["run_id"] == picked["run_id"]).sum()),
+                  f"Delete the picked row's run, {picked['run_id']}")
 ui.failures(selection)
 ui.csv_download(selection, "results-history.csv", "Download these results as CSV")
