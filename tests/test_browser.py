@@ -293,8 +293,8 @@ def test_speed_against_agreement_labels_cover_no_label_and_no_point(page, tmp_pa
     seen in a screenshot). Drawn by Plotly in Chromium, no label box may cross another or a marker."""
     from dashboard import charts
 
-    rows = pd.DataFrame({"status": "completed", "batch": 1, "imgsz": 640, "mode": "lean", "parity_verdict": "pass",
-                         **AGREEMENT_CASES[case]})
+    rows = pd.DataFrame({"status": "completed", "batch": 1, "imgsz": 640, "threads": 2, "mode": "lean",
+                         "parity_verdict": "pass", **AGREEMENT_CASES[case]})
     draw(page, charts.speed_vs_agreement(rows), width, tmp_path)
     names = {f"{runtime}:{precision}" for runtime, precision in zip(rows["runtime"], rows["precision"])}
     if case == "boxes agreeing":  # no room for seven labels on one line: a colour and a legend entry each
@@ -329,8 +329,8 @@ def test_every_total_label_of_the_stage_bars_stays_inside_the_plot(page, tmp_pat
         ("onnxruntime", "fp32"), ("torchscript", "fp32"), ("pytorch", "fp32"), ("tensorflow", "fp32")]
         for mode in ("lean", "ultralytics")]
     rows = pd.DataFrame([{"status": "completed", "runtime": runtime, "precision": precision, "mode": mode,
-                          "batch": 1, "imgsz": 640, "run_id": "run", "pre_ms": 0.4, "infer_ms": total - 0.6,
-                          "post_ms": 0.2, "total_ms": total, "throughput_ips": 1000 / total}
+                          "batch": 1, "imgsz": 640, "threads": 2, "run_id": "run", "pre_ms": 0.4,
+                          "infer_ms": total - 0.6, "post_ms": 0.2, "total_ms": total, "throughput_ips": 1000 / total}
                          for (runtime, precision, mode), total in zip(variants, totals)])
     draw(page, charts.stage_bars(rows), width, tmp_path, marks=".textpoint text")
     plot = boxes_of(page, ".nsewdrag")[0]
@@ -346,7 +346,7 @@ def test_a_legend_covers_neither_the_chart_title_nor_the_plot(page, tmp_path, wi
     the legend took two rows and its title on top of the plot and ran over the chart's title (screenshot)."""
     from dashboard import charts
 
-    rows = pd.DataFrame({"status": "completed", "batch": 1, "imgsz": 160,
+    rows = pd.DataFrame({"status": "completed", "batch": 1, "imgsz": 160, "threads": 2,
                          "runtime": ["onnxruntime", "onnxruntime", "openvino", "openvino"],
                          "precision": ["fp32", "fp32", "int8", "int8"], "mode": ["lean", "ultralytics"] * 2,
                          "total_ms": [2.16, 2.69, 1.36, 2.30], "parity_verdict": ["pass", "pass", "fail", "fail"],
@@ -372,7 +372,7 @@ def test_a_legend_below_the_plot_covers_neither_axis_titles_nor_plot(page, tmp_p
         ("torchscript", "fp32"), ("tensorflow", "fp32"), ("tflite", "fp32"), ("tflite", "int8")]
         for mode in ("lean", "ultralytics")]
     rows = pd.DataFrame([{"status": "completed", "runtime": runtime, "precision": precision, "mode": mode,
-                          "batch": batch, "imgsz": 640, "machine_label": "vm", "run_id": f"run{day}",
+                          "batch": batch, "imgsz": 640, "threads": 2, "machine_label": "vm", "run_id": f"run{day}",
                           "started_at": pd.Timestamp("2026-11-20", tz="UTC") + pd.Timedelta(days=day),
                           "total_ms": 10.0 + index + batch, "infer_ms": 9.0 + index, "throughput_ips": 100.0 - index}
                          for index, (runtime, precision, mode) in enumerate(names)
