@@ -93,8 +93,11 @@ def empty_state(db: str, what: str) -> None:
 
 
 def run_label(run: pd.Series) -> str:
-    return (f"{run['started_at']:%Y-%m-%d %H:%M:%S} · {run['status']} · {run['machine_label']} · {run['model']} "
-            f"· {run['run_id']}")
+    """What tells runs apart, first (a half-width selectbox cuts the rest): when, where, what model at what size;
+    the status only when it is not "completed"."""
+    status = "" if run["status"] == "completed" else f" · {run['status']}"
+    return (f"{run['started_at']:%Y-%m-%d %H:%M:%S} · {run['machine_label']} · {run['model']} · {run['imgsz']} px"
+            f"{status} · {run['run_id']}")
 
 
 def pick_run(runs: pd.DataFrame, label: str = "Run", key: str = "run_picker", default_index: int = 0,

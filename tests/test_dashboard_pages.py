@@ -557,6 +557,8 @@ def test_compare_holds_the_newest_run_against_the_newest_that_shares_a_configura
     assert (app.selectbox(key="compare_a").value, app.selectbox(key="compare_b").value) == (
         filled_run["run_id"], newest)
     assert app.dataframe[0].value["runtime"].tolist() == ["onnxruntime"], "something to compare, at once"
+    label = app.selectbox(key="compare_b").options[0]  # half-width: what tells runs apart comes first
+    assert label.endswith(f" · {TEST_IMGSZ} px · {newest}") and "completed" not in label, label
     assert api.baseline_for(pytorch_run, api.results_summary(db)) is None, "no earlier run measured PyTorch"
 
 
