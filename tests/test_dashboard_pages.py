@@ -361,11 +361,23 @@ def test_history_deletes_the_run_of_a_picked_row(two_runs_db, tmp_path):
     older = table["run_id"].iloc[-1]
     app.session_state["history_table-0"] = {"selection": {"rows": [len(table) - 1], "columns": [], "cells": []}}
     app.run()
+    links = {link.proto.page: link.proto.query_string for link in app.get("page_link")}
+    assert links == {"detections": f"run={older}", "share": f"run={older}&share=run"}, "a click away"
     app.button(key=f"delete-{older}").click().run()
     assert not app.exception and f"Deleted run `{older}`" in text_of(app.success)
     assert older not in set(api.runs(str(db))["run_id"]) and len(api.runs(str(db))) == 1, "the other run stays"
     assert older not in set(app.dataframe[0].value["run_id"])
     assert "Pick a row to act on its run" in text_of(app.caption), "no other run is picked in its place"
+
+
+def test_a_link_to_one_run_shares_that_run(filled_run):
+    app = open_page(filled_run["db"], "share")
+    app.radio(key="share_source").set_value("The History selection").run()
+    assert app.radio(key="share_source").value == "The History selection"
+    app.query_params.update({"run": filled_run["run_id"], "share": "run"})  # History's "Share its report"
+    app.run()
+    assert app.radio(key="share_source").value == "One run" and app.selectbox(key="run_picker").value == \
+        filled_run["run_id"]
 
 
 def test_history_metric_choice_changes_the_chart(filled_db):

@@ -77,9 +77,15 @@ picked = ui.results_table(selection, key=fresh_key("history_table"), selectable=
     "machine_label": st.column_config.TextColumn("Machine"), "model": st.column_config.TextColumn("Model"),
     "imgsz": st.column_config.NumberColumn("Size px"), "threads": st.column_config.NumberColumn("Threads")})
 if picked is None:
-    st.caption("Pick a row to act on its run: one measured on a busy machine can be deleted (its bundle is kept).")
+    st.caption("Pick a row to act on its run: see its detections, share its report, or delete it (one measured on a "
+               "busy machine, say; its bundle is kept).")
 else:
-    delete_button(db, picked["run_id"], int((everything["run_id"] == picked["run_id"]).sum()),
-                  f"Delete the picked row's run, {picked['run_id']}")
+    actions, picked_run = st.container(horizontal=True), picked["run_id"]
+    actions.page_link("pages/views/detections.py", label=f"See run {picked_run}'s detections",
+                      icon=":material/image_search:", query_params={"run": picked_run})
+    actions.page_link("pages/views/share.py", label="Share its report", icon=":material/share:",
+                      query_params={"run": picked_run, "share": "run"})
+    with actions:
+        delete_button(db, picked_run, int((everything["run_id"] == picked_run).sum()), "Delete it")
 ui.failures(selection)
 ui.csv_download(selection, "results-history.csv", "Download these results as CSV")

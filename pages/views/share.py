@@ -9,6 +9,9 @@ db, filters = ui.page_header("Share", "One HTML file that opens anywhere, offlin
 runs = data.runs_with_results(db, filters)
 ui.stop_when_empty(runs, db, "reports to share")
 
+if st.query_params.get("share") == "run":  # History's "Share its report": that run, whatever was shared before
+    st.session_state["share_source"] = "One run"
+    del st.query_params["share"]
 source = st.radio("What to share", ["One run", "The History selection"], horizontal=True, key="share_source")
 if source == "One run":
     run_id = ui.pick_run(runs)
