@@ -1,5 +1,6 @@
-"""The Overview's "Delete this run": a run measured on a busy machine, or a botched demo, goes from the database;
-its bundle is kept first (engine/deletion.py), so importing it brings the run back."""
+"""Deleting a run from the dashboard (the Overview's "Delete this run", History's picked row) and bringing it back:
+a run measured on a busy machine, or a botched demo, goes from the database; its bundle is kept first
+(engine/deletion.py), so Undo, or Restore on the Machines page, brings the run back."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ import streamlit as st
 
 from engine import api
 
-DELETED = "deleted_run_message"  # what was deleted, shown once on the page the deletion reloads
+DELETED = "deleted_run"  # (run id, message) of a deletion just made: shown once, with Undo, on the reloaded page
 DELETIONS = "deletions"  # how many so far: a table keyed by it drops a row selection that pointed at the run
 
 
 def delete_button(db: str, run_id: str, results: int, label: str = "Delete this run") -> None:
     with st.popover(label, icon=":material/delete:", type="tertiary"):  # quiet: rarely wanted
         st.markdown(f"Deletes run `{run_id}`, its {results} result(s) and its annotated images from this database. "
-                    "Its bundle is kept first, so nothing is lost for good: importing it (Machines page, or "
-                    "`python -m engine import`) brings the run back.")
+                    "Its bundle is kept first, so nothing is lost for good: Undo, or Restore on the Machines page, "
+                    "brings the run back.")
         if st.button(f"Delete run {run_id}", type="primary", key=f"delete-{run_id}"):
             try:
                 bundle, deleted = api.delete_run(db, run_id)
@@ -23,8 +24,8 @@ def delete_button(db: str, run_id: str, results: int, label: str = "Delete this 
                 st.error(str(error))
                 return
             st.session_state[DELETIONS] = st.session_state.get(DELETIONS, 0) + 1
-            st.session_state[DELETED] = (f"Deleted run `{run_id}` and its {deleted} result(s); its bundle is kept: "
-                                         f"`python -m engine import {bundle}` brings it back.")
+            st.session_state[DELETED] = (run_id, f"Deleted run `{run_id}` and its {deleted} result(s); its bundle "
+                                                 f"is kept: `python -m engine import {bundle}` brings it back too.")
             st.rerun()
 
 
@@ -34,7 +35,35 @@ def fresh_key(key: str) -> str:
     return f"{key}-{st.session_state.get(DELETIONS, 0)}"
 
 
-def show_deleted() -> None:
-    """The message of a deletion just made, once."""
-    if DELETED in st.session_state:
-        st.success(st.session_state.pop(DELETED), icon=":material/delete:")
+def restore(db: str, run_id: str) -> None:
+    """Brings a deleted run back; says how it went on the page the click reloads."""
+    try:
+        api.restore_run(db, run_id)
+        st.session_state[DELETED] = (None, f"Restored run `{run_id}`.")
+    except api.BenchError as error:
+        st.session_state[DELETED] = (None, f"Run `{run_id}` could not be restored: {error}")
+
+
+def show_deleted(db: str) -> None:
+    """The message of a deletion (with Undo) or a restore just made, once."""
+    if DELETED not in st.session_state:
+        return
+    run_id, message = st.session_state.pop(DELETED)
+    note = st.container(horizontal=True, vertical_alignment="center")
+    note.success(message, icon=":material/delete:" if run_id else ":material/restore:")
+    if run_id:  # a callback: the button is gone from the run its click starts, the callback still runs
+        note.button("Undo", key=f"undo-{run_id}", icon=":material/undo:", on_click=restore, args=(db, run_id))
+
+
+def deleted_runs_list(db: str) -> None:
+    """The Machines page's list of deleted runs whose bundles are kept, each with Restore."""
+    kept = api.deleted_runs(db)
+    if not kept:
+        return
+    with st.expander(f"Deleted runs ({len(kept)}), kept as bundles", icon=":material/restore_from_trash:"):
+        for run in kept:
+            row = st.container(horizontal=True, vertical_alignment="center")
+            row.markdown(f"`{run['run_id']}` · deleted {run['deleted_at']:%Y-%m-%d %H:%M} UTC · "
+                         f"{run['size_mb']:.1f} MB")
+            row.button("Restore", key=f"restore-{run['run_id']}", icon=":material/restore:", on_click=restore,
+                       args=(db, run["run_id"]))

@@ -18,8 +18,8 @@ __all__ = [
     "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "IMAGE_SUFFIXES", "usable_cpus", "runtimes", "start_run",
     "job_status", "cancel", "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
-    "export_run", "write_bundle", "delete_run", "import_bundle", "regressions", "regressions_of_run", "compare_runs",
-    "COMPARED_METRICS", "baseline_for",
+    "export_run", "write_bundle", "delete_run", "deleted_runs", "restore_run", "import_bundle", "regressions",
+    "regressions_of_run", "compare_runs", "COMPARED_METRICS", "baseline_for",
 ]
 
 
@@ -113,6 +113,20 @@ def delete_run(db: str, run_id: str) -> tuple[Path, int]:
     from engine.deletion import delete_run as delete
 
     return delete(db, run_id)
+
+
+def deleted_runs(db: str) -> list[dict]:
+    """Deleted runs whose bundles are kept: run_id, path, size_mb, deleted_at; newest deletion first."""
+    from engine.deletion import deleted_runs as kept
+
+    return kept(db)
+
+
+def restore_run(db: str, run_id: str) -> str:
+    """Bring a deleted run back from its kept bundle."""
+    from engine.deletion import restore_run as restore
+
+    return restore(db, run_id)
 
 
 def import_bundle(db: str, bundle_path: str) -> str:

@@ -1,23 +1,29 @@
 """Deleting a run, e.g. one measured while the machine was busy: its medians would widen the regression watch's
-noise floor for good. Nothing is lost for good: the run's bundle is written first, and `import` brings it back."""
+noise floor for good. Nothing is lost for good: the run's bundle is written first, and `import` (or restore_run)
+brings it back."""
 
 from __future__ import annotations
 
 import shutil
 import socket
+from datetime import datetime, timezone
 from pathlib import Path
 
 from engine import store
-from engine.bundle import write_bundle
+from engine.bundle import import_bundle, write_bundle
 from engine.config import BenchError
 from engine.database import artifacts_root
 from engine.paths import artifacts_dir
 from engine.runner import pid_alive
 
 
+def kept_folder(db: str) -> Path:
+    """Where deleted runs' bundles are kept: beside the runs' annotated images."""
+    return artifacts_root(db) / "deleted"
+
+
 def kept_bundle(db: str, run_id: str) -> Path:
-    """Where a deleted run's bundle is kept: beside the runs' annotated images."""
-    return artifacts_root(db) / "deleted" / f"{run_id}.zip"
+    return kept_folder(db) / f"{run_id}.zip"
 
 
 def delete_run(db: str, run_id: str) -> tuple[Path, int]:
@@ -33,3 +39,21 @@ def delete_run(db: str, run_id: str) -> tuple[Path, int]:
     results = store.delete_run_rows(db, run_id)
     shutil.rmtree(artifacts_dir(db, run_id), ignore_errors=True)  # the bundle holds its images
     return bundle, results
+
+
+def deleted_runs(db: str) -> list[dict]:
+    """The kept bundles of deleted runs, newest deletion first."""
+    folder = kept_folder(db)
+    found = sorted(folder.glob("*.zip"), key=lambda path: path.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    return [{"run_id": path.stem, "path": path, "size_mb": path.stat().st_size / 2**20,
+             "deleted_at": datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)} for path in found]
+
+
+def restore_run(db: str, run_id: str) -> str:
+    """Imports a deleted run's kept bundle, then removes the bundle (the database holds the run again)."""
+    bundle = kept_bundle(db, run_id)
+    if not bundle.is_file():
+        raise BenchError(f"no deleted run {run_id} is kept in {bundle.parent}")
+    outcome = import_bundle(db, str(bundle))
+    bundle.unlink()
+    return outcome

@@ -340,6 +340,19 @@ def test_the_overview_deletes_a_run_and_keeps_its_bundle(filled_run, tmp_path):
     assert api.runs(str(db)).empty, "the run is gone"
     assert [b.label for b in app.button if b.label.startswith("Start a quick run")], "the empty Overview follows"
 
+    app.button(key=f"undo-{run_id}").click().run()  # and straight back
+    assert not app.exception and f"Restored run `{run_id}`." in text_of(app.success)
+    assert api.runs(str(db))["run_id"].tolist() == [run_id] and not kept.exists(), "its bundle is in the DB again"
+    assert (tmp_path / "results.artifacts" / run_id).is_dir(), "with its images"
+    app.button(key=f"delete-{run_id}")  # the Overview shows the run again
+
+    api.delete_run(str(db), run_id)  # deleted from the CLI, say: the Machines page lists it, and restores it
+    machines = open_page(db, "machines")
+    assert "Deleted runs (1), kept as bundles" in [e.label for e in machines.expander]
+    machines.button(key=f"restore-{run_id}").click().run()
+    assert not machines.exception and f"Restored run `{run_id}`." in text_of(machines.success)
+    assert api.runs(str(db))["run_id"].tolist() == [run_id] and api.deleted_runs(str(db)) == []
+
 
 @pytest.mark.parametrize("page", ["detections", "share"])
 def test_a_link_to_a_run_not_here_says_so(filled_run, page):

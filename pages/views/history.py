@@ -8,7 +8,7 @@ from dashboard.deletion import delete_button, fresh_key, show_deleted
 
 db, filters = ui.page_header("History", "Every completed result in the database; the sidebar picks machines and "
                               "models, the filters below the rest.")
-show_deleted()
+show_deleted(db)
 everything = data.results(db, filters)
 ui.stop_when_empty(everything, db, "charts over time")
 

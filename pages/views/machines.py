@@ -7,11 +7,13 @@ import streamlit as st
 
 from dashboard import data, ui
 from dashboard.charts import fastest_per_machine
+from dashboard.deletion import deleted_runs_list, show_deleted
 from dashboard.jobs import save_upload
 from engine import api
 
 db, filters = ui.page_header("Machines", "Every machine that wrote to this database, identified by a hash of its "
                               "hardware.")
+show_deleted(db)
 with st.expander("Import run bundles from other machines", icon=":material/move_to_inbox:"):
     st.caption("A bundle is a zip written by `python -m engine bundle`, `run --bundle`, or the Share page. "
                "Importing one twice adds nothing.")
@@ -21,6 +23,7 @@ with st.expander("Import run bundles from other machines", icon=":material/move_
             for upload in bundles:
                 outcome = api.import_bundle(db, save_upload(upload))
                 st.success(f"{upload.name}: {outcome}")
+deleted_runs_list(db)
 
 machines = data.machines(db)
 ui.stop_when_empty(machines, db, "the machines that ran benchmarks")

@@ -8,7 +8,7 @@ from dashboard.jobs import quick_run_button
 
 db, filters = ui.page_header("Overview", "Each machine's latest run: where every runtime spends its time per image, "
                               "fastest first.")
-show_deleted()
+show_deleted(db)
 summary = data.results(db, filters)
 if summary.empty:
     ui.empty_state(db, "the leaderboard")
