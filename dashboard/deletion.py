@@ -8,7 +8,7 @@ import streamlit as st
 
 from engine import api
 
-DELETED = "deleted_run"  # (run id, message) of a deletion just made: shown once, with Undo, on the reloaded page
+DELETED = "deleted_run"  # what a deletion or restore just did: shown once on the reloaded page (a deletion with Undo)
 DELETIONS = "deletions"  # how many so far: a table keyed by it drops a row selection that pointed at the run
 
 
@@ -24,8 +24,9 @@ def delete_button(db: str, run_id: str, results: int, label: str = "Delete this 
                 st.error(str(error))
                 return
             st.session_state[DELETIONS] = st.session_state.get(DELETIONS, 0) + 1
-            st.session_state[DELETED] = (run_id, f"Deleted run `{run_id}` and its {deleted} result(s); its bundle "
-                                                 f"is kept: `python -m engine import {bundle}` brings it back too.")
+            st.session_state[DELETED] = {"undo": run_id, "ok": True, "message": (
+                f"Deleted run `{run_id}` and its {deleted} result(s); its bundle is kept: `python -m engine import "
+                f"{bundle}` brings it back too.")}
             st.rerun()
 
 
@@ -39,20 +40,25 @@ def restore(db: str, run_id: str) -> None:
     """Brings a deleted run back; says how it went on the page the click reloads."""
     try:
         api.restore_run(db, run_id)
-        st.session_state[DELETED] = (None, f"Restored run `{run_id}`.")
+        st.session_state[DELETED] = {"undo": None, "ok": True, "message": f"Restored run `{run_id}`."}
     except api.BenchError as error:
-        st.session_state[DELETED] = (None, f"Run `{run_id}` could not be restored: {error}")
+        st.session_state[DELETED] = {"undo": None, "ok": False,
+                                     "message": f"Run `{run_id}` could not be restored: {error}"}
 
 
 def show_deleted(db: str) -> None:
     """The message of a deletion (with Undo) or a restore just made, once."""
     if DELETED not in st.session_state:
         return
-    run_id, message = st.session_state.pop(DELETED)
+    done = st.session_state.pop(DELETED)
     note = st.container(horizontal=True, vertical_alignment="center")
-    note.success(message, icon=":material/delete:" if run_id else ":material/restore:")
-    if run_id:  # a callback: the button is gone from the run its click starts, the callback still runs
-        note.button("Undo", key=f"undo-{run_id}", icon=":material/undo:", on_click=restore, args=(db, run_id))
+    if not done["ok"]:
+        note.error(done["message"], icon=":material/error:")
+        return
+    note.success(done["message"], icon=":material/delete:" if done["undo"] else ":material/restore:")
+    if done["undo"]:  # a callback: the button is gone from the run its click starts, the callback still runs
+        note.button("Undo", key=f"undo-{done['undo']}", icon=":material/undo:", on_click=restore,
+                    args=(db, done["undo"]))
 
 
 def deleted_runs_list(db: str) -> None:

@@ -355,7 +355,7 @@ def regression_watch(verdicts: list) -> None:
     for v in changed:
         st.error(f"**detections changed**: {name(v)} parity went {v.parity_change.replace('->', '→')} against the "
                  f"run before: {v.parity_reason}", icon=":material/rule:")
-    judged = [v for v in verdicts if v.verdict not in ("not enough history", "failed")]
+    judged = [v for v in verdicts if v.judged]
     if not flagged and not changed:
         st.caption(f"Regression watch: no change beyond the noise floor in {len(judged)} configuration(s) with "
                    "history" if judged else "Regression watch: each configuration needs three runs before "

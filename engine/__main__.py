@@ -168,13 +168,14 @@ def command_run(args) -> int:
         from engine.bundle import write_bundle
 
         print(f"bundle written to {write_bundle(config.db, outcome.run_id, args.bundle)}", file=sys.stderr)
+    if not args.json:
+        print_table(outcome.results)  # before the watch's read: a failure there must not cost the run's table
     verdicts = regressions_of_run(config.db, outcome.run_id)[0]
     if args.json:
         print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "results": outcome.results,
                           **picks(outcome.results), "regression_watch": [v.to_dict() for v in verdicts]},
                          default=str))
     else:
-        print_table(outcome.results)
         print_watch(verdicts)
     regressed = args.fail_on_regression and any(v.regressed for v in verdicts)
     return 0 if outcome.all_completed and not regressed else 1

@@ -110,7 +110,7 @@ def print_watch(verdicts: list) -> None:
     for v in verdicts:
         if v.parity_change:
             print(f"detections changed: {result_name(asdict(v))} parity {v.parity_change}: {v.parity_reason}")
-    judged = sum(v.verdict not in ("not enough history", "failed") for v in verdicts)
+    judged = sum(v.judged for v in verdicts)
     if not flagged and not any(v.parity_change for v in verdicts):
         print(f"regression watch: no change beyond the noise in {judged} configuration(s) with history" if judged
               else f"regression watch: a configuration needs {MIN_HISTORY + 1} runs before changes are flagged")
@@ -135,7 +135,7 @@ def print_verdicts(verdicts: list, failing: bool, nothing: str = "no results to 
         if v.parity_change:  # a line of its own: the speed verdict above may well be "no change"
             print(f"{'detections changed':<20} {config} parity {v.parity_change}: {v.parity_reason[:120]}")
     regressed = [v for v in verdicts if v.regressed]
-    judged = sum(v.verdict not in ("not enough history", "failed") for v in verdicts)
+    judged = sum(v.judged for v in verdicts)
     if regressed:
         print(f"{len(regressed)} of {len(verdicts)} configuration(s) regressed"
               + (": exit 1" if failing else " (--fail-on-regression would exit 1)"))

@@ -53,6 +53,12 @@ class Verdict:
         return asdict(self)
 
     @property
+    def judged(self) -> bool:
+        """Whether there was history to judge it against (a failure of a configuration that never completed has
+        none either)."""
+        return self.verdict not in ("not enough history", "failed")
+
+    @property
     def regressed(self) -> bool:
         """What `check-regressions --fail-on-regression` fails on."""
         return self.verdict in ("regression", "stopped working") or self.parity_change is not None

@@ -353,6 +353,13 @@ def test_the_overview_deletes_a_run_and_keeps_its_bundle(filled_run, tmp_path):
     assert not machines.exception and f"Restored run `{run_id}`." in text_of(machines.success)
     assert api.runs(str(db))["run_id"].tolist() == [run_id] and api.deleted_runs(str(db)) == []
 
+    api.delete_run(str(db), run_id)
+    machines = open_page(db, "machines")
+    kept.unlink()  # gone between the listing and the click: an error, not a green "Restored"
+    machines.button(key=f"restore-{run_id}").click().run()
+    assert f"Run `{run_id}` could not be restored: no deleted run {run_id} is kept" in text_of(machines.error)
+    assert not machines.success
+
 
 @pytest.mark.parametrize("page", ["detections", "share"])
 def test_a_link_to_a_run_not_here_says_so(filled_run, page):
