@@ -748,6 +748,11 @@ BUNDLE_TABLES = {
     "reference_detections": "SELECT * FROM reference_detections WHERE run_id = ?",
 }
 RUN_IDENTITY = ("run_id", "started_at", "machine_id", "model_sha256")
+# A run's own rows, which delete_run_rows removes: keyed by result, then by run (results after the rows naming them).
+# The machine's rows stay (other runs share them); a table added to bundles must be added here too.
+RESULT_TABLES = ("samples", "stats", "detections", "result_images", "parity", "accuracy")
+RUN_TABLES = ("results", "reference_detections", "runs")
+assert set(BUNDLE_TABLES) == {"machines", "machine_peaks", *RESULT_TABLES, *RUN_TABLES}
 
 
 def export_run_arrow(db, run_id: str) -> dict:
@@ -814,11 +819,11 @@ def delete_run_rows(db, run_id: str) -> int:
         con.execute("BEGIN TRANSACTION")
         try:
             results = con.execute("SELECT count(*) FROM results WHERE run_id = ?", [run_id]).fetchone()[0]
-            for table in ("samples", "stats", "detections", "result_images", "parity", "accuracy"):
+            for table in RESULT_TABLES:
                 if table in present:
                     con.execute(f"DELETE FROM {table} WHERE result_id IN "
                                 "(SELECT result_id FROM results WHERE run_id = ?)", [run_id])
-            for table in ("results", "reference_detections", "runs"):
+            for table in RUN_TABLES:
                 if table in present:
                     con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
             con.execute("COMMIT")

@@ -132,6 +132,10 @@ def test_delete_keeps_the_run_as_a_bundle_and_import_brings_it_back(filled_run, 
     left = counts(lab)
     assert (left["runs"], left["results"], left["samples"]) == (1, 1, 0), "only the live run's rows are left"
     assert left["machines"] == before["machines"], "machines stay: other runs share them"
+    from engine.store import export_run_arrow
+    left_of_it = {table: rows.num_rows for table, rows in export_run_arrow(lab, run_id).items()
+                  if table not in ("machines", "machine_peaks")}
+    assert set(left_of_it.values()) == {0}, f"no table keeps a row of it: {left_of_it}"
     assert not (tmp_path / "lab.artifacts" / run_id).exists(), "its annotated images went with it"
     assert engine("delete", run_id, "--db", str(lab)).returncode == 2, "deleting twice: no such run"
 
