@@ -342,7 +342,7 @@ def regression_watch(verdicts: list) -> None:
     def name(v) -> str:
         return f"{v.runtime}:{v.precision} batch {v.batch}" + ("" if v.mode == "lean" else f" ({v.mode} mode)")
 
-    flagged = [v for v in verdicts if v.verdict in ("regression", "improvement", "stopped working")]
+    flagged = [v for v in verdicts if v.flagged]
     for v in flagged:
         if v.verdict == "stopped working":
             text = (f"**stopped working**: {name(v)} failed in this run; it completed in its {v.history} earlier "

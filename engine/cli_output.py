@@ -99,7 +99,7 @@ def print_fastest(results: list[dict]) -> None:
 def print_watch(verdicts: list) -> None:
     """After a run, the regression watch's word on its results, as the Overview gives it: flags, or how many
     configurations had the history to be judged."""
-    flagged = [v for v in verdicts if v.verdict in ("regression", "improvement", "stopped working")]
+    flagged = [v for v in verdicts if v.flagged]
     for v in flagged:
         if v.verdict == "stopped working":
             print(f"stopped working: {result_name(asdict(v))} failed in this run; it completed in its {v.history} "

@@ -53,6 +53,12 @@ class Verdict:
         return asdict(self)
 
     @property
+    def flagged(self) -> bool:
+        """What the Overview and `run` call out: a speed change beyond the noise, or a configuration that stopped
+        working (a parity change is flagged apart, through parity_change)."""
+        return self.verdict in ("regression", "improvement", "stopped working")
+
+    @property
     def judged(self) -> bool:
         """Whether there was history to judge it against (a failure of a configuration that never completed has
         none either)."""
