@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -158,12 +159,17 @@ def config_from_args(args) -> RunConfig:
 def command_run(args) -> int:
     from engine.api import regressions_of_run
     from engine.jobs import benchmark_lock
-    from engine.runner import Runner
+    from engine.runner import Interrupted, Runner
 
     config = config_from_args(args)
     runner = Runner(config, on_event=progress_printer())
-    with benchmark_lock(on_wait=lambda: print("another benchmark is running on this machine; waiting", file=sys.stderr)):
-        outcome = runner.run()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a CI job's timeout or `kill` stops it as Ctrl-C does
+    try:
+        with benchmark_lock(on_wait=lambda: print("another benchmark is running on this machine; waiting",
+                                                  file=sys.stderr)):
+            outcome = runner.run()
+    except Interrupted as stop:
+        return report_interrupted(stop.outcome, args.json)
     if args.bundle:
         from engine.bundle import write_bundle
 
@@ -181,13 +187,26 @@ def command_run(args) -> int:
     return 0 if outcome.all_completed and not regressed else 1
 
 
+def report_interrupted(outcome, as_json: bool) -> int:
+    """What an interrupted `run` kept: its results so far (the table, or the JSON document) and how to see them."""
+    if as_json:
+        print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "results": outcome.results,
+                          **picks(outcome.results)}, default=str))
+    elif outcome.results:
+        print_table(outcome.results)
+    print(f"interrupted: run {outcome.run_id} is stored as cancelled with the {len(outcome.results)} result(s) "
+          f"measured before (python -m engine show {outcome.run_id})", file=sys.stderr)
+    return 130
+
+
 def command_job(args) -> int:
     """Run a dashboard job folder: events and status go to files the page polls."""
     from engine import jobs
-    from engine.runner import Runner
+    from engine.runner import Interrupted, Runner
 
     folder = Path(args.folder)
     config = RunConfig.from_dict(jobs.read_json(folder / "config.json"))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # the machine shutting down: stored as cancelled
 
     def on_event(event: dict) -> None:
         jobs.append_event(folder, event)
@@ -208,6 +227,9 @@ def command_job(args) -> int:
                                                                                                outcome.status)
             jobs.write_status(folder, state=state, run_status=outcome.status, run_id=outcome.run_id,
                               finished_at=time.time())
+    except Interrupted as stop:
+        jobs.write_status(folder, state="cancelled", run_id=stop.outcome.run_id, finished_at=time.time())
+        return 130
     except BenchError as error:
         jobs.write_status(folder, state="failed", error=str(error), finished_at=time.time())
         return 2

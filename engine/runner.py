@@ -36,6 +36,15 @@ class Cancelled(Exception):
     pass
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a run: the run is stored as cancelled with the results measured before; the
+    caller gets them here."""
+
+    def __init__(self, outcome: RunOutcome):
+        super().__init__()
+        self.outcome = outcome
+
+
 @dataclass
 class RunOutcome:
     run_id: str
@@ -208,6 +217,7 @@ class Runner:
         self.reference_model: dict | None = None  # --reference, resolved in prepare()
         self.labelled = None  # accuracy.LabelledData when --data is given, checked in prepare()
         self.reference: dict = {}  # name, detections per image, folder of raw outputs; or name None and error
+        self.results: list[dict] = []  # every result stored so far, in order
 
     def emit(self, kind: str, **payload) -> None:
         self.on_event({"event": kind, "run_id": self.run_id, "time": time.time(), **payload})
@@ -309,16 +319,21 @@ class Runner:
         })
         self.emit("run_started", variants=[v.label for v in variants], batch_sizes=config.batch_sizes,
                   model=model["display_name"], weights_trained=model["trained"], machine=machine["label"])
-        outcome = RunOutcome(self.run_id, "running")
+        outcome = RunOutcome(self.run_id, "running", self.results)  # grows as results are stored
         try:
             self.reference = self.run_reference(model, images)
             for variant in variants:
-                outcome.results += self.run_variant(variant, model, images)
-        except Cancelled:
-            store.finish_run(db, self.run_id, "cancelled", "cancelled by the user")
+                self.run_variant(variant, model, images)
+        except (Cancelled, KeyboardInterrupt) as stop:
+            # The configurations not measured get no row: a "failed" one would read as a runtime that broke
+            # (the regression watch's "stopped working").
+            reason = "cancelled by the user" if isinstance(stop, Cancelled) else "interrupted (Ctrl-C or SIGTERM)"
+            store.finish_run(db, self.run_id, "cancelled", reason)
             outcome.status = "cancelled"
             self.emit("run_finished", status="cancelled")
-            return outcome
+            if isinstance(stop, Cancelled):
+                return outcome
+            raise Interrupted(outcome) from None
         except BaseException as error:
             store.finish_run(db, self.run_id, "failed", f"{type(error).__name__}: {error}")
             raise
@@ -443,10 +458,6 @@ class Runner:
                 elif batch in in_flight_started:  # its result is stored; only the in-flight step was lost
                     self.store_in_flight(variant.label, stored, batch, config.in_flight, None,
                                          {"error": f"the process failed measuring it: {error}"})
-            except Cancelled:
-                for remaining in list(pending):
-                    fail(remaining, "cancelled by the user", **artifacts[remaining])
-                raise
         return stored
 
     def store_in_flight(self, variant_label: str, stored: list[dict], batch: int, requests: int,
@@ -504,6 +515,7 @@ class Runner:
             summary["parity_reason"] = parity_row.get("reason")
             if accuracy_row:
                 summary.update({key: accuracy_row.get(key) for key in ("map50", "map50_95")})
+        self.results.append(summary)
         self.emit("result", **summary)
         return summary
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import time
 import traceback
 from functools import partial
@@ -40,6 +41,8 @@ def _redirect_output(log_path: str | None) -> None:
 
 def entry(job: str, params: dict, conn) -> None:
     """Spawned process target."""
+    # Ctrl-C reaches the terminal's whole process group: the parent decides what it means, and kills this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _redirect_output(params.get("log_path"))
     _quiet_libraries()
     try:

@@ -9,6 +9,7 @@ import threading
 import time
 
 import duckdb
+import psutil
 from engine import store
 from tests.conftest import ROOT, TEST_IMGSZ
 
@@ -133,3 +134,33 @@ def test_kill_right_after_a_result_landed_leaves_whole_rows(tmp_path):
     with duckdb.connect(str(db), read_only=True) as con:
         for table in ("runs", "results", "samples", "stats"):
             assert con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] >= 1, table
+
+
+def test_ctrl_c_or_sigterm_keeps_what_was_measured_and_marks_the_run_cancelled(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) or SIGTERM (a CI job's timeout, `kill`) to `run`: the
+    run is stored as cancelled, not failed or left running; the configuration it was measuring gets no
+    "failed" row (the regression watch would read it as a runtime that stopped working); no worker is left."""
+    db = tmp_path / "results.duckdb"
+    for stop in ("SIGINT to the group", "SIGTERM to the engine"):
+        process = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", str(db), *RUN_ARGS],
+                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                   text=True)
+        for line in process.stderr:  # the progress lines: wait until batch 1 is stored, batch 2 measuring
+            if "onnxruntime:fp32 b1:" in line:
+                break
+        workers = psutil.Process(process.pid).children(recursive=True)
+        if stop.startswith("SIGINT"):
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 130, (stop, err[-2000:])
+        run_id = store.runs(db).iloc[0]["run_id"]
+        assert f"interrupted: run {run_id} is stored as cancelled with the 1 result(s) measured before" in err, stop
+        assert "onnxruntime" in out, "the table of what was kept is printed"
+        run = store.runs(db, {"run_id": run_id}).iloc[0]
+        assert (run["status"], run["error"]) == ("cancelled", "interrupted (Ctrl-C or SIGTERM)"), stop
+        results = store.results_summary(db, {"run_id": run_id})
+        assert list(zip(results.runtime, results.batch, results.status)) == [("onnxruntime", 1, "completed")], stop
+        psutil.wait_procs(workers, timeout=10)
+        assert not [worker.pid for worker in workers if worker.is_running()], f"{stop}: a worker outlived the run"

@@ -128,6 +128,8 @@ def test_cancel_stops_a_measuring_run_and_it_shows_as_cancelled(tmp_path):
     status = wait_for_job(job_id, timeout_s=60)
     assert status["state"] == "cancelled", status
     assert run_in_db(db, status["run_id"])["status"] == "cancelled"
+    assert api.results_summary(str(db), {"run_id": status["run_id"]}).empty, \
+        "the configuration it was measuring gets no 'failed' row: the regression watch would say it stopped working"
     app.run()
     assert "was cancelled" in text_of(app.warning)
 
