@@ -378,6 +378,9 @@ def test_history_deletes_the_run_of_a_picked_row(two_runs_db, tmp_path):
     app = open_page(db, "history")
     assert "Pick a row to act on its run" in text_of(app.caption)
     table = app.dataframe[0].value
+    newest = api.runs(str(db))["run_id"].iloc[0]
+    assert table["run_id"].iloc[0] == newest and table["started_at"].is_monotonic_decreasing, \
+        "newest first: after months of runs, the one just made is not at the bottom of a scrolled table"
     older = table["run_id"].iloc[-1]
     app.session_state["history_table-0"] = {"selection": {"rows": [len(table) - 1], "columns": [], "cells": []}}
     app.run()

@@ -71,8 +71,9 @@ with by_machine:
         if normalised is not None:
             st.plotly_chart(normalised, key="machines_normalised_chart")
 
-st.subheader(f"{len(selection)} results")
-picked = ui.results_table(selection, key=fresh_key("history_table"), selectable=True, extra={
+st.subheader(f"{len(selection)} results, newest first")
+newest_first = selection.sort_values("started_at", ascending=False, kind="stable")  # each run's own order kept
+picked = ui.results_table(newest_first, key=fresh_key("history_table"), selectable=True, extra={
     "started_at": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
     "machine_label": st.column_config.TextColumn("Machine"), "model": st.column_config.TextColumn("Model"),
     "imgsz": st.column_config.NumberColumn("Size px"), "threads": st.column_config.NumberColumn("Threads")})
