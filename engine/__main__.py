@@ -324,23 +324,26 @@ def command_compare(args) -> int:
             raise BenchError(f"no run before {run_b} completed any of its configurations: give the baseline, "
                              f"python -m engine compare RUN_A {run_b}")
     every_a, every_b = (api.results_summary(args.db, {"run_id": run_id}) for run_id in (run_a, run_b))
-    comparison = api.compare_runs(every_a, every_b)
+    rows = [records(api.runs(args.db, {"run_id": run_id}))[0] for run_id in (run_a, run_b)]
+    comparison = api.compare_runs(every_a, every_b, runs=(rows[0], rows[1]))
     slower = [f"{row['label']} {row['infer_ms_ratio']:.2f}x" for row in records(comparison.table)
               if args.fail_above and row["infer_ms_ratio"] > args.fail_above]
     gate = 1 if args.fail_above and (slower or comparison.parity_worse or comparison.failed_in.get("B")) else 0
     if args.json:
         print(json.dumps({"run_a": run_a, "run_b": run_b, "setting_changes": comparison.setting_changes,
+                          "library_changes": comparison.library_changes,
                           "relabelled": comparison.relabelled, "only_in": comparison.only_in,
                           "failed_in": comparison.failed_in, "parity_worse": comparison.parity_worse,
                           "compared": records(comparison.table), "slower": slower}, default=str))
         return gate
     chosen = ", the newest earlier run sharing a configuration" if len(args.run_ids) == 1 else ""
-    for name, run_id in ((f"A (baseline{chosen})", run_a), ("B", run_b)):
-        run = records(api.runs(args.db, {"run_id": run_id}))[0]
+    for name, run_id, run in ((f"A (baseline{chosen})", run_a, rows[0]), ("B", run_b, rows[1])):
         print(f"{name}: run {run_id}, {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
               f"{run['machine_label']}; {models.model_and_weights(run['model'], run['weights_trained'])}")
     if comparison.setting_changes:
         print("these runs differ in more than the runtimes: " + "; ".join(comparison.setting_changes))
+    if comparison.library_changes:
+        print("library versions differ: " + "; ".join(comparison.library_changes))
     if comparison.relabelled:
         print(f"the same machine under two labels: {comparison.relabelled}")
     table = comparison.table

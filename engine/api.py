@@ -154,6 +154,7 @@ def regressions_of_run(db: str, run_id: str) -> tuple[list, int]:
     return verdicts, len(mine) - len(verdicts)
 
 
-def compare_runs(every_a, every_b, carry: tuple[str, ...] = ()) -> Comparison:
-    """Run B against baseline A from their results_summary rows (engine/compare.py)."""
-    return compare(every_a, every_b, carry)
+def compare_runs(every_a, every_b, carry: tuple[str, ...] = (), runs: tuple[dict, dict] | None = None) -> Comparison:
+    """Run B against baseline A from their results_summary rows and, where given, their runs rows (for library
+    versions and the model file's hash; engine/compare.py)."""
+    return compare(every_a, every_b, carry, runs)

@@ -3,6 +3,7 @@ both, and what the ratios leave out or hide. The dashboard's Compare page and `p
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -23,16 +24,26 @@ class Comparison:
     only_in: dict[str, list[str]] = field(default_factory=dict)  # "A" / "B": configurations the other never ran
     failed_in: dict[str, list[str]] = field(default_factory=dict)  # "A" / "B": completed in the other run only
     parity_worse: list[str] = field(default_factory=list)  # "onnxruntime:fp32 · b1 pass → fail"
+    library_changes: list[str] = field(default_factory=list)  # "openvino 2026.3.0 → 2026.4.1"
 
 
-def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...] = ()) -> Comparison:
+def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...] = (),
+            runs: tuple[dict, dict] | None = None) -> Comparison:
     """Every result of run A (the baseline) and of run B, failed ones included (a configuration that failed in
-    one run is named, not dropped); `carry` names further columns to keep, as name_a and name_b."""
+    one run is named, not dropped); `carry` names further columns to keep, as name_a and name_b; `runs`: the two
+    runs' rows, for what their results do not say (library versions, the model file's hash)."""
     done_a, done_b = (every[every["status"] == "completed"] for every in (every_a, every_b))
     with_mode = len({key[3] for key in _keys(done_a) | _keys(done_b)}) > 1  # names carry the mode where runs mix
     comparison = Comparison(table=pd.DataFrame())
+    if runs:
+        run_a, run_b = runs
+        comparison.library_changes = library_changes(*(_json(run.get("libraries")) for run in runs))
+        sha_a, sha_b = run_a.get("model_sha256"), run_b.get("model_sha256")
+        if run_a.get("model") == run_b.get("model") and sha_a and sha_b and sha_a != sha_b:
+            comparison.setting_changes.append(f"model file: {run_a['model']} {sha_a[:8]} → {sha_b[:8]} (the same "
+                                              "name, other weights)")
     if not done_a.empty and not done_b.empty:
-        comparison.setting_changes = [f"{label}: {done_a[name].iloc[0]} → {done_b[name].iloc[0]}"
+        comparison.setting_changes[:0] = [f"{label}: {done_a[name].iloc[0]} → {done_b[name].iloc[0]}"
                                       for name, label in SETTINGS.items()
                                       if done_a[name].iloc[0] != done_b[name].iloc[0]]
         # a machine is its hardware fingerprint; its label is only a name a run gave it, so two runners both
@@ -66,6 +77,15 @@ def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...]
     return comparison
 
 
+def library_changes(libraries_a: dict, libraries_b: dict) -> list[str]:
+    """The library versions that differ between two runs, in the order the engine records them ("openvino
+    2026.3.0 → 2026.4.1", "tensorflow 2.19.0 → absent"): an upgrade is the usual cause of a step in speed or in
+    parity that nothing else in the runs explains."""
+    names = list(libraries_a) + [name for name in libraries_b if name not in libraries_a]
+    return [f"{name} {libraries_a.get(name) or 'absent'} → {libraries_b.get(name) or 'absent'}"
+            for name in names if libraries_a.get(name) != libraries_b.get(name)]
+
+
 def baseline_for(run_b: str, results: pd.DataFrame) -> str | None:
     """The run to hold run B against when none is chosen: the newest run before B that completed one of B's
     configurations, on B's machine, model and image size where one did, else on its model and image size, else
@@ -87,6 +107,13 @@ def baseline_for(run_b: str, results: pd.DataFrame) -> str | None:
 def name_of(key: tuple, with_mode: bool) -> str:
     runtime, precision, batch, mode = key
     return f"{runtime}:{precision} · b{batch}" + (f" · {mode}" if with_mode else "")
+
+
+def _json(value) -> dict:
+    """A JSON column as DuckDB returns it (text), or already parsed; {} when missing."""
+    if isinstance(value, str):
+        return json.loads(value)
+    return value if isinstance(value, dict) else {}
 
 
 def _keys(results: pd.DataFrame) -> set[tuple]:

@@ -474,6 +474,32 @@ def test_compare_gives_the_ratio_of_each_shared_result(two_runs_db):
     assert left_out.proto.help == "onnxruntime:fp32 · b2, openvino:fp32 · b1, openvino:fp32 · b2"
 
 
+def test_compare_names_library_upgrades_and_other_weights_under_the_same_name(two_runs_db, tmp_path):
+    """A library upgrade is the usual cause of a step in speed or parity that nothing else explains, and a
+    retrained model keeps its name: the page and the CLI say what changed between the runs."""
+    db = tmp_path / "results.duckdb"
+    shutil.copyfile(two_runs_db, db)
+    newer, older = api.runs(db)["run_id"].tolist()
+    with duckdb.connect(str(db)) as con:
+        ((libraries, model, sha),) = con.execute("SELECT libraries, model, model_sha256 FROM runs WHERE run_id = ?",
+                                                 [older]).fetchall()
+        was = json.loads(libraries)
+        upgraded = {name: version for name, version in was.items() if name != "tensorflow"} | {"onnxruntime": "9.9.9"}
+        con.execute("UPDATE runs SET libraries = ?, model = ?, model_sha256 = ? WHERE run_id = ?",
+                    [json.dumps(upgraded), model, "f" * 64, newer])
+    expected = [f"onnxruntime {was['onnxruntime']} → 9.9.9", f"tensorflow {was['tensorflow']} → absent"]
+    app = open_page(db, "compare")
+    assert not app.exception
+    assert "Library versions differ: " + "; ".join(expected) + "." in text_of(app.info), text_of(app.info)
+    assert f"model file: {model} {sha[:8]} → ffffffff (the same name, other weights)" in text_of(app.warning)
+    assert "model: " not in text_of(app.warning)
+    headless = engine("compare", newer, "--db", str(db), "--json")
+    assert json.loads(headless.stdout)["library_changes"] == expected, headless.stderr
+    assert "library versions differ: " + "; ".join(expected) in engine("compare", newer, "--db", str(db)).stdout
+    unchanged = open_page(two_runs_db, "compare")
+    assert "Library versions differ" not in text_of(unchanged.info), "nothing said when nothing changed"
+
+
 def test_a_long_list_of_what_compare_leaves_out_is_cut_short():
     """A full sweep against a one-runtime run named 35 configurations in a wall of text; all are on hover."""
     from dashboard import ui

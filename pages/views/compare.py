@@ -25,9 +25,12 @@ with column_a:  # by default the newest earlier run that measured something B me
                         default_index=options.index(baseline) if baseline in options else 1)
 
 every_a, every_b = (ui.with_efficiency(data.results(db, {"run_id": run})) for run in (run_a, run_b))
-comparison = api.compare_runs(every_a, every_b, carry=("peak_share",))
+rows = [runs[runs["run_id"] == run].iloc[0].to_dict() for run in (run_a, run_b)]
+comparison = api.compare_runs(every_a, every_b, carry=("peak_share",), runs=(rows[0], rows[1]))
 if comparison.setting_changes:
     st.warning("These runs differ in more than the runtimes: " + "; ".join(comparison.setting_changes))
+if comparison.library_changes:  # the usual explanation of a step that nothing else explains
+    st.info("Library versions differ: " + "; ".join(comparison.library_changes) + ".", icon=":material/upgrade:")
 if comparison.relabelled:
     machine_id = every_a["machine_id"].iloc[0]
     st.caption(f"The same machine ({machine_id[:12]}) under two labels: {comparison.relabelled}.")
