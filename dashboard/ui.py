@@ -335,6 +335,11 @@ def stop_when_empty(frame: pd.DataFrame, db: str, what: str) -> None:
         st.stop()
 
 
+def since_the_run_before(verdict) -> str:
+    """". Since the run before: openvino 2026.3.0 → 2026.4.1" where library versions changed, else ""."""
+    return f". Since the run before: {'; '.join(verdict.library_changes)}" if verdict.library_changes else ""
+
+
 def regression_watch(verdicts: list) -> None:
     """The regression watch's verdicts on these results: flags only where the interval clears the noise, and
     parity worse than the run before."""
@@ -350,11 +355,12 @@ def regression_watch(verdicts: list) -> None:
         else:
             text = (f"**{v.verdict}**: {name(v)} infers in {v.infer_ms:.2f} ms against {v.baseline_ms:.2f} ms over "
                     f"its {v.history} earlier runs (noise floor {v.noise_floor:.0%})")
+        text += since_the_run_before(v)
         (st.success if v.verdict == "improvement" else st.error)(text, icon=":material/monitoring:")
     changed = [v for v in verdicts if v.parity_change]
     for v in changed:
         st.error(f"**detections changed**: {name(v)} parity went {v.parity_change.replace('->', '→')} against the "
-                 f"run before: {v.parity_reason}", icon=":material/rule:")
+                 f"run before: {v.parity_reason}" + since_the_run_before(v), icon=":material/rule:")
     judged = [v for v in verdicts if v.judged]
     if not flagged and not changed:
         st.caption(f"Regression watch: no change beyond the noise floor in {len(judged)} configuration(s) with "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine import jobs, store
 from engine.compare import COMPARED as COMPARED_METRICS
-from engine.compare import Comparison, baseline_for, compare
+from engine.compare import Comparison, baseline_for, compare, json_of, library_changes
 from engine.config import IMAGE_SUFFIXES, MAX_IN_FLIGHT, MODES, BenchError, RunConfig, usable_cpus, validate
 from engine.runtimes import registry
 
@@ -141,7 +141,16 @@ def regressions(db: str, filters: dict | None = None) -> list:
     from engine.regressions import check
 
     summary = store.results_summary(db, filters)
-    return check(summary) if not summary.empty else []
+    if summary.empty:
+        return []
+    verdicts = check(summary)
+    libraries = dict(store.runs(db, {"run_id": sorted(set(summary["run_id"]))})[["run_id", "libraries"]].values)
+    for verdict in verdicts:  # what changed since the run before: the usual explanation of a step
+        if verdict.previous_run_id:
+            newest_run = summary.loc[summary["result_id"] == verdict.result_id, "run_id"].iloc[0]
+            verdict.library_changes = library_changes(*(json_of(libraries.get(run))
+                                                         for run in (verdict.previous_run_id, newest_run)))
+    return verdicts
 
 
 def regressions_of_run(db: str, run_id: str) -> tuple[list, int]:

@@ -110,10 +110,17 @@ def print_watch(verdicts: list) -> None:
     for v in verdicts:
         if v.parity_change:
             print(f"detections changed: {result_name(asdict(v))} parity {v.parity_change}: {v.parity_reason}")
+    print_library_changes([v for v in verdicts if v.flagged or v.parity_change])
     judged = sum(v.judged for v in verdicts)
     if not flagged and not any(v.parity_change for v in verdicts):
         print(f"regression watch: no change beyond the noise in {judged} configuration(s) with history" if judged
               else f"regression watch: a configuration needs {MIN_HISTORY + 1} runs before changes are flagged")
+
+
+def print_library_changes(verdicts: list) -> None:
+    """The library versions that changed since the run before, once per change, under the flags they may explain."""
+    for changes in dict.fromkeys(tuple(v.library_changes) for v in verdicts if v.library_changes):
+        print(f"  since the run before: {'; '.join(changes)}")
 
 
 def print_verdicts(verdicts: list, failing: bool, nothing: str = "no results to judge yet") -> None:
@@ -135,6 +142,7 @@ def print_verdicts(verdicts: list, failing: bool, nothing: str = "no results to 
         if v.parity_change:  # a line of its own: the speed verdict above may well be "no change"
             print(f"{'detections changed':<20} {config} parity {v.parity_change}: {v.parity_reason[:120]}")
     regressed = [v for v in verdicts if v.regressed]
+    print_library_changes(regressed)
     judged = sum(v.judged for v in verdicts)
     if regressed:
         print(f"{len(regressed)} of {len(verdicts)} configuration(s) regressed"

@@ -37,7 +37,7 @@ def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...]
     comparison = Comparison(table=pd.DataFrame())
     if runs:
         run_a, run_b = runs
-        comparison.library_changes = library_changes(*(_json(run.get("libraries")) for run in runs))
+        comparison.library_changes = library_changes(*(json_of(run.get("libraries")) for run in runs))
         sha_a, sha_b = run_a.get("model_sha256"), run_b.get("model_sha256")
         if run_a.get("model") == run_b.get("model") and sha_a and sha_b and sha_a != sha_b:
             comparison.setting_changes.append(f"model file: {run_a['model']} {sha_a[:8]} → {sha_b[:8]} (the same "
@@ -109,7 +109,7 @@ def name_of(key: tuple, with_mode: bool) -> str:
     return f"{runtime}:{precision} · b{batch}" + (f" · {mode}" if with_mode else "")
 
 
-def _json(value) -> dict:
+def json_of(value) -> dict:
     """A JSON column as DuckDB returns it (text), or already parsed; {} when missing."""
     if isinstance(value, str):
         return json.loads(value)

@@ -1,9 +1,13 @@
 """Regression watch: a verdict only when the new result's confidence interval clears the history's noise."""
 
+import contextlib
+import io
+
 import pandas as pd
 import pytest
 
-from engine import store
+from engine import api, store
+from engine.cli_output import print_watch
 from engine.measure import Stats
 from engine.regressions import check
 from tests.conftest import engine
@@ -16,7 +20,8 @@ def history(*medians, newest_ci=None):
     rows = []
     for i, median in enumerate(medians):
         low, high = (newest_ci if (newest_ci and i == len(medians) - 1) else (median * 0.99, median * 1.01))
-        rows.append({**BASE, "result_id": f"r{i}", "started_at": pd.Timestamp("2026-11-01") + pd.Timedelta(days=i),
+        rows.append({**BASE, "result_id": f"r{i}", "run_id": f"run{i}",
+                     "started_at": pd.Timestamp("2026-11-01") + pd.Timedelta(days=i),
                      "infer_ms": median, "infer_ci_low_ms": low, "infer_ci_high_ms": high})
     return pd.DataFrame(rows)
 
@@ -52,11 +57,13 @@ def test_pipeline_modes_are_judged_apart():
 
 def test_a_newest_result_that_failed_is_judged_not_hidden():
     """A crash in the newest run used to leave the verdict of the run before it ('no change')."""
-    failed = {**BASE, "result_id": "crash", "started_at": pd.Timestamp("2026-11-09"), "status": "failed",
+    failed = {**BASE, "result_id": "crash", "run_id": "run9", "started_at": pd.Timestamp("2026-11-09"),
+              "status": "failed",
               "error": "worker process crashed with SIGSEGV", "infer_ms": None, "infer_ci_low_ms": None,
               "infer_ci_high_ms": None}
     (verdict,) = check(pd.concat([history(10.0, 10.1, 10.0), pd.DataFrame([failed])]))
     assert (verdict.verdict, verdict.result_id, verdict.history) == ("stopped working", "crash", 3)
+    assert verdict.previous_run_id == "run2", "the run of the last result that completed: what changed since"
     assert verdict.infer_ms is None and verdict.baseline_ms == 10.0 and "SIGSEGV" in verdict.error
     (never,) = check(pd.DataFrame([failed]))
     assert (never.verdict, never.history) == ("failed", 0), "it never worked: nothing regressed"
@@ -81,13 +88,13 @@ def test_parity_worse_than_the_run_before_is_flagged_apart_from_speed():
     assert no_column.parity_change is None
 
 
-def _store_run(db, run_id, day, results, parity=None, imgsz=640):
+def _store_run(db, run_id, day, results, parity=None, imgsz=640, libraries=None):
     """One run whose results are {runtime: inference ms} for completed ones, {runtime: reason} for failed ones;
-    parity: {runtime: (verdict, reason)}."""
+    parity: {runtime: (verdict, reason)}; libraries: {name: version}, as the engine records them."""
     store.insert_run(db, {"run_id": run_id, "started_at": pd.Timestamp(f"2026-11-{day:02d}", tz="UTC"),
                           "machine_id": "m1", "machine_label": "lab", "model": "yolov8n", "model_sha256": "x",
                           "model_source": "test", "weights_trained": False, "imgsz": imgsz, "images": [],
-                          "config": {}, "libraries": {}, "pid": 1})
+                          "config": {}, "libraries": libraries or {}, "pid": 1})
     for runtime, outcome in results.items():
         failed = isinstance(outcome, str)
         samples, per_stage = [], {}
@@ -166,11 +173,22 @@ def test_the_overview_flags_a_regression(tmp_path):
 
     db = tmp_path / "results.duckdb"
     store.ensure_schema(db)
-    for day, infer_ms in ((1, 60.0), (2, 61.0), (3, 60.5), (4, 80.0)):
-        _store_run(db, f"run{day}", day, {"onnxruntime": infer_ms})
+    for day, infer_ms, version in ((1, 60.0, "1.31.0"), (2, 61.0, "1.31.0"), (3, 60.5, "1.31.0"), (4, 80.0, "1.32.0")):
+        _store_run(db, f"run{day}", day, {"onnxruntime": infer_ms},
+                   libraries={"onnxruntime": version, "numpy": "2.1.3"})
     app = open_page(db, "overview")
     assert not app.exception
-    assert "regression: onnxruntime:fp32 batch 1 infers in 80.0" in text_of(app.error).replace("*", "")
+    flagged = text_of(app.error).replace("*", "")
+    assert "regression: onnxruntime:fp32 batch 1 infers in 80.0" in flagged
+    # the likely cause, named beside the flag: the library versions that changed since the run before
+    assert flagged.endswith("(noise floor 3%). Since the run before: onnxruntime 1.31.0 → 1.32.0"), flagged
+    report = engine("check-regressions", "--db", str(db)).stdout
+    since = "  since the run before: onnxruntime 1.31.0 → 1.32.0"
+    assert f"\n{since}\n1 of 1 configuration(s) regressed" in report, report
+    watch = io.StringIO()
+    with contextlib.redirect_stdout(watch):  # what `run` ends with
+        print_watch(api.regressions_of_run(str(db), "run4")[0])
+    assert watch.getvalue().splitlines()[1:] == [since], watch.getvalue()
 
 
 def test_cli_and_overview_flag_parity_that_got_worse(tmp_path):
