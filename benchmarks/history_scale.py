@@ -43,8 +43,8 @@ def generate(db: Path, runs: int, machines: int) -> None:
                            TIMESTAMPTZ '2026-01-01' + i * INTERVAL 30 MINUTE + INTERVAL 2 MINUTE, 'completed',
                            'm' || (i % {machines}), 'machine-' || (i % {machines}),
                            CASE WHEN i % 3 = 0 THEN 'yolov8s' ELSE 'yolov8n' END, 'sha', 'synthetic', true, 640,
-                           '[]', '{{}}', '{{}}', 0
-                    FROM range({runs}) t(i)""")
+                           '[]', '{{}}', '{{"openvino": "2026.' || (i // 1000) || '.0", "numpy": "2.1.3"}}', 0
+                    FROM range({runs}) t(i)""")  # an OpenVINO upgrade every 1,000 runs, on every machine
     runtimes = "[" + ", ".join(f"'{r}'" for r in RUNTIMES) + "]"
     con.execute(f"""INSERT INTO results (result_id, run_id, runtime, precision, batch, status, imgsz, threads,
                        settings, export_cached, warmup, iterations, finished_at)
@@ -98,8 +98,8 @@ def main() -> None:
         "results_summary, whole history": lambda: api.results_summary(str(db)),
         "results_summary, one machine and model": lambda: api.results_summary(str(db), one_machine),
         "runs list": lambda: api.runs(str(db)),
-        "chart: infer median over time, by runtime and batch":
-            lambda: charts.history_lines(summary, "infer_ms", ["runtime", "batch"]),
+        "chart: infer median over time, by runtime and batch, library upgrades marked": lambda: charts.history_lines(
+            summary, "infer_ms", ["runtime", "batch"], api.library_steps(api.runs(str(db)))),
         "chart: latency and throughput against batch": lambda: charts.batch_scaling(summary),
         "chart: machines compared": lambda: charts.machines_bars(summary, "infer_ms"),
     }

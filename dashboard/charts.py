@@ -163,8 +163,10 @@ def series_labels(rows: pd.DataFrame, split_by: list[str]) -> pd.Series:
     return label
 
 
-def history_lines(results: pd.DataFrame, metric: str, split_by: list[str]) -> go.Figure:
-    """A chosen metric over time, one line per combination of the chosen split columns."""
+def history_lines(results: pd.DataFrame, metric: str, split_by: list[str],
+                  library_steps: pd.DataFrame | None = None) -> go.Figure:
+    """A chosen metric over time, one line per combination of the chosen split columns; library_steps (engine's
+    library_steps): a dotted line at each run whose library versions changed, the usual cause of a step."""
     rows = completed(results).dropna(subset=[metric])  # peak memory: none on results older than schema v8
     rows["series"] = series_labels(rows, split_by)
     points = (rows.groupby(["series", "run_id", "started_at"], as_index=False)[metric].median()
@@ -178,7 +180,35 @@ def history_lines(results: pd.DataFrame, metric: str, split_by: list[str]) -> go
     if last - first < pd.Timedelta(minutes=1):
         # Runs started within a minute: Plotly would zoom to fractions of a second (ticks like 03:18:21.4745).
         figure.update_xaxes(range=[first - pd.Timedelta(hours=1), last + pd.Timedelta(hours=1)])
+    if library_steps is not None and not library_steps.empty:
+        span = max(last - first, pd.Timedelta(hours=2))
+        _mark_library_steps(figure, library_steps, points[metric].max(), rows["machine_id"].nunique() > 1, span)
     return _layout(figure, f"{METRICS[metric]} over time")
+
+
+def _mark_library_steps(figure: go.Figure, steps: pd.DataFrame, top: float, name_machines: bool,
+                        span: pd.Timedelta) -> None:
+    """A dotted line at each step, a marker on top labelled with its first new version (unless it would overlap
+    the label before: within a tenth of the time axis), every change on hover."""
+    for started_at in steps["started_at"]:
+        figure.add_shape(type="line", x0=started_at, x1=started_at, y0=0, y1=1, yref="paper",
+                         line=dict(color="grey", dash="dot", width=1))
+
+    def short(changes: list[str]) -> str:  # "onnxruntime 1.31.0 → 1.32.0" -> "onnxruntime 1.32.0"
+        name, _, versions = changes[0].partition(" ")
+        return f"{name} {versions.split(' → ')[-1]}" + (f" +{len(changes) - 1}" if len(changes) > 1 else "")
+
+    labels, labelled_at = [], None
+    for step in steps.itertuples():
+        crowded = labelled_at is not None and step.started_at - labelled_at < span / 10
+        labels.append("" if crowded else short(step.changes))
+        labelled_at = labelled_at if crowded else step.started_at
+    hover = ["<br>".join(step.changes) + (f"<br>on {step.machine_label}" if name_machines else "")
+             + f"<br>run {step.run_id}" for step in steps.itertuples()]
+    figure.add_scatter(x=steps["started_at"], y=[top] * len(steps), mode="markers+text",
+                       name="library versions changed", text=labels, textposition="top center",
+                       textfont=dict(size=10, color="grey"), cliponaxis=False, hovertext=hover, hoverinfo="text",
+                       marker=dict(symbol="diamond-open", size=10, color="grey"))
 
 
 def batch_scaling(results: pd.DataFrame) -> go.Figure:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine import jobs, store
 from engine.compare import COMPARED as COMPARED_METRICS
-from engine.compare import Comparison, baseline_for, compare, json_of, library_changes
+from engine.compare import Comparison, baseline_for, compare, json_of, library_changes, library_steps
 from engine.config import IMAGE_SUFFIXES, MAX_IN_FLIGHT, MODES, BenchError, RunConfig, usable_cpus, validate
 from engine.runtimes import registry
 
@@ -19,7 +19,7 @@ __all__ = [
     "job_status", "cancel", "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
     "export_run", "write_bundle", "delete_run", "deleted_runs", "restore_run", "import_bundle", "regressions",
-    "regressions_of_run", "compare_runs", "COMPARED_METRICS", "baseline_for",
+    "regressions_of_run", "compare_runs", "COMPARED_METRICS", "baseline_for", "library_steps",
 ]
 
 

@@ -86,6 +86,21 @@ def library_changes(libraries_a: dict, libraries_b: dict) -> list[str]:
             for name in names if libraries_a.get(name) != libraries_b.get(name)]
 
 
+def library_steps(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose library versions differ from their machine's run before (among those given): started_at,
+    run_id, machine_label and changes (a list, as library_changes gives it), oldest first. A machine's first run
+    is no step."""
+    steps = []
+    for _, machine_runs in runs.sort_values("started_at").groupby("machine_id", sort=False):
+        versions = [json_of(value) for value in machine_runs["libraries"]]
+        for (_, run), before, now in zip(machine_runs.iloc[1:].iterrows(), versions, versions[1:]):
+            if changes := library_changes(before, now):
+                steps.append({"started_at": run["started_at"], "run_id": run["run_id"],
+                              "machine_label": run["machine_label"], "changes": changes})
+    columns = ["started_at", "run_id", "machine_label", "changes"]
+    return pd.DataFrame(steps, columns=columns).sort_values("started_at", ignore_index=True)
+
+
 def baseline_for(run_b: str, results: pd.DataFrame) -> str | None:
     """The run to hold run B against when none is chosen: the newest run before B that completed one of B's
     configurations, on B's machine, model and image size where one did, else on its model and image size, else

@@ -90,3 +90,34 @@ def test_no_two_lines_look_alike_past_the_palette():
     scaling = charts.batch_scaling(rows)
     assert len(set(looks(scaling))) == 14
     assert all(trace.line.color for trace in scaling.data), "both panels colour their lines"
+
+
+def test_library_steps_are_the_runs_whose_versions_differ_from_their_machines_run_before():
+    from engine.api import library_steps
+
+    runs = pd.DataFrame({
+        "run_id": ["a1", "b1", "a2", "b2", "a3"], "machine_id": ["A", "B", "A", "B", "A"],
+        "machine_label": ["lab", "ci", "lab", "ci", "lab"],
+        "started_at": pd.date_range("2026-11-20", periods=5, freq="D", tz="UTC"),
+        "libraries": ['{"openvino": "2026.3.0", "numpy": "2.1.3"}', '{"openvino": "2026.4.1"}',
+                      '{"openvino": "2026.3.0", "numpy": "2.1.3"}', '{"openvino": "2026.4.1"}',
+                      '{"openvino": "2026.4.1", "numpy": "2.1.3", "onnx": "1.22.0"}'],
+    })
+    steps = library_steps(runs)  # machine B's first run is no step, though its versions differ from A's
+    assert steps[["run_id", "machine_label"]].values.tolist() == [["a3", "lab"]]
+    assert steps["changes"].iloc[0] == ["openvino 2026.3.0 → 2026.4.1", "onnx absent → 1.22.0"]
+    assert library_steps(runs.iloc[:0]).empty
+
+
+def test_history_marks_library_steps_with_a_label_each_unless_crowded():
+    spread = history(3).assign(machine_id="A", started_at=pd.date_range("2026-11-20", periods=3, freq="D", tz="UTC"))
+    at = pd.to_datetime(["2026-11-21 00:00", "2026-11-21 02:00", "2026-11-22 00:00"], utc=True)
+    steps = pd.DataFrame({"started_at": at, "run_id": ["run1", "run1b", "run2"], "machine_label": "box",
+                          "changes": [["openvino 2026.3.0 → 2026.4.1"], ["numpy 2.1.3 → 2.2.0"],
+                                      ["onnxruntime 1.31.0 → 1.32.0", "numpy 2.2.0 → 2.3.0"]]})
+    figure = charts.history_lines(spread, "infer_ms", ["runtime"], steps)
+    assert [shape.line.dash for shape in figure.layout.shapes] == ["dot"] * 3, "a dotted line at each step"
+    (marks,) = [trace for trace in figure.data if trace.name == "library versions changed"]
+    assert list(marks.text) == ["openvino 2026.4.1", "", "onnxruntime 1.32.0 +1"], "two hours after a label: none"
+    assert marks.hovertext[2] == "onnxruntime 1.31.0 → 1.32.0<br>numpy 2.2.0 → 2.3.0<br>run run2"
+    assert not [t for t in charts.history_lines(spread, "infer_ms", ["runtime"]).data if t.name.startswith("library")]

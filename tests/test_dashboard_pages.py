@@ -403,6 +403,24 @@ def test_a_link_to_one_run_shares_that_run(filled_run):
         filled_run["run_id"]
 
 
+def test_history_marks_the_run_where_library_versions_changed(two_runs_db, tmp_path):
+    """A step in a line is explained at a glance: the run where an upgrade came in is marked on the time axis."""
+    db = tmp_path / "results.duckdb"
+    shutil.copyfile(two_runs_db, db)
+    newer, older = api.runs(db)["run_id"].tolist()
+    with duckdb.connect(str(db)) as con:
+        was = json.loads(con.execute("SELECT libraries FROM runs WHERE run_id = ?", [older]).fetchall()[0][0])
+        con.execute("UPDATE runs SET libraries = ? WHERE run_id = ?",
+                    [json.dumps({**was, "openvino": "2099.1.0"}), newer])
+    app = open_page(db, "history")
+    assert not app.exception
+    (marks,) = [trace for trace in figures(app)[0].data if trace.name == "library versions changed"]
+    assert list(marks.text) == ["openvino 2099.1.0"]
+    assert marks.hovertext[0] == f"openvino {was['openvino']} → 2099.1.0<br>run {newer}"
+    unchanged = open_page(two_runs_db, "history")
+    assert not [trace for trace in figures(unchanged)[0].data if trace.name == "library versions changed"]
+
+
 def test_history_metric_choice_changes_the_chart(filled_db):
     app = open_page(filled_db, "history")
     app.selectbox(key="history_metric").set_value("throughput_ips").run()

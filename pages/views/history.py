@@ -5,6 +5,7 @@ import streamlit as st
 
 from dashboard import charts, data, ui
 from dashboard.deletion import delete_button, fresh_key, show_deleted
+from engine import api
 
 db, filters = ui.page_header("History", "Every completed result in the database; the sidebar picks machines and "
                               "models, the filters below the rest.")
@@ -45,7 +46,9 @@ with over_time:
         st.info(f"No selected result has a figure for '{charts.METRICS[metric]}': the engine records it "
                 "since schema v8; run the benchmark again to get it.")
     else:
-        st.plotly_chart(charts.history_lines(completed, metric, split_by), key="history_chart")
+        every_run = data.runs(db)  # one cached read; a filter by thousands of run ids would be a long IN list
+        steps = api.library_steps(every_run[every_run["run_id"].isin(completed["run_id"])])
+        st.plotly_chart(charts.history_lines(completed, metric, split_by, steps), key="history_chart")
     if completed["run_id"].nunique() == 1:
         st.caption("One run so far: each line is a single point until more runs are added.")
 with by_batch:
