@@ -190,9 +190,9 @@ def _mark_library_steps(figure: go.Figure, steps: pd.DataFrame, top: float, name
                         span: pd.Timedelta) -> None:
     """A dotted line at each step, a marker on top labelled with its first new version (unless it would overlap
     the label before: within a tenth of the time axis), every change on hover."""
-    for started_at in steps["started_at"]:
-        figure.add_shape(type="line", x0=started_at, x1=started_at, y0=0, y1=1, yref="paper",
-                         line=dict(color="grey", dash="dot", width=1))
+    figure.update_layout(shapes=[  # at once: add_shape one by one took 2.6 s for 180 steps
+        dict(type="line", x0=at, x1=at, y0=0, y1=1, yref="paper", line=dict(color="grey", dash="dot", width=1))
+        for at in steps["started_at"]])
 
     def short(changes: list[str]) -> str:  # "onnxruntime 1.31.0 → 1.32.0" -> "onnxruntime 1.32.0"
         name, _, versions = changes[0].partition(" ")
