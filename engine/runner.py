@@ -327,7 +327,7 @@ class Runner:
         except (Cancelled, KeyboardInterrupt) as stop:
             # The configurations not measured get no row: a "failed" one would read as a runtime that broke
             # (the regression watch's "stopped working").
-            reason = "cancelled by the user" if isinstance(stop, Cancelled) else "interrupted (Ctrl-C or SIGTERM)"
+            reason = "cancelled by the user" if isinstance(stop, Cancelled) else "interrupted by Ctrl-C or SIGTERM"
             store.finish_run(db, self.run_id, "cancelled", reason)
             outcome.status = "cancelled"
             self.emit("run_finished", status="cancelled")

@@ -11,7 +11,7 @@ import time
 import duckdb
 import psutil
 from engine import store
-from tests.conftest import ROOT, TEST_IMGSZ
+from tests.conftest import ROOT, TEST_IMGSZ, engine
 
 # The minimum duration keeps a warm run longer than the late kill points on a fast machine too (an AVX-512
 # EPYC finished a 15-iteration warm run in ~6 s, so kills at 7-14 s hit nothing).
@@ -158,8 +158,10 @@ def test_ctrl_c_or_sigterm_keeps_what_was_measured_and_marks_the_run_cancelled(t
         run_id = store.runs(db).iloc[0]["run_id"]
         assert f"interrupted: run {run_id} is stored as cancelled with the 1 result(s) measured before" in err, stop
         assert "onnxruntime" in out, "the table of what was kept is printed"
+        shown = engine("show", run_id, "--db", str(db)).stdout
+        assert shown.startswith(f"run {run_id}: cancelled (interrupted by Ctrl-C or SIGTERM), started"), shown
         run = store.runs(db, {"run_id": run_id}).iloc[0]
-        assert (run["status"], run["error"]) == ("cancelled", "interrupted (Ctrl-C or SIGTERM)"), stop
+        assert (run["status"], run["error"]) == ("cancelled", "interrupted by Ctrl-C or SIGTERM"), stop
         results = store.results_summary(db, {"run_id": run_id})
         assert list(zip(results.runtime, results.batch, results.status)) == [("onnxruntime", 1, "completed")], stop
         psutil.wait_procs(workers, timeout=10)
