@@ -12,6 +12,21 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 OVERLAY_COLOR = (255, 0, 200)  # magenta: the engine draws the reference's boxes in per-class colours
 
 
+def image_index(key: str) -> int:
+    """The place of an image in its run's list, from the engine's key ("07-bus.jpg": engine Runner.image_key)."""
+    return int(key.split("-", 1)[0])
+
+
+def in_run_order(keys) -> list[str]:
+    """Image keys in the order the run was given them: "100-a.jpg" after "11-b.jpg", not between 10 and 11."""
+    return sorted(set(keys), key=image_index)
+
+
+def image_name(key: str, count: int) -> str:
+    """"bus.jpg (1 of 200)": the file's name, and where it stands among the run's images."""
+    return f"{key.split('-', 1)[1]} ({image_index(key) + 1} of {count})"
+
+
 def open_upright(path: str | Path) -> Image.Image:
     """An image as the engine saw it: OpenCV's imread applies the EXIF orientation (a phone's portrait photo is
     stored sideways with a tag), so boxes are in the turned image's pixels; PIL alone gives the stored pixels."""

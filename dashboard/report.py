@@ -12,7 +12,9 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from dashboard import charts
-from dashboard.images import jpeg_data_uri
+from dashboard.images import image_index, in_run_order, jpeg_data_uri
+
+REPORT_IMAGES = 6  # images of a run shown in its report, each through every runtime
 
 TABLE_COLUMNS = {
     "runtime": "runtime", "precision": "precision", "batch": "batch", "mode": "mode", "pre_ms": "pre ms",
@@ -110,14 +112,23 @@ def _page(title: str, subtitle: str, sections: list[tuple[str, str]]) -> str:
 
 
 def _images(images: pd.DataFrame) -> str:
+    """The first REPORT_IMAGES images of the run, each through every runtime: a run over a folder of 200 photos
+    would otherwise inline 200 pictures per runtime (25 MB each)."""
+    annotated = images.dropna(subset=["annotated_path"])
+    keys = in_run_order(annotated["image"])
+    kept = annotated[annotated["image"].isin(keys[:REPORT_IMAGES])].assign(order=lambda f: f["image"].map(image_index))
     figures = []
-    for row in images.dropna(subset=["annotated_path"]).sort_values(["image", "runtime", "precision"]).itertuples():
+    for row in kept.sort_values(["order", "runtime", "precision"]).itertuples():
         if not Path(row.annotated_path).is_file():
             continue
         caption = f"{row.image}: {row.runtime} {row.precision} batch {row.batch}, {row.detections} detections"
         figures.append(f'<figure><img src="{jpeg_data_uri(row.annotated_path)}" alt="{html.escape(caption)}">'
                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-    return f'<div class="images">{"".join(figures)}</div>' if figures else "<p>No annotated images were saved.</p>"
+    if not figures:
+        return "<p>No annotated images were saved.</p>"
+    left_out = (f'<p class="muted">The first {REPORT_IMAGES} of the run\'s {len(keys)} images; the dashboard\'s '
+                "Detections page shows every one.</p>") if len(keys) > REPORT_IMAGES else ""
+    return f'{left_out}<div class="images">{"".join(figures)}</div>'
 
 
 def _fastest(results: pd.DataFrame) -> pd.DataFrame:

@@ -159,6 +159,36 @@ def test_detections_show_each_runtime_image_and_its_timings(filled_run):
     assert len(elements(app, "image")) == 2
 
 
+def test_a_run_over_a_folder_of_many_images_lists_them_in_order_and_its_report_shows_a_few(filled_run, tmp_path):
+    """A run over 120 photos: "100-..." sorted between "10-..." and "11-...", the picker showed the engine's keys,
+    and the shared report inlined every picture of every runtime."""
+    from dashboard import data
+
+    db = tmp_path / "results.duckdb"
+    shutil.copyfile(filled_run["db"], db)
+    run_id = filled_run["run_id"]
+    with duckdb.connect(str(db)) as con:
+        given = json.loads(con.execute("SELECT images FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0])
+        photos = [given[i % len(given)] for i in range(120)]
+        con.execute("UPDATE runs SET images = ? WHERE run_id = ?", [json.dumps(photos), run_id])
+        rows = con.execute("SELECT result_id, annotated_path FROM result_images WHERE annotated_path IS NOT NULL "
+                           "AND image = '00-bus.jpg'").fetchall()
+        con.execute("DELETE FROM result_images")
+        for result_id, path in rows:
+            for index, photo in enumerate(photos):
+                con.execute("INSERT INTO result_images VALUES (?, ?, ?, 0)",
+                            [result_id, f"{index:02d}-{Path(photo).name}", path])
+    app = open_page(db, "detections")
+    assert not app.exception
+    picker = app.selectbox(key="detections_image")
+    assert [int(label.split("(")[1].split(" of ")[0]) for label in picker.options] == list(range(1, 121)), \
+        "the run's own order"
+    assert picker.options[101] == "zidane.jpg (102 of 120)", "the file's name, not the engine's key"
+    report = data.run_report(str(db), run_id)
+    assert "The first 6 of the run's 120 images; the dashboard's Detections page shows every one." in report
+    assert report.count("<figure>") == 6 * len(rows), "six images, each through every runtime"
+
+
 def test_detections_overlay_toggle_draws_one_runtime_over_another(filled_db):
     app = open_page(filled_db, "detections")
     app.toggle(key="overlay").set_value(True).run()

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, ui
-from dashboard.images import overlay_boxes, parity_diff
+from dashboard.images import image_index, image_name, in_run_order, overlay_boxes, parity_diff
 
 db, filters = ui.page_header("Detections", "The same image through each runtime (the smallest batch of each), with "
                               "its boxes and per-image timings.")
@@ -24,7 +24,9 @@ boxes = data.detections(db, run_id)
 ui.weights_warning(results["weights_trained"])
 names = charts.variant_batch(results)  # the Overview's bar names
 
-image = st.selectbox("Image", sorted(images["image"].unique()), key="detections_image")
+originals = json.loads(data.runs(db, {"run_id": run_id}).iloc[0]["images"])
+image = st.selectbox("Image", in_run_order(images["image"]), key="detections_image",
+                     format_func=lambda key: image_name(key, len(originals)))
 shown = (images[images["image"] == image].join(results["mode"], on="result_id")
          .sort_values(["runtime", "precision", "mode"]).reset_index(drop=True))
 cards = shown
@@ -91,8 +93,7 @@ if with_parity and st.toggle("Parity diff: a runtime's boxes against the referen
     labels = {row.result_id: names[row.result_id] for row in with_parity}
     chosen = st.selectbox("Runtime", list(labels), format_func=labels.get, key="parity_diff_result")
     parity = results.loc[chosen]
-    index = int(image.split("-", 1)[0])
-    originals = json.loads(data.runs(db, {"run_id": run_id}).iloc[0]["images"])
+    index = image_index(image)
     candidate = boxes[(boxes["result_id"] == chosen) & (boxes["image"] == image)]
     reference = reference_boxes[reference_boxes["image"] == image] if not reference_boxes.empty else reference_boxes
     picture, notes = st.columns([3, 2])
