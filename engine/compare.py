@@ -80,7 +80,9 @@ def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...]
 def library_changes(libraries_a: dict, libraries_b: dict) -> list[str]:
     """The library versions that differ between two runs, in the order the engine records them ("openvino
     2026.3.0 → 2026.4.1", "tensorflow 2.19.0 → absent"): an upgrade is the usual cause of a step in speed or in
-    parity that nothing else in the runs explains."""
+    parity that nothing else in the runs explains. A run that recorded none (made by hand, say) says nothing."""
+    if not libraries_a or not libraries_b:
+        return []
     names = list(libraries_a) + [name for name in libraries_b if name not in libraries_a]
     return [f"{name} {libraries_a.get(name) or 'absent'} → {libraries_b.get(name) or 'absent'}"
             for name in names if libraries_a.get(name) != libraries_b.get(name)]

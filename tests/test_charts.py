@@ -107,6 +107,8 @@ def test_library_steps_are_the_runs_whose_versions_differ_from_their_machines_ru
     assert steps[["run_id", "machine_label"]].values.tolist() == [["a3", "lab"]]
     assert steps["changes"].iloc[0] == ["openvino 2026.3.0 → 2026.4.1", "onnx absent → 1.22.0"]
     assert library_steps(runs.iloc[:0]).empty
+    unrecorded = runs.assign(libraries=["{}", None, '{"openvino": "2026.3.0"}', "{}", "{}"])
+    assert library_steps(unrecorded).empty, "a run that recorded no versions is no step, nor are the runs after it"
 
 
 def test_history_marks_library_steps_with_a_label_each_unless_crowded():
