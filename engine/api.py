@@ -147,9 +147,8 @@ def regressions(db: str, filters: dict | None = None) -> list:
     libraries = dict(store.runs(db, {"run_id": sorted(set(summary["run_id"]))})[["run_id", "libraries"]].values)
     for verdict in verdicts:  # what changed since the run before: the usual explanation of a step
         if verdict.previous_run_id:
-            newest_run = summary.loc[summary["result_id"] == verdict.result_id, "run_id"].iloc[0]
             verdict.library_changes = library_changes(*(json_of(libraries.get(run))
-                                                         for run in (verdict.previous_run_id, newest_run)))
+                                                         for run in (verdict.previous_run_id, verdict.run_id)))
     return verdicts
 
 

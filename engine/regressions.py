@@ -48,6 +48,7 @@ class Verdict:
     error: str | None = None  # why the newest result failed
     parity_change: str | None = None  # "pass -> fail" when the newest result's parity got worse
     parity_reason: str | None = None  # the newest result's parity reason, with parity_change
+    run_id: str | None = None  # the newest result's run
     previous_run_id: str | None = None  # the run of the last earlier completed result: the one to explain a step
     library_changes: list[str] = field(default_factory=list)  # from that run to the newest ("openvino a → b")
 
@@ -102,7 +103,7 @@ def check(summary: pd.DataFrame) -> list[Verdict]:
             _optional(newest["infer_ms"]), _optional(newest["infer_ci_low_ms"]), _optional(newest["infer_ci_high_ms"]),
             baseline, floor, len(earlier), str(newest["mode"]),
             None if newest["status"] == "completed" else str(newest.get("error") or "no reason recorded"),
-            *_parity_change(newest, before),
+            *_parity_change(newest, before), str(newest["run_id"]),
             str(before[before["status"] == "completed"]["run_id"].iloc[-1]) if len(earlier) else None))
     return verdicts
 
