@@ -447,6 +447,14 @@ def test_history_marks_the_run_where_library_versions_changed(two_runs_db, tmp_p
     (marks,) = [trace for trace in figures(app)[0].data if trace.name == "library versions changed"]
     assert list(marks.text) == ["openvino 2099.1.0"]
     assert marks.hovertext[0] == f"openvino {was['openvino']} → 2099.1.0<br>run {newer}"
+    older_day = api.runs(db)["started_at"].iloc[1]  # against the machine's run before, even when it is not shown
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE runs SET started_at = started_at + INTERVAL 2 DAY WHERE run_id = ?", [newer])
+    app.date_input(key="history_dates").set_value((older_day.date() + pd.Timedelta(days=1),
+                                                   older_day.date() + pd.Timedelta(days=3))).run()
+    assert set(app.dataframe[0].value["run_id"]) == {newer}
+    assert [trace.text for trace in figures(app)[0].data if trace.name == "library versions changed"] == [
+        ("openvino 2099.1.0",)]
     unchanged = open_page(two_runs_db, "history")
     assert not [trace for trace in figures(unchanged)[0].data if trace.name == "library versions changed"]
 

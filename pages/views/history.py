@@ -46,8 +46,9 @@ with over_time:
         st.info(f"No selected result has a figure for '{charts.METRICS[metric]}': the engine records it "
                 "since schema v8; run the benchmark again to get it.")
     else:
-        every_run = data.runs(db)  # one cached read; a filter by thousands of run ids would be a long IN list
-        steps = api.library_steps(every_run[every_run["run_id"].isin(completed["run_id"])])
+        # against each machine's run before, shown or not: a date range starting on an upgrade still marks it
+        steps = api.library_steps(data.runs(db))
+        steps = steps[steps["run_id"].isin(completed["run_id"])]
         st.plotly_chart(charts.history_lines(completed, metric, split_by, steps), key="history_chart")
     if completed["run_id"].nunique() == 1:
         st.caption("One run so far: each line is a single point until more runs are added.")
