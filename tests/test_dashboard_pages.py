@@ -139,6 +139,16 @@ def test_efficiency_says_peak_not_measured_where_there_is_none(filled_db, tmp_pa
     assert set(history["peak_share"]) == {"peak not measured"}
 
 
+def test_overview_says_why_the_latest_run_did_not_complete(filled_run, tmp_path):
+    """A run stopped with Ctrl-C shows the results it kept; the caption says why there are not more."""
+    db = tmp_path / "results.duckdb"
+    shutil.copyfile(filled_run["db"], db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE runs SET status = 'cancelled', error = 'interrupted by Ctrl-C or SIGTERM'")
+    assert "run cancelled: interrupted by Ctrl-C or SIGTERM" in text_of(open_page(db).caption)
+    assert "run completed" in text_of(open_page(filled_run["db"]).caption)
+
+
 def test_overview_batch_choice_changes_the_leaderboard(filled_db):
     app = open_page(filled_db)
     batch_control = [control for control in app.get("button_group")][0]

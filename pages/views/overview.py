@@ -21,14 +21,17 @@ if latest.empty:
     ui.failures(summary)
     st.stop()
 
+runs = data.runs(db)
 for machine_id, rows in latest.groupby("machine_id", sort=False):
     run = rows.iloc[0]
+    why = runs.loc[runs["run_id"] == run["run_id"], "error"].dropna()  # "interrupted by Ctrl-C or SIGTERM"
+    status = run["run_status"] + (f": {why.iloc[0]}" if run["run_status"] != "completed" and len(why) else "")
     with st.container(border=True):
         st.subheader(f":material/computer: {run['machine_label']}")
         st.caption(f"Run `{run['run_id']}` started {ui.utc(run['started_at'])} · model "
                    f"**{ui.model_and_weights(run['model'], run['weights_trained'])}** · "
                    f"{run['imgsz']} px · {run['threads']} thread{'' if run['threads'] == 1 else 's'} · run "
-                   f"{run['run_status']}")
+                   f"{status}")
         delete_button(db, run["run_id"], int((summary["run_id"] == run["run_id"]).sum()))
         ui.weights_warning(rows["weights_trained"])
         batches = sorted(rows["batch"].unique().tolist())
