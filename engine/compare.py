@@ -105,9 +105,10 @@ def library_steps(runs: pd.DataFrame) -> pd.DataFrame:
 
 def baseline_for(run_b: str, results: pd.DataFrame) -> str | None:
     """The run to hold run B against when none is chosen: the newest run before B that completed one of B's
-    configurations, on B's machine, model and image size where one did, else on its model and image size, else
-    any; None when no earlier run shares one. The run just before B may have measured other runtimes, or been
-    another machine's in a shared store."""
+    configurations, on B's machine, model, image size and thread count where one did, then without the thread
+    count, then on its model and image size alone, else any; None when no earlier run shares one. The run just
+    before B may have measured other runtimes, used one thread to try it, or been another machine's in a shared
+    store."""
     done = results[results["status"] == "completed"]
     mine = done[done["run_id"] == run_b]
     if mine.empty:
@@ -115,7 +116,8 @@ def baseline_for(run_b: str, results: pd.DataFrame) -> str | None:
     shares = done[KEYS].apply(tuple, axis=1).isin(_keys(mine))
     earlier = done[(done["started_at"] < mine["started_at"].iloc[0]) & shares]
     alike = earlier[(earlier["model"] == mine["model"].iloc[0]) & (earlier["imgsz"] == mine["imgsz"].iloc[0])]
-    for candidates in (alike[alike["machine_id"] == mine["machine_id"].iloc[0]], alike, earlier):
+    here = alike[alike["machine_id"] == mine["machine_id"].iloc[0]]
+    for candidates in (here[here["threads"] == mine["threads"].iloc[0]], here, alike, earlier):
         if not candidates.empty:
             return str(candidates.sort_values("started_at")["run_id"].iloc[-1])
     return None

@@ -689,6 +689,17 @@ def test_compare_holds_the_newest_run_against_the_newest_that_shares_a_configura
     assert api.baseline_for(pytorch_run, api.results_summary(db)) is None, "no earlier run measured PyTorch"
 
 
+def test_the_default_baseline_has_the_same_thread_count_where_one_does():
+    """A CI job's two-thread run was held against the one-thread run tried just before it ("threads: 1 → 2")."""
+    runs = [("r1", 2), ("r2", 1), ("r3", 2), ("r4", 1)]
+    results = pd.DataFrame([{"run_id": run_id, "threads": threads, "status": "completed", "runtime": "onnxruntime",
+                             "precision": "fp32", "batch": 1, "mode": "lean", "model": "yolov8n", "imgsz": 640,
+                             "machine_id": "m1", "started_at": pd.Timestamp("2026-11-20") + pd.Timedelta(days=day)}
+                            for day, (run_id, threads) in enumerate(runs)])
+    assert api.baseline_for("r3", results) == "r1" and api.baseline_for("r4", results) == "r2"
+    assert api.baseline_for("r2", results) == "r1", "no earlier one-thread run: the newest on the machine"
+
+
 def test_the_cli_compare_given_run_b_alone_chooses_the_baseline_as_the_page_does(filled_run, three_runs_db):
     newest, pytorch_run = api.runs(three_runs_db)["run_id"].iloc[:2]
     done = engine("compare", newest, "--db", str(three_runs_db), "--json")
