@@ -300,8 +300,8 @@ def command_show(args) -> int:
                          default=str))
         return 0
     meaningless = ": boxes and scores mean nothing" if run["weights_trained"] is False else ""
-    why = f" ({run['error']})" if run["status"] != "completed" and run.get("error") else ""  # "1 result(s) failed"
-    print(f"run {run['run_id']}: {run['status']}{why}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
+    status = api.status_and_reason(run["status"], run["error"])  # "cancelled (interrupted by Ctrl-C or SIGTERM)"
+    print(f"run {run['run_id']}: {status}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
           f"{run['machine_label']}; {run['imgsz']} px; model "
           f"{models.model_and_weights(run['model'], run['weights_trained'])}{meaningless}")
     print_table(results)

@@ -13,13 +13,14 @@ from engine.compare import COMPARED as COMPARED_METRICS
 from engine.compare import Comparison, baseline_for, compare, json_of, library_changes, library_steps
 from engine.config import IMAGE_SUFFIXES, MAX_IN_FLIGHT, MODES, BenchError, RunConfig, usable_cpus, validate
 from engine.runtimes import registry
+from engine.store import status_and_reason
 
 __all__ = [
     "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "IMAGE_SUFFIXES", "usable_cpus", "runtimes", "start_run",
     "job_status", "cancel", "list_jobs", "log_tail",
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
     "export_run", "write_bundle", "delete_run", "deleted_runs", "restore_run", "import_bundle", "regressions",
-    "regressions_of_run", "compare_runs", "COMPARED_METRICS", "baseline_for", "library_steps",
+    "regressions_of_run", "compare_runs", "COMPARED_METRICS", "baseline_for", "library_steps", "status_and_reason",
 ]
 
 

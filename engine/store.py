@@ -517,6 +517,12 @@ def finish_run(db, run_id: str, status: str, error: str | None = None) -> None:
         )
 
 
+def status_and_reason(status: str, error: str | None) -> str:
+    """A run's status as people read it: "completed", or with the reason finish_run stored, "cancelled
+    (interrupted by Ctrl-C or SIGTERM)", "partial (1 result(s) failed)"."""
+    return f"{status} ({error})" if status != "completed" and isinstance(error, str) and error else status
+
+
 @retry_conflicts
 def insert_reference_detections(db, run_id: str, reference: str, detections: list[dict]) -> None:
     """The parity reference's final boxes of a run, what missed boxes are drawn from."""

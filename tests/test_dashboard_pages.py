@@ -145,7 +145,7 @@ def test_overview_says_why_the_latest_run_did_not_complete(filled_run, tmp_path)
     shutil.copyfile(filled_run["db"], db)
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE runs SET status = 'cancelled', error = 'interrupted by Ctrl-C or SIGTERM'")
-    assert "run cancelled: interrupted by Ctrl-C or SIGTERM" in text_of(open_page(db).caption)
+    assert "run cancelled (interrupted by Ctrl-C or SIGTERM)" in text_of(open_page(db).caption)
     assert "run completed" in text_of(open_page(filled_run["db"]).caption)
 
 

@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import charts, data, ui
 from dashboard.deletion import delete_button, show_deleted
 from dashboard.jobs import quick_run_button
+from engine import api
 
 db, filters = ui.page_header("Overview", "Each machine's latest run: where every runtime spends its time per image, "
                               "fastest first.")
@@ -24,8 +25,7 @@ if latest.empty:
 runs = data.runs(db)
 for machine_id, rows in latest.groupby("machine_id", sort=False):
     run = rows.iloc[0]
-    why = runs.loc[runs["run_id"] == run["run_id"], "error"].dropna()  # "interrupted by Ctrl-C or SIGTERM"
-    status = run["run_status"] + (f": {why.iloc[0]}" if run["run_status"] != "completed" and len(why) else "")
+    status = api.status_and_reason(run["run_status"], runs.loc[runs["run_id"] == run["run_id"], "error"].iloc[0])
     with st.container(border=True):
         st.subheader(f":material/computer: {run['machine_label']}")
         st.caption(f"Run `{run['run_id']}` started {ui.utc(run['started_at'])} · model "
