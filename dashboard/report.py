@@ -13,6 +13,7 @@ from plotly.offline import get_plotlyjs
 
 from dashboard import charts
 from dashboard.images import image_index, in_run_order, jpeg_data_uri
+from engine.api import json_column
 
 REPORT_IMAGES = 6  # images of a run shown in its report, each through every runtime
 
@@ -150,8 +151,7 @@ def run_report(run: pd.Series, machine: pd.Series | None, results: pd.DataFrame,
                iterations: pd.DataFrame | None = None) -> str:
     """A whole run: results, charts (with each measured iteration when given), annotated images, the settings it
     ran with and the machine."""
-    config = json.loads(run["config"]) if isinstance(run["config"], str) else run["config"]
-    libraries = json.loads(run["libraries"]) if isinstance(run["libraries"], str) else run["libraries"]
+    config, libraries = json_column(run["config"]), json_column(run["libraries"])
     overview = pd.DataFrame({"": ["run", "status", "started", "model", "model source", "image size", "machine"],
                              " ": [run["run_id"], run["status"], f"{run['started_at']:%Y-%m-%d %H:%M UTC}",
                                    run["model"], run["model_source"], run["imgsz"], run["machine_label"]]})

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from engine import jobs, store
 from engine.compare import COMPARED as COMPARED_METRICS
-from engine.compare import Comparison, baseline_for, compare, json_of, library_changes, library_steps
+from engine.compare import Comparison, baseline_for, compare, library_changes, library_steps
 from engine.config import IMAGE_SUFFIXES, MAX_IN_FLIGHT, MODES, BenchError, RunConfig, usable_cpus, validate
 from engine.runtimes import registry
-from engine.store import status_and_reason
+from engine.store import json_column, status_and_reason
 
 __all__ = [
     "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "IMAGE_SUFFIXES", "usable_cpus", "runtimes", "start_run",
@@ -21,6 +21,7 @@ __all__ = [
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
     "export_run", "write_bundle", "delete_run", "deleted_runs", "restore_run", "import_bundle", "regressions",
     "regressions_of_run", "compare_runs", "COMPARED_METRICS", "baseline_for", "library_steps", "status_and_reason",
+    "json_column",
 ]
 
 
@@ -148,7 +149,7 @@ def regressions(db: str, filters: dict | None = None) -> list:
     libraries = dict(store.runs(db, {"run_id": sorted(set(summary["run_id"]))})[["run_id", "libraries"]].values)
     for verdict in verdicts:  # what changed since the run before: the usual explanation of a step
         if verdict.previous_run_id:
-            verdict.library_changes = library_changes(*(json_of(libraries.get(run))
+            verdict.library_changes = library_changes(*(json_column(libraries.get(run), {})
                                                          for run in (verdict.previous_run_id, verdict.run_id)))
     return verdicts
 

@@ -3,12 +3,12 @@ both, and what the ratios leave out or hide. The dashboard's Compare page and `p
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from engine.parity import got_worse
+from engine.store import json_column
 
 KEYS = ["runtime", "precision", "batch", "mode"]
 COMPARED = ["infer_ms", "total_ms", "throughput_ips"]
@@ -37,7 +37,7 @@ def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...]
     comparison = Comparison(table=pd.DataFrame())
     if runs:
         run_a, run_b = runs
-        comparison.library_changes = library_changes(*(json_of(run.get("libraries")) for run in runs))
+        comparison.library_changes = library_changes(*(json_column(run.get("libraries"), {}) for run in runs))
         sha_a, sha_b = run_a.get("model_sha256"), run_b.get("model_sha256")
         if run_a.get("model") == run_b.get("model") and sha_a and sha_b and sha_a != sha_b:
             comparison.setting_changes.append(f"model file: {run_a['model']} {sha_a[:8]} → {sha_b[:8]} (the same "
@@ -94,7 +94,7 @@ def library_steps(runs: pd.DataFrame) -> pd.DataFrame:
     is no step."""
     steps = []
     for _, machine_runs in runs.sort_values("started_at").groupby("machine_id", sort=False):
-        versions = [json_of(value) for value in machine_runs["libraries"]]
+        versions = [json_column(value, {}) for value in machine_runs["libraries"]]
         for (_, run), before, now in zip(machine_runs.iloc[1:].iterrows(), versions, versions[1:]):
             if changes := library_changes(before, now):
                 steps.append({"started_at": run["started_at"], "run_id": run["run_id"],
@@ -126,13 +126,6 @@ def baseline_for(run_b: str, results: pd.DataFrame) -> str | None:
 def name_of(key: tuple, with_mode: bool) -> str:
     runtime, precision, batch, mode = key
     return f"{runtime}:{precision} · b{batch}" + (f" · {mode}" if with_mode else "")
-
-
-def json_of(value) -> dict:
-    """A JSON column as DuckDB returns it (text), or already parsed; {} when missing."""
-    if isinstance(value, str):
-        return json.loads(value)
-    return value if isinstance(value, dict) else {}
 
 
 def _keys(results: pd.DataFrame) -> set[tuple]:

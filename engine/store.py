@@ -517,6 +517,14 @@ def finish_run(db, run_id: str, status: str, error: str | None = None) -> None:
         )
 
 
+def json_column(value, empty=None):
+    """A JSON column's value as DuckDB returns it (text), parsed; one already parsed as it is; NULL (None, or
+    pandas' NaN) as `empty`."""
+    if isinstance(value, str):
+        return json.loads(value)
+    return value if isinstance(value, (dict, list)) else empty
+
+
 def status_and_reason(status: str, error: str | None) -> str:
     """A run's status as people read it: "completed", or with the reason finish_run stored, "cancelled
     (interrupted by Ctrl-C or SIGTERM)", "partial (1 result(s) failed)"."""

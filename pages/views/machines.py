@@ -1,7 +1,5 @@
 """Machines: each machine's fingerprint, how many runs it made, first and last seen."""
 
-import json
-
 import pandas as pd
 import streamlit as st
 
@@ -49,7 +47,7 @@ for machine in machines.itertuples():
                     f"**Instruction sets:** {', '.join(ui.as_list(machine.isa_flags)) or 'none recorded'}  \n"
                     f"**GPUs:** {', '.join(ui.as_list(machine.gpus)) or 'none'} · **Python:** {machine.python}")
         with st.expander("Full fingerprint"):
-            st.json(json.loads(machine.fingerprint) if isinstance(machine.fingerprint, str) else machine.fingerprint)
+            st.json(api.json_column(machine.fingerprint))
 
 st.subheader("Fastest machine and runtime for a model")
 summary = data.results(db, filters)
