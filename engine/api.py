@@ -146,11 +146,12 @@ def regressions(db: str, filters: dict | None = None) -> list:
     if summary.empty:
         return []
     verdicts = check(summary)
-    libraries = dict(store.runs(db, {"run_id": sorted(set(summary["run_id"]))})[["run_id", "libraries"]].values)
-    for verdict in verdicts:  # what changed since the run before: the usual explanation of a step
-        if verdict.previous_run_id:
-            verdict.library_changes = library_changes(*(json_column(libraries.get(run), {})
-                                                         for run in (verdict.previous_run_id, verdict.run_id)))
+    compared = [v for v in verdicts if v.previous_run_id]  # what changed since the run before: the usual cause
+    wanted = sorted({run for v in compared for run in (v.previous_run_id, v.run_id)})  # not every run's row
+    libraries = dict(store.runs(db, {"run_id": wanted})[["run_id", "libraries"]].values) if wanted else {}
+    for verdict in compared:
+        verdict.library_changes = library_changes(*(json_column(libraries.get(run), {})
+                                                     for run in (verdict.previous_run_id, verdict.run_id)))
     return verdicts
 
 
