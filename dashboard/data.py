@@ -65,6 +65,13 @@ def runs_with_results(db: str, filters: dict) -> pd.DataFrame:
     return runs(db, {"run_id": sorted(summary["run_id"].unique())}).reset_index(drop=True)
 
 
+@per_database_state
+def library_steps(db: str) -> pd.DataFrame:
+    """Every run whose library versions differ from its machine's run before (engine's library_steps), computed
+    once per database change rather than at each click on the History page."""
+    return api.library_steps(runs(db))
+
+
 def latest_run_per_machine(summary: pd.DataFrame) -> pd.DataFrame:
     """Each machine's newest run that completed at least one result, its completed results."""
     completed = summary[summary["status"] == "completed"]

@@ -5,7 +5,6 @@ import streamlit as st
 
 from dashboard import charts, data, ui
 from dashboard.deletion import delete_button, fresh_key, show_deleted
-from engine import api
 
 db, filters = ui.page_header("History", "Every completed result in the database; the sidebar picks machines and "
                               "models, the filters below the rest.")
@@ -47,7 +46,7 @@ with over_time:
                 "since schema v8; run the benchmark again to get it.")
     else:
         # against each machine's run before, shown or not: a date range starting on an upgrade still marks it
-        steps = api.library_steps(data.runs(db))
+        steps = data.library_steps(db)
         steps = steps[steps["run_id"].isin(completed["run_id"])]
         st.plotly_chart(charts.history_lines(completed, metric, split_by, steps), key="history_chart")
     if completed["run_id"].nunique() == 1:
