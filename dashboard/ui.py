@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data
-from engine import database, models
+from engine import api, database, models
 from engine.api import BenchError
 
 DB_ENV = "YOLO_BENCH_DB"
@@ -86,6 +86,11 @@ def empty_state(db: str, what: str) -> None:
                 f"(or `python -m engine run --db {db}` in a terminal); {what} will appear here.")
     elif current_filters():
         st.info(f"No results match the machines and models chosen in the sidebar. Clear those filters to see {what}.")
+    elif kept := len(api.deleted_runs(db)):  # a user who deleted the only run and left the page finds it again
+        st.info(f"`{database.display(db)}` holds no results: its {kept} run(s) were deleted, and their bundles are "
+                f"kept. Restore them on the **Machines** page, or start a benchmark on the **Run** page; {what} "
+                "will appear here.")
+        st.page_link("pages/views/machines.py", label="Go to the Machines page", icon=":material/restore:")
     else:
         st.info(f"`{database.display(db)}` holds no results yet. Start a benchmark on the **Run** page; {what} "
                 "will appear here.")
@@ -317,8 +322,8 @@ def passed_over(results: pd.DataFrame, among: pd.DataFrame) -> None:
 
 
 def as_list(values) -> list:
-    """A DuckDB list column arrives as a numpy array, or None."""
-    return [] if values is None else list(values)
+    """A DuckDB list column arrives as a numpy array, or None (NA where an aggregate over no rows made it)."""
+    return [] if values is None or values is pd.NA else list(values)
 
 
 def page_header(title: str, caption: str) -> tuple[str, dict]:

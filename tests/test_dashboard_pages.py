@@ -387,7 +387,12 @@ def test_the_overview_deletes_a_run_and_keeps_its_bundle(filled_run, tmp_path):
     app.button(key=f"delete-{run_id}")  # the Overview shows the run again
 
     api.delete_run(str(db), run_id)  # deleted from the CLI, say: the Machines page lists it, and restores it
+    overview = open_page(db)
+    assert "its 1 run(s) were deleted, and their bundles are kept. Restore them on the **Machines** page" \
+        in text_of(overview.info), text_of(overview.info)
     machines = open_page(db, "machines")
+    assert not machines.error, "a machine with no run left (its list of run labels empty) broke the page"
+    assert "**last seen:** no run stored" in text_of(machines.markdown)
     assert "Deleted runs (1), kept as bundles" in [e.label for e in machines.expander]
     machines.button(key=f"restore-{run_id}").click().run()
     assert not machines.exception and f"Restored run `{run_id}`." in text_of(machines.success)

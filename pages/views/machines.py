@@ -43,7 +43,7 @@ for machine in machines.itertuples():
         memory.metric("Memory", f"{machine.ram_gb} GiB")
         runs.metric("Runs", int(machine.runs))
         st.markdown(f"**First seen:** {ui.utc(machine.first_run) or ui.utc(machine.first_seen)} · "
-                    f"**last seen:** {ui.utc(machine.last_run) or 'no run yet'}  \n"
+                    f"**last seen:** {ui.utc(machine.last_run) or 'no run stored'}  \n"
                     f"**Instruction sets:** {', '.join(ui.as_list(machine.isa_flags)) or 'none recorded'}  \n"
                     f"**GPUs:** {', '.join(ui.as_list(machine.gpus)) or 'none'} · **Python:** {machine.python}")
         with st.expander("Full fingerprint"):
