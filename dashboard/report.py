@@ -162,8 +162,8 @@ def run_report(run: pd.Series, machine: pd.Series | None, results: pd.DataFrame,
                 ("Charts", "\n".join(_charts(results, iterations))),
                 ("Detections", _images(images))]
     if machine is not None:
-        fingerprint = {key: machine[key] for key in ("label", "cpu_model", "arch", "physical_cores", "logical_cores",
-                                                     "ram_gb", "os", "python")}
+        fingerprint = {key: machine[key] for key in ("label", "cpu_model", "cpu_id", "arch", "physical_cores",
+                                                     "logical_cores", "ram_gb", "os", "python")}
         fingerprint["isa_flags"] = ", ".join(list(machine["isa_flags"]) if machine["isa_flags"] is not None else [])
         sections.append(("Machine", _table(pd.DataFrame({"": list(fingerprint), " ": list(fingerprint.values())}))))
     settings = {"config": config, "libraries": libraries,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import traceback
+from collections import Counter
 from contextlib import contextmanager
 
 import pandas as pd
@@ -58,13 +59,21 @@ def sidebar() -> None:
                 st.caption("No database there yet: the first run creates it.")
                 return
             machines = data.machines(db)
-            labels = {row.machine_id: f"{row.label} · {row.cpu_model}" for row in machines.itertuples()}
+            labels = machine_names(machines)
             _keep_known("machine_filter", list(labels))
             st.multiselect("Machines", list(labels), format_func=lambda machine_id: labels[machine_id],
                            key="machine_filter", placeholder="All machines")
             models = sorted(data.runs(db)["model"].dropna().unique().tolist()) if labels else []
             _keep_known("model_filter", models)
             st.multiselect("Models", models, key="model_filter", placeholder="All models")
+
+
+def machine_names(machines) -> dict[str, str]:
+    """'label · CPU' per machine id, and its machine id after it where two machines would read the same
+    (two VMs labelled 'vm' whose hypervisor names both CPUs 'AMD EPYC')."""
+    names = {row.machine_id: f"{row.label} · {row.cpu_model}" for row in machines.itertuples()}
+    counts = Counter(names.values())
+    return {machine_id: f"{name} · {machine_id}" if counts[name] > 1 else name for machine_id, name in names.items()}
 
 
 @contextmanager

@@ -31,18 +31,31 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+CPUINFO = Path("/proc/cpuinfo")
+# What tells two CPU generations apart where a hypervisor names both "AMD EPYC" with the same flags (a Zen 4 and a
+# Zen 5 VM: family 25 and 26): x86's family, model and stepping, Arm's implementer, part, variant and revision.
+CPU_ID_FIELDS = {"cpu family": "family", "model": "model", "stepping": "stepping", "CPU implementer": "implementer",
+                 "CPU part": "part", "CPU variant": "variant", "CPU revision": "revision"}
+
+
 def _cpuinfo() -> dict:
+    """The first CPU's fields of /proc/cpuinfo that the fingerprint uses; empty where there is no such file."""
     fields: dict = {}
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = CPUINFO.read_text()
     except OSError:
         return fields
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
-        if key in ("model name", "flags", "Features") and key not in fields:
+        if key in ("model name", "flags", "Features", *CPU_ID_FIELDS) and key not in fields:
             fields[key] = value.strip()
     return fields
+
+
+def cpu_id(info: dict) -> str:
+    """'family 25 model 17 stepping 1' (x86) or 'implementer 0x41 part 0xd0c …' (Arm); '' where none is known."""
+    return " ".join(f"{name} {info[key]}" for key, name in CPU_ID_FIELDS.items() if info.get(key))
 
 
 def _read(path: str) -> str:
@@ -81,6 +94,7 @@ def fingerprint(label: str = "") -> dict:
     gpu_list = gpus()
     hardware = {
         "cpu_model": cpu_model,
+        "cpu_id": cpu_id(info),
         "arch": platform.machine(),
         "physical_cores": psutil.cpu_count(logical=False) or 0,
         "logical_cores": psutil.cpu_count(logical=True) or 0,

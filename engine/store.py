@@ -688,7 +688,8 @@ UNIQUE_MACHINES = ("SELECT * FROM machines "
 def machines(db):
     return _query(
         db,
-        f"""SELECT m.*, count(r.run_id) AS runs, min(r.started_at) AS first_run, max(r.started_at) AS last_run,
+        f"""SELECT m.*, nullif(json_extract_string(m.fingerprint, '$.cpu_id'), '') AS cpu_id,
+                  count(r.run_id) AS runs, min(r.started_at) AS first_run, max(r.started_at) AS last_run,
                   list(DISTINCT r.machine_label ORDER BY r.machine_label)
                       FILTER (WHERE r.machine_label IS NOT NULL) AS run_labels
            FROM ({UNIQUE_MACHINES}) m LEFT JOIN runs r USING (machine_id)

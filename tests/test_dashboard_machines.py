@@ -88,3 +88,41 @@ def test_a_machine_card_names_the_other_labels_its_runs_carry(tmp_path):
     assert len(card_title) == 1
     shown, other = ("lab-box", "vm") if "lab-box" in card_title[0] else ("vm", "lab-box")
     assert f"**{other}**" in text_of(app.caption) and f"**{shown}**" not in text_of(app.caption)
+
+
+CPUINFO = """processor\t: {cpu}
+vendor_id\t: AuthenticAMD
+cpu family\t: {family}
+model\t\t: {model}
+model name\t: AMD EPYC
+stepping\t: 1
+flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw avx512_vnni avx512_bf16
+"""
+
+
+def test_two_cpu_generations_behind_one_brand_string_are_two_machines(tmp_path, monkeypatch):
+    """A hypervisor names a Zen 4 and a Zen 5 VM 'AMD EPYC' with the same flags, yet their peak rates differ
+    twofold: sharing one machine id, the second would be measured against the first one's stored peak and
+    history."""
+    from engine import machine as machine_module
+    from engine import store
+
+    db = tmp_path / "results.duckdb"
+    store.ensure_schema(db)
+    ids = []
+    for family, model in [(25, 17), (26, 2)]:
+        cpuinfo = tmp_path / f"cpuinfo-{family}"
+        cpuinfo.write_text("\n".join(CPUINFO.format(cpu=cpu, family=family, model=model) for cpu in range(2)))
+        monkeypatch.setattr(machine_module, "CPUINFO", cpuinfo)
+        machine = machine_module.fingerprint("vm")
+        assert machine["cpu_model"] == "AMD EPYC" and machine["cpu_id"] == f"family {family} model {model} stepping 1"
+        ids.append(machine["machine_id"])
+        store.upsert_machine(db, machine)
+    assert ids[0] != ids[1]
+    app = open_page(db, "machines")
+    assert not app.exception
+    captions = text_of(app.caption)
+    assert "AMD EPYC (family 25 model 17 stepping 1)" in captions
+    assert "AMD EPYC (family 26 model 2 stepping 1)" in captions
+    picker = app.sidebar.multiselect[0]
+    assert sorted(picker.options) == sorted(f"vm · AMD EPYC · {machine_id}" for machine_id in ids)

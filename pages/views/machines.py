@@ -32,7 +32,8 @@ if chosen:
 for machine in machines.itertuples():
     with st.container(border=True):
         st.subheader(f":material/computer: {machine.label}")
-        st.caption(f"machine id `{machine.machine_id}` · {machine.cpu_model} · {machine.arch} · {machine.os}")
+        cpu = f"{machine.cpu_model} ({machine.cpu_id})" if isinstance(machine.cpu_id, str) else machine.cpu_model
+        st.caption(f"machine id `{machine.machine_id}` · {cpu} · {machine.arch} · {machine.os}")
         other_labels = [label for label in ui.as_list(machine.run_labels) if label != machine.label]
         if other_labels:
             st.caption(f"Its runs also carry the label(s) {', '.join(f'**{label}**' for label in other_labels)} "
@@ -86,9 +87,10 @@ else:
         "started_at": "Started", "run_id": "Run"})
 
 table = machines.drop(columns=["fingerprint"])
+table.insert(table.columns.get_loc("cpu_model") + 1, "cpu_id", table.pop("cpu_id"))
 st.dataframe(table, hide_index=True, key="machines_table", placeholder=ui.MISSING, column_config={
-    "machine_id": "Machine id", "label": "Label", "cpu_model": "CPU", "arch": "Arch", "physical_cores": "Cores",
-    "logical_cores": "Threads", "ram_gb": "RAM GiB", "isa_flags": "Instruction sets", "gpus": "GPUs", "os": "OS",
-    "python": "Python", "first_seen": "First seen", "runs": "Runs", "run_labels": "Labels of its runs",
-    "first_run": "First run", "last_run": "Last run"})
+    "machine_id": "Machine id", "label": "Label", "cpu_model": "CPU", "cpu_id": "CPU id", "arch": "Arch",
+    "physical_cores": "Cores", "logical_cores": "Threads", "ram_gb": "RAM GiB", "isa_flags": "Instruction sets",
+    "gpus": "GPUs", "os": "OS", "python": "Python", "first_seen": "First seen", "runs": "Runs",
+    "run_labels": "Labels of its runs", "first_run": "First run", "last_run": "Last run"})
 ui.csv_download(table, "machines.csv", "Download machines as CSV")
