@@ -69,11 +69,12 @@ def sidebar() -> None:
 
 
 def machine_names(machines) -> dict[str, str]:
-    """'label · CPU' per machine id, and its machine id after it where two machines would read the same
-    (two VMs labelled 'vm' whose hypervisor names both CPUs 'AMD EPYC')."""
+    """'label · CPU' per machine id, and the start of its machine id after it where two machines would read the
+    same (two VMs labelled 'vm' whose hypervisor names both CPUs 'AMD EPYC')."""
     names = {row.machine_id: f"{row.label} · {row.cpu_model}" for row in machines.itertuples()}
     counts = Counter(names.values())
-    return {machine_id: f"{name} · {machine_id}" if counts[name] > 1 else name for machine_id, name in names.items()}
+    return {machine_id: f"{name} · {machine_id[:8]}" if counts[name] > 1 else name
+            for machine_id, name in names.items()}
 
 
 @contextmanager

@@ -624,8 +624,9 @@ def test_compare_names_a_result_that_failed_in_one_run(two_runs_db, tmp_path):
     assert "Not compared: onnxruntime:fp32 · b1 failed in run A." in text_of(app.warning)
 
 
-def test_compare_tells_two_machines_by_their_fingerprint_not_their_label(two_runs_db, tmp_path):
-    """Two CI runners both run with --label ci are two machines; one machine relabelled is still one."""
+def test_two_machines_of_one_label_are_told_apart_by_their_fingerprint(two_runs_db, tmp_path):
+    """Two CI runners both run with --label ci are two machines (Compare, the Overview's cards, the sidebar's
+    filter); one machine relabelled is still one."""
     db = tmp_path / "results.duckdb"
     shutil.copyfile(two_runs_db, db)
     with duckdb.connect(str(db)) as con:
@@ -635,9 +636,16 @@ def test_compare_tells_two_machines_by_their_fingerprint_not_their_label(two_run
     assert not any("machine" in warning for warning in text_of(app.warning).split(";")), "one machine, one label"
     with duckdb.connect(str(db)) as con:  # run A came from another runner
         con.execute("UPDATE runs SET machine_id = 'f00dfeed0000' WHERE run_id = (SELECT min(run_id) FROM runs)")
+        con.execute("INSERT INTO machines SELECT 'f00dfeed0000', * EXCLUDE (machine_id) FROM machines")
+        con.execute("UPDATE machines SET label = 'ci'")
     app = open_page(db, "compare")
     assert not app.exception
     assert f"machine: ci (f00dfeed) → ci ({machine_id[:8]})" in text_of(app.warning)
+    overview = open_page(db)  # two cards, and two entries of the sidebar's machine filter, that would read the same
+    cards = {header.value.split(": ")[-1] for header in overview.subheader}
+    assert {"ci (f00dfeed)", f"ci ({machine_id[:8]})"} <= cards
+    assert sorted(overview.sidebar.multiselect[0].options) == sorted(
+        f"ci · {cpu} · {machine[:8]}" for machine, cpu in api.machines(str(db))[["machine_id", "cpu_model"]].values)
     with duckdb.connect(str(db)) as con:  # the same machine, relabelled between the runs
         con.execute("UPDATE runs SET machine_id = ?", [machine_id])
         con.execute("UPDATE runs SET machine_label = 'ci-2' WHERE run_id = (SELECT max(run_id) FROM runs)")

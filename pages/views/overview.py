@@ -23,11 +23,14 @@ if latest.empty:
     st.stop()
 
 runs = data.runs(db)
+labels = latest.drop_duplicates("machine_id")["machine_label"].value_counts()
 for machine_id, rows in latest.groupby("machine_id", sort=False):
     run = rows.iloc[0]
     status = api.status_and_reason(run["run_status"], runs.loc[runs["run_id"] == run["run_id"], "error"].iloc[0])
     with st.container(border=True):
-        st.subheader(f":material/computer: {run['machine_label']}")
+        # two runners labelled 'ci' are two cards: their machine ids tell them apart, as on the Compare page
+        repeated = labels[run["machine_label"]] > 1
+        st.subheader(f":material/computer: {run['machine_label']}" + (f" ({machine_id[:8]})" if repeated else ""))
         st.caption(f"Run `{run['run_id']}` started {ui.utc(run['started_at'])} · model "
                    f"**{ui.model_and_weights(run['model'], run['weights_trained'])}** · "
                    f"{run['imgsz']} px · {run['threads']} thread{'' if run['threads'] == 1 else 's'} · run "
