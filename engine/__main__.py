@@ -267,7 +267,7 @@ def command_runs(args) -> int:
         results = [r for r in every_result if r["run_id"] == run["run_id"]]
         note = json.loads(run.get("config") or "{}").get("note", "")
         listed.append({"run_id": run["run_id"], "started_at": run["started_at"], "status": run["status"],
-                       "machine_label": run["machine_label"], "model": run["model"],
+                       "machine_id": run["machine_id"], "machine_label": run["machine_label"], "model": run["model"],
                        "weights_trained": run["weights_trained"], "imgsz": run["imgsz"],
                        "threads": results[0]["threads"] if results else None, "results": len(results),
                        "completed": sum(r["status"] == "completed" for r in results), "note": note})
@@ -277,12 +277,17 @@ def command_runs(args) -> int:
     if not listed:
         print(f"no runs in {database.display(args.db)}")
         return 0
+    machines_of = {}  # two runners both labelled 'ci' are named by the start of their machine ids, as on Compare
+    for run in listed:
+        machines_of.setdefault(run["machine_label"], set()).add(run["machine_id"])
     print(f"{'run':<24} {'started (UTC)':<16} {'status':<11} {'results':>9}  machine / model")
     for run in listed:
         note = f"  {run['note']}" if run["note"] else ""
         threads = f" · {run['threads']} thread{'' if run['threads'] == 1 else 's'}" if run["threads"] else ""
+        repeated = len(machines_of[run["machine_label"]]) > 1
+        machine = run["machine_label"] + (f" ({run['machine_id'][:8]})" if repeated else "")
         print(f"{run['run_id']:<24} {run['started_at']:%Y-%m-%d %H:%M} {run['status']:<11} "
-              f"{run['completed']:>4}/{run['results']:<4}  {run['machine_label']} / "
+              f"{run['completed']:>4}/{run['results']:<4}  {machine} / "
               f"{models.model_and_weights(run['model'], run['weights_trained'])} {run['imgsz']} px{threads}{note}")
     return 0
 

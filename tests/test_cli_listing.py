@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -25,6 +26,22 @@ def test_runs_lists_the_stored_runs_with_their_result_counts(filled_run):
     listed = json.loads(engine("runs", "--db", str(filled_run["db"]), "--json").stdout)
     (run,) = [run for run in listed if run["run_id"] == filled_run["run_id"]]
     assert (run["results"], run["completed"], run["status"], run["threads"]) == (4, 4, "completed", threads)
+
+
+def test_runs_tells_two_machines_of_one_label_apart(filled_run, tmp_path):
+    """Two CI runners both run with --label ci: their runs' lines must not read as one machine's."""
+    db = tmp_path / "results.duckdb"
+    shutil.copyfile(filled_run["db"], db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE runs SET machine_label = 'ci'")
+        machine_id = con.execute("SELECT machine_id FROM runs").fetchone()[0]
+        con.execute("INSERT INTO runs SELECT * REPLACE ('20261101-000000-other0' AS run_id, "
+                    "'f00dfeed0000' AS machine_id) FROM runs")
+    lines = engine("runs", "--db", str(db)).stdout.splitlines()
+    assert [line for line in lines if f"ci ({machine_id[:8]}) / " in line and line.startswith(filled_run["run_id"])]
+    assert [line for line in lines if "ci (f00dfeed) / " in line and line.startswith("20261101-000000-other0")]
+    listed = json.loads(engine("runs", "--db", str(db), "--json").stdout)
+    assert {run["machine_id"] for run in listed} == {machine_id, "f00dfeed0000"}
 
 
 def test_show_prints_a_stored_run_as_the_run_printed_it(filled_run):
