@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import traceback
-from collections import Counter
 from contextlib import contextmanager
 
 import pandas as pd
@@ -13,7 +12,7 @@ import streamlit as st
 
 from dashboard import charts, data
 from engine import api, database, models
-from engine.api import BenchError
+from engine.api import BenchError, told_apart
 
 DB_ENV = "YOLO_BENCH_DB"
 DEFAULT_DB = "results.duckdb"
@@ -59,22 +58,14 @@ def sidebar() -> None:
                 st.caption("No database there yet: the first run creates it.")
                 return
             machines = data.machines(db)
-            labels = machine_names(machines)
+            labels = {machine_id: name for (machine_id, _), name in told_apart(
+                [(row.machine_id, f"{row.label} · {row.cpu_model}") for row in machines.itertuples()]).items()}
             _keep_known("machine_filter", list(labels))
             st.multiselect("Machines", list(labels), format_func=lambda machine_id: labels[machine_id],
                            key="machine_filter", placeholder="All machines")
             models = sorted(data.runs(db)["model"].dropna().unique().tolist()) if labels else []
             _keep_known("model_filter", models)
             st.multiselect("Models", models, key="model_filter", placeholder="All models")
-
-
-def machine_names(machines) -> dict[str, str]:
-    """'label · CPU' per machine id, and the start of its machine id after it where two machines would read the
-    same (two VMs labelled 'vm' whose hypervisor names both CPUs 'AMD EPYC')."""
-    names = {row.machine_id: f"{row.label} · {row.cpu_model}" for row in machines.itertuples()}
-    counts = Counter(names.values())
-    return {machine_id: f"{name} · {machine_id[:8]}" if counts[name] > 1 else name
-            for machine_id, name in names.items()}
 
 
 @contextmanager

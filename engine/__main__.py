@@ -255,6 +255,7 @@ def command_runtimes(args) -> int:
 def command_runs(args) -> int:
     """The newest runs, one line each: what a headless machine has stored, and the ids the other commands take."""
     from engine import api, database
+    from engine.machine import told_apart
 
     if not database.exists(args.db):
         raise BenchError(f"database {database.display(args.db)} does not exist")
@@ -277,15 +278,12 @@ def command_runs(args) -> int:
     if not listed:
         print(f"no runs in {database.display(args.db)}")
         return 0
-    machines_of = {}  # two runners both labelled 'ci' are named by the start of their machine ids, as on Compare
-    for run in listed:
-        machines_of.setdefault(run["machine_label"], set()).add(run["machine_id"])
+    machines = told_apart([(run["machine_id"], run["machine_label"]) for run in listed])
     print(f"{'run':<24} {'started (UTC)':<16} {'status':<11} {'results':>9}  machine / model")
     for run in listed:
         note = f"  {run['note']}" if run["note"] else ""
         threads = f" · {run['threads']} thread{'' if run['threads'] == 1 else 's'}" if run["threads"] else ""
-        repeated = len(machines_of[run["machine_label"]]) > 1
-        machine = run["machine_label"] + (f" ({run['machine_id'][:8]})" if repeated else "")
+        machine = machines[run["machine_id"], run["machine_label"]]
         print(f"{run['run_id']:<24} {run['started_at']:%Y-%m-%d %H:%M} {run['status']:<11} "
               f"{run['completed']:>4}/{run['results']:<4}  {machine} / "
               f"{models.model_and_weights(run['model'], run['weights_trained'])} {run['imgsz']} px{threads}{note}")

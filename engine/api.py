@@ -12,6 +12,7 @@ from engine import jobs, store
 from engine.compare import COMPARED as COMPARED_METRICS
 from engine.compare import Comparison, baseline_for, compare, library_changes, library_steps
 from engine.config import IMAGE_SUFFIXES, MAX_IN_FLIGHT, MODES, BenchError, RunConfig, usable_cpus, validate
+from engine.machine import told_apart
 from engine.runtimes import registry
 from engine.store import json_column, status_and_reason
 
@@ -21,7 +22,7 @@ __all__ = [
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
     "export_run", "write_bundle", "delete_run", "deleted_runs", "restore_run", "import_bundle", "regressions",
     "regressions_of_run", "compare_runs", "COMPARED_METRICS", "baseline_for", "library_steps", "status_and_reason",
-    "json_column",
+    "json_column", "told_apart",
 ]
 
 

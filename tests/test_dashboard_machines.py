@@ -125,4 +125,4 @@ def test_two_cpu_generations_behind_one_brand_string_are_two_machines(tmp_path, 
     assert "AMD EPYC (family 25 model 17 stepping 1)" in captions
     assert "AMD EPYC (family 26 model 2 stepping 1)" in captions
     picker = app.sidebar.multiselect[0]
-    assert sorted(picker.options) == sorted(f"vm · AMD EPYC · {machine_id[:8]}" for machine_id in ids)
+    assert sorted(picker.options) == sorted(f"vm · AMD EPYC ({machine_id[:8]})" for machine_id in ids)

@@ -645,7 +645,7 @@ def test_two_machines_of_one_label_are_told_apart_by_their_fingerprint(two_runs_
     cards = {header.value.split(": ")[-1] for header in overview.subheader}
     assert {"ci (f00dfeed)", f"ci ({machine_id[:8]})"} <= cards
     assert sorted(overview.sidebar.multiselect[0].options) == sorted(
-        f"ci · {cpu} · {machine[:8]}" for machine, cpu in api.machines(str(db))[["machine_id", "cpu_model"]].values)
+        f"ci · {cpu} ({machine[:8]})" for machine, cpu in api.machines(str(db))[["machine_id", "cpu_model"]].values)
     with duckdb.connect(str(db)) as con:  # the same machine, relabelled between the runs
         con.execute("UPDATE runs SET machine_id = ?", [machine_id])
         con.execute("UPDATE runs SET machine_label = 'ci-2' WHERE run_id = (SELECT max(run_id) FROM runs)")

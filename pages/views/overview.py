@@ -23,14 +23,12 @@ if latest.empty:
     st.stop()
 
 runs = data.runs(db)
-labels = latest.drop_duplicates("machine_id")["machine_label"].value_counts()
+names = api.told_apart(list(zip(latest["machine_id"], latest["machine_label"])))  # "ci (f00dfeed)" where labels repeat
 for machine_id, rows in latest.groupby("machine_id", sort=False):
     run = rows.iloc[0]
     status = api.status_and_reason(run["run_status"], runs.loc[runs["run_id"] == run["run_id"], "error"].iloc[0])
     with st.container(border=True):
-        # two runners labelled 'ci' are two cards: their machine ids tell them apart, as on the Compare page
-        repeated = labels[run["machine_label"]] > 1
-        st.subheader(f":material/computer: {run['machine_label']}" + (f" ({machine_id[:8]})" if repeated else ""))
+        st.subheader(f":material/computer: {names[machine_id, run['machine_label']]}")
         st.caption(f"Run `{run['run_id']}` started {ui.utc(run['started_at'])} · model "
                    f"**{ui.model_and_weights(run['model'], run['weights_trained'])}** · "
                    f"{run['imgsz']} px · {run['threads']} thread{'' if run['threads'] == 1 else 's'} · run "
