@@ -73,12 +73,13 @@ def library_steps(db: str) -> pd.DataFrame:
 
 
 def latest_run_per_machine(summary: pd.DataFrame) -> pd.DataFrame:
-    """Each machine's newest run that completed at least one result, its completed results."""
+    """Each machine's newest run that completed at least one result, its completed results; the machine that ran
+    last comes first (a retired runner's last run goes below the ones measuring now)."""
     completed = summary[summary["status"] == "completed"]
     if completed.empty:
         return completed
     latest = completed.groupby("machine_id")["started_at"].transform("max")
-    return completed[completed["started_at"] == latest]
+    return completed[completed["started_at"] == latest].sort_values("started_at", ascending=False, kind="stable")
 
 
 @per_database_state
