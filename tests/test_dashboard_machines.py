@@ -121,6 +121,8 @@ def test_two_cpu_generations_behind_one_brand_string_are_two_machines(tmp_path, 
     assert ids[0] != ids[1]
     app = open_page(db, "machines")
     assert not app.exception
+    cards = sorted(header.value for header in app.subheader if "computer" in header.value)
+    assert cards == sorted(f":material/computer: vm ({machine_id[:8]})" for machine_id in ids)
     captions = text_of(app.caption)
     assert "AMD EPYC (family 25 model 17 stepping 1)" in captions
     assert "AMD EPYC (family 26 model 2 stepping 1)" in captions
