@@ -58,8 +58,8 @@ def sidebar() -> None:
                 st.caption("No database there yet: the first run creates it.")
                 return
             machines = data.machines(db)
-            labels = {machine_id: name for (machine_id, _), name in told_apart(
-                [(row.machine_id, f"{row.label} · {row.cpu_model}") for row in machines.itertuples()]).items()}
+            labels = dict(zip(machines["machine_id"], told_apart(
+                [(row.machine_id, f"{row.label} · {row.cpu_model}") for row in machines.itertuples()])))
             _keep_known("machine_filter", list(labels))
             st.multiselect("Machines", list(labels), format_func=lambda machine_id: labels[machine_id],
                            key="machine_filter", placeholder="All machines")

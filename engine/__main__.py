@@ -280,10 +280,9 @@ def command_runs(args) -> int:
         return 0
     machines = told_apart([(run["machine_id"], run["machine_label"]) for run in listed])
     print(f"{'run':<24} {'started (UTC)':<16} {'status':<11} {'results':>9}  machine / model")
-    for run in listed:
+    for run, machine in zip(listed, machines):
         note = f"  {run['note']}" if run["note"] else ""
         threads = f" · {run['threads']} thread{'' if run['threads'] == 1 else 's'}" if run["threads"] else ""
-        machine = machines[run["machine_id"], run["machine_label"]]
         print(f"{run['run_id']:<24} {run['started_at']:%Y-%m-%d %H:%M} {run['status']:<11} "
               f"{run['completed']:>4}/{run['results']:<4}  {machine} / "
               f"{models.model_and_weights(run['model'], run['weights_trained'])} {run['imgsz']} px{threads}{note}")

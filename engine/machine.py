@@ -58,14 +58,13 @@ def cpu_id(info: dict) -> str:
     return " ".join(f"{name} {info[key]}" for key, name in CPU_ID_FIELDS.items() if info.get(key))
 
 
-def told_apart(named: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """Each (machine id, name) pair's name, followed by the start of its machine id where machines share the name:
-    two CI runners both run with --label ci read "ci (f00dfeed)" and "ci (30c5d48e)"."""
+def told_apart(named: list[tuple[str, str]]) -> list[str]:
+    """Each (machine id, name) pair's name, in order, followed by the start of its machine id where machines share
+    the name: two CI runners both run with --label ci read "ci (f00dfeed)" and "ci (30c5d48e)"."""
     ids_of: dict[str, set] = {}
     for machine_id, name in named:
         ids_of.setdefault(name, set()).add(machine_id)
-    return {(machine_id, name): f"{name} ({machine_id[:8]})" if len(ids_of[name]) > 1 else name
-            for machine_id, name in named}
+    return [f"{name} ({machine_id[:8]})" if len(ids_of[name]) > 1 else name for machine_id, name in named]
 
 
 def _read(path: str) -> str:

@@ -30,9 +30,9 @@ if chosen:
     machines = machines[machines["machine_id"].isin(chosen)]
 
 names = api.told_apart(list(zip(machines["machine_id"], machines["label"])))  # "vm (30c5d48e)" where labels repeat
-for machine in machines.itertuples():
+for machine, name in zip(machines.itertuples(), names):
     with st.container(border=True):
-        st.subheader(f":material/computer: {names[machine.machine_id, machine.label]}")
+        st.subheader(f":material/computer: {name}")
         cpu = f"{machine.cpu_model} ({machine.cpu_id})" if isinstance(machine.cpu_id, str) else machine.cpu_model
         st.caption(f"machine id `{machine.machine_id}` · {cpu} · {machine.arch} · {machine.os}")
         other_labels = [label for label in ui.as_list(machine.run_labels) if label != machine.label]

@@ -23,12 +23,13 @@ if latest.empty:
     st.stop()
 
 runs = data.runs(db)
-names = api.told_apart(list(zip(latest["machine_id"], latest["machine_label"])))  # "ci (f00dfeed)" where labels repeat
+named = list(zip(latest["machine_id"], latest["machine_label"]))
+names = dict(zip(latest["machine_id"], api.told_apart(named)))  # "ci (f00dfeed)" where labels repeat
 for machine_id, rows in latest.groupby("machine_id", sort=False):
     run = rows.iloc[0]
     status = api.status_and_reason(run["run_status"], runs.loc[runs["run_id"] == run["run_id"], "error"].iloc[0])
     with st.container(border=True):
-        st.subheader(f":material/computer: {names[machine_id, run['machine_label']]}")
+        st.subheader(f":material/computer: {names[machine_id]}")
         st.caption(f"Run `{run['run_id']}` started {ui.utc(run['started_at'])} · model "
                    f"**{ui.model_and_weights(run['model'], run['weights_trained'])}** · "
                    f"{run['imgsz']} px · {run['threads']} thread{'' if run['threads'] == 1 else 's'} · run "
