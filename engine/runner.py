@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import time
@@ -20,6 +21,7 @@ from engine import store, worker
 from engine.config import IMAGE_SUFFIXES, MAX_ITERS, BenchError, RunConfig, Variant, expand_variants, validate
 from engine.models import check_fixed_input
 from engine.paths import artifacts_dir, cache_dir, sample_images
+from engine.reference_cache import partial_folder, publish, reference_folder, reference_key, stored_detections
 
 IMAGE_TYPES = "/".join(IMAGE_SUFFIXES)  # for messages: ".jpg/.jpeg/.png/..."
 MAX_IMAGE_SIDE = 16384
@@ -264,33 +266,47 @@ class Runner:
 
     def run_reference(self, model: dict, images: list[str]) -> dict:
         """The parity reference in its own process: PyTorch fp32 on the checkpoint (--reference, else --model),
-        or ONNX Runtime fp32 when only an .onnx was given. A failure leaves results without a verdict."""
+        or ONNX Runtime fp32 when only an .onnx was given; kept for later runs by what shapes it
+        (engine/reference_cache.py). A failure leaves results without a verdict."""
         config = self.config
         source = self.reference_model or model
         if source["kind"] == "pt":
             runtime, name = "pytorch", f"pytorch:fp32 {Path(source['path']).name}"
         else:
             runtime, name = "onnxruntime", f"onnxruntime:fp32 {Path(source['path']).name} (no PyTorch model given)"
-        self.emit("stage", stage="reference", message=f"computing the parity reference: {name}")
-        folder = cache_dir() / "reference" / self.run_id
-        try:
-            payload = run_job("reference", {
-                "runtime": runtime, "model_path": source["path"], "images": images, "imgsz": config.imgsz,
-                "threads": config.effective_threads, "conf": config.conf, "iou": config.iou, "folder": str(folder),
-                "log_path": str(self.log_folder / "reference.log"),
-            }, config.timeout_s, should_cancel=self.should_cancel, memory_limit_mb=config.effective_memory_limit_mb)
-        except JobFailed as error:
-            reason = f"no parity reference: {name} failed: {str(error).splitlines()[0]}"
-            self.emit("stage", stage="reference", message=reason)
-            return {"name": None, "error": reason}
+        folder = reference_folder(reference_key(runtime, source["sha256"], images, config.imgsz, config.conf,
+                                                config.iou))
+        detections = stored_detections(folder)
+        if detections is not None:
+            self.emit("stage", stage="reference", message=f"parity reference: {name}, kept from an earlier run "
+                      "with the same model, images and settings")
+        else:
+            self.emit("stage", stage="reference", message=f"computing the parity reference: {name}")
+            partial = partial_folder(folder, self.run_id)
+            try:
+                payload = run_job("reference", {
+                    "runtime": runtime, "model_path": source["path"], "images": images, "imgsz": config.imgsz,
+                    "threads": config.effective_threads, "conf": config.conf, "iou": config.iou,
+                    "folder": str(partial), "log_path": str(self.log_folder / "reference.log"),
+                }, config.timeout_s, should_cancel=self.should_cancel, memory_limit_mb=config.effective_memory_limit_mb)
+            except JobFailed as error:
+                shutil.rmtree(partial, ignore_errors=True)
+                reason = f"no parity reference: {name} failed: {str(error).splitlines()[0]}"
+                self.emit("stage", stage="reference", message=reason)
+                return {"name": None, "error": reason}
+            except BaseException:  # cancelled or interrupted: leave no partial folder behind
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
+            publish(partial, folder)
+            detections = payload["detections"]
         names = {int(k): v for k, v in model["names"].items()}
         rows = []
         for index, path in enumerate(images):
-            for i, det in enumerate(payload["detections"].get(path, [])):
+            for i, det in enumerate(detections[index]):
                 rows.append({**det, "image": self.image_key(index, path), "det_index": i,
                              "class_name": names.get(det["class_id"], str(det["class_id"]))})
         store.insert_reference_detections(config.db, self.run_id, name, rows)
-        return {"name": name, "detections": payload["detections"], "folder": str(folder)}
+        return {"name": name, "detections": dict(zip(images, detections)), "folder": str(folder)}
 
     @staticmethod
     def image_key(index: int, path: str) -> str:

@@ -78,12 +78,14 @@ def reference_raw_path(folder: str | Path, index: int) -> Path:
 
 
 def reference(params: dict) -> dict:
-    """The parity reference: each image once at batch 1 in fp32; raw outputs saved, detections returned."""
+    """The parity reference: each image once at batch 1 in fp32; raw outputs saved, detections returned and
+    saved, a list in the images' order (reference_cache keeps the folder for later runs with other paths)."""
     import json
 
     import numpy as np
 
     from engine.pipeline import decode_image, postprocess, preprocess
+    from engine.reference_cache import DETECTIONS_FILE
     from engine.runtimes import registry
 
     runtime_class = registry.get(params["runtime"])
@@ -92,13 +94,13 @@ def reference(params: dict) -> dict:
     runtime.load()
     folder = Path(params["folder"])
     folder.mkdir(parents=True, exist_ok=True)
-    detections = {}
+    detections = []
     for index, path in enumerate(params["images"]):
         tensor, placements = preprocess([decode_image(path)], params["imgsz"], runtime.layout)
         raw = runtime.infer(tensor)
         np.save(reference_raw_path(folder, index), np.ascontiguousarray(raw[0], dtype=np.float32))
-        detections[path] = [d.__dict__ for d in postprocess(raw, placements, params["conf"], params["iou"])[0]]
-    (folder / "detections.json").write_text(json.dumps(detections))
+        detections.append([d.__dict__ for d in postprocess(raw, placements, params["conf"], params["iou"])[0]])
+    (folder / DETECTIONS_FILE).write_text(json.dumps(detections))
     return {"detections": detections, "input_shape": list(tensor.shape), "settings": runtime.settings()}
 
 

@@ -328,3 +328,34 @@ def test_without_detections_the_raw_tensor_decides():
     broken = parity.compare("ref", nothing, nothing, _raw(box_err=40.0), 160)
     assert broken.verdict == "fail" and "of its magnitude" in broken.reason
     assert parity.compare("ref", nothing, nothing, parity.RawDiff(), 160).verdict == "fail"
+
+
+def test_the_reference_is_kept_by_its_images_contents_and_settings_not_their_paths(tmp_path, sample_images,
+                                                                                    monkeypatch):
+    from engine.reference_cache import partial_folder, publish, reference_folder, reference_key, stored_detections
+
+    copy = tmp_path / "elsewhere.jpg"
+    shutil.copyfile(sample_images[0], copy)
+    both = [str(p) for p in sample_images[:2]]
+
+    def key_of(runtime="pytorch", model="abc", images=both, imgsz=160, conf=0.25, iou=0.45):
+        return reference_key(runtime, model, images, imgsz, conf, iou)
+
+    key = key_of()
+    assert key_of(images=[str(copy), both[1]]) == key, "a copy elsewhere"
+    others = [key_of(model="abd"), key_of(imgsz=320), key_of(conf=0.3), key_of(iou=0.5), key_of(runtime="onnxruntime"),
+              key_of(images=both[::-1])]
+    copy.write_bytes(sample_images[1].read_bytes())  # the same path, other contents
+    others.append(key_of(images=[str(copy), both[1]]))
+    assert len({key, *others}) == 1 + len(others)
+
+    monkeypatch.setenv("YOLO_BENCH_CACHE", str(tmp_path / "cache"))
+    folder = reference_folder(key)
+    assert stored_detections(folder) is None
+    for run_id, found in (("first", [[{"x1": 1.0}], []]), ("second", [[{"x1": 2.0}], []])):  # two runs at once
+        partial = partial_folder(folder, run_id)
+        partial.mkdir(parents=True)
+        (partial / "detections.json").write_text(json.dumps(found))
+        publish(partial, folder)
+        assert not partial.exists()
+    assert stored_detections(folder) == [[{"x1": 1.0}], []], "the first whole folder stays"

@@ -1,0 +1,69 @@
+"""Where the parity reference's outputs are kept: one folder per model, images and settings, not one per run.
+
+A reference (PyTorch fp32 on the checkpoint, or ONNX Runtime fp32 for a lone .onnx) is a pure function of the
+model file, the images' contents, the input size, the confidence and IoU thresholds and the libraries below.
+A run like an earlier one takes its detections and raw outputs from `.cache/reference/<key>/` instead of
+computing them again (a spawned process that imports torch: several seconds on every run). A folder per run
+grew the cache by each run's raw outputs for good (2.8 MB per image at 640: 560 MB for a run over 200 photos).
+
+A folder is complete when its detections.json exists: the job writes into a partial folder of its own, which
+is renamed into place only when whole, so a killed run or two runs at once never leave half a reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from engine.machine import library_versions
+from engine.models import file_sha256
+from engine.paths import cache_dir
+
+KEY_LIBRARIES = ("ultralytics", "torch", "torchvision", "onnxruntime", "numpy", "opencv-python")
+DETECTIONS_FILE = "detections.json"
+# Part of every key: raise it when what a reference folder holds, or how it is computed, changes.
+RECIPE = 1
+
+
+def reference_key(runtime: str, model_sha256: str, images: list[str], imgsz: int, conf: float, iou: float) -> str:
+    versions = library_versions()
+    material = {
+        "recipe": RECIPE, "runtime": runtime, "model": model_sha256, "imgsz": imgsz, "conf": conf, "iou": iou,
+        "images": [file_sha256(path) for path in images],  # contents, in the run's order: a path can be rewritten
+        "versions": {name: versions.get(name, "") for name in KEY_LIBRARIES},
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def reference_folder(key: str) -> Path:
+    return cache_dir() / "reference" / key
+
+
+def stored_detections(folder: Path) -> list[list[dict]] | None:
+    """Each image's detections in the run's order, or None where the folder is missing or not whole."""
+    try:
+        detections = json.loads((folder / DETECTIONS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return detections if isinstance(detections, list) else None
+
+
+def partial_folder(folder: Path, run_id: str) -> Path:
+    return folder.with_name(f"{folder.name}.partial-{run_id}")
+
+
+def publish(partial: Path, folder: Path) -> None:
+    """Move a finished partial folder into place; where another run got there first, keep its folder."""
+    try:
+        partial.rename(folder)
+    except OSError:
+        if stored_detections(folder) is None:
+            shutil.rmtree(folder, ignore_errors=True)  # not whole (a file deleted by hand): replace it
+            try:
+                partial.rename(folder)
+                return
+            except OSError:
+                pass
+        shutil.rmtree(partial, ignore_errors=True)
