@@ -1,7 +1,8 @@
 """Where the parity reference's outputs are kept: one folder per model, images and settings, not one per run.
 
 A reference (PyTorch fp32 on the checkpoint, or ONNX Runtime fp32 for a lone .onnx) is a pure function of the
-model file, the images' contents, the input size, the confidence and IoU thresholds and the libraries below.
+model file, the images' contents, the input size, the confidence and IoU thresholds, the libraries and the
+engine's own code below.
 A run like an earlier one takes its detections and raw outputs from `.cache/reference/<key>/` instead of
 computing them again (a spawned process that imports torch: several seconds on every run). A folder per run
 grew the cache by each run's raw outputs for good (2.8 MB per image at 640: 560 MB for a run over 200 photos).
@@ -22,8 +23,12 @@ from engine.models import file_sha256
 from engine.paths import cache_dir
 
 KEY_LIBRARIES = ("ultralytics", "torch", "torchvision", "onnxruntime", "numpy", "opencv-python")
+# The engine's own code that computes a reference: an update that changes the letterbox or the box decode must
+# not be held against a reference computed the old way.
+KEY_SOURCES = ("pipeline.py", "runtimes/base.py", "runtimes/pytorch.py", "runtimes/onnxruntime.py")
+ENGINE = Path(__file__).resolve().parent
 DETECTIONS_FILE = "detections.json"
-# Part of every key: raise it when what a reference folder holds, or how it is computed, changes.
+# Part of every key: raise it when what a reference folder holds changes.
 RECIPE = 1
 
 
@@ -33,6 +38,7 @@ def reference_key(runtime: str, model_sha256: str, images: list[str], imgsz: int
         "recipe": RECIPE, "runtime": runtime, "model": model_sha256, "imgsz": imgsz, "conf": conf, "iou": iou,
         "images": [file_sha256(path) for path in images],  # contents, in the run's order: a path can be rewritten
         "versions": {name: versions.get(name, "") for name in KEY_LIBRARIES},
+        "code": [file_sha256(ENGINE / name) for name in KEY_SOURCES],
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
 

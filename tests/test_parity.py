@@ -332,6 +332,7 @@ def test_without_detections_the_raw_tensor_decides():
 
 def test_the_reference_is_kept_by_its_images_contents_and_settings_not_their_paths(tmp_path, sample_images,
                                                                                     monkeypatch):
+    from engine import reference_cache
     from engine.reference_cache import partial_folder, publish, reference_folder, reference_key, stored_detections
 
     copy = tmp_path / "elsewhere.jpg"
@@ -347,6 +348,12 @@ def test_the_reference_is_kept_by_its_images_contents_and_settings_not_their_pat
               key_of(images=both[::-1])]
     copy.write_bytes(sample_images[1].read_bytes())  # the same path, other contents
     others.append(key_of(images=[str(copy), both[1]]))
+    engine_copy = tmp_path / "engine"  # an engine update that changes the letterbox
+    shutil.copytree(reference_cache.ENGINE, engine_copy)
+    (engine_copy / "pipeline.py").write_text((engine_copy / "pipeline.py").read_text() + "\n# changed\n")
+    monkeypatch.setattr(reference_cache, "ENGINE", engine_copy)
+    others.append(key_of())
+    monkeypatch.undo()
     assert len({key, *others}) == 1 + len(others)
 
     monkeypatch.setenv("YOLO_BENCH_CACHE", str(tmp_path / "cache"))
