@@ -452,7 +452,9 @@ def command_peak(args) -> int:
         store.ensure_schema(args.db)
         machine = fingerprint()
         store.upsert_machine(args.db, machine)
-        store.insert_machine_peak(args.db, machine["machine_id"], peak)
+        from engine.peak import keep_peak
+
+        store.insert_machine_peak(args.db, machine["machine_id"], keep_peak(machine["machine_id"], peak, store.now()))
         from engine.database import display
 
         print(f"stored as the peak of {machine['label']} on {peak['threads']} thread(s) in {display(args.db)}",

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
+import os
 import shutil
 import subprocess
 import threading
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 from engine.paths import cache_dir
@@ -183,6 +186,30 @@ def measure_peak(threads: int, repeats: int = 5, seconds_per_repeat: float = 0.3
         int8 = _best_rate(kernel.int8_loop, CHAINS * 128, threads, repeats, seconds_per_repeat)[0] / 1e9
         method += f"; int8: vpdpbusd (VNNI), {CHAINS} chains"
     return Peak(best_all / 1e9, best_single / 1e9, threads, method, bf16, int8)
+
+
+def kept_peak_path(machine_id: str, threads: int) -> Path:
+    return cache_dir() / "peak" / f"{machine_id}-{threads}threads.json"
+
+
+def kept_peak(machine_id: str, threads: int) -> dict | None:
+    """This machine's peak on `threads` as measured before (by a run into any database, or `peak --store`),
+    with `measured_at`; None where it was never measured here."""
+    try:
+        return json.loads(kept_peak_path(machine_id, threads).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def keep_peak(machine_id: str, peak: dict, measured_at: datetime) -> dict:
+    """Remember a measured peak for every database on this machine; returns it with `measured_at`."""
+    kept = {**peak, "measured_at": measured_at.isoformat()}
+    path = kept_peak_path(machine_id, peak["threads"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps(kept))
+    partial.replace(path)
+    return kept
 
 
 def lacks_rates(stored: dict) -> bool:

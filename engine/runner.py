@@ -360,15 +360,19 @@ class Runner:
         return outcome
 
     def ensure_machine_peak(self, machine_id: str) -> None:
-        """Measure this machine's peaks once per thread count (~3-8 s, no runtime library), before any worker runs."""
-        from engine.peak import lacks_rates, measure_peak
+        """Measure this machine's peaks once per thread count (~3-8 s, no runtime library), before any worker runs;
+        a database new to this machine gets the peak measured here before (engine/peak.py keeps it)."""
+        from engine.peak import keep_peak, kept_peak, lacks_rates, measure_peak
 
         threads = self.config.effective_threads
         stored = store.machine_peak(self.config.db, machine_id, threads)
         if stored and not lacks_rates(stored):
             return
-        self.emit("stage", stage="peak", message=f"measuring this machine's peak rates on {threads} thread(s)")
-        store.insert_machine_peak(self.config.db, machine_id, measure_peak(threads).to_dict())
+        kept = kept_peak(machine_id, threads)
+        if not kept or lacks_rates(kept):
+            self.emit("stage", stage="peak", message=f"measuring this machine's peak rates on {threads} thread(s)")
+            kept = keep_peak(machine_id, measure_peak(threads).to_dict(), store.now())
+        store.insert_machine_peak(self.config.db, machine_id, kept)
 
     def run_variant(self, variant: Variant, model: dict, images: list[str]) -> list[dict]:
         from engine import export

@@ -492,10 +492,12 @@ def machine_peak(db, machine_id: str, threads: int) -> dict | None:
 
 @retry_conflicts
 def insert_machine_peak(db, machine_id: str, peak: dict) -> None:
+    """peak's `measured_at` (ISO text, as engine.peak keeps it) is when it was measured; without one, now."""
+    measured_at = datetime.fromisoformat(peak["measured_at"]) if peak.get("measured_at") else now()
     with connect(db) as con:
         con.execute("INSERT INTO machine_peaks (machine_id, measured_at, threads, gflops_fp32, method, gflops_bf16, "
                     "gops_int8) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [machine_id, now(), peak["threads"], peak["gflops_fp32"], peak["method"],
+                    [machine_id, measured_at, peak["threads"], peak["gflops_fp32"], peak["method"],
                      peak.get("gflops_bf16"), peak.get("gops_int8")])
 
 

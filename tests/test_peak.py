@@ -36,3 +36,28 @@ def test_the_peak_command_refuses_more_threads_than_cpus(tmp_path):
     done = engine("peak", "--threads", too_many, "--store", "--db", str(tmp_path / "r.duckdb"), timeout=120)
     assert done.returncode == 2 and f"threads {too_many} is more than the" in done.stderr, done.stderr
     assert not (tmp_path / "r.duckdb").exists()
+
+
+def test_a_database_new_to_this_machine_gets_the_peak_measured_here_before(tmp_path, monkeypatch):
+    """The peak is the machine's, not the database's: a run into a fresh results file measured it again (8 s of
+    the kernels on the 12-02 VM), which every CI job writing a database of its own paid."""
+    from datetime import datetime, timezone
+
+    from engine import store
+    from engine.config import RunConfig
+    from engine.peak import keep_peak
+    from engine.runner import Runner
+
+    monkeypatch.setenv("YOLO_BENCH_CACHE", str(tmp_path / "cache"))
+    measured = {"gflops_fp32": 123.0, "per_core_gflops": 61.5, "threads": 2, "method": "test kernel",
+                "gflops_bf16": None, "gops_int8": None}
+    keep_peak("m1", measured, datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc))
+    events = []
+    for name in ("first.duckdb", "second.duckdb"):
+        db = tmp_path / name
+        store.ensure_schema(db)
+        Runner(RunConfig(db=str(db), threads=2), on_event=events.append).ensure_machine_peak("m1")
+        stored = store.machine_peak(db, "m1", 2)
+        assert stored["gflops_fp32"] == 123.0 and stored["method"] == "test kernel", stored
+        assert stored["measured_at"].startswith("2026-11-28 09:30:00"), "when it was measured, not when copied"
+    assert not [e for e in events if e.get("stage") == "peak"], "nothing measured again"
