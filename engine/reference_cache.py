@@ -2,10 +2,10 @@
 
 A reference (PyTorch fp32 on the checkpoint, or ONNX Runtime fp32 for a lone .onnx) is a pure function of the
 model file, the images' contents, the input size, the confidence and IoU thresholds, the libraries and the
-engine's own code below.
-A run like an earlier one takes its detections and raw outputs from `.cache/reference/<key>/` instead of
-computing them again (a spawned process that imports torch: several seconds on every run). A folder per run
-grew the cache by each run's raw outputs for good (2.8 MB per image at 640: 560 MB for a run over 200 photos).
+engine's own code below. A run like an earlier one takes its detections and raw outputs from
+`.cache/reference/<key>/` instead of computing them again (a spawned process that imports torch: several
+seconds on every run). A folder per run grew the cache by each run's raw outputs for good (2.8 MB per image
+at 640: 560 MB for a run over 200 photos).
 
 A folder is complete when its detections.json exists: the job writes into a partial folder of its own, which
 is renamed into place only when whole, so a killed run or two runs at once never leave half a reference.
