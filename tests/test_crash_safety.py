@@ -2,45 +2,79 @@
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import duckdb
 import psutil
 from engine import store
 from tests.conftest import ROOT, TEST_IMGSZ, engine
 
-# The minimum duration keeps a warm run longer than the late kill points on a fast machine too (an AVX-512
-# EPYC finished a 15-iteration warm run in ~6 s, so kills at 7-14 s hit nothing).
+# The minimum duration keeps batch 2 measuring for a while after batch 1's result (the Ctrl-C test stops it there).
 RUN_ARGS = ["--runtimes", "onnxruntime,openvino", "--batch", "1,2", "--iters", "15", "--min-duration", "2",
             "--warmup", "1", "--imgsz", str(TEST_IMGSZ)]
-# Seconds after start: the early ones land in model preparation and export (the cache is cold for those),
-# the later ones in measurement and the writes between results.
-KILL_POINTS = [0.3, 0.8, 1.5, 2.2, 3.0, 3.6, 4.2, 4.8, 5.4, 6.0, 6.6, 7.2, 7.8, 8.4, 9.0, 9.8, 10.6, 11.5, 12.5, 14.0]
+KILL_ARGS = [arg for arg in RUN_ARGS if arg not in ("--min-duration", "2")]  # the kills wait for what they aim at
 
 
-def start_engine(db, cache, *extra):
+@dataclass
+class Kill:
+    """Where a SIGKILL lands: after the first progress line that holds `line` (None: the engine's start), then,
+    with `write`, at the next change to the database's files (DuckDB's file or its WAL: inside the next write),
+    then `after` seconds more. `runs` and `results`: what the database may hold of the killed run."""
+    phase: str
+    line: str | None
+    write: bool = False
+    after: float = 0.0
+    runs: tuple = (1,)
+    results: tuple = (0,)
+
+
+# Named by phase rather than spread over seconds: spread over 0.3-14 s, 19 of 20 kills landed before the run's
+# row existed (a fresh cache measures the machine's peak for 8 s first, and each killed run measured it again).
+COLD_CACHE_KILLS = [
+    Kill("the engine starting", None, after=0.3, runs=(0,)),
+    Kill("model preparation", "resolving ", after=1.0, runs=(0,)),
+    Kill("the peak measurement", "measuring this machine's peak", after=1.0, runs=(0,)),
+    Kill("the writes of the peak and the run's row", "measuring this machine's peak", write=True, runs=(0, 1)),
+    Kill("the parity reference", "computing the parity reference", after=1.0),
+    Kill("an export", "onnxruntime:fp32 exporting onnx (batch 1)", after=2.0),
+]
+WARM_CACHE_KILLS = [  # DuckDB writes a result's transaction to its WAL at commit, then checkpoints into the file
+    Kill("the first result's write", "parity reference", write=True, results=(0, 1)),
+    Kill("the second result's write, 10 ms in", "onnxruntime:fp32 b1:", write=True, after=0.01, results=(1, 2)),
+    Kill("the next measurement, between writes", "onnxruntime:fp32 b1:", after=0.1, results=(1, 2)),
+    Kill("the last result's write, 20 ms in", "openvino:fp32 b1:", write=True, after=0.02, results=(3, 4)),
+    Kill("the write that ends the run", "openvino:fp32 b2:", write=True, results=(4,)),
+]
+
+
+def start_engine(db, cache, *extra, args=RUN_ARGS, progress: bool = False):
     env = {**os.environ, "YOLO_BENCH_CACHE": str(cache)}
-    return subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", str(db), *RUN_ARGS, *extra],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", str(db), *args, *extra],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL if progress else subprocess.PIPE,
+                            stderr=subprocess.PIPE if progress else subprocess.DEVNULL,
                             start_new_session=True, text=True)
 
 
-def check_consistent(db) -> list[tuple]:
-    """Every run marked completed has all its results, each with its samples; returns the runs."""
+def check_consistent(db, results_of_completed: dict | None = None) -> list[tuple]:
+    """Every run marked completed has all its results (4, or as given per run id), each with its samples;
+    returns the runs."""
     with duckdb.connect(str(db), read_only=True) as con:
         tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if not tables:  # killed before the schema's transaction committed: an empty file, nothing half-written
             return []
-        runs = con.execute("SELECT run_id, status FROM runs").fetchall()
+        runs = con.execute("SELECT run_id, status FROM runs ORDER BY started_at").fetchall()
         for run_id, status in runs:
             results = con.execute("SELECT result_id, status, iterations FROM results WHERE run_id = ?",
                                   [run_id]).fetchall()
             if status == "completed":
-                assert len(results) == 4, f"run {run_id} says completed with {len(results)} of 4 results"
+                expected = (results_of_completed or {}).get(run_id, 4)
+                assert len(results) == expected, f"run {run_id} says completed with {len(results)} of {expected}"
             for result_id, result_status, iterations in results:
                 stored = con.execute("SELECT count(*) FROM samples WHERE result_id = ?", [result_id]).fetchall()[0][0]
                 assert stored == iterations, f"{result_id}: {stored} samples stored, {iterations} declared"
@@ -49,35 +83,93 @@ def check_consistent(db) -> list[tuple]:
     return runs
 
 
+def database_files(db) -> tuple:
+    def state(path):
+        try:
+            found = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return found.st_size, found.st_mtime_ns
+
+    return state(db), state(f"{db}.wal")
+
+
+def kill_at(db, cache, kill: Kill) -> None:
+    """Start the engine and SIGKILL its process group (workers too) at the kill's point."""
+    process = start_engine(db, cache, args=KILL_ARGS, progress=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr] + [lines.put(None)],
+                     daemon=True).start()
+    deadline = time.monotonic() + 300
+    try:
+        while kill.line is not None:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            assert line is not None, f"the engine ended before {kill.line!r}, aiming at {kill.phase}"
+            if kill.line in line:
+                break
+        if kill.write:
+            before = database_files(db)
+            while database_files(db) == before:
+                assert time.monotonic() < deadline, f"no write came, aiming at {kill.phase}"
+                time.sleep(0.001)
+        time.sleep(kill.after)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+
+
+def killed_run(db, runs_before: list, kill: Kill, results_of_completed: dict) -> str | None:
+    """The killed run's id (None when it left no row), after checking what it left against the kill's."""
+    runs = check_consistent(db, results_of_completed) if db.exists() else []
+    new = [(run_id, status) for run_id, status in runs if run_id not in dict(runs_before)]
+    assert len(new) in kill.runs, f"killed in {kill.phase}: {len(new)} new run(s)"
+    if not new:
+        return None
+    ((run_id, status),) = new
+    results = len(store.results_summary(db, {"run_id": run_id}))
+    assert results in kill.results, f"killed in {kill.phase}: {results} result(s) stored"
+    assert status == "running" or (status == "completed" and results == 4), (kill.phase, status)
+    return run_id
+
+
 def test_killed_anywhere_the_store_stays_consistent(tmp_path):
+    """A SIGKILL in each phase of a run: the database always opens, no run says completed with results missing,
+    each result has all its samples, a killed export is redone, and the next start marks killed runs."""
     db = tmp_path / "results.duckdb"
-    cold_caches = finished_first = 0
-    for index, delay in enumerate(KILL_POINTS):
-        cache = tmp_path / f"cache-{index}" if delay < 5 else tmp_path / "warm-cache"
-        cold_caches += delay < 5
-        process = start_engine(db, cache)
-        time.sleep(delay)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(30)
-        else:  # a fast machine can finish a warm run before a late kill point
-            finished_first += 1
-        if db.exists():
-            check_consistent(db)
-    assert cold_caches >= 8, "enough kill points fall in model preparation and export"
+    cold = tmp_path / "cold-cache"  # nothing exported, no peak, no reference: the phases before measuring
+    killed = {}
+    for kill in COLD_CACHE_KILLS:
+        before = check_consistent(db) if db.exists() else []
+        kill_at(db, cold, kill)
+        killed[kill.phase] = killed_run(db, before, kill, {})
+    unfinished = [folder for folder in (cold / "exports").iterdir() if not (folder / "done.json").exists()]
+    assert len(unfinished) == 1, "the export killed midway is left unmarked"
+    redone = start_engine(db, cold, "--runtimes", "onnxruntime", "--batch", "1", "--json", args=KILL_ARGS)
+    out, _ = redone.communicate(timeout=600)
+    assert redone.returncode == 0
+    redone_run = json.loads(out)
+    assert [r["status"] for r in redone_run["results"]] == ["completed"]
+    assert (unfinished[0] / "done.json").exists(), "the next run exported it again, whole"
+    one_result = {redone_run["run_id"]: 1}
+    for kill in WARM_CACHE_KILLS:  # the exports and the reference kept from earlier runs: measuring and writes
+        before = check_consistent(db, one_result)
+        kill_at(db, ROOT / ".cache", kill)
+        killed[kill.phase] = killed_run(db, before, kill, one_result)
+    with duckdb.connect(str(db), read_only=True) as con:  # the killed runs left whole rows in every table
+        for table in ("runs", "results", "samples", "stats"):
+            assert con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] >= 1, table
     # The next start finds the killed runs and marks them interrupted; a full run then completes.
-    finished = start_engine(db, tmp_path / "warm-cache", "--json")
+    finished = start_engine(db, ROOT / ".cache", "--json", args=KILL_ARGS)
     out, _ = finished.communicate(timeout=600)
     assert finished.returncode == 0
-    runs = dict(check_consistent(db))
-    assert runs[json.loads(out)["run_id"]] == "completed"
-    killed = [status for run_id, status in runs.items() if run_id != json.loads(out)["run_id"]]
-    # Never left "running": a killed run is interrupted, or completed whole (checked above) when the kill came
-    # after its last write. How many kills land after the run's row exists depends on the machine's speed and
-    # load (in a full suite on the AVX-512 EPYC: 5 of 20, the rest in model preparation and export).
-    assert set(killed) <= {"interrupted", "completed"}, killed
-    assert killed.count("completed") >= finished_first, killed
-    assert "interrupted" in killed, (killed, finished_first)
+    runs = dict(check_consistent(db, one_result))
+    assert runs[json.loads(out)["run_id"]] == runs[redone_run["run_id"]] == "completed"
+    statuses = {phase: runs[run_id] for phase, run_id in killed.items() if run_id}
+    ended = "the write that ends the run"
+    assert statuses.pop(ended) in {"interrupted", "completed"}, "completed when the kill came after its last write"
+    assert set(statuses.values()) == {"interrupted"}, statuses
+    assert {phase for phase, run_id in killed.items() if run_id} >= {
+        "the parity reference", "an export", *(kill.phase for kill in WARM_CACHE_KILLS)}
 
 
 def test_two_runs_at_once_and_readers_polling(tmp_path):
@@ -115,26 +207,6 @@ def test_two_runs_at_once_and_readers_polling(tmp_path):
     assert {runs[r] for r in run_ids} == {"completed"}
     assert not reader_errors, reader_errors[:3]
     assert reads > 20
-
-
-def test_kill_right_after_a_result_landed_leaves_whole_rows(tmp_path):
-    db = tmp_path / "results.duckdb"
-    process = start_engine(db, ROOT / ".cache")
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # wait until the first result has landed, then kill mid-run
-        time.sleep(0.2)
-        try:
-            if db.exists() and not store.results_summary(db).empty:
-                break
-        except Exception:
-            continue
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(30)
-    runs = check_consistent(db)
-    assert [status for _, status in runs] == ["running"], "the killed run is not complete (yet unmarked)"
-    with duckdb.connect(str(db), read_only=True) as con:
-        for table in ("runs", "results", "samples", "stats"):
-            assert con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] >= 1, table
 
 
 def test_ctrl_c_or_sigterm_keeps_what_was_measured_and_marks_the_run_cancelled(tmp_path):
