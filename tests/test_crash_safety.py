@@ -18,7 +18,8 @@ from tests.conftest import ROOT, TEST_IMGSZ, engine
 # The minimum duration keeps batch 2 measuring for a while after batch 1's result (the Ctrl-C test stops it there).
 RUN_ARGS = ["--runtimes", "onnxruntime,openvino", "--batch", "1,2", "--iters", "15", "--min-duration", "2",
             "--warmup", "1", "--imgsz", str(TEST_IMGSZ)]
-KILL_ARGS = [arg for arg in RUN_ARGS if arg not in ("--min-duration", "2")]  # the kills wait for what they aim at
+# The kills wait for what they aim at, and the concurrent runs need no time of measuring: no minimum duration.
+QUICK_ARGS = [arg for arg in RUN_ARGS if arg not in ("--min-duration", "2")]
 
 
 @dataclass
@@ -96,7 +97,7 @@ def database_files(db) -> tuple:
 
 def kill_at(db, cache, kill: Kill) -> None:
     """Start the engine and SIGKILL its process group (workers too) at the kill's point."""
-    process = start_engine(db, cache, args=KILL_ARGS, progress=True)
+    process = start_engine(db, cache, args=QUICK_ARGS, progress=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stderr] + [lines.put(None)],
                      daemon=True).start()
@@ -144,7 +145,7 @@ def test_killed_anywhere_the_store_stays_consistent(tmp_path):
         killed[kill.phase] = killed_run(db, before, kill, {})
     unfinished = [folder for folder in (cold / "exports").iterdir() if not (folder / "done.json").exists()]
     assert len(unfinished) == 1, "the export killed midway is left unmarked"
-    redone = start_engine(db, cold, "--runtimes", "onnxruntime", "--batch", "1", "--json", args=KILL_ARGS)
+    redone = start_engine(db, cold, "--runtimes", "onnxruntime", "--batch", "1", "--json", args=QUICK_ARGS)
     out, _ = redone.communicate(timeout=600)
     assert redone.returncode == 0
     redone_run = json.loads(out)
@@ -159,7 +160,7 @@ def test_killed_anywhere_the_store_stays_consistent(tmp_path):
         for table in ("runs", "results", "samples", "stats"):
             assert con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] >= 1, table
     # The next start finds the killed runs and marks them interrupted; a full run then completes.
-    finished = start_engine(db, ROOT / ".cache", "--json", args=KILL_ARGS)
+    finished = start_engine(db, ROOT / ".cache", "--json", args=QUICK_ARGS)
     out, _ = finished.communicate(timeout=600)
     assert finished.returncode == 0
     runs = dict(check_consistent(db, one_result))
@@ -194,8 +195,8 @@ def test_two_runs_at_once_and_readers_polling(tmp_path):
     readers = [threading.Thread(target=poll) for _ in range(3)]
     for reader in readers:
         reader.start()
-    first = start_engine(db, cache, "--json")
-    second = start_engine(db, cache, "--json")
+    first = start_engine(db, cache, "--json", args=QUICK_ARGS)
+    second = start_engine(db, cache, "--json", args=QUICK_ARGS)
     outputs = [p.communicate(timeout=900)[0] for p in (first, second)]
     stop.set()
     for reader in readers:
