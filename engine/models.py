@@ -1,11 +1,15 @@
 """Resolving a --model argument to a file, hashing it, and the offline fallback to untrained weights.
 
-Runs in a worker process: loading a checkpoint imports torch and ultralytics, and unpickles code.
+Runs in a worker process: loading a checkpoint imports torch and ultralytics, and unpickles code. What a .pt
+file's contents gave (trained or not, class names, FLOPs) is kept by its hash, so a later run of the same file
+reads it here without a worker (`kept`): importing torch there cost ~3 s of every run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +18,7 @@ from engine.config import DEFAULT_MODEL, BenchError
 from engine.paths import cache_dir
 
 FALLBACK_SEED = 0
+KEPT_RECIPE = 1  # part of a kept file's key: raise it when what _pt_model reads from a checkpoint changes
 UNTRAINED_MARK = "yolo_bench_untrained"
 WEIGHTS_WORDS = {True: "trained weights", False: "UNTRAINED weights", None: "weights of unknown training"}
 
@@ -59,8 +64,9 @@ def resolve(spec: str) -> ModelInfo:
         return _untrained_from_yaml(spec, reason=f"built from architecture {spec}")
     if suffix != ".pt":
         raise BenchError(f"model {spec!r} is not a .pt, .onnx or .yaml file: give an Ultralytics detection model")
-    if path.is_file():
-        return _pt_model(path, source=f"local file {path}")
+    local = _local_checkpoint(path)
+    if local is not None:
+        return _pt_model(*local)
     if path.parent != Path("."):
         raise BenchError(f"model file {spec} does not exist")
     downloaded = _download_official(path.name)
@@ -85,11 +91,20 @@ def _is_detection_architecture(yaml_name: str) -> bool:
         return False
 
 
+def _local_checkpoint(path: Path) -> tuple[Path, str] | None:
+    """The .pt file a --model path names, or an official name's copy downloaded before, with how it was got."""
+    if path.is_file():
+        return path, f"local file {path}"
+    official = cache_dir() / "models" / path.name
+    if path.parent == Path(".") and official.is_file():
+        return official, f"Ultralytics release asset {path.name}"
+    return None
+
+
 def _download_official(name: str) -> Path | None:
-    """The real Ultralytics loading path: a cached copy, else a download from the release assets."""
+    """The real Ultralytics loading path: a download from the release assets (a copy made before is found by
+    _local_checkpoint)."""
     target = cache_dir() / "models" / name
-    if target.is_file():
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         from ultralytics.utils.downloads import attempt_download_asset
@@ -144,6 +159,49 @@ def _pt_model(path: Path, source: str) -> ModelInfo:
     gflops = get_flops(model, 640) or None
     return ModelInfo(str(path), "pt", file_sha256(path), trained, source, names, display_name=path.name,
                      gflops_640=gflops)
+
+
+def _kept_file(sha256: str) -> Path:
+    return cache_dir() / "models" / "resolved" / f"{sha256}.json"
+
+
+def _kept_key() -> dict:
+    from importlib.metadata import version
+
+    return {"recipe": KEPT_RECIPE, "ultralytics": version("ultralytics")}
+
+
+def keep(info: dict) -> None:
+    """Keep what a .pt file's contents gave (resolve's answer, from the worker) for `kept`."""
+    if info["kind"] != "pt":
+        return
+    target = _kept_file(info["sha256"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    contents = {key: info[key] for key in ("trained", "names", "gflops_640")}
+    partial = target.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps({"key": _kept_key(), **contents}))
+    partial.replace(target)
+
+
+def kept(spec: str) -> ModelInfo | None:
+    """resolve(spec) without a worker, for a .pt file (a path, or an official name downloaded before) whose
+    contents were resolved before with this Ultralytics; None where the worker must answer (a download, the
+    offline fallback, a new or changed file)."""
+    path = Path(spec.strip() or DEFAULT_MODEL).expanduser()
+    local = _local_checkpoint(path) if path.suffix.lower() == ".pt" else None
+    if local is None:
+        return None
+    path, source = local
+    sha256 = file_sha256(path)
+    try:
+        contents = json.loads(_kept_file(sha256).read_text())
+    except (OSError, ValueError):
+        return None
+    if contents.get("key") != _kept_key():
+        return None
+    names = {int(k): v for k, v in contents["names"].items()}
+    return ModelInfo(str(path), "pt", sha256, contents["trained"], source, names, display_name=path.name,
+                     gflops_640=contents["gflops_640"])
 
 
 def _onnx_model(path: Path) -> ModelInfo:

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from engine import store, worker
+from engine import models, store, worker
 from engine.config import IMAGE_SUFFIXES, MAX_ITERS, BenchError, RunConfig, Variant, expand_variants, validate
-from engine.models import check_fixed_input
 from engine.paths import artifacts_dir, cache_dir, sample_images
 from engine.reference_cache import partial_folder, publish, reference_folder, reference_key, stored_detections
 
@@ -235,13 +234,8 @@ class Runner:
             names = ", ".join(Path(p).name for p in left_out[:5]) + (" …" if len(left_out) > 5 else "")
             self.emit("stage", stage="images", message=f"{len(images)} images; left out {len(left_out)} "
                       f"file(s) that are not {IMAGE_TYPES}: {names}")
-        self.emit("stage", stage="prepare model", message=f"resolving {config.model}")
-        try:
-            model = run_job("prepare", {"model": config.model, "log_path": str(self.log_folder / "prepare.log")},
-                            timeout_s=min(config.timeout_s, 600), memory_limit_mb=config.effective_memory_limit_mb)
-        except JobFailed as error:
-            raise BenchError(str(error).splitlines()[0]) from None
-        check_fixed_input(model, config.imgsz, config.batch_sizes)
+        model = self.resolve_model(config.model, "prepare.log")
+        models.check_fixed_input(model, config.imgsz, config.batch_sizes)
         if config.reference:
             self.reference_model = self.prepare_reference_model(model)
         if config.data:
@@ -251,14 +245,30 @@ class Runner:
             self.labelled = prepare_labelled_data(config.data, len(model["names"]) or None)
         return variants, images, model
 
+    def resolve_model(self, spec: str, log_name: str) -> dict:
+        """--model or --reference: a .pt file resolved before is read from what was kept (models.kept); else a
+        worker loads it (it imports torch and unpickles the file)."""
+        known = models.kept(spec)
+        if known is not None:
+            self.emit("stage", stage="prepare model",
+                      message=f"resolving {spec}: known from an earlier run (the same file contents)")
+            return known.to_dict()
+        self.emit("stage", stage="prepare model", message=f"resolving {spec}")
+        config = self.config
+        try:
+            model = run_job("prepare", {"model": spec, "log_path": str(self.log_folder / log_name)},
+                            timeout_s=min(config.timeout_s, 600), memory_limit_mb=config.effective_memory_limit_mb)
+        except JobFailed as error:
+            raise BenchError(str(error).splitlines()[0]) from None
+        models.keep(model)
+        return model
+
     def prepare_reference_model(self, model: dict) -> dict:
         config = self.config
         try:
-            reference = run_job("prepare", {"model": config.reference,
-                                            "log_path": str(self.log_folder / "prepare-reference.log")},
-                                timeout_s=min(config.timeout_s, 600), memory_limit_mb=config.effective_memory_limit_mb)
-        except JobFailed as error:
-            raise BenchError(f"reference model: {str(error).splitlines()[0]}") from None
+            reference = self.resolve_model(config.reference, "prepare-reference.log")
+        except BenchError as error:
+            raise BenchError(f"reference model: {error}") from None
         if model["names"] and len(reference["names"]) != len(model["names"]):
             raise BenchError(f"reference model {config.reference} has {len(reference['names'])} classes and "
                              f"model {config.model} {len(model['names'])}: they cannot be compared")

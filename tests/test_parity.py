@@ -166,6 +166,8 @@ def test_weights_changed_after_export_do_not_pass(parity_run, detecting_model, t
     done = engine_run(db, "--model", str(perturbed), "--reference", str(detecting_model), "--runtimes", "onnxruntime",
                       "--iters", "2")
     assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resolving {detecting_model}: known from an earlier run (the same file contents)" in done.stderr, \
+        "the parity run resolved this checkpoint: no worker imports torch to read it again"
     row = summary(db).loc[("onnxruntime", "fp32")]
     assert row.parity_reference == "pytorch:fp32 detecting.pt"
     assert row.parity_verdict == verdict, row.parity_reason
