@@ -21,6 +21,7 @@ from engine import models, store, worker
 from engine.config import IMAGE_SUFFIXES, MAX_ITERS, BenchError, RunConfig, Variant, expand_variants, validate
 from engine.paths import artifacts_dir, cache_dir, sample_images
 from engine.reference_cache import partial_folder, publish, reference_folder, reference_key, stored_detections
+from engine.stop_signals import StopSignals
 
 IMAGE_TYPES = "/".join(IMAGE_SUFFIXES)  # for messages: ".jpg/.jpeg/.png/..."
 MAX_IMAGE_SIDE = 16384
@@ -212,7 +213,8 @@ class Runner:
                  should_cancel: Callable[[], bool] = lambda: False):
         self.config = config
         self.on_event = on_event or (lambda event: None)
-        self.should_cancel = should_cancel
+        self.cancel_requested = should_cancel  # the dashboard's Cancel
+        self.stop_signals = StopSignals()  # Ctrl-C and SIGTERM, while run() runs
         self.run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self.log_folder = cache_dir() / "logs" / self.run_id
         self.reference_model: dict | None = None  # --reference, resolved in prepare()
@@ -222,6 +224,11 @@ class Runner:
 
     def emit(self, kind: str, **payload) -> None:
         self.on_event({"event": kind, "run_id": self.run_id, "time": time.time(), **payload})
+
+    def should_cancel(self) -> bool:
+        """Polled every 0.2 s while a job runs and before each batch size: raises KeyboardInterrupt for Ctrl-C or
+        SIGTERM (engine/stop_signals.py); True when the dashboard's Cancel was pressed."""
+        return self.stop_signals.check() or self.cancel_requested()
 
     def prepare(self) -> tuple[list[Variant], list[str], dict]:
         """Everything that can reject the input, before anything is written."""
@@ -257,7 +264,8 @@ class Runner:
         config = self.config
         try:
             model = run_job("prepare", {"model": spec, "log_path": str(self.log_folder / log_name)},
-                            timeout_s=min(config.timeout_s, 600), memory_limit_mb=config.effective_memory_limit_mb)
+                            timeout_s=min(config.timeout_s, 600), memory_limit_mb=config.effective_memory_limit_mb,
+                            should_cancel=self.stop_signals.check)  # nothing to cancel yet: Ctrl-C stops it
         except JobFailed as error:
             raise BenchError(str(error).splitlines()[0]) from None
         models.keep(model)
@@ -323,6 +331,10 @@ class Runner:
         return f"{index:02d}-{Path(path).name}"
 
     def run(self) -> RunOutcome:
+        with self.stop_signals:
+            return self._run()
+
+    def _run(self) -> RunOutcome:
         from engine.machine import fingerprint
 
         variants, images, model = self.prepare()

@@ -8,11 +8,15 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 import duckdb
 import psutil
+import pytest
 from engine import store
+from engine.config import RunConfig
+from engine.runner import Runner
 from tests.conftest import ROOT, TEST_IMGSZ, engine
 
 # The minimum duration keeps batch 2 measuring for a while after batch 1's result (the Ctrl-C test stops it there).
@@ -242,3 +246,30 @@ def test_ctrl_c_or_sigterm_keeps_what_was_measured_and_marks_the_run_cancelled(t
         assert list(zip(results.runtime, results.batch, results.status)) == [("onnxruntime", 1, "completed")], stop
         psutil.wait_procs(workers, timeout=10)
         assert not [worker.pid for worker in workers if worker.is_running()], f"{stop}: a worker outlived the run"
+
+
+class Handle:
+    """Stands for a finished job's pipe or process handle, which multiprocessing closes from a finalizer."""
+
+
+def test_a_ctrl_c_that_lands_in_a_finalizer_still_stops_the_run(tmp_path):
+    """Python's own handler raises KeyboardInterrupt wherever the main thread is; inside a finalizer Python prints
+    "Exception ignored" and drops it, and a run so interrupted (once in a clean clone's test above) measured on to
+    its end and exited 0. The run's handler records it for the runner's next check instead."""
+    runner = Runner(RunConfig(db=str(tmp_path / "results.duckdb")))
+    with runner.stop_signals:
+        handle = Handle()
+        weakref.finalize(handle, os.kill, os.getpid(), signal.SIGINT)
+        del handle  # the finalizer runs, and the signal lands in it
+        with pytest.raises(KeyboardInterrupt):
+            runner.should_cancel()  # polled every 0.2 s while a job runs, and before each batch size
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)  # asked again: at once, wherever the run is
+            time.sleep(5)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "Python's handler again after the run"
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a job a shell started in the background
+    try:
+        with runner.stop_signals:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "not Ctrl-C's to stop"
+    finally:
+        signal.signal(signal.SIGINT, previous)
