@@ -97,6 +97,8 @@ def run_job(job: str, params: dict, timeout_s: float, on_message: Callable[[str,
     step = None  # {"seconds", "step", "until"} while the worker runs a step with its own limit
     try:
         while True:
+            if should_cancel():
+                raise Cancelled()
             if memory_limit_mb and (used_mb := _tree_rss_mb(process.pid)) > memory_limit_mb:
                 raise JobFailed(f"used {used_mb:.0f} MB, over the memory limit of {memory_limit_mb:g} MB "
                                 "(the process was killed; raise --memory-limit)")
@@ -127,9 +129,9 @@ def run_job(job: str, params: dict, timeout_s: float, on_message: Callable[[str,
             if step and time.monotonic() > step["until"]:
                 raise JobFailed(f"{step['step']} did not end within {step['seconds']:.0f} s (the process was killed)"
                                 + _log_tail(params.get("log_path")))
-            if should_cancel():
-                raise Cancelled()
         process.join(5)
+        if should_cancel():  # Ctrl-C reaches the whole process group: a worker still starting dies of it
+            raise Cancelled()
         raise JobFailed(describe_exit(process.exitcode) + _log_tail(params.get("log_path")))
     finally:
         if process.is_alive():
