@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from engine.config import RunConfig, Variant
-from engine.paths import PROJECT_ROOT
+from engine.paths import PROJECT_ROOT, read_json, write_json_whole
 
 
 def jobs_dir() -> Path:
@@ -59,16 +59,7 @@ def write_status(folder: Path, **fields) -> None:
     path = folder / "status.json"
     current = read_json(path)
     current.update(fields, updated_at=time.time())
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(current))
-    temporary.replace(path)
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+    write_json_whole(path, current)
 
 
 def append_event(folder: Path, event: dict) -> None:

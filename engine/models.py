@@ -8,14 +8,12 @@ reads it here without a worker (`kept`): importing torch there cost ~3 s of ever
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.config import DEFAULT_MODEL, BenchError
-from engine.paths import cache_dir
+from engine.paths import cache_dir, read_json, write_json_whole
 
 FALLBACK_SEED = 0
 KEPT_RECIPE = 1  # part of a kept file's key: raise it when what _pt_model reads from a checkpoint changes
@@ -175,12 +173,8 @@ def keep(info: dict) -> None:
     """Keep what a .pt file's contents gave (resolve's answer, from the worker) for `kept`."""
     if info["kind"] != "pt":
         return
-    target = _kept_file(info["sha256"])
-    target.parent.mkdir(parents=True, exist_ok=True)
     contents = {key: info[key] for key in ("trained", "names", "gflops_640")}
-    partial = target.with_suffix(f".{os.getpid()}.partial")
-    partial.write_text(json.dumps({"key": _kept_key(), **contents}))
-    partial.replace(target)
+    write_json_whole(_kept_file(info["sha256"]), {"key": _kept_key(), **contents})
 
 
 def kept(spec: str) -> ModelInfo | None:
@@ -193,10 +187,7 @@ def kept(spec: str) -> ModelInfo | None:
         return None
     path, source = local
     sha256 = file_sha256(path)
-    try:
-        contents = json.loads(_kept_file(sha256).read_text())
-    except (OSError, ValueError):
-        return None
+    contents = read_json(_kept_file(sha256))
     if contents.get("key") != _kept_key():
         return None
     names = {int(k): v for k, v in contents["names"].items()}

@@ -1,7 +1,8 @@
-"""Where the engine keeps its caches, artifacts and job folders."""
+"""Where the engine keeps its caches, artifacts and job folders, and how it writes and reads its JSON files there."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -32,3 +33,20 @@ def sample_images() -> list[Path]:
         return []
     assets = Path(list(spec.submodule_search_locations)[0]) / "assets"
     return sorted(p for p in assets.glob("*.jpg"))
+
+
+def write_json_whole(path: Path, document) -> None:
+    """Write to a file of this process's own, then rename it into place: a reader, or another process writing the
+    same file, never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(document))
+    partial.replace(path)
+
+
+def read_json(path: Path) -> dict:
+    """The file's document; {} when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import json
-import os
 import shutil
 import subprocess
 import threading
@@ -23,7 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from engine.paths import cache_dir
+from engine.paths import cache_dir, read_json, write_json_whole
 
 KERNEL = r"""
 #include <immintrin.h>
@@ -195,20 +193,13 @@ def kept_peak_path(machine_id: str, threads: int) -> Path:
 def kept_peak(machine_id: str, threads: int) -> dict | None:
     """This machine's peak on `threads` as measured before (by a run into any database, or `peak --store`),
     with `measured_at`; None where it was never measured here."""
-    try:
-        return json.loads(kept_peak_path(machine_id, threads).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json(kept_peak_path(machine_id, threads)) or None
 
 
 def keep_peak(machine_id: str, peak: dict, measured_at: datetime) -> dict:
     """Remember a measured peak for every database on this machine; returns it with `measured_at`."""
     kept = {**peak, "measured_at": measured_at.isoformat()}
-    path = kept_peak_path(machine_id, peak["threads"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    partial.write_text(json.dumps(kept))
-    partial.replace(path)
+    write_json_whole(kept_peak_path(machine_id, peak["threads"]), kept)
     return kept
 
 
