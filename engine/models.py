@@ -8,6 +8,7 @@ reads it here without a worker (`kept`): importing torch there cost ~3 s of ever
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -135,9 +136,14 @@ def _untrained_from_yaml(yaml_name: str, reason: str) -> ModelInfo:
         checkpoint[UNTRAINED_MARK] = True
         torch.save(checkpoint, partial)
         partial.replace(target)
-    info = _pt_model(target, source=reason)
-    info.display_name = f"{stem} (untrained weights, seed {FALLBACK_SEED})"
-    return info
+    return _pt_model(target, source=reason)
+
+
+def _display_name(path: Path, trained: bool) -> str:
+    """The file's name; the offline fallback's file (yolov8n-untrained-seed0.pt) is 'yolov8n (untrained weights,
+    seed 0)' however it is given, the default name or its path, so that one model is one name in the history."""
+    built = re.fullmatch(r"(.+)-untrained-seed(\d+)\.pt", path.name)
+    return f"{built[1]} (untrained weights, seed {built[2]})" if built and not trained else path.name
 
 
 def _pt_model(path: Path, source: str) -> ModelInfo:
@@ -155,8 +161,8 @@ def _pt_model(path: Path, source: str) -> ModelInfo:
     from ultralytics.utils.torch_utils import get_flops
 
     gflops = get_flops(model, 640) or None
-    return ModelInfo(str(path), "pt", file_sha256(path), trained, source, names, display_name=path.name,
-                     gflops_640=gflops)
+    return ModelInfo(str(path), "pt", file_sha256(path), trained, source, names,
+                     display_name=_display_name(path, trained), gflops_640=gflops)
 
 
 def _kept_file(sha256: str) -> Path:
@@ -191,8 +197,8 @@ def kept(spec: str) -> ModelInfo | None:
     if contents.get("key") != _kept_key():
         return None
     names = {int(k): v for k, v in contents["names"].items()}
-    return ModelInfo(str(path), "pt", sha256, contents["trained"], source, names, display_name=path.name,
-                     gflops_640=contents["gflops_640"])
+    return ModelInfo(str(path), "pt", sha256, contents["trained"], source, names,
+                     display_name=_display_name(path, contents["trained"]), gflops_640=contents["gflops_640"])
 
 
 def _onnx_model(path: Path) -> ModelInfo:

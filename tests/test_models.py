@@ -43,3 +43,17 @@ def test_only_checkpoints_are_kept(cache, tmp_path):
     models.keep({"kind": "onnx", "sha256": "ab" * 32, "trained": None, "names": {}, "gflops_640": None})
     assert not (cache / "models" / "resolved").exists()
     assert models.kept(str(tmp_path / "missing.pt")) is None and models.kept("model.onnx") is None
+
+
+def test_the_offline_fallback_has_one_name_however_it_is_given(cache, tmp_path):
+    """The default name offline, the fallback file's path, or that path known from an earlier run: one model, one
+    name in the history and its charts."""
+    built = models.resolve("yolov8n.yaml")
+    assert built.display_name == "yolov8n (untrained weights, seed 0)"
+    by_path = models.resolve(built.path)
+    assert by_path.display_name == built.display_name
+    models.keep(by_path.to_dict())
+    assert models.kept(built.path).display_name == built.display_name
+    renamed = tmp_path / "mine.pt"
+    shutil.copyfile(built.path, renamed)
+    assert models.resolve(str(renamed)).display_name == models.kept(str(renamed)).display_name == "mine.pt"
