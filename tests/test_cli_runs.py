@@ -26,8 +26,8 @@ def every_runtime(tmp_path_factory):
     db = tmp_path_factory.mktemp("all") / "results.duckdb"
     runs, progress = [], []
     for _ in range(2):
-        done = engine_run(db, "--runtimes", ALL_RUNTIMES, "--precisions", "all", "--batch", "1", "--iters", "3",
-                          "--json", timeout=1500)
+        done = engine_run(db, "--model", "yolov8n.pt", "--runtimes", ALL_RUNTIMES, "--precisions", "all",
+                          "--batch", "1", "--iters", "3", "--json", timeout=1500)
         assert done.returncode == 0, done.stderr[-3000:]
         runs.append(json.loads(done.stdout))
         progress.append(done.stderr)
@@ -44,6 +44,10 @@ def test_every_runtime_and_precision_completes(every_runtime):
     assert (table.infer_ms > 0).all() and (table.pre_ms > 0).all() and (table.post_ms > 0).all()
     assert (table.imgsz == 160).all()
     assert not table.weights_trained.any(), "offline, the default model is the untrained fallback"
+    with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
+        runs = con.execute("SELECT model, model_source FROM runs").fetchall()
+    assert {model for model, _ in runs} == {"yolov8n (untrained weights, seed 0)"}, runs
+    assert all("yolov8n.pt could not be downloaded (offline?)" in source for _, source in runs), runs
     for number, run in enumerate((every_runtime["first"], every_runtime["second"]), start=1):
         watch = run["regression_watch"]  # --json carries the regression watch's verdict on each result
         assert sorted(v["result_id"] for v in watch) == sorted(r["result_id"] for r in run["results"])

@@ -18,7 +18,7 @@ import pytest
 from engine import store
 from engine.config import RunConfig
 from engine.runner import Cancelled, Runner, run_job
-from tests.conftest import ROOT, TEST_IMGSZ, engine
+from tests.conftest import ROOT, TEST_IMGSZ, default_model_file, engine
 
 # The minimum duration keeps batch 2 measuring for a while after batch 1's result (the Ctrl-C test stops it there).
 RUN_ARGS = ["--runtimes", "onnxruntime,openvino", "--batch", "1,2", "--iters", "15", "--min-duration", "2",
@@ -61,7 +61,8 @@ WARM_CACHE_KILLS = [  # DuckDB writes a result's transaction to its WAL at commi
 
 def start_engine(db, cache, *extra, args=RUN_ARGS, progress: bool = False):
     env = {**os.environ, "YOLO_BENCH_CACHE": str(cache)}
-    return subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", str(db), *args, *extra],
+    model = ("--model", default_model_file())
+    return subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", str(db), *model, *args, *extra],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL if progress else subprocess.PIPE,
                             stderr=subprocess.PIPE if progress else subprocess.DEVNULL,
                             start_new_session=True, text=True)
@@ -223,7 +224,8 @@ def test_ctrl_c_or_sigterm_keeps_what_was_measured_and_marks_the_run_cancelled(t
     for stop in ("SIGINT to the group", "SIGTERM to the engine"):
         # as from a terminal: a shell that starts a job in the background (CI's, say) sets SIGINT to be ignored,
         # and Python then raises no KeyboardInterrupt
-        process = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", str(db), *RUN_ARGS],
+        process = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", str(db), "--model",
+                                    default_model_file(), *RUN_ARGS],
                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                    text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         for line in process.stderr:  # the progress lines: wait until batch 1 is stored, batch 2 measuring
