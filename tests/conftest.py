@@ -58,6 +58,14 @@ def sample_images() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
+def detecting_model(tmp_path_factory, sample_images) -> Path:
+    """tests/detecting_model.py's model, which outputs boxes: built once; its exports are shared by the tests."""
+    from tests.detecting_model import build_detecting_model
+
+    return build_detecting_model(tmp_path_factory.mktemp("model") / "detecting.pt", sample_images, TEST_IMGSZ)
+
+
+@pytest.fixture(scope="session")
 def filled_db(tmp_path_factory) -> Path:
     """A database filled by one real small run (ONNX Runtime and OpenVINO, batch 1 and 2)."""
     db = tmp_path_factory.mktemp("filled") / "results.duckdb"

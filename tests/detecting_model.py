@@ -25,6 +25,19 @@ FIXED_DATE = "2000-01-01T00:00:00+00:00"
 
 
 def build_detecting_model(target: Path, images: list, imgsz: int = 160) -> Path:
+    """The same bytes every build, so the engine's export cache keeps hitting: on one thread, as sums taken over
+    two threads round differently (a test that had run a one-thread runtime in the process changed the model)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _build(target, images, imgsz)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build(target: Path, images: list, imgsz: int) -> Path:
     import torch
     from ultralytics import YOLO
 
@@ -63,6 +76,6 @@ def build_detecting_model(target: Path, images: list, imgsz: int = 160) -> Path:
             branch[-1].bias.fill_(bias)
     yolo.save(str(target))
     checkpoint = torch.load(target, map_location="cpu", weights_only=False)
-    checkpoint["date"] = FIXED_DATE  # the same bytes every build, so the engine's export cache keeps hitting
+    checkpoint["date"] = FIXED_DATE  # the same bytes every build
     torch.save(checkpoint, target)
     return Path(target)

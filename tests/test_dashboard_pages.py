@@ -15,7 +15,6 @@ import pytest
 from dashboard.images import OVERLAY_COLOR, PARITY_COLORS, overlay_boxes, parity_diff
 from engine import api
 from tests.conftest import TEST_IMGSZ, engine, engine_run
-from tests.detecting_model import build_detecting_model
 from tests.dashboard_app import HEAVY_MODULES, PAGES, ROOT, elements, figures, open_page, text_of, values_of
 
 FAULTS = {"YOLO_BENCH_EXTRA_RUNTIMES": "tests.fault_runtimes"}
@@ -37,12 +36,10 @@ def two_runs_db(filled_db, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def detecting_db(tmp_path_factory, sample_images) -> Path:
+def detecting_db(tmp_path_factory, detecting_model) -> Path:
     """A real run of a model that outputs boxes (tests/detecting_model.py), so overlays have something to draw."""
-    folder = tmp_path_factory.mktemp("detecting")
-    model = build_detecting_model(folder / "detecting.pt", sample_images, TEST_IMGSZ)
-    db = folder / "results.duckdb"
-    done = engine_run(db, "--model", str(model), "--runtimes", "onnxruntime,openvino", "--iters", "3")
+    db = tmp_path_factory.mktemp("detecting") / "results.duckdb"
+    done = engine_run(db, "--model", str(detecting_model), "--runtimes", "onnxruntime,openvino", "--iters", "3")
     assert done.returncode == 0, done.stderr
     return db
 
@@ -654,15 +651,14 @@ def test_two_machines_of_one_label_are_told_apart_by_their_fingerprint(two_runs_
     assert f"The same machine ({machine_id[:12]}) under two labels: ci → ci-2." in text_of(app.caption)
 
 
-def test_compare_names_a_configuration_whose_parity_got_worse(detecting_db, tmp_path):
+def test_compare_names_a_configuration_whose_parity_got_worse(detecting_db, detecting_model, tmp_path):
     """A second real run of the detecting model; its ONNX Runtime result is given a failed parity verdict in the
     copy, as a broken export would get: a ratio near 1 must not read as 'nothing changed'."""
     db = tmp_path / "parity-changed.duckdb"
     shutil.copyfile(detecting_db, db)
     with duckdb.connect(str(db), read_only=True) as con:
         (first_run,), = con.execute("SELECT run_id FROM runs").fetchall()
-    model = detecting_db.parent / "detecting.pt"  # beside the database, as the detecting_db fixture built it
-    done = engine_run(db, "--model", str(model), "--runtimes", "onnxruntime", "--iters", "3")
+    done = engine_run(db, "--model", str(detecting_model), "--runtimes", "onnxruntime", "--iters", "3")
     assert done.returncode == 0, done.stderr[-3000:]
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE parity SET verdict = 'fail', reason = 'found 3 of the reference''s 42 boxes' WHERE "

@@ -7,14 +7,12 @@ import pytest
 
 from engine.pipeline import decode_image, preprocess
 from tests.conftest import TEST_IMGSZ, engine_run
-from tests.detecting_model import build_detecting_model
 
 
 @pytest.fixture(scope="module")
-def openvino_file(tmp_path_factory, sample_images) -> str:
-    model = build_detecting_model(tmp_path_factory.mktemp("model") / "detecting.pt", sample_images, TEST_IMGSZ)
+def openvino_file(tmp_path_factory, detecting_model) -> str:
     db = tmp_path_factory.mktemp("folded") / "results.duckdb"
-    done = engine_run(db, "--model", str(model), "--runtimes", "openvino", "--iters", "2")
+    done = engine_run(db, "--model", str(detecting_model), "--runtimes", "openvino", "--iters", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute("SELECT model_file FROM results WHERE runtime = 'openvino'").fetchall()[0][0]

@@ -27,11 +27,6 @@ def summary(db, run_id=None):
     return table.set_index(["runtime", "precision"])
 
 
-@pytest.fixture(scope="module")
-def detecting_model(tmp_path_factory, sample_images):
-    return build_detecting_model(tmp_path_factory.mktemp("model") / "detecting.pt", sample_images, TEST_IMGSZ)
-
-
 def yolo_label_lines(detections, width: int, height: int) -> str:
     return "".join(
         f"{d.class_id} {(d.x1 + d.x2) / 2 / width:.6f} {(d.y1 + d.y2) / 2 / height:.6f} "
@@ -77,6 +72,22 @@ def test_the_detecting_model_outputs_a_few_dozen_boxes_and_is_not_called_trained
         per_image = dict(con.execute("SELECT image, count(*) FROM reference_detections GROUP BY image").fetchall())
     assert len(per_image) == 2 and 10 <= sum(per_image.values()) <= 60, per_image
     assert not parity_run["table"].weights_trained.any()
+
+
+def test_the_detecting_model_is_the_same_bytes_whatever_torch_s_thread_count(detecting_model, sample_images,
+                                                                             tmp_path):
+    """The tests that run it share its exports through the cache only if every build gives the same file."""
+    import torch
+
+    from engine.models import file_sha256
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        again = build_detecting_model(tmp_path / "detecting.pt", sample_images, TEST_IMGSZ)
+    finally:
+        torch.set_num_threads(threads)
+    assert file_sha256(again) == file_sha256(detecting_model)
 
 
 def test_identical_exports_pass(parity_run):

@@ -17,20 +17,19 @@ import duckdb
 import pytest
 
 from engine.parity import match_detections
-from tests.conftest import TEST_IMGSZ, engine_run, parse_json_output
-from tests.detecting_model import build_detecting_model
+from tests.conftest import engine_run, parse_json_output
 
 CPU_RUNTIMES = ("pytorch", "torchscript", "onnxruntime", "openvino", "tensorflow", "tflite")
 SAME_BOX_IOU = 0.9
 
 
 @pytest.fixture(scope="module")
-def modes_run(tmp_path_factory, sample_images):
-    model = build_detecting_model(tmp_path_factory.mktemp("model") / "detecting.pt", sample_images, TEST_IMGSZ)
+def modes_run(tmp_path_factory, detecting_model):
     db = tmp_path_factory.mktemp("modes") / "results.duckdb"
     runtimes = ",".join((*CPU_RUNTIMES, "openvino:bf16"))
     # "both", as the help offers it (it was once refused as an unknown mode): every row below has both modes
-    done = engine_run(db, "--model", str(model), "--runtimes", runtimes, "--modes", "both", "--iters", "2", "--json")
+    done = engine_run(db, "--model", str(detecting_model), "--runtimes", runtimes, "--modes", "both", "--iters", "2",
+                      "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     return {"db": db, "run_id": parse_json_output(done)["run_id"]}
 
