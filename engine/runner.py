@@ -26,6 +26,7 @@ from engine.stop_signals import StopSignals
 IMAGE_TYPES = "/".join(IMAGE_SUFFIXES)  # for messages: ".jpg/.jpeg/.png/..."
 MAX_IMAGE_SIDE = 16384
 MAX_IMAGES = 500
+OUTPUT_CLOSED = "stopped: its output was closed (the program reading it exited)"  # a run's stored reason
 
 EventSink = Callable[[dict], None]
 
@@ -374,6 +375,10 @@ class Runner:
             if isinstance(stop, Cancelled):
                 return outcome
             raise Interrupted(outcome) from None
+        except BrokenPipeError:  # `engine run ... | head`: its reader had what it wanted, a stop as Ctrl-C is
+            store.finish_run(db, self.run_id, "cancelled", OUTPUT_CLOSED)
+            outcome.status = "cancelled"
+            raise
         except BaseException as error:
             store.finish_run(db, self.run_id, "failed", f"{type(error).__name__}: {error}")
             raise

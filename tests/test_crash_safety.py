@@ -251,6 +251,31 @@ def test_ctrl_c_or_sigterm_keeps_what_was_measured_and_marks_the_run_cancelled(t
         assert not [worker.pid for worker in workers if worker.is_running()], f"{stop}: a worker outlived the run"
 
 
+def test_a_run_whose_output_is_closed_is_stored_as_cancelled(tmp_path):
+    """`engine run ... 2>&1 | head -3`: the reader exits and the next progress line meets a closed pipe. The run
+    stops as at Ctrl-C, exit 141 as a shell reports SIGPIPE, with what it measured; it was stored as failed with
+    "BrokenPipeError: [Errno 32] Broken pipe", which the Overview showed as if a runtime had failed."""
+    db = tmp_path / "results.duckdb"
+    process = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", str(db), "--model",
+                                default_model_file(), *QUICK_ARGS], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, start_new_session=True, text=True)
+    for line in process.stderr:
+        if "onnxruntime:fp32 b1:" in line:
+            break
+    workers = psutil.Process(process.pid).children(recursive=True)
+    process.stderr.close()
+    assert process.wait(timeout=60) == 141
+    run = store.runs(db).iloc[0]
+    assert (run["status"], run["error"]) == ("cancelled", "stopped: its output was closed (the program reading "
+                                                          "it exited)")
+    results = store.results_summary(db, {"run_id": run["run_id"]})
+    assert ("onnxruntime", 1, "completed") in set(zip(results.runtime, results.batch, results.status))
+    assert set(results.status) == {"completed"}, "nothing it was measuring is stored as failed"
+    check_consistent(db)
+    psutil.wait_procs(workers, timeout=10)
+    assert not [worker.pid for worker in workers if worker.is_running()], "a worker outlived the run"
+
+
 class Handle:
     """Stands for a finished job's pipe or process handle, which multiprocessing closes from a finalizer."""
 
