@@ -39,6 +39,10 @@ class Cancelled(Exception):
     pass
 
 
+class OutputClosed(BrokenPipeError):
+    """The run's progress could not be written: its reader went away (`engine run ... | head`)."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during a run: the run is stored as cancelled with the results measured before; the
     caller gets them here."""
@@ -226,7 +230,10 @@ class Runner:
         self.results: list[dict] = []  # every result stored so far, in order
 
     def emit(self, kind: str, **payload) -> None:
-        self.on_event({"event": kind, "run_id": self.run_id, "time": time.time(), **payload})
+        try:
+            self.on_event({"event": kind, "run_id": self.run_id, "time": time.time(), **payload})
+        except BrokenPipeError:  # told apart from a worker's pipe that broke
+            raise OutputClosed() from None
 
     def should_cancel(self) -> bool:
         """Polled every 0.2 s while a job runs and before each batch size: raises KeyboardInterrupt for Ctrl-C or
@@ -375,7 +382,7 @@ class Runner:
             if isinstance(stop, Cancelled):
                 return outcome
             raise Interrupted(outcome) from None
-        except BrokenPipeError:  # `engine run ... | head`: its reader had what it wanted, a stop as Ctrl-C is
+        except OutputClosed:  # `engine run ... | head`: its reader had what it wanted, a stop as Ctrl-C is
             store.finish_run(db, self.run_id, "cancelled", OUTPUT_CLOSED)
             outcome.status = "cancelled"
             raise
