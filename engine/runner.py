@@ -26,7 +26,7 @@ from engine.stop_signals import StopSignals
 IMAGE_TYPES = "/".join(IMAGE_SUFFIXES)  # for messages: ".jpg/.jpeg/.png/..."
 MAX_IMAGE_SIDE = 16384
 MAX_IMAGES = 500
-OUTPUT_CLOSED = "stopped: its output was closed (the program reading it exited)"  # a run's stored reason
+OUTPUT_CLOSED = "its output was closed: the program reading it exited"  # a run's stored reason
 
 EventSink = Callable[[dict], None]
 

@@ -266,8 +266,9 @@ def test_a_run_whose_output_is_closed_is_stored_as_cancelled(tmp_path):
     process.stderr.close()
     assert process.wait(timeout=60) == 141
     run = store.runs(db).iloc[0]
-    assert (run["status"], run["error"]) == ("cancelled", "stopped: its output was closed (the program reading "
-                                                          "it exited)")
+    assert (run["status"], run["error"]) == ("cancelled", "its output was closed: the program reading it exited")
+    shown = engine("show", run["run_id"], "--db", str(db)).stdout
+    assert shown.startswith(f"run {run['run_id']}: cancelled (its output was closed: the program reading it exited)")
     results = store.results_summary(db, {"run_id": run["run_id"]})
     assert ("onnxruntime", 1, "completed") in set(zip(results.runtime, results.batch, results.status))
     assert set(results.status) == {"completed"}, "nothing it was measuring is stored as failed"
