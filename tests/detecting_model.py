@@ -14,6 +14,7 @@ deterministic and image-dependent, not meaningful.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 DETECTING_SEED = 4  # of seeds 0-7, the one whose boxes spread over both bus.jpg and zidane.jpg at 160
@@ -24,17 +25,24 @@ WANTED_ANCHORS = (20, 60)  # anchors above the threshold before NMS, over all im
 FIXED_DATE = "2000-01-01T00:00:00+00:00"
 
 
+@contextmanager
+def torch_threads(count: int):
+    """torch on `count` threads inside the block, and as it was after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def build_detecting_model(target: Path, images: list, imgsz: int = 160) -> Path:
     """The same bytes every build, so the engine's export cache keeps hitting: on one thread, as sums taken over
     two threads round differently (a test that had run a one-thread runtime in the process changed the model)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _build(target, images, imgsz)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _build(target: Path, images: list, imgsz: int) -> Path:

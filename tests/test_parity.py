@@ -15,7 +15,7 @@ from engine import parity, store
 from engine.accuracy import prepare_labelled_data
 from engine.config import BenchError
 from tests.conftest import TEST_IMGSZ, database_at_version, engine_run
-from tests.detecting_model import build_detecting_model
+from tests.detecting_model import build_detecting_model, torch_threads
 
 NAMES = {i: str(i) for i in range(80)}
 
@@ -81,12 +81,8 @@ def test_the_detecting_model_is_the_same_bytes_whatever_torch_s_thread_count(det
 
     from engine.models import file_sha256
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1 if threads > 1 else 2)
-    try:
+    with torch_threads(1 if torch.get_num_threads() > 1 else 2):
         again = build_detecting_model(tmp_path / "detecting.pt", sample_images, TEST_IMGSZ)
-    finally:
-        torch.set_num_threads(threads)
     assert file_sha256(again) == file_sha256(detecting_model)
 
 
