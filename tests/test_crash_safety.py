@@ -256,9 +256,7 @@ def test_a_run_whose_output_is_closed_is_stored_as_cancelled(tmp_path):
     stops as at Ctrl-C, exit 141 as a shell reports SIGPIPE, with what it measured; it was stored as failed with
     "BrokenPipeError: [Errno 32] Broken pipe", which the Overview showed as if a runtime had failed."""
     db = tmp_path / "results.duckdb"
-    process = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", str(db), "--model",
-                                default_model_file(), *QUICK_ARGS], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, start_new_session=True, text=True)
+    process = start_engine(db, ROOT / ".cache", args=QUICK_ARGS, progress=True)
     for line in process.stderr:
         if "onnxruntime:fp32 b1:" in line:
             break
