@@ -120,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
                                   "commit writes some; reads slow down as they pile up)")
     compact.add_argument("--db", required=True, help=DB_HELP)
 
+    cache = commands.add_parser("cache", help="show what the cache (.cache/: exports, parity references, ...) holds, "
+                                "and --prune what no run can use again")
+    cache.add_argument("--prune", action="store_true",
+                       help="remove what no run can use again: exports and references made by other library versions "
+                            "or engine code, and what a stopped run left unfinished")
+    cache.add_argument("--unused-days", type=float, default=None, metavar="DAYS",
+                       help="with --prune, also remove exports, references, calibration images, datasets and logs "
+                            "no run used for DAYS days (remade when needed; model files and peaks stay)")
+    cache.add_argument("--json", action="store_true")
+
     commands.add_parser("machine", help="print this machine's fingerprint")
 
     peak = commands.add_parser("peak", help="measure this machine's peak rates: fp32, and bf16 and int8 where the "
@@ -429,6 +439,44 @@ def command_check_regressions(args) -> int:
     return 1 if regressed and args.fail_on_regression else 0
 
 
+def command_cache(args) -> int:
+    """The cache's contents by kind, and with --prune the removal of what can go, under the benchmark lock: a run
+    measuring now may be writing what looks unfinished."""
+    from engine import cache_contents
+    from engine.jobs import benchmark_lock
+    from engine.paths import cache_dir
+
+    if args.unused_days is not None and args.unused_days < 0:
+        raise BenchError(f"--unused-days {args.unused_days:g} is out of range: use 0 or more")
+    removed = []
+    if args.prune:
+        with benchmark_lock(on_wait=lambda: print("a benchmark is running on this machine; pruning waits for it",
+                                                  file=sys.stderr)):
+            removed = cache_contents.prune(cache_contents.survey(), args.unused_days)
+    entries = cache_contents.survey()
+    rows = cache_contents.summary(entries, args.unused_days)
+    if args.json:
+        print(json.dumps({"cache": str(cache_dir()), "kinds": rows, "removed": [e.to_dict() for e in removed]}))
+        return 0
+    if args.prune:
+        print(f"removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'}, "
+              f"{sum(e.size_bytes for e in removed) / 2**20:.1f} MB")
+    if not entries:
+        print(f"cache {cache_dir()} is empty")
+        return 0
+    total_mb = sum(row["mb"] for row in rows)
+    print(f"cache {cache_dir()}: {total_mb:.1f} MB in {len(entries)} entries")
+    print(f"{'kind':<12} {'entries':>7} {'MB':>9} {'can go':>7} {'MB':>9}  why")
+    for row in rows:
+        print(f"{row['kind']:<12} {row['entries']:>7} {row['mb']:>9.1f} {row['removable']:>7} "
+              f"{row['removable_mb']:>9.1f}  {row['why']}")
+    going = sum(row["removable"] for row in rows)
+    if going and not args.prune:
+        days = "" if args.unused_days is None else f" --unused-days {args.unused_days:g}"
+        print(f"python -m engine cache --prune{days} removes the {going} that can go")
+    return 0
+
+
 def command_machine(args) -> int:
     from engine.machine import fingerprint
 
@@ -476,7 +524,7 @@ def command_compact(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"runtimes": command_runtimes, "run": command_run, "job": command_job,
-                "export": command_export, "machine": command_machine, "peak": command_peak,
+                "export": command_export, "cache": command_cache, "machine": command_machine, "peak": command_peak,
                 "bundle": command_bundle, "delete": command_delete, "import": command_import,
                 "check-regressions": command_check_regressions, "compact": command_compact, "runs": command_runs,
                 "show": command_show, "compare": command_compare}

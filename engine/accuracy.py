@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engine.config import BenchError
-from engine.paths import cache_dir
+from engine.paths import cache_dir, mark_used
 
 LABEL_HELP = "each line must be 'class x_center y_center width height', coordinates normalized to 0-1"
 
@@ -161,6 +161,7 @@ def _mirror(pairs: list[tuple[Path, Path]], class_count: int) -> Path:
     folder = cache_dir() / "datasets" / digest
     yaml_path = folder / "data.yaml"
     if yaml_path.is_file():
+        mark_used(yaml_path)
         return yaml_path
     partial = folder.with_suffix(".partial")
     shutil.rmtree(partial, ignore_errors=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.machine import library_versions
-from engine.paths import cache_dir
+from engine.paths import cache_dir, mark_used
 
 KEY_LIBRARIES = ("ultralytics", "torch", "onnx", "onnxslim", "openvino", "nncf", "tensorflow", "onnx2tf")
 CALIBRATION_IMAGES = 32
@@ -48,7 +48,10 @@ def cached(key: str) -> Path | None:
     if not done.is_file():
         return None
     output = export_folder(key) / json.loads(done.read_text())["output"]
-    return output if output.exists() else None
+    if not output.exists():
+        return None
+    mark_used(done)
+    return output
 
 
 def run_export(model_path: str, model_sha256: str, names: dict, request: dict, images: list[str]) -> Path:
@@ -175,6 +178,7 @@ def calibration_dataset(images: list[str], names: dict) -> Path:
     folder = cache_dir() / "calibration" / digest
     yaml_path = folder / "data.yaml"
     if yaml_path.is_file():
+        mark_used(yaml_path)
         return yaml_path
     image_dir = folder / "images"
     image_dir.mkdir(parents=True, exist_ok=True)

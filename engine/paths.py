@@ -50,3 +50,12 @@ def read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def mark_used(path: Path) -> None:
+    """Set a cached entry's marker file's time to now: `python -m engine cache --unused-days` goes by it (reading
+    a file changes no time a program can rely on)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache still serves

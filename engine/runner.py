@@ -20,7 +20,8 @@ from typing import Callable
 from engine import models, store, worker
 from engine.config import IMAGE_SUFFIXES, MAX_ITERS, BenchError, RunConfig, Variant, expand_variants, validate
 from engine.paths import artifacts_dir, cache_dir, sample_images
-from engine.reference_cache import partial_folder, publish, reference_folder, reference_key, stored_detections
+from engine.reference_cache import (key_of, partial_folder, publish, reference_folder, reference_material,
+                                    stored_detections)
 from engine.stop_signals import StopSignals
 
 IMAGE_TYPES = "/".join(IMAGE_SUFFIXES)  # for messages: ".jpg/.jpeg/.png/..."
@@ -302,8 +303,8 @@ class Runner:
             runtime, name = "pytorch", f"pytorch:fp32 {Path(source['path']).name}"
         else:
             runtime, name = "onnxruntime", f"onnxruntime:fp32 {Path(source['path']).name} (no PyTorch model given)"
-        folder = reference_folder(reference_key(runtime, source["sha256"], images, config.imgsz, config.conf,
-                                                config.iou))
+        material = reference_material(runtime, source["sha256"], images, config.imgsz, config.conf, config.iou)
+        folder = reference_folder(key_of(material))
         detections = stored_detections(folder)
         if detections is not None:
             self.emit("stage", stage="reference", message=f"parity reference: {name}, kept from an earlier run "
@@ -325,7 +326,7 @@ class Runner:
             except BaseException:  # cancelled or interrupted: leave no partial folder behind
                 shutil.rmtree(partial, ignore_errors=True)
                 raise
-            publish(partial, folder)
+            publish(partial, folder, material)
             detections = payload["detections"]
         names = {int(k): v for k, v in model["names"].items()}
         rows = []

@@ -372,6 +372,7 @@ def test_the_reference_is_kept_by_its_images_contents_and_settings_not_their_pat
         partial = partial_folder(folder, run_id)
         partial.mkdir(parents=True)
         (partial / "detections.json").write_text(json.dumps(found))
-        publish(partial, folder)
+        publish(partial, folder, {"run": run_id})
         assert not partial.exists()
     assert stored_detections(folder) == [[{"x1": 1.0}], []], "the first whole folder stays"
+    assert json.loads((folder / "key.json").read_text()) == {"run": "first"}, "with what its key was made from"
