@@ -440,32 +440,27 @@ def command_check_regressions(args) -> int:
 
 
 def command_cache(args) -> int:
-    """The cache's contents by kind, and with --prune the removal of what can go, under the benchmark lock: a run
-    measuring now may be writing what looks unfinished."""
-    from engine import cache_contents
-    from engine.jobs import benchmark_lock
-    from engine.paths import cache_dir
+    """The cache's contents by kind, and with --prune the removal of what can go (after a benchmark measuring now)."""
+    from engine import api
+    from engine.cache_contents import entries_text
 
-    if args.unused_days is not None and args.unused_days < 0:
-        raise BenchError(f"--unused-days {args.unused_days:g} is out of range: use 0 or more")
     removed = []
     if args.prune:
-        with benchmark_lock(on_wait=lambda: print("a benchmark is running on this machine; pruning waits for it",
-                                                  file=sys.stderr)):
-            removed = cache_contents.prune(cache_contents.survey(), args.unused_days)
-    entries = cache_contents.survey()
-    rows = cache_contents.summary(entries, args.unused_days)
+        removed = api.prune_cache(args.unused_days, on_wait=lambda: print(
+            "a benchmark is running on this machine; pruning waits for it", file=sys.stderr))
+    elif args.unused_days is not None and args.unused_days < 0:
+        raise BenchError(f"--unused-days {args.unused_days:g} is out of range: use 0 or more")
+    contents = api.cache_summary(args.unused_days)
     if args.json:
-        print(json.dumps({"cache": str(cache_dir()), "kinds": rows, "removed": [e.to_dict() for e in removed]}))
+        print(json.dumps({**contents, "removed": removed}))
         return 0
     if args.prune:
-        print(f"removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'}, "
-              f"{sum(e.size_bytes for e in removed) / 2**20:.1f} MB")
-    if not entries:
-        print(f"cache {cache_dir()} is empty")
+        print(f"removed {entries_text(len(removed))}, {sum(e['size_bytes'] for e in removed) / 2**20:.1f} MB")
+    rows = contents["kinds"]
+    if not rows:
+        print(f"cache {contents['cache']} is empty")
         return 0
-    total_mb = sum(row["mb"] for row in rows)
-    print(f"cache {cache_dir()}: {total_mb:.1f} MB in {len(entries)} entries")
+    print(f"cache {contents['cache']}: {sum(row['mb'] for row in rows):.1f} MB in {entries_text(contents['entries'])}")
     print(f"{'kind':<12} {'entries':>7} {'MB':>9} {'can go':>7} {'MB':>9}  why")
     for row in rows:
         print(f"{row['kind']:<12} {row['entries']:>7} {row['mb']:>9.1f} {row['removable']:>7} "

@@ -22,7 +22,7 @@ __all__ = [
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
     "export_run", "write_bundle", "delete_run", "deleted_runs", "restore_run", "import_bundle", "regressions",
     "regressions_of_run", "compare_runs", "COMPARED_METRICS", "baseline_for", "library_steps", "status_and_reason",
-    "json_column", "told_apart",
+    "json_column", "told_apart", "cache_summary", "prune_cache",
 ]
 
 
@@ -170,3 +170,27 @@ def compare_runs(every_a, every_b, carry: tuple[str, ...] = (), runs: tuple[dict
     """Run B against baseline A from their results_summary rows and, where given, their runs rows (for library
     versions and the model file's hash; engine/compare.py)."""
     return compare(every_a, every_b, carry, runs)
+
+
+def cache_summary(unused_days: float | None = None) -> dict:
+    """What this machine's cache holds, by kind, and what of it can go (engine/cache_contents.py)."""
+    from engine import cache_contents
+    from engine.paths import cache_dir
+
+    entries = cache_contents.survey()
+    return {"cache": str(cache_dir()), "entries": len(entries),
+            "kinds": cache_contents.summary(entries, unused_days)}
+
+
+def prune_cache(unused_days: float | None = None, wait: bool = True, on_wait=None) -> list[dict] | None:
+    """Remove what no run can use again (and, with unused_days, what none read for that long), holding the
+    benchmark lock: a run measuring now may be writing what looks unfinished. None where wait is False and a
+    benchmark is measuring."""
+    from engine import cache_contents
+
+    if unused_days is not None and unused_days < 0:
+        raise BenchError(f"--unused-days {unused_days:g} is out of range: use 0 or more")
+    with jobs.benchmark_lock(on_wait=on_wait, wait=wait) as held:
+        if not held:
+            return None
+        return [entry.to_dict() for entry in cache_contents.prune(cache_contents.survey(), unused_days)]

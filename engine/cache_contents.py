@@ -86,6 +86,10 @@ def summary(entries: list[Entry], unused_days: float | None = None) -> list[dict
     return rows
 
 
+def entries_text(count: int) -> str:
+    return f"{count} entr{'y' if count == 1 else 'ies'}"
+
+
 def _stale(kind: str, path: Path) -> str:
     if kind == "exports":
         return _stale_export(path)

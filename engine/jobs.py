@@ -39,17 +39,21 @@ def lock_path() -> Path:
 
 
 @contextmanager
-def benchmark_lock(on_wait=None):
-    """Held while measuring; a second run waits here (that is the queue)."""
+def benchmark_lock(on_wait=None, wait: bool = True):
+    """Held while measuring; a second run waits here (that is the queue). Yields whether it is held: with
+    wait=False, False at once where a benchmark holds it."""
     handle = open(lock_path(), "w")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                yield False
+                return
             if on_wait:
                 on_wait()
             fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        yield True
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()

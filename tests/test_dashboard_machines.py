@@ -1,5 +1,6 @@
 """Comparing machines: History normalised by a reference machine and runtime; the fastest machine for a model."""
 
+import fcntl
 import sys
 
 import pytest
@@ -128,3 +129,33 @@ def test_two_cpu_generations_behind_one_brand_string_are_two_machines(tmp_path, 
     assert "AMD EPYC (family 26 model 2 stepping 1)" in captions
     picker = app.sidebar.multiselect[0]
     assert sorted(picker.options) == sorted(f"vm · AMD EPYC ({machine_id[:8]})" for machine_id in ids)
+
+
+def test_machines_page_shows_the_cache_and_removes_only_what_no_run_can_use(fleet_db, tmp_path, monkeypatch):
+    cache, lock = tmp_path / "cache", tmp_path / "lock"
+    monkeypatch.setenv("YOLO_BENCH_CACHE", str(cache))
+    monkeypatch.setenv("YOLO_BENCH_LOCK", str(lock))
+    unfinished = cache / "exports" / ("2" * 24)  # an export a stopped run left: no done.json
+    unfinished.mkdir(parents=True)
+    (unfinished / "model.pt").write_bytes(b"w" * 2**20)
+    model = cache / "models" / "yolov8n.pt"
+    model.parent.mkdir()
+    model.write_bytes(b"weights")
+
+    app = open_page(fleet_db, "machines")
+    assert not app.exception
+    table = next(frame.value for frame in app.dataframe if "removable" in frame.value.columns).set_index("kind")
+    assert (table.loc["exports", "removable"], table.loc["models", "removable"]) == (1, 0)
+    assert "1 unfinished" in table.loc["exports", "why"]
+
+    with open(lock, "w") as held:  # a benchmark measuring now
+        fcntl.flock(held, fcntl.LOCK_EX)
+        app.button(key="prune_cache").click().run()
+    assert "A benchmark is measuring on this machine now" in text_of(app.warning)
+    assert unfinished.exists()
+
+    app.button(key="prune_cache").click().run()
+    assert not app.exception
+    assert "Removed 1 entry, 1.0 MB." in text_of(app.success)
+    assert not unfinished.exists() and model.exists()
+    assert "Nothing in it is stale" in text_of(app.caption)

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
+from dashboard.cache_panel import show_cache
 from dashboard.charts import fastest_per_machine
 from dashboard.deletion import deleted_runs_list, show_deleted
 from dashboard.jobs import save_upload
@@ -22,6 +23,7 @@ with st.expander("Import run bundles from other machines", icon=":material/move_
                 outcome = api.import_bundle(db, save_upload(upload))
                 st.success(f"{upload.name}: {outcome}")
 deleted_runs_list(db)
+show_cache()
 
 machines = data.machines(db)
 ui.stop_when_empty(machines, db, "the machines that ran benchmarks")
