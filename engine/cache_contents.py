@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -53,10 +54,16 @@ def survey() -> list[Entry]:
     """Every entry of the cache, one per export, reference, dataset, run's logs, model file, ..."""
     entries = []
     for top in sorted(cache_dir().iterdir()):
-        children = sorted(top.iterdir()) if top.is_dir() else [top]
         kind = top.name if top.is_dir() else "other"
+        try:
+            children = sorted(top.iterdir()) if top.is_dir() else [top]
+        except OSError:
+            continue  # removed since it was listed
         for path in children:
-            entries.append(Entry(kind, path, _size_bytes(path), _mtime(path), _stale(kind, path)))
+            try:
+                entries.append(Entry(kind, path, _size_bytes(path), _mtime(path), _stale(kind, path)))
+            except OSError:
+                pass  # a run removed or renamed it while this looked (its partial folder, published)
     return entries
 
 
@@ -109,9 +116,10 @@ def _stale_export(folder: Path) -> str:
     if not done.get("output") or not (folder / done["output"]).exists():
         return UNFINISHED
     source = folder / "model.pt"  # the checkpoint it was exported from, copied in (export.run_export)
-    if not source.is_file() or "request" not in done:
+    model_sha256 = done.get("model_sha256") or (file_sha256(source) if source.is_file() else None)
+    if model_sha256 is None or "request" not in done:
         return ""  # nothing to judge it by: keep it
-    return "" if export_key(file_sha256(source), done["request"]) == folder.name else OTHER_MAKERS
+    return "" if export_key(model_sha256, done["request"]) == folder.name else OTHER_MAKERS
 
 
 def _mtime(path: Path) -> float:
@@ -119,19 +127,26 @@ def _mtime(path: Path) -> float:
     for marker in ("done.json", DETECTIONS_FILE, "data.yaml"):
         if (path / marker).is_file():
             return (path / marker).stat().st_mtime
-    times = [path.lstat().st_mtime]
-    for root, _, files in os.walk(path):
-        times += [os.lstat(os.path.join(root, name)).st_mtime for name in files]
-    return max(times)
+    return max((status.st_mtime for status in _statuses(path)), default=0.0)
 
 
 def _size_bytes(path: Path) -> int:
-    if not path.is_dir() or path.is_symlink():
-        return path.lstat().st_size
-    total = 0
-    for root, _, files in os.walk(path):  # links (a dataset's images) count as links, not as what they point to
-        total += sum(os.lstat(os.path.join(root, name)).st_size for name in files)
-    return total
+    return sum(status.st_size for status in _statuses(path) if not stat.S_ISDIR(status.st_mode))
+
+
+def _statuses(path: Path) -> list[os.stat_result]:
+    """lstat of the path and, for a folder, of every file under it (links, a dataset's images, count as links).
+    A run may remove or rename files while this walks (a finished partial reference): those are left out."""
+    paths = [str(path)]
+    if path.is_dir() and not path.is_symlink():
+        paths += [os.path.join(root, name) for root, _, files in os.walk(path) for name in files]
+    statuses = []
+    for name in paths:
+        try:
+            statuses.append(os.lstat(name))
+        except OSError:
+            pass
+    return statuses
 
 
 def _mb(entries: list[Entry]) -> float:

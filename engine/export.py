@@ -82,7 +82,7 @@ def run_export(model_path: str, model_sha256: str, names: dict, request: dict, i
     if arguments["format"] == "saved_model" and not arguments.get("int8"):
         write_tflite_files(output)
     (folder / "done.json").write_text(
-        json.dumps({"output": str(output.relative_to(folder)), "request": request,
+        json.dumps({"output": str(output.relative_to(folder)), "request": request, "model_sha256": model_sha256,
                     "seconds": time.perf_counter() - started})
     )
     return output

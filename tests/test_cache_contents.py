@@ -124,3 +124,24 @@ def test_a_negative_unused_days_is_refused():
     refused = engine("cache", "--prune", "--unused-days", "-1")
     assert refused.returncode == 2
     assert "--unused-days -1 is out of range" in refused.stderr
+
+
+def test_a_file_a_run_removes_while_the_survey_walks_is_left_out(tmp_path, monkeypatch):
+    from engine import cache_contents
+
+    monkeypatch.setenv("YOLO_BENCH_CACHE", str(tmp_path))
+    partial = tmp_path / "reference" / f"{'4' * 24}.partial-20261202-000000-abcdef"
+    partial.mkdir(parents=True)
+    for name in ("00.npy", "01.npy"):
+        (partial / name).write_bytes(b"x" * 1000)
+    walk = os.walk
+
+    def walk_while_a_run_publishes(top, *args, **kwargs):  # the run's rename lands between listing and lstat
+        for root, folders, files in walk(top, *args, **kwargs):
+            if files:
+                os.remove(os.path.join(root, files[0]))
+            yield root, folders, files
+
+    monkeypatch.setattr(cache_contents.os, "walk", walk_while_a_run_publishes)
+    (entry,) = cache_contents.survey()
+    assert (entry.size_bytes, entry.stale) == (1000, cache_contents.UNFINISHED)
