@@ -448,8 +448,6 @@ def command_cache(args) -> int:
     if args.prune:
         removed = api.prune_cache(args.unused_days, on_wait=lambda: print(
             "a benchmark is running on this machine; pruning waits for it", file=sys.stderr))
-    elif args.unused_days is not None and args.unused_days < 0:
-        raise BenchError(f"--unused-days {args.unused_days:g} is out of range: use 0 or more")
     contents = api.cache_summary(args.unused_days)
     if args.json:
         print(json.dumps({**contents, "removed": removed}))

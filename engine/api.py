@@ -177,6 +177,7 @@ def cache_summary(unused_days: float | None = None) -> dict:
     from engine import cache_contents
     from engine.paths import cache_dir
 
+    _check_unused_days(unused_days)
     entries = cache_contents.survey()
     return {"cache": str(cache_dir()), "entries": len(entries),
             "kinds": cache_contents.summary(entries, unused_days)}
@@ -188,9 +189,13 @@ def prune_cache(unused_days: float | None = None, wait: bool = True, on_wait=Non
     benchmark is measuring."""
     from engine import cache_contents
 
-    if unused_days is not None and unused_days < 0:
-        raise BenchError(f"--unused-days {unused_days:g} is out of range: use 0 or more")
+    _check_unused_days(unused_days)
     with jobs.benchmark_lock(on_wait=on_wait, wait=wait) as held:
         if not held:
             return None
         return [entry.to_dict() for entry in cache_contents.prune(cache_contents.survey(), unused_days)]
+
+
+def _check_unused_days(unused_days: float | None) -> None:
+    if unused_days is not None and unused_days < 0:
+        raise BenchError(f"--unused-days {unused_days:g} is out of range: use 0 or more")

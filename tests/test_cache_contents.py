@@ -120,10 +120,11 @@ def test_pruning_waits_for_the_benchmark_measuring_now(tmp_path):
     assert not unfinished.exists()
 
 
-def test_a_negative_unused_days_is_refused():
-    refused = engine("cache", "--prune", "--unused-days", "-1")
-    assert refused.returncode == 2
-    assert "--unused-days -1 is out of range" in refused.stderr
+def test_a_negative_unused_days_is_refused(tmp_path):
+    for prune in (("--prune",), ()):
+        refused = engine("cache", *prune, "--unused-days", "-1", env={"YOLO_BENCH_CACHE": str(tmp_path)})
+        assert refused.returncode == 2
+        assert "--unused-days -1 is out of range" in refused.stderr
 
 
 def test_a_file_a_run_removes_while_the_survey_walks_is_left_out(tmp_path, monkeypatch):
