@@ -57,11 +57,10 @@ def reference_key(runtime: str, model_sha256: str, images: list[str], imgsz: int
     return key_of(reference_material(runtime, model_sha256, images, imgsz, conf, iou))
 
 
-def made_by_others(folder: Path) -> bool:
-    """Whether a kept reference was computed by other library versions or engine code (never read again); False
-    where its folder does not say (one kept before key.json was written)."""
+def made_by_others(folder: Path, makers: dict) -> bool:
+    """Whether a kept reference was computed by other library versions or engine code than current_makers()'s
+    (never read again); False where its folder does not say (one kept before key.json was written)."""
     material = read_json(folder / KEY_FILE)
-    makers = current_makers()
     return bool(material) and any(material.get(name) != value for name, value in makers.items())
 
 
