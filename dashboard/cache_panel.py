@@ -37,7 +37,7 @@ def show_cache() -> None:
                 st.caption("It is empty.")
                 return
             number = st.column_config.NumberColumn
-            st.dataframe(rows, hide_index=True, key="cache_table", column_config={
+            st.dataframe(rows, hide_index=True, key="cache_table", placeholder=ui.MISSING, column_config={
                 "kind": "Kind", "entries": number("Entries", width="small"),
                 "mb": number("MB", format="%.1f", width="small"), "removable": number("Can go", width="small"),
                 "removable_mb": number("Freed MB", format="%.1f", width="small"),

@@ -36,6 +36,11 @@ def text_of(elements) -> str:
     return "\n".join(str(element.value) for element in elements)
 
 
+def table_with(app: AppTest, column: str):
+    """The page's first table that has the column: a page may draw others before it (the Machines page's cache)."""
+    return next(frame.value for frame in app.dataframe if column in frame.value.columns)
+
+
 def elements(app: AppTest, kind: str) -> list:
     return list(app.get(kind))
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from tests.dashboard_app import figures, open_page, text_of, values_of
+from tests.dashboard_app import figures, open_page, table_with, text_of, values_of
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from history_scale import generate  # noqa: E402  (the benchmark's generator: a history from 3 machines)
@@ -144,7 +144,7 @@ def test_machines_page_shows_the_cache_and_removes_only_what_no_run_can_use(flee
 
     app = open_page(fleet_db, "machines")
     assert not app.exception
-    table = next(frame.value for frame in app.dataframe if "removable" in frame.value.columns).set_index("kind")
+    table = table_with(app, "removable").set_index("kind")
     assert (table.loc["exports", "removable"], table.loc["models", "removable"]) == (1, 0)
     assert "1 unfinished" in table.loc["exports", "why"]
 

@@ -15,7 +15,8 @@ import pytest
 from dashboard.images import OVERLAY_COLOR, PARITY_COLORS, overlay_boxes, parity_diff
 from engine import api
 from tests.conftest import TEST_IMGSZ, engine, engine_run
-from tests.dashboard_app import HEAVY_MODULES, PAGES, ROOT, elements, figures, open_page, text_of, values_of
+from tests.dashboard_app import (HEAVY_MODULES, PAGES, ROOT, elements, figures, open_page, table_with, text_of,
+                                 values_of)
 
 FAULTS = {"YOLO_BENCH_EXTRA_RUNTIMES": "tests.fault_runtimes"}
 
@@ -264,7 +265,7 @@ def test_a_faster_result_that_failed_parity_is_not_named_fastest(detecting_db, t
     assert f"{fastest.runtime}:{fastest.precision}" in warning and "found 3 of the reference's 42 boxes" in warning
     machines = open_page(db, "machines")
     assert not machines.exception
-    assert machines.dataframe[0].value["runtime"].tolist() == [runner_up.runtime]
+    assert table_with(machines, "runtime")["runtime"].tolist() == [runner_up.runtime]
     assert "failed parity" in text_of(machines.warning)
     from dashboard.report import run_report
 
@@ -738,10 +739,10 @@ def test_the_fastest_machine_is_judged_at_one_image_size(filled_db, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     app = open_page(db, "machines")
     assert not app.exception
-    assert set(app.dataframe[0].value["imgsz"]) == {TEST_IMGSZ}, "the size with the most results first"
+    assert set(table_with(app, "imgsz")["imgsz"]) == {TEST_IMGSZ}, "the size with the most results first"
     app.get("button_group")[0].set_value(96).run()
     assert not app.exception
-    assert app.dataframe[0].value["imgsz"].tolist() == [96]
+    assert table_with(app, "imgsz")["imgsz"].tolist() == [96]
     assert "at batch 1, 96 px" in text_of(app.markdown)
 
 
