@@ -25,7 +25,7 @@ from engine.reference_cache import DETECTIONS_FILE, current_makers, made_by_othe
 
 REMADE_WHEN_NEEDED = ("exports", "reference", "calibration", "datasets", "logs")
 UNFINISHED = "unfinished (a run stopped while making it; redone, never read)"
-OTHER_MAKERS = "made by other library versions or engine code (never read again)"
+OTHER_MAKERS = "made by other library versions or engine code than this environment's (it never reads them)"
 PER_RUN_REFERENCE = "one run's own reference, from before references were kept by key (never read)"
 KEY_NAME = re.compile(r"[0-9a-f]{24}")
 
