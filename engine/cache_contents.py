@@ -102,10 +102,12 @@ def _stale(kind: str, path: Path, makers: dict) -> str:
     if kind == "exports":
         return _stale_export(path)
     if kind == "reference":
-        if ".partial-" in path.name or (KEY_NAME.fullmatch(path.name) and not (path / DETECTIONS_FILE).is_file()):
+        if ".partial-" in path.name:
             return UNFINISHED
         if not KEY_NAME.fullmatch(path.name):
             return PER_RUN_REFERENCE
+        if not (path / DETECTIONS_FILE).is_file():
+            return UNFINISHED
         return OTHER_MAKERS if made_by_others(path, makers) else ""
     if kind in ("calibration", "datasets"):
         return "" if (path / "data.yaml").is_file() else UNFINISHED
