@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import ui
 from engine import api
-from engine.cache_contents import entries_text
+from engine.cache_contents import entries_text, removed_text
 from engine.paths import cache_dir
 
 PRUNED = "cache_pruned"  # what the last removal did: shown once on the reloaded page
@@ -58,7 +58,5 @@ def prune() -> None:
         st.session_state[PRUNED] = {"ok": False, "message": "A benchmark is measuring on this machine now and may be "
                                     "writing what looks unfinished: remove them when it ends."}
     else:
-        removed_mb = sum(entry["size_bytes"] for entry in removed) / 2**20
-        st.session_state[PRUNED] = {"ok": True,
-                                    "message": f"Removed {entries_text(len(removed))}, {removed_mb:.1f} MB."}
+        st.session_state[PRUNED] = {"ok": True, "message": f"Removed {removed_text(removed)}."}
     st.rerun()

@@ -442,7 +442,7 @@ def command_check_regressions(args) -> int:
 def command_cache(args) -> int:
     """The cache's contents by kind, and with --prune the removal of what can go (after a benchmark measuring now)."""
     from engine import api
-    from engine.cache_contents import entries_text
+    from engine.cache_contents import entries_text, removed_text
 
     removed = []
     if args.prune:
@@ -453,7 +453,7 @@ def command_cache(args) -> int:
         print(json.dumps({**contents, "removed": removed}))
         return 0
     if args.prune:
-        print(f"removed {entries_text(len(removed))}, {sum(e['size_bytes'] for e in removed) / 2**20:.1f} MB")
+        print(f"removed {removed_text(removed)}")
     rows = contents["kinds"]
     if not rows:
         print(f"cache {contents['cache']} is empty")

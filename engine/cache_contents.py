@@ -98,6 +98,11 @@ def entries_text(count: int) -> str:
     return f"{count} entr{'y' if count == 1 else 'ies'}"
 
 
+def removed_text(removed: list[dict]) -> str:
+    """What a prune removed (api.prune_cache's list), as the CLI and the Machines page say it: "2 entries, 3.1 MB"."""
+    return f"{entries_text(len(removed))}, {sum(entry['size_bytes'] for entry in removed) / 2**20:.1f} MB"
+
+
 def _stale(kind: str, path: Path, makers: dict) -> str:
     if kind == "exports":
         return _stale_export(path)
