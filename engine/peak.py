@@ -4,9 +4,12 @@ A small C kernel runs 12 independent fused multiply-add chains in the widest vec
 (AVX-512, else AVX2+FMA), one thread per core; 12 chains cover FMA latency times the FMA ports on
 current x86 cores. Where the CPU has them, the same loop with the AVX-512 bf16 dot product (vdpbf16ps:
 32 multiply-adds per 512-bit instruction) and the VNNI int8 dot product (vpdpbusd: 64) gives the bf16
-and int8 peaks that bf16 and int8 results are set against. Compiled once with the system's cc into the
-cache. Without a compiler the fp32 figure falls back to a numpy matmul, which is a lower bound, and says
-so in its method.
+and int8 peaks that bf16 and int8 results are set against. On a CPU with AMX (Intel Xeon since Sapphire
+Rapids) the tile unit does 16 times the multiply-adds of those per cycle, and oneDNN (OpenVINO, PyTorch)
+uses it for bf16 and int8 convolutions: there the bf16 and int8 peaks are the AMX tile loops' (tdpbf16ps,
+tdpbusd on four accumulator tiles), and the method names the vector rates beside them. Compiled once with
+the system's cc into the cache. Without a compiler the fp32 figure falls back to a numpy matmul, which is
+a lower bound, and says so in its method.
 """
 
 from __future__ import annotations
@@ -89,8 +92,66 @@ float int8_loop(int64_t iterations) {
 int has_int8(void) { return 0; }
 float int8_loop(int64_t iterations) { return 0.0f; }
 #endif
+#if defined(__AMX_TILE__) && (defined(__AMX_BF16__) || defined(__AMX_INT8__))
+#include <sys/syscall.h>
+#include <unistd.h>
+/* Linux hands a process the AMX tile state only when asked (arch_prctl ARCH_REQ_XCOMP_PERM, XTILEDATA). */
+int amx_permitted(void) { return syscall(SYS_arch_prctl, 0x1023, 18) == 0; }
+typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; } tile_config;
+/* Eight tiles of 16 rows x 64 bytes: 0-3 accumulate, 4-5 hold A, 6-7 hold B; loaded once, so the loop
+   measures the tile unit, not memory. */
+static void load_tiles(const void *a, const void *b) {
+    tile_config config = {0};
+    config.palette = 1;
+    for (int t = 0; t < 8; t++) { config.colsb[t] = 64; config.rows[t] = 16; }
+    _tile_loadconfig(&config);
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    _tile_loadd(4, a, 64); _tile_loadd(5, a, 64); _tile_loadd(6, b, 64); _tile_loadd(7, b, 64);
+}
+#else
+int amx_permitted(void) { return 0; }
+#endif
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+int has_amx_bf16(void) { return 1; }
+/* Each tdpbf16ps: a 16x16 fp32 tile += 16x32 bf16 times 32x16 bf16: 8,192 multiply-adds. */
+float amx_bf16_loop(int64_t iterations) {
+    uint16_t a[16 * 32], b[16 * 32];
+    float out[16 * 16];
+    for (int i = 0; i < 16 * 32; i++) { a[i] = 0x3f80; b[i] = 0x3380; }
+    load_tiles(a, b);
+    for (int64_t i = 0; i < iterations; i++) {
+        _tile_dpbf16ps(0, 4, 6); _tile_dpbf16ps(1, 4, 7); _tile_dpbf16ps(2, 5, 6); _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, out, 64);
+    _tile_release();
+    return out[0];
+}
+#else
+int has_amx_bf16(void) { return 0; }
+float amx_bf16_loop(int64_t iterations) { return 0.0f; }
+#endif
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
+int has_amx_int8(void) { return 1; }
+/* Each tdpbusd: a 16x16 int32 tile += 16x64 u8 times 64x16 s8: 16,384 multiply-adds. */
+float amx_int8_loop(int64_t iterations) {
+    int8_t a[16 * 64], b[16 * 64];
+    int32_t out[16 * 16];
+    for (int i = 0; i < 16 * 64; i++) { a[i] = 3; b[i] = -1; }
+    load_tiles(a, b);
+    for (int64_t i = 0; i < iterations; i++) {
+        _tile_dpbusd(0, 4, 6); _tile_dpbusd(1, 4, 7); _tile_dpbusd(2, 5, 6); _tile_dpbusd(3, 5, 7);
+    }
+    _tile_stored(0, out, 64);
+    _tile_release();
+    return (float)out[0];
+}
+#else
+int has_amx_int8(void) { return 0; }
+float amx_int8_loop(int64_t iterations) { return 0.0f; }
+#endif
 """
 CHAINS = 12
+AMX_TILE_PRODUCTS = 4  # tile products per loop iteration, one per accumulator tile
 
 
 @dataclass
@@ -99,14 +160,24 @@ class Peak:
     per_core_gflops: float
     threads: int
     method: str
-    gflops_bf16: float | None = None  # None: the CPU has no bf16 dot product (then bf16 runs as fp32)
-    gops_int8: float | None = None  # None: no VNNI int8 dot product
+    gflops_bf16: float | None = None  # None: the CPU has no bf16 dot product (then bf16 runs as fp32); AMX's if any
+    gops_int8: float | None = None  # None: no VNNI int8 dot product; AMX's where the CPU has it
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def _compile(flags: list[str]) -> Path | None:
+    """The kernel built for these flags; where the compiler does not know the AMX ones (gcc before 11), built
+    without them, so the vector peaks are still measured."""
+    library = _compile_with(flags)
+    amx = [flag for flag in flags if flag.startswith("-mamx")]
+    if library is None and amx:
+        library = _compile_with([flag for flag in flags if flag not in amx])
+    return library
+
+
+def _compile_with(flags: list[str]) -> Path | None:
     compiler = shutil.which("cc") or shutil.which("gcc")
     if not compiler:
         return None
@@ -129,10 +200,15 @@ def _isa_flags() -> list[str]:
     if "avx512f" in flags:
         dot_products = [flag for cpu, flag in (("avx512_bf16", "-mavx512bf16"), ("avx512_vnni", "-mavx512vnni"))
                         if cpu in flags]
-        return ["-mavx512f", "-mfma", *dot_products, *(["-mavx512bw"] if dot_products else [])]
+        return ["-mavx512f", "-mfma", *dot_products, *(["-mavx512bw"] if dot_products else []), *_amx_flags(flags)]
     if "avx2" in flags and "fma" in flags:
         return ["-mavx2", "-mfma"]
     return []
+
+
+def _amx_flags(flags: set[str]) -> list[str]:
+    tiles = [flag for cpu, flag in (("amx_bf16", "-mamx-bf16"), ("amx_int8", "-mamx-int8")) if cpu in flags]
+    return ["-mamx-tile", *tiles] if "amx_tile" in flags and tiles else []
 
 
 def _run_threads(function, iterations: int, threads: int) -> float:
@@ -183,6 +259,23 @@ def measure_peak(threads: int, repeats: int = 5, seconds_per_repeat: float = 0.3
     if kernel.has_int8():
         int8 = _best_rate(kernel.int8_loop, CHAINS * 128, threads, repeats, seconds_per_repeat)[0] / 1e9
         method += f"; int8: vpdpbusd (VNNI), {CHAINS} chains"
+    amx_built = kernel.has_amx_bf16() or kernel.has_amx_int8()
+    if amx_built and not kernel.amx_permitted():  # said, so that lacks_rates does not measure it again each run
+        method += "; AMX not measured: the kernel refused the tile state (arch_prctl)"
+    elif amx_built:
+        vector = [f"{name} {rate:.0f} {unit}" for name, rate, unit in
+                  (("vdpbf16ps", bf16, "GFLOP/s"), ("vpdpbusd", int8, "GOP/s")) if rate]
+        tiles = []
+        if kernel.has_amx_bf16():
+            bf16 = _best_rate(kernel.amx_bf16_loop, AMX_TILE_PRODUCTS * 8192 * 2, threads, repeats,
+                              seconds_per_repeat)[0] / 1e9
+            tiles.append("bf16: tdpbf16ps")
+        if kernel.has_amx_int8():
+            int8 = _best_rate(kernel.amx_int8_loop, AMX_TILE_PRODUCTS * 16384 * 2, threads, repeats,
+                              seconds_per_repeat)[0] / 1e9
+            tiles.append("int8: tdpbusd")
+        method += (f"; AMX ({', '.join(tiles)}, {AMX_TILE_PRODUCTS} accumulator tiles) for bf16 and int8 peaks"
+                   + (f", against the vector rates {', '.join(vector)}" if vector else ""))
     return Peak(best_all / 1e9, best_single / 1e9, threads, method, bf16, int8)
 
 
@@ -204,13 +297,15 @@ def keep_peak(machine_id: str, peak: dict, measured_at: datetime) -> dict:
 
 
 def lacks_rates(stored: dict) -> bool:
-    """A stored peak measured before bf16/int8 peaks existed, on a CPU that has them: measure again."""
+    """A stored peak measured before bf16/int8 peaks existed, or before AMX was measured, on a CPU that has them:
+    measure again."""
     from engine.machine import fingerprint
 
     flags = set(fingerprint()["isa_flags"])
     compiled = str(stored.get("method") or "").startswith("AVX-512")
+    without_amx = bool(_amx_flags(flags)) and "AMX" not in str(stored.get("method"))
     return compiled and (("avx512_bf16" in flags and stored.get("gflops_bf16") is None)
-                         or ("avx512_vnni" in flags and stored.get("gops_int8") is None))
+                         or ("avx512_vnni" in flags and stored.get("gops_int8") is None) or without_amx)
 
 
 def _numpy_peak(threads: int) -> Peak:
