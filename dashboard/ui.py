@@ -179,7 +179,8 @@ RESULT_COLUMNS = {
                                                      "image over the inference median"),
     "peak_share": st.column_config.TextColumn("% of peak", help="Achieved GFLOP/s over this machine's measured "
                                               "peak rate at the result's thread count and precision: fp32, or "
-                                              "the bf16 / int8 dot-product rate where the CPU has one (named)"),
+                                              "the bf16 / int8 dot-product rate where the CPU has one (named; AMX's tile "
+                                              "rate where the CPU has AMX)"),
     "floor": st.column_config.TextColumn("Floor ms", help="The inference time the model's GFLOPs would take at "
                                          "the machine's peak rate: the least any runtime could reach"),
     "iterations": st.column_config.NumberColumn("Iterations"),
