@@ -1,7 +1,9 @@
 """Lean pipeline variants side by side: which preprocessing and postprocessing each runtime's lean mode keeps.
 
-- PyTorch: the engine's numpy/OpenCV pre- and postprocessing against the same stages in torch (the uint8 batch
-  made a tensor once, box decode and torchvision's batched_nms on the output tensor, as Ultralytics does).
+- PyTorch: the engine's preprocessing (the letterboxed uint8 BGR frames as float32 in their own NHWC memory,
+  channels-last like the weights, the colour order and 1/255 folded into the first convolution) against the
+  numpy/OpenCV float32 NCHW RGB batch, and against pre- and postprocessing in torch (the uint8 batch made a
+  tensor once, box decode and torchvision's batched_nms on the output tensor, as Ultralytics does).
 - PyTorch weights: channels-last (the engine's) against the default contiguous format.
 - OpenVINO: the numpy preprocessing (float32 NCHW RGB in [0, 1]) against preprocessing folded into the model with
   OpenVINO's PrePostProcessor (u8 NHWC BGR in; convert, colour, layout and scale in the graph).
@@ -32,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.publish import publish  # noqa: E402 - after the path line above
 
 VARIANTS = {  # name: (runtime, description)
-    "pytorch-numpy": ("pytorch", "numpy/OpenCV pre + post, channels-last weights (the engine's)"),
+    "pytorch-folded": ("pytorch", "u8 frames as f32 channels-last, colour and scale in the first conv (the engine's)"),
+    "pytorch-numpy": ("pytorch", "numpy/OpenCV pre (f32 NCHW RGB) + post, channels-last weights"),
     "pytorch-torch": ("pytorch", "torch pre + post (torchvision batched_nms)"),
     "pytorch-contiguous": ("pytorch", "numpy/OpenCV pre + post, weights in the default contiguous format"),
     "openvino-numpy": ("openvino", "numpy pre, f32 NCHW input"),
@@ -52,6 +55,8 @@ def torch_variant(base):
     scale = np.float32(1 / 255)  # the numpy pipeline's factor: the same input, bit for bit
 
     class TorchStages(base):
+        fold_preprocessing = False
+
         def preprocess(self, frames):
             batch, placements = letterbox_batch(frames, self.imgsz)
             tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).flip(1)  # NHWC BGR -> NCHW RGB
@@ -88,6 +93,8 @@ def contiguous_variant(base):
     import torch
 
     class Contiguous(base):
+        fold_preprocessing = False
+
         def load(self):
             super().load()
             self.model = self.model.to(memory_format=torch.contiguous_format)
@@ -106,6 +113,8 @@ def child(variant: str, model_file: str, image: str, imgsz: int, iters: int, war
         runtime_class = torch_variant(runtime_class)
     elif variant == "pytorch-contiguous":
         runtime_class = contiguous_variant(runtime_class)
+    elif variant in ("pytorch-numpy", "pytorch-folded"):
+        runtime_class = type("Variant", (runtime_class,), {"fold_preprocessing": variant == "pytorch-folded"})
     elif variant in ("openvino-numpy", "openvino-folded"):
         runtime_class = openvino_variant(runtime_class, folded=variant == "openvino-folded")
     runtime = runtime_class(Path(model_file), "fp32", THREADS, 1, imgsz)
