@@ -24,8 +24,8 @@ from engine.paths import cache_dir, mark_used, read_json, write_json_whole
 
 KEY_LIBRARIES = ("ultralytics", "torch", "torchvision", "onnxruntime", "numpy", "opencv-python")
 # The engine's own code that computes a reference: an update that changes the letterbox or the box decode must
-# not be held against a reference computed the old way.
-KEY_SOURCES = ("pipeline.py", "runtimes/base.py", "runtimes/pytorch.py", "runtimes/onnxruntime.py")
+# not be held against a reference computed the old way (worker.py holds the loop that computes it).
+KEY_SOURCES = ("pipeline.py", "worker.py", "runtimes/base.py", "runtimes/pytorch.py", "runtimes/onnxruntime.py")
 ENGINE = Path(__file__).resolve().parent
 DETECTIONS_FILE = "detections.json"
 KEY_FILE = "key.json"  # what the key was made from, for `python -m engine cache`

@@ -84,7 +84,7 @@ def reference(params: dict) -> dict:
 
     import numpy as np
 
-    from engine.pipeline import decode_image, postprocess, preprocess
+    from engine.pipeline import decode_image
     from engine.reference_cache import DETECTIONS_FILE
     from engine.runtimes import registry
 
@@ -96,10 +96,13 @@ def reference(params: dict) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     detections = []
     for index, path in enumerate(params["images"]):
-        tensor, placements = preprocess([decode_image(path)], params["imgsz"], runtime.layout)
+        # The reference runtime's own lean stages: its lean result is then the reference to the bit, whatever
+        # form its preprocessing hands over (PyTorch's folded batch, say)
+        tensor, placements = runtime.preprocess([decode_image(path)])
         raw = runtime.infer(tensor)
         np.save(reference_raw_path(folder, index), np.ascontiguousarray(raw[0], dtype=np.float32))
-        detections.append([d.__dict__ for d in postprocess(raw, placements, params["conf"], params["iou"])[0]])
+        found = runtime.postprocess(raw, placements, params["conf"], params["iou"])[0]
+        detections.append([d.__dict__ for d in found])
     (folder / DETECTIONS_FILE).write_text(json.dumps(detections))
     return {"detections": detections, "input_shape": list(tensor.shape), "settings": runtime.settings()}
 
