@@ -243,6 +243,8 @@ def _best_rate(function, ops_per_iteration: int, threads: int, repeats: int, sec
 
 
 def measure_peak(threads: int, repeats: int = 5, seconds_per_repeat: float = 0.3) -> Peak:
+    from engine.machine import fingerprint
+
     flags = _isa_flags()
     library = _compile(flags) if flags else None
     if library is None:
@@ -260,7 +262,10 @@ def measure_peak(threads: int, repeats: int = 5, seconds_per_repeat: float = 0.3
         int8 = _best_rate(kernel.int8_loop, CHAINS * 128, threads, repeats, seconds_per_repeat)[0] / 1e9
         method += f"; int8: vpdpbusd (VNNI), {CHAINS} chains"
     amx_built = kernel.has_amx_bf16() or kernel.has_amx_int8()
-    if amx_built and not kernel.amx_permitted():  # said, so that lacks_rates does not measure it again each run
+    # Where AMX is not measured the method says why, so that lacks_rates does not measure it again at every run
+    if _amx_flags(set(fingerprint()["isa_flags"])) and not amx_built:
+        method += "; AMX not measured: the compiler does not know its flags"
+    elif amx_built and not kernel.amx_permitted():
         method += "; AMX not measured: the kernel refused the tile state (arch_prctl)"
     elif amx_built:
         vector = [f"{name} {rate:.0f} {unit}" for name, rate, unit in

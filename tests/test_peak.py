@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from engine.machine import fingerprint
 from engine.peak import lacks_rates, measure_peak
 from tests.conftest import engine
@@ -79,3 +81,20 @@ def test_a_database_new_to_this_machine_gets_the_peak_measured_here_before(tmp_p
         assert stored["gflops_fp32"] == 123.0 and stored["method"] == "test kernel", stored
         assert stored["measured_at"].startswith("2026-11-28 09:30:00"), "when it was measured, not when copied"
     assert not [e for e in events if e.get("stage") == "peak"], "nothing measured again"
+
+
+def test_a_compiler_without_the_amx_flags_still_measures_the_vector_peaks_once(monkeypatch, tmp_path):
+    """gcc before 11 knows no -mamx-*: the kernel is built without them, and the peak says why AMX is missing,
+    so that the next run does not take it for a peak stored before AMX and measure it again."""
+    from engine import peak as peak_module
+
+    if not peak_module._amx_flags(set(fingerprint()["isa_flags"])):
+        pytest.skip("this CPU has no AMX")
+    monkeypatch.setenv("YOLO_BENCH_CACHE", str(tmp_path))
+    build = peak_module._compile_with
+    monkeypatch.setattr(peak_module, "_compile_with",
+                        lambda flags: None if any(f.startswith("-mamx") for f in flags) else build(flags))
+    peak = measure_peak(1, repeats=1, seconds_per_repeat=0.05)
+    assert "the compiler does not know its flags" in peak.method and "tdpbf16ps" not in peak.method
+    assert peak.gflops_bf16 > 0 and peak.gops_int8 > 0, "the vector rates instead"
+    assert not lacks_rates(peak.to_dict())
