@@ -171,10 +171,13 @@ def _compile(flags: list[str]) -> Path | None:
     """The kernel built for these flags; where the compiler does not know the AMX ones (gcc before 11), built
     without them, so the vector peaks are still measured."""
     library = _compile_with(flags)
-    amx = [flag for flag in flags if flag.startswith("-mamx")]
-    if library is None and amx:
-        library = _compile_with([flag for flag in flags if flag not in amx])
+    if library is None and _asks_amx(flags):
+        library = _compile_with([flag for flag in flags if not flag.startswith("-mamx")])
     return library
+
+
+def _asks_amx(flags: list[str]) -> bool:
+    return any(flag.startswith("-mamx") for flag in flags)
 
 
 def _compile_with(flags: list[str]) -> Path | None:
@@ -243,8 +246,6 @@ def _best_rate(function, ops_per_iteration: int, threads: int, repeats: int, sec
 
 
 def measure_peak(threads: int, repeats: int = 5, seconds_per_repeat: float = 0.3) -> Peak:
-    from engine.machine import fingerprint
-
     flags = _isa_flags()
     library = _compile(flags) if flags else None
     if library is None:
@@ -263,7 +264,7 @@ def measure_peak(threads: int, repeats: int = 5, seconds_per_repeat: float = 0.3
         method += f"; int8: vpdpbusd (VNNI), {CHAINS} chains"
     amx_built = kernel.has_amx_bf16() or kernel.has_amx_int8()
     # Where AMX is not measured the method says why, so that lacks_rates does not measure it again at every run
-    if _amx_flags(set(fingerprint()["isa_flags"])) and not amx_built:
+    if _asks_amx(flags) and not amx_built:
         method += "; AMX not measured: the compiler does not know its flags"
     elif amx_built and not kernel.amx_permitted():
         method += "; AMX not measured: the kernel refused the tile state (arch_prctl)"
