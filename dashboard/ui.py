@@ -162,8 +162,10 @@ RESULT_COLUMNS = {
                                                   "drift (works, not identically) or fail"),
     "map50": st.column_config.NumberColumn("mAP50", format="%.3f", help="On the labelled data given to the run"),
     "in_flight_ips": st.column_config.NumberColumn("Images/s in flight", format="%.1f",
-                                                   help="Inference alone with several requests in flight "
-                                                        "(run with --in-flight N)"),
+                                                   help="End to end (preprocess, inference, postprocess of "
+                                                        "decoded frames) with several batches in flight (run "
+                                                        "with --in-flight N); inference alone where measured "
+                                                        "before 2026-12-02's evening"),
     "in_flight": st.column_config.NumberColumn("In flight", help="Requests in flight for the figure before"),
     "peak_memory_mb": st.column_config.NumberColumn("Peak MB", format="%.0f", help="The worker process's peak "
                                                     "resident memory (host RAM) for this batch size: Python, the "
@@ -297,6 +299,13 @@ def failures(results: pd.DataFrame) -> None:
         reason = json.loads(row.settings or "{}").get("in_flight", {}).get("error", "no reason recorded")
         st.warning(f"**{row.runtime}:{row.precision} batch {row.batch}** has no figure with {row.in_flight:.0f} "
                    f"requests in flight: {reason}. Its one-at-a-time figures are measured and kept.")
+    measured = results[(results["status"] == "completed") & results["in_flight_ips"].notna()]
+    for row in measured.itertuples():
+        boxes = json.loads(row.settings or "{}").get("in_flight", {}).get("boxes") or {}
+        if not boxes.get("same_as_one_at_a_time", True):
+            st.warning(f"**{row.runtime}:{row.precision} batch {row.batch}** with {row.in_flight:.0f} requests in "
+                       f"flight did not find the boxes it finds one at a time ({boxes.get('difference')}): its "
+                       f"images/s in flight are not those of the same pipeline.")
 
 
 def leanest(results: pd.DataFrame) -> None:

@@ -45,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds to keep measuring each batch size, at least (default 0: --iters alone)")
     run.add_argument("--threads", type=int, default=0, help="0 = all physical cores")
     run.add_argument("--in-flight", type=int, default=0,
-                     help="after the one-at-a-time latency, also measure images/s with this many requests in flight "
-                          "(OpenVINO, ONNX Runtime; lean mode); 0 = off")
+                     help="after the one-at-a-time latency, also measure images/s end to end (preprocess, inference, "
+                          "postprocess) with this many batches in flight (lean mode: OpenVINO, ONNX Runtime; ultralytics "
+                          "mode: a YOLO model per thread, CPU runtimes); 0 = off")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds per export / measurement process")
     run.add_argument("--memory-limit", type=int, default=0, help="MB per process (0 = 80%% of this machine's RAM)")
     run.add_argument("--db", default="results.duckdb", help=DB_HELP)

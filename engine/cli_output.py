@@ -59,7 +59,7 @@ def print_table(results: list[dict]) -> None:
                   f"{' ' * len(flight)} {'':>8} {'':>8} {'':>7}  {r['status']}: {reason}")
     print("(medians in ms per image; peak MB: the worker's peak resident memory for that batch size; "
           "model MB: the model's files as the runtime loads them"
-          + (f"; img/s x{in_flight}: images per second with {in_flight} requests in flight)" if in_flight else ")"))
+          + (f"; img/s x{in_flight}: images per second end to end with {in_flight} requests in flight)" if in_flight else ")"))
     print_leanest(results)
     print_fastest(results)
 

@@ -524,8 +524,11 @@ class Runner:
         store.record_in_flight(self.config.db, result["result_id"], requests, images_per_s, how)
         result.update(in_flight=requests, in_flight_ips=images_per_s)
         message = f"b{batch} in flight ({requests} requests): " + (
-            f"{images_per_s:.1f} img/s" if images_per_s is not None
+            f"{images_per_s:.1f} img/s end to end" if images_per_s is not None
             else f"no figure ({how.get('error')}); the one-at-a-time result is kept")
+        boxes = how.get("boxes") or {}
+        if not boxes.get("same_as_one_at_a_time", True):
+            message += f"; NOT the boxes found one at a time ({boxes.get('difference')})"
         self.emit("stage", variant=variant_label, batch=batch, stage="in flight", message=message)
 
     def store_result(self, result: dict, images: list[str] | None = None, model: dict | None = None) -> dict:

@@ -10,6 +10,8 @@ default it pads .pt and dynamic models to the smallest stride multiple, 640x480 
 work), so the two modes compare pipelines, not input sizes.
 Its per-image speed figures give preprocess, inference and postprocess; what the call took beyond
 them (the predictor's own bookkeeping) is kept as `other`, so stages still add up to the whole call.
+With requests in flight (--in-flight N) it runs N predictors at once, each its own YOLO model made on its own
+thread, the way Ultralytics' thread-safe inference guide has it: the predictor itself runs one batch at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 from engine.pipeline import Detection, decode_image
+from engine.in_flight import IN_FLIGHT_MEASURES, on_threads
 from engine.runtimes.openvino import PRECISION_HINTS as OPENVINO_PRECISION_HINTS  # int8 is in the IR itself
 
 
@@ -51,8 +54,7 @@ class UltralyticsPipeline:
         start = time.perf_counter_ns()
         frames = [decode_image(p) for p in paths]
         decoded = time.perf_counter_ns()
-        results = self.model.predict(frames, imgsz=self.imgsz, conf=self.conf, iou=self.iou, batch=len(frames),
-                                     rect=False, device=self.device, verbose=False)
+        results = self._predict(frames)
         call_ns = time.perf_counter_ns() - decoded
         speed = results[0].speed  # milliseconds per image, for the whole batch
         stages = {name: int(speed[key] * 1e6 * len(frames))
@@ -60,6 +62,28 @@ class UltralyticsPipeline:
         stages["decode"] = decoded - start
         stages["other"] = max(0, call_ns - stages["pre"] - stages["infer"] - stages["post"])
         return stages, [_detections(result) for result in results]
+
+    def _predict(self, frames: list) -> list:
+        return self.model.predict(frames, imgsz=self.imgsz, conf=self.conf, iou=self.iou, batch=len(frames),
+                                  rect=False, device=self.device, verbose=False)
+
+    def throughput(self, batches: list[list], requests: int, seconds: float) -> dict:
+        """Images/s end to end with `requests` predictors at once, each its own YOLO model made on its own thread,
+        as Ultralytics' thread-safe inference guide has it; batches of decoded frames taken in turn. The same
+        dict as a runtime's throughput(), "found" holding each batch's detections of its last run."""
+        def prepare(worker: int) -> UltralyticsPipeline:
+            pipeline = UltralyticsPipeline(self.artifact, self.imgsz, self.conf, self.iou, self.precision,
+                                           self.device)
+            pipeline._predict(batches[0])  # loads the model inside Ultralytics, and warms it
+            return pipeline
+
+        def run_batch(pipeline: UltralyticsPipeline, frames: list) -> list:
+            return [_detections(result) for result in pipeline._predict(frames)]
+
+        done, found, elapsed = on_threads(requests, batches, seconds, prepare, run_batch)
+        return {"in_flight": requests, "in_flight_ips": done * len(batches[0]) / elapsed, "found": found,
+                "in_flight_settings": {"measures": IN_FLIGHT_MEASURES, "predictors": requests,
+                                       "threading": "a YOLO model per thread (Ultralytics' thread-safe inference)"}}
 
     def settings(self) -> dict:
         predictor = self.model.predictor

@@ -10,6 +10,7 @@ limit within the job's timeout; ("deadline", {"seconds": None}) ends it.
 from __future__ import annotations
 
 import gc
+import math
 import os
 import signal
 import time
@@ -18,9 +19,11 @@ from functools import partial
 from pathlib import Path
 
 from engine.config import BenchError
+from engine.in_flight import same_boxes
 
 IN_FLIGHT_S = 2.0  # seconds of requests in flight per result, after the latency measurement
 IN_FLIGHT_SPARE_S = 30.0  # on top of IN_FLIGHT_S and compiling the model again, before the step counts as hung
+IN_FLIGHT_FRAMES = 8  # decoded frames the in-flight step cycles through, in distinct batches where it can
 
 
 def _quiet_libraries() -> None:
@@ -121,7 +124,7 @@ def measure(params: dict, conn) -> None:
         reset_peak_memory()  # each batch size's own peak: load, warm-up, measurement and detections
         try:
             if ultralytics_mode:
-                payload = measure_batch_ultralytics(runtime_class, params, batch, Path(artifact), conn)
+                payload, in_flight = measure_batch_ultralytics(runtime_class, params, batch, Path(artifact), conn)
             else:
                 payload, in_flight = measure_batch(runtime_class, params, batch, Path(artifact), conn)
         except BenchError as error:
@@ -211,18 +214,41 @@ def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn)
         payload["accuracy"] = _accuracy(runtime, params, batch)
     in_flight = None  # measured later by measure(), once this payload is sent
     if params.get("in_flight") and runtime.offers_in_flight:
-        in_flight = partial(runtime.throughput, tensor, params["in_flight"], IN_FLIGHT_S)
+        in_flight = partial(_in_flight_step, runtime, params, batch, one_iteration)
     return payload, in_flight
 
 
-def measure_in_flight(throughput, requests: int) -> dict:
+def _in_flight_step(runtime, params: dict, batch: int, one_iteration) -> tuple[dict, list]:
+    """The runtime's throughput() on decoded batches, and the detections the one-at-a-time pipeline finds in
+    each. The batches differ where the images allow (up to IN_FLIGHT_FRAMES frames), so a request that
+    postprocessed with another batch's placements would show."""
+    from engine.measure import StageTimer
+    from engine.pipeline import decode_image
+
+    chunks = _in_flight_chunks(params["images"], batch)
+    expected = [one_iteration(chunk, StageTimer())[2] for chunk in chunks]
+    batches = [[decode_image(path) for path in chunk] for chunk in chunks]  # decoding stays out, as one at a time
+    return runtime.throughput(batches, params["in_flight"], IN_FLIGHT_S, params["conf"], params["iou"]), expected
+
+
+def _in_flight_chunks(images: list[str], batch: int) -> list[list[str]]:
+    """The image files of the batches in flight: as many distinct batches as the images make, up to
+    IN_FLIGHT_FRAMES frames, at least one."""
+    count = max(1, min(len(images) // math.gcd(len(images), batch), IN_FLIGHT_FRAMES // batch))
+    return [_batches(images, batch, i) for i in range(count)]
+
+
+def measure_in_flight(step, requests: int) -> dict:
     """The in-flight figure, measured after the batch's result was sent: {"in_flight", "in_flight_ips",
-    "in_flight_settings"}; an exception becomes the settings' "error", with no figure."""
+    "in_flight_settings"}, the settings saying whether the boxes were those found one at a time; an exception
+    becomes the settings' "error", with no figure."""
     try:
-        return throughput()
+        measured, expected = step()
     except Exception as error:
         return {"in_flight": requests, "in_flight_ips": None,
                 "in_flight_settings": {"error": f"{type(error).__name__}: {error}"}}
+    measured["in_flight_settings"]["boxes"] = same_boxes(expected, measured.pop("found"))
+    return measured
 
 
 def _measure_loop(params: dict, batch: int, iteration, progress) -> list[dict]:
@@ -245,8 +271,9 @@ def _measure_loop(params: dict, batch: int, iteration, progress) -> list[dict]:
     return samples
 
 
-def measure_batch_ultralytics(runtime_class, params: dict, batch: int, artifact: Path, conn) -> dict:
-    """The same artifact through Ultralytics' predictor (engine/ultralytics_mode.py): boxes, no raw tensor."""
+def measure_batch_ultralytics(runtime_class, params: dict, batch: int, artifact: Path, conn) -> tuple[dict, object]:
+    """The same artifact through Ultralytics' predictor (engine/ultralytics_mode.py): boxes, no raw tensor; and,
+    as measure_batch, the in-flight step to take once the payload is sent (on the CPU), or None."""
     from engine.measure import peak_memory_mb
     from engine.ultralytics_mode import UltralyticsPipeline
 
@@ -274,11 +301,26 @@ def measure_batch_ultralytics(runtime_class, params: dict, batch: int, artifact:
         _, detections = pipeline.iteration(chunk + [chunk[-1]] * (batch - len(chunk)))
         for path, dets in zip(chunk, detections):
             found[path] = [d.__dict__ for d in dets]
-    return {
+    payload = {
         "batch": batch, "status": "completed", "samples": samples, "settings": pipeline.settings(),
         "input_shape": None, "load_s": load_s, "model_file": str(source), "detections": found, "raw_diff": None,
         "peak_memory_mb": peak_memory_mb(),
     }
+    in_flight = None
+    if params.get("in_flight") and runtime_class.device == "cpu":
+        in_flight = partial(_in_flight_step_ultralytics, pipeline, params, batch)
+    return payload, in_flight
+
+
+def _in_flight_step_ultralytics(pipeline, params: dict, batch: int) -> tuple[dict, list]:
+    """_in_flight_step's twin for the predictor: UltralyticsPipeline.throughput() on decoded batches, and the
+    detections one predictor finds in each, one at a time."""
+    from engine.pipeline import decode_image
+
+    chunks = _in_flight_chunks(params["images"], batch)
+    expected = [pipeline.iteration(chunk)[1] for chunk in chunks]
+    batches = [[decode_image(path) for path in chunk] for chunk in chunks]
+    return pipeline.throughput(batches, params["in_flight"], IN_FLIGHT_S), expected
 
 
 def _detections_per_image(images: list[str], batch: int, one_iteration, reference_raw: str | None):

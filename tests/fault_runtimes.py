@@ -84,7 +84,7 @@ class InFlightHangRuntime(OnnxRuntime):
 
     name = "fault-in-flight-hang"
 
-    def throughput(self, batch, requests, seconds):
+    def throughput(self, batches, requests, seconds, conf, iou):
         while True:
             time.sleep(1)
 
@@ -94,7 +94,7 @@ class InFlightCrashRuntime(OnnxRuntime):
 
     name = "fault-in-flight-crash"
 
-    def throughput(self, batch, requests, seconds):
+    def throughput(self, batches, requests, seconds, conf, iou):
         os.kill(os.getpid(), signal.SIGSEGV)
 
 
@@ -103,7 +103,7 @@ class InFlightRaisingRuntime(OnnxRuntime):
 
     name = "fault-in-flight-raise"
 
-    def throughput(self, batch, requests, seconds):
+    def throughput(self, batches, requests, seconds, conf, iou):
         raise RuntimeError("injected failure in flight")
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 
+from engine.in_flight import IN_FLIGHT_MEASURES, on_threads
 from engine.runtimes.base import Runtime
 
 
@@ -36,29 +34,25 @@ class OnnxRuntime(Runtime):
 
     offers_in_flight = True
 
-    def throughput(self, batch: np.ndarray, requests: int, seconds: float) -> dict:
-        """One session per request, the threads shared out among them, each called from its own Python thread
-        (ONNX Runtime releases the GIL in run())."""
+    def throughput(self, batches: list[list[np.ndarray]], requests: int, seconds: float, conf: float,
+                   iou: float) -> dict:
+        """One session per request, the threads shared out among them, each on its own Python thread doing
+        preprocess, inference and postprocess in turn (ONNX Runtime releases the GIL in run())."""
         threads = max(1, self.threads // requests)
-        sessions = [self._session(threads) for _ in range(requests)]
-        for session in sessions:
-            session.run(None, {self.input_name: batch})
-        counts = [0] * requests
-        started = time.perf_counter()
 
-        def loop(index: int) -> None:
-            while time.perf_counter() - started < seconds:
-                sessions[index].run(None, {self.input_name: batch})
-                counts[index] += 1
+        def prepare(worker: int):
+            session = self._session(threads)
+            session.run(None, {self.input_name: self.preprocess(batches[0])[0]})  # warm
+            return session
 
-        workers = [threading.Thread(target=loop, args=(i,)) for i in range(requests)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        elapsed = time.perf_counter() - started
-        return {"in_flight": requests, "in_flight_ips": sum(counts) * self.batch / elapsed,
-                "in_flight_settings": {"sessions": requests, "threads_per_session": threads}}
+        def run_batch(session, frames: list[np.ndarray]) -> list:
+            tensor, placements = self.preprocess(frames)
+            return self.postprocess(session.run(None, {self.input_name: tensor})[0], placements, conf, iou)
+
+        done, found, elapsed = on_threads(requests, batches, seconds, prepare, run_batch)
+        return {"in_flight": requests, "in_flight_ips": done * self.batch / elapsed, "found": found,
+                "in_flight_settings": {"measures": IN_FLIGHT_MEASURES, "sessions": requests,
+                                       "threads_per_session": threads}}
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]

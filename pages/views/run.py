@@ -77,9 +77,11 @@ with st.container(border=True):
                                   key="timeout")
         in_flight = st.number_input(
             "Requests in flight (0: off)", 0, MAX_IN_FLIGHT, DEFAULTS.in_flight, key="in_flight",
-            help="After the one-at-a-time figures, images/s with this many requests at once, where the runtime "
-                 "offers it (OpenVINO: THROUGHPUT hint and an AsyncInferQueue; ONNX Runtime: a session per "
-                 "request), for 2 s per result. One per core is a good start.")
+            help="After the one-at-a-time figures, images/s end to end (preprocess, inference, postprocess) "
+                 "with this many batches at once, where offered (lean OpenVINO: THROUGHPUT hint and an "
+                 "AsyncInferQueue; lean ONNX Runtime: a session per request; the ultralytics mode: a YOLO model "
+                 "per thread), for 2 s per result, checked to find the boxes found one at a time. One per core "
+                 "is a good start.")
         reference = st.text_input("Parity reference (.pt)", key="reference", placeholder="the model itself",
                                   help="Outputs are compared with PyTorch fp32 on this checkpoint, e.g. the "
                                        "original of an .onnx converted elsewhere")
