@@ -67,3 +67,21 @@ def test_annotate_marks_untrained_weights():
     trained = annotate(frame, [], {}, True, "onnxruntime")
     untrained = annotate(frame, [], {}, False, "onnxruntime")
     assert (untrained[26:52] != trained[26:52]).any(), "a second banner line says the weights are untrained"
+
+
+def test_letterbox_batch_writes_each_frame_as_letterbox_does():
+    """The batch's slots are written in place (no padded copy); the bytes must be letterbox()'s own."""
+    from engine.pipeline import letterbox_batch
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in ((480, 640, 3), (641, 639, 3), (64, 64, 3))]
+    batch, placements = letterbox_batch(frames, 64)
+    for frame, slot, placement in zip(frames, batch, placements):
+        alone, alone_placement = letterbox(frame, 64)
+        assert np.array_equal(slot, alone) and placement == alone_placement
+    assert (batch[0, :8] == 114).all() and (batch[0, 56:] == 114).all(), "the borders are filled"
+
+
+def test_a_frame_too_thin_to_scale_gets_one_pixel_not_an_opencv_assertion():
+    boxed, placement = letterbox(np.zeros((5000, 20, 3), np.uint8), 33)
+    assert boxed.shape == (33, 33, 3) and placement.pad_x == 16 and (boxed[:, 16] == 0).all()
