@@ -3,9 +3,11 @@
 One engine run measures every CPU runtime at 640, batch 1, at every precision it offers (fp32; OpenVINO bf16
 and int8; TFLite int8) in both pipeline modes: `lean` (the engine's own pipeline, its threads) and `ultralytics`
 (Ultralytics' predictor on the same artifact, its threads, with rect=False so both see the same square input,
-and OpenVINO pinned to the row's precision). The lean results also measure inference with IN_FLIGHT requests
-in flight where the runtime offers it (--in-flight). Prints a Markdown table and writes it to
-benchmarks/results/pipeline_modes.md.
+and OpenVINO pinned to the row's precision). The lean results also measure images/s end to end (pre, infer,
+post of decoded frames) with IN_FLIGHT batches in flight where offered (--in-flight), at every batch size, and
+so do the ultralytics results (IN_FLIGHT predictors, a YOLO model per thread, as Ultralytics' thread-safe
+inference guide has it): configurations of their own, on both sides of the fastest-vs-fastest ratio. Prints a
+Markdown table and writes it to benchmarks/results/pipeline_modes.md.
 
     .venv/bin/python benchmarks/pipeline_modes.py [--iters 30] [--rounds 3] [--runtimes pytorch,onnxruntime,...]
         [--precisions all|fp32]
@@ -81,15 +83,16 @@ def ran_as(row) -> str:
 def table(summary) -> list[str]:
     lines = ["| runtime | precision (lean / ultralytics ran) | bare infer ms | lean end-to-end ms "
              "| ultralytics end-to-end ms | lean / bare | ultralytics / lean | ultralytics - lean ms | decode ms "
-             f"| infer % of peak | lean img/s, 1 at a time | infer img/s, {IN_FLIGHT} in flight | ultralytics parity "
+             f"| infer % of peak | lean img/s, 1 at a time | lean img/s, {IN_FLIGHT} in flight "
+             f"| ultralytics img/s, 1 at a time | ultralytics img/s, {IN_FLIGHT} in flight | ultralytics parity "
              "| peak MB lean / ultralytics |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by_key = {(row.runtime, row.precision, row.mode): row for row in summary.itertuples()}
     for runtime, precision in dict.fromkeys(zip(summary["runtime"], summary["precision"])):
         lean, ultra = by_key.get((runtime, precision, "lean")), by_key.get((runtime, precision, "ultralytics"))
         if lean is None or ultra is None or lean.status != "completed" or ultra.status != "completed":
             error = (lean.error if lean is not None else "") or (ultra.error if ultra is not None else "missing")
-            lines.append(f"| {runtime} | {precision} | failed: {error} | | | | | | | | | | | |")
+            lines.append(f"| {runtime} | {precision} | failed: {error} | | | | | | | | | | | | | |")
             continue
         lines.append(
             f"| {runtime} | {precision} ({ran_as(lean)} / {ran_as(ultra)}) | {ms(lean.infer_ms)} "
@@ -97,6 +100,7 @@ def table(summary) -> list[str]:
             f"| {ratio(ultra.total_ms, lean.total_ms)} "
             f"| {ms(ultra.total_ms - lean.total_ms)} | {ms(lean.decode_ms)} | {lean.peak_fraction:.0%} of "
             f"{lean.peak_kind} | {ms(lean.throughput_ips)} | {ms(lean.in_flight_ips)} "
+            f"| {ms(ultra.throughput_ips)} | {ms(ultra.in_flight_ips)} "
             f"| {verdict(ultra.parity_verdict)} "
             f"| {megabytes(lean.peak_memory_mb)} / {megabytes(ultra.peak_memory_mb)} |")
     return lines
@@ -105,15 +109,19 @@ def table(summary) -> list[str]:
 def batch_table(search) -> list[str]:
     """The batch sizes the search run adds: end-to-end per image in each mode, and their ratio."""
     lines = ["| runtime | precision | batch | lean end-to-end ms/img | ultralytics end-to-end ms/img "
-             "| ultralytics / lean |", "|---|---|---|---|---|---|"]
+             f"| ultralytics / lean | lean {IN_FLIGHT} in flight ms/img | ultralytics {IN_FLIGHT} in flight ms/img "
+             "| ultralytics / lean in flight |", "|---|---|---|---|---|---|---|---|---|"]
     by_key = {(row.runtime, row.precision, row.batch, row.mode): row for row in search.itertuples()
               if row.status == "completed"}
     for runtime, precision, batch in sorted(set(zip(search["runtime"], search["precision"], search["batch"]))):
         lean = by_key.get((runtime, precision, batch, "lean"))
         ultra = by_key.get((runtime, precision, batch, "ultralytics"))
+        flight = per_image_in_flight(lean) if lean else None
+        ultra_flight = per_image_in_flight(ultra) if ultra else None
         lines.append(f"| {runtime} | {precision} | {batch} | {ms(lean.total_ms) if lean else 'failed'} "
                      f"| {ms(ultra.total_ms) if ultra else 'failed'} "
-                     f"| {ratio(ultra.total_ms, lean.total_ms) if lean and ultra else '-'} |")
+                     f"| {ratio(ultra.total_ms, lean.total_ms) if lean and ultra else '-'} "
+                     f"| {ms(flight)} | {ms(ultra_flight)} | {ratio(ultra_flight, flight)} |")
     return lines
 
 
@@ -133,16 +141,46 @@ def over_rounds(rounds: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows).reset_index(drop=True)
 
 
-def ratio_per_round(mains: list[pd.DataFrame], searches: list[pd.DataFrame]) -> list[float]:
-    """Each round's fastest ultralytics end-to-end over its fastest lean one."""
+def per_image_in_flight(row) -> float | None:
+    """ms per image end to end with batches in flight: 1000 / its images/s; None where not measured."""
+    ips = getattr(row, "in_flight_ips", None)
+    return 1000 / ips if ips and ips == ips else None
+
+
+def configurations(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each completed result one at a time, and again in flight where it has that figure: total_ms per image
+    (1000 / images/s in flight), `how` saying which."""
+    done = rows[rows["status"] == "completed"]
+    measured = done[done["in_flight_ips"].notna() & (done["in_flight_ips"] > 0)]
+    return pd.concat([done.assign(how="1 at a time"),
+                      measured.assign(total_ms=1000 / measured["in_flight_ips"], how=f"{IN_FLIGHT} in flight")],
+                     ignore_index=True)
+
+
+def fastest_pair(rows: pd.DataFrame, how: str | None = None) -> tuple[pd.Series, pd.Series] | None:
+    """The fastest lean and the fastest ultralytics configuration (of one `how`, or of all)."""
+    found = configurations(rows)
+    if how:
+        found = found[found["how"] == how]
+    lean, ultra = found[found["mode"] == "lean"], found[found["mode"] == "ultralytics"]
+    if lean.empty or ultra.empty:
+        return None
+    return lean.loc[lean["total_ms"].idxmin()], ultra.loc[ultra["total_ms"].idxmin()]
+
+
+def ratio_per_round(mains: list[pd.DataFrame], searches: list[pd.DataFrame]) -> list[tuple[float, float]]:
+    """Each round's fastest ultralytics over its fastest lean configuration: one at a time, and of all."""
     ratios = []
     for i, main in enumerate(mains):
         rows = pd.concat([main, *searches[i:i + 1]], ignore_index=True)
-        done = rows[rows["status"] == "completed"]
-        lean, ultra = done[done["mode"] == "lean"], done[done["mode"] == "ultralytics"]
-        if not lean.empty and not ultra.empty:
-            ratios.append(ultra["total_ms"].min() / lean["total_ms"].min())
+        one, every = fastest_pair(rows, "1 at a time"), fastest_pair(rows)
+        if one and every:
+            ratios.append((one[1].total_ms / one[0].total_ms, every[1].total_ms / every[0].total_ms))
     return ratios
+
+
+def named(best: pd.Series) -> str:
+    return f"{best.runtime} {best.precision} batch {best.batch}, {best.how}, {best.total_ms:.1f} ms/img"
 
 
 def fastest(rows) -> tuple[str, float]:
@@ -155,14 +193,18 @@ def headline(summary, search) -> list[str]:
     done = everything[everything["status"] == "completed"]
     lines = []
     lean, ultra = done[done["mode"] == "lean"], done[done["mode"] == "ultralytics"]
-    if not lean.empty and not ultra.empty:
-        (lean_name, lean_ms), (ultra_name, ultra_ms) = fastest(lean), fastest(ultra)
-        lines.append(f"- Fastest lean configuration: {lean_name}; fastest ultralytics configuration: {ultra_name}; "
-                     f"ratio {ratio(ultra_ms, lean_ms)} (target >= 1.3).")
+    every, one = fastest_pair(everything), fastest_pair(everything, "1 at a time")
+    if every and one:
+        lines.append(f"- Fastest lean configuration: {named(every[0])}; fastest ultralytics configuration: "
+                     f"{named(every[1])}; ratio {ratio(every[1].total_ms, every[0].total_ms)} (target >= 1.3; "
+                     f"in flight: {IN_FLIGHT} batches at once, end to end, 1000 / images/s).")
+        lines.append(f"- One batch at a time only: fastest lean {named(one[0])}, fastest ultralytics "
+                     f"{named(one[1])}; ratio {ratio(one[1].total_ms, one[0].total_ms)}.")
         fp32_lean, fp32_ultra = lean[lean["precision"] == "fp32"], ultra[ultra["precision"] == "fp32"]
         if not fp32_lean.empty and not fp32_ultra.empty and set(done["precision"]) != {"fp32"}:
             (lean_name, lean_ms), (ultra_name, ultra_ms) = fastest(fp32_lean), fastest(fp32_ultra)
-            lines.append(f"- At fp32 only: fastest lean {lean_name}, fastest ultralytics {ultra_name}; ratio "
+            lines.append(f"- At fp32 only, one batch at a time: fastest lean {lean_name}, fastest ultralytics "
+                         f"{ultra_name}; ratio "
                          f"{ratio(ultra_ms, lean_ms)} (the predictor's milliseconds weigh less on a slower "
                          "inference).")
     done = summary[summary["status"] == "completed"]  # batch 1 from here on
@@ -219,7 +261,7 @@ def main() -> None:
             mains.append(store.results_summary(db, {"run_id": run_id}))
             if args.search_batches:
                 search_command, search_id = run_engine(db, SEARCH_RUNTIME, args.precisions, args.search_batches,
-                                                       args.iters, args.warmup, 0)
+                                                       args.iters, args.warmup, IN_FLIGHT)
                 searches.append(store.results_summary(db, {"run_id": search_id}))
         summary = over_rounds(mains)
         search = over_rounds(searches) if searches else summary.iloc[0:0]
@@ -239,18 +281,23 @@ def main() -> None:
         "predictor's other time in the ultralytics mode); decode (JPEG read) is the same for both and kept out. "
         "The machine is shared and noisy: compare rows of one run, not across runs. lean img/s: 1000 / lean "
         "end-to-end, one request at a time; ultralytics - lean: what the predictor adds to the same model; in "
-        f"flight: inference alone with {IN_FLIGHT} requests in flight for 2 s (OpenVINO THROUGHPUT hint + "
-        "AsyncInferQueue, ONNX Runtime a session per request on its own thread; '-': not offered); peak MB: "
+        f"flight: images/s end to end (pre + infer + post of decoded frames) with {IN_FLIGHT} batches in flight "
+        "for 2 s, checked to find the boxes found one at a time (OpenVINO THROUGHPUT hint + AsyncInferQueue, "
+        "ONNX Runtime a session per request on its own thread; '-': not offered); peak MB: "
         "the measuring worker's peak resident memory (its own process per result: Python, runtime and model).",
         "",
         *table(summary),
         "",
         *([f"{SEARCH_RUNTIME} at more batch sizes, so that 'fastest configuration' covers batch too (medians "
-           "per image; both modes compile it with the LATENCY hint):", "",
+           "per image; one at a time both modes compile it with the LATENCY hint; in flight the lean pipeline "
+           f"compiles it with the THROUGHPUT hint, a stream per batch, and the ultralytics mode runs {IN_FLIGHT} "
+           "predictors, a YOLO model per thread):", "",
            *batch_table(pd.concat([summary[summary["runtime"] == SEARCH_RUNTIME], search])), ""]
           if not search.empty else []),
         *headline(summary, search),
-        *([f"- Fastest ultralytics / fastest lean in each round: {', '.join(f'{r:.2f}' for r in per_round)}."]
+        *([f"- Fastest ultralytics / fastest lean configuration in each round: "
+           f"{', '.join(f'{every:.2f}' for _, every in per_round)}; one batch at a time only: "
+           f"{', '.join(f'{one:.2f}' for one, _ in per_round)}."]
           if len(per_round) > 1 else []),
     ]
     publish(lines, "pipeline_modes.md")
