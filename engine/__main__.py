@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("bundles", nargs="+")
     merge.add_argument("--db", default="results.duckdb", help=DB_HELP)
 
+    restoring = commands.add_parser("restore", help="bring a deleted run back from its kept bundle")
+    restoring.add_argument("run_id", help="a deleted run's id (`delete` printed it; the Machines page lists them)")
+    restoring.add_argument("--db", default="results.duckdb", help=DB_HELP)
+
     watch = commands.add_parser("check-regressions", help="flag results slower or faster than their history, "
                                 "and parity worse than the run before")
     watch.add_argument("--db", default="results.duckdb", help=DB_HELP)
@@ -412,8 +416,15 @@ def command_delete(args) -> int:
 def command_import(args) -> int:
     from engine.bundle import import_bundle
 
-    for path in args.bundles:
+    for path in args.bundles:  # stops at the first refused: those before it are in, and said so
         print(f"{path}: {import_bundle(args.db, path)}")
+    return 0
+
+
+def command_restore(args) -> int:
+    from engine.api import restore_run
+
+    print(f"{args.run_id}: {restore_run(args.db, args.run_id)}")
     return 0
 
 
@@ -520,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"runtimes": command_runtimes, "run": command_run, "job": command_job,
                 "export": command_export, "cache": command_cache, "machine": command_machine, "peak": command_peak,
                 "bundle": command_bundle, "delete": command_delete, "import": command_import,
+                "restore": command_restore,
                 "check-regressions": command_check_regressions, "compact": command_compact, "runs": command_runs,
                 "show": command_show, "compare": command_compare}
     try:

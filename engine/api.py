@@ -6,6 +6,7 @@ parameters to the store, never pasted into SQL.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from engine import jobs, store
@@ -22,7 +23,7 @@ __all__ = [
     "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
     "export_run", "write_bundle", "delete_run", "deleted_runs", "restore_run", "import_bundle", "regressions",
     "regressions_of_run", "compare_runs", "COMPARED_METRICS", "baseline_for", "library_steps", "status_and_reason",
-    "json_column", "told_apart", "cache_summary", "prune_cache",
+    "json_column", "told_apart", "cache_summary", "prune_cache", "original_images",
 ]
 
 
@@ -74,7 +75,16 @@ def reference_detections(db: str, run_id: str):
 
 
 def result_images(db: str, run_id: str):
-    return store.result_images(db, run_id)
+    """A run's annotated images; a path outside this database's artifacts folder reads as none (a row of a
+    database filled before bundles were checked may name any file, and the pages and reports show these)."""
+    from engine.database import artifacts_root
+
+    frame = store.result_images(db, run_id)
+    if not frame.empty:
+        root = artifacts_root(db).resolve()
+        frame["annotated_path"] = [path if isinstance(path, str) and Path(path).resolve().is_relative_to(root)
+                                   else None for path in frame["annotated_path"]]
+    return frame
 
 
 def iteration_times(db: str, run_id: str):
@@ -89,7 +99,10 @@ def export_run(db: str, run_id: str, fmt: str, out_dir: str) -> list[Path]:
     """Write one run's tables as Parquet or CSV files; returns the files written."""
     if fmt not in ("parquet", "csv"):
         raise BenchError(f"unknown export format {fmt!r}: use parquet or csv")
+    from engine.names import require_id
+
     store.require_run(db, run_id)
+    require_id(run_id)  # it names the files
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -132,11 +145,31 @@ def restore_run(db: str, run_id: str) -> str:
     return restore(db, run_id)
 
 
-def import_bundle(db: str, bundle_path: str) -> str:
-    """Merge a bundle into db: 'imported' or 'already present'; a damaged or conflicting bundle raises BenchError."""
+@functools.cache
+def _this_machine_id() -> str:
+    from engine.machine import fingerprint
+
+    return fingerprint()["machine_id"]
+
+
+def original_images(run: dict) -> list[Path | None]:
+    """The images a run measured, where they can be opened: only for a run made on this machine (its machine and
+    host); an imported run's paths name files of the machine that made it, and mean nothing here."""
+    import socket
+
+    paths = json_column(run.get("images")) or []
+    host = (json_column(run.get("config")) or {}).get("host")
+    if run.get("machine_id") != _this_machine_id() or host != socket.gethostname():
+        return [None] * len(paths)
+    return [Path(path) if isinstance(path, str) and Path(path).is_file() else None for path in paths]
+
+
+def import_bundle(db: str, bundle_path: str, name: str | None = None) -> str:
+    """Merge a bundle into db: 'imported' or 'already present'; a tampered, damaged or conflicting bundle raises
+    BenchError (one line naming the bundle, or name where given) and leaves no trace."""
     from engine.bundle import import_bundle as merge
 
-    return merge(db, bundle_path)
+    return merge(db, bundle_path, name)
 
 
 def regressions(db: str, filters: dict | None = None) -> list:

@@ -1,24 +1,28 @@
 """Run bundles: one self-contained zip per run, to carry results between machines and merge them.
 
 A bundle holds the run's rows of every table as Parquet, its annotated images, and manifest.json (format
-version, run id, the machine's fingerprint, and a SHA-256 per file). Importing checks every checksum,
-then merges in one transaction; a run already present with the same identity is skipped (importing
-twice adds nothing), one present with another identity is a conflict.
+version, run id, the machine's fingerprint, and a SHA-256 per file). Importing checks the whole bundle first
+(engine/bundle_check.py: it is untrusted input), then merges in one transaction and moves the images into place
+after the commit; a run already present with the same identity is skipped (importing twice adds nothing), one
+present with another identity is a conflict.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tempfile
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+import duckdb
 
 from engine import database, store
-from engine.config import BenchError
+from engine.bundle_check import BUNDLE_FORMAT, BundleRefused, CheckedBundle, check_bundle
+from engine.database import artifacts_root
+from engine.names import shown
 from engine.paths import artifacts_dir
-
-BUNDLE_FORMAT = 1
 
 
 def _sha256(data: bytes) -> str:
@@ -40,8 +44,9 @@ def write_bundle(db: str, run_id: str, out_path: str) -> Path:
             data = local.read_bytes()
             archive.writestr(f"tables/{table}.parquet", data)
             checksums[f"tables/{table}.parquet"] = _sha256(data)
+        own = artifacts_dir(db, run_id).resolve()
         for path in sorted(set(p for p in tables["result_images"].column("annotated_path").to_pylist() if p)):
-            if Path(path).is_file():
+            if Path(path).resolve().parent == own and Path(path).is_file():  # only the run's own images travel
                 data = Path(path).read_bytes()
                 archive.writestr(f"images/{Path(path).name}", data)
                 checksums[f"images/{Path(path).name}"] = _sha256(data)
@@ -53,67 +58,37 @@ def write_bundle(db: str, run_id: str, out_path: str) -> Path:
     return out
 
 
-def _read_manifest(archive: zipfile.ZipFile, name: str) -> dict:
-    try:
-        manifest = json.loads(archive.read("manifest.json"))
-    except (KeyError, ValueError):
-        raise BenchError(f"{name} is not a run bundle: manifest.json is missing or unreadable") from None
-    if manifest.get("format") != BUNDLE_FORMAT:
-        raise BenchError(f"{name} has bundle format {manifest.get('format')}; this engine reads {BUNDLE_FORMAT}")
-    for member, expected in manifest.get("files", {}).items():
-        parts = PurePosixPath(member).parts
-        if len(parts) != 2 or parts[0] not in ("tables", "images") or parts[1] in ("..", "."):
-            raise BenchError(f"{name} lists a file outside tables/ and images/: {member!r}")
-        try:
-            actual = _sha256(archive.read(member))
-        except KeyError:
-            raise BenchError(f"{name} is incomplete: {member} is missing") from None
-        if actual != expected:
-            raise BenchError(f"{name} is damaged: the checksum of {member} does not match its manifest")
-    return manifest
-
-
-def import_bundle(db: str, bundle_path: str) -> str:
-    """Merge one bundle into db; returns 'imported' or 'already present'."""
-    name = Path(bundle_path).name
-    try:
-        archive = zipfile.ZipFile(bundle_path)
-    except (OSError, zipfile.BadZipFile):
-        raise BenchError(f"{name} is not a readable zip bundle") from None
-    with archive:
-        manifest = _read_manifest(archive, name)
-        run_id = str(manifest["run_id"])
+def import_bundle(db: str, bundle_path: str, name: str | None = None) -> str:
+    """Merge one bundle into db; returns 'imported' or 'already present'. name: how messages call the bundle (an
+    upload's own name rather than the file it was saved as). A bundle that fails any check (bundle_check) is
+    refused with one line and leaves no trace: nothing in the database, no image written."""
+    name = shown(name or Path(bundle_path).name)
+    with tempfile.TemporaryDirectory(prefix="yolo-bench-import-") as work:
+        checked = check_bundle(bundle_path, name, Path(work), artifacts_root(db))
+        if database.exists(db):
+            store.check_readable(db)
+            if store.run_identity(db, checked.run_id) is not None:
+                if store.run_with_identity(db, list(checked.identity)):
+                    return "already present"
+                raise BundleRefused(name, f"run {checked.run_id} conflicts with a different run of the same id in "
+                                          f"{database.display(db)}")
+            present = store.result_ids_present(db, list(checked.result_ids))
+            if present:
+                raise BundleRefused(name, f"{present} of its result ids are already in {database.display(db)} "
+                                          "under another run")
         store.ensure_schema(db)
-        present = store.run_identity(db, run_id)
-        if present is not None:
-            if list(present) == [str(v) for v in manifest["identity"]]:
-                return "already present"
-            raise BenchError(f"run {run_id} in {name} conflicts with a different run of the same id in "
-                             f"{database.display(db)}")
-        with tempfile.TemporaryDirectory() as folder:
-            files = {}
-            for member in manifest["files"]:
-                if member.startswith("tables/"):
-                    target = Path(folder) / PurePosixPath(member).name
-                    target.write_bytes(archive.read(member))
-                    files[PurePosixPath(member).stem] = target
-            images = artifacts_dir(db, run_id)
-            moved = {}
-            for member in manifest["files"]:
-                if member.startswith("images/"):
-                    images.mkdir(parents=True, exist_ok=True)
-                    target = images / PurePosixPath(member).name
-                    target.write_bytes(archive.read(member))
-                    moved[PurePosixPath(member).name] = str(target)
-            old_paths = _old_image_paths(files.get("result_images"))
-            store.import_run_parquet(db, run_id, files,
-                                     {old: moved[Path(old).name] for old in old_paths if Path(old).name in moved})
+        try:
+            store.import_run_parquet(db, checked.tables)
+        except duckdb.Error as error:
+            raise BundleRefused(name, f"it could not be merged into {database.display(db)}: {error}") from None
+        _move_images(checked)
     return "imported"
 
 
-def _old_image_paths(parquet_path) -> list[str]:
-    if parquet_path is None:
-        return []
-    import pyarrow.parquet as pq
-
-    return [p for p in pq.read_table(parquet_path, columns=["annotated_path"]).column(0).to_pylist() if p]
+def _move_images(checked: CheckedBundle) -> None:
+    """The images into the run's folder, once its rows are committed."""
+    if not checked.images:
+        return
+    checked.image_folder.mkdir(parents=True, exist_ok=True)
+    for image, file in checked.images.items():
+        shutil.move(file, checked.image_folder / image)

@@ -13,6 +13,7 @@ from engine import store
 from engine.bundle import import_bundle, write_bundle
 from engine.config import BenchError
 from engine.database import artifacts_root
+from engine.names import is_id, require_id
 from engine.paths import artifacts_dir
 from engine.runner import pid_alive
 
@@ -23,7 +24,7 @@ def kept_folder(db: str) -> Path:
 
 
 def kept_bundle(db: str, run_id: str) -> Path:
-    return kept_folder(db) / f"{run_id}.zip"
+    return kept_folder(db) / f"{require_id(run_id)}.zip"
 
 
 def delete_run(db: str, run_id: str) -> tuple[Path, int]:
@@ -44,13 +45,15 @@ def delete_run(db: str, run_id: str) -> tuple[Path, int]:
 def deleted_runs(db: str) -> list[dict]:
     """The kept bundles of deleted runs, newest deletion first."""
     folder = kept_folder(db)
-    found = sorted(folder.glob("*.zip"), key=lambda path: path.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    found = sorted((path for path in folder.glob("*.zip") if is_id(path.stem)), key=lambda path: path.stat().st_mtime,
+                   reverse=True) if folder.is_dir() else []
     return [{"run_id": path.stem, "path": path, "size_mb": path.stat().st_size / 2**20,
              "deleted_at": datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)} for path in found]
 
 
 def restore_run(db: str, run_id: str) -> str:
-    """Imports a deleted run's kept bundle, then removes the bundle (the database holds the run again)."""
+    """Imports a deleted run's kept bundle, then removes the bundle (the database holds the run again). The kept
+    bundle gets every check an imported one does; one refused stays where it is."""
     bundle = kept_bundle(db, run_id)
     if not bundle.is_file():
         raise BenchError(f"no deleted run {run_id} is kept in {bundle.parent}")

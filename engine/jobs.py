@@ -13,11 +13,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 from engine.config import RunConfig, Variant
+from engine.names import is_id, new_id, shown
 from engine.paths import PROJECT_ROOT, read_json, write_json_whole
 
 
@@ -28,8 +28,8 @@ def jobs_dir() -> Path:
 
 
 def job_folder(job_id: str) -> Path:
-    if not job_id or "/" in job_id or job_id.startswith("."):
-        raise ValueError(f"bad job id {job_id!r}")
+    if not is_id(job_id):  # it may come from a URL's ?job=
+        raise ValueError(f"bad job id {shown(job_id)}")
     return jobs_dir() / job_id
 
 
@@ -87,7 +87,7 @@ def read_events(folder: Path) -> list[dict]:
 
 def start(config: RunConfig) -> str:
     """Create the job folder and launch the engine in its own process session; returns the job id."""
-    job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    job_id = new_id()
     folder = job_folder(job_id)
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(config.to_dict()))

@@ -18,10 +18,12 @@ def cache_dir() -> Path:
 
 def artifacts_dir(db: str | Path, run_id: str) -> Path:
     """Annotated images of a run, beside the database file (results.duckdb -> results.artifacts/<run_id>/), or in
-    a shared store's data folder."""
+    a shared store's data folder. The run id must have the engine's shape: it may come from outside (a bundle, a
+    command line), and it names a folder."""
     from engine.database import artifacts_root
+    from engine.names import require_id
 
-    return artifacts_root(db) / run_id
+    return artifacts_root(db) / require_id(run_id)
 
 
 def sample_images() -> list[Path]:

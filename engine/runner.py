@@ -12,13 +12,13 @@ import shutil
 import signal
 import socket
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from engine import models, store, worker
 from engine.config import IMAGE_SUFFIXES, MAX_ITERS, BenchError, RunConfig, Variant, expand_variants, validate
+from engine.names import new_id
 from engine.paths import artifacts_dir, cache_dir, sample_images
 from engine.reference_cache import (key_of, partial_folder, publish, reference_folder, reference_material,
                                     stored_detections)
@@ -223,7 +223,7 @@ class Runner:
         self.on_event = on_event or (lambda event: None)
         self.cancel_requested = should_cancel  # the dashboard's Cancel
         self.stop_signals = StopSignals()  # Ctrl-C and SIGTERM, while run() runs
-        self.run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.run_id = new_id()
         self.log_folder = cache_dir() / "logs" / self.run_id
         self.reference_model: dict | None = None  # --reference, resolved in prepare()
         self.labelled = None  # accuracy.LabelledData when --data is given, checked in prepare()

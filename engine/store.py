@@ -794,20 +794,147 @@ def require_run(db, run_id: str) -> None:
 
 def run_identity(db, run_id: str) -> tuple | None:
     with connect(db, read_only=True) as con:
+        if "runs" not in _tables(con):  # a store no run has written to yet
+            return None
         columns = ", ".join(f"CAST({column} AS VARCHAR)" for column in RUN_IDENTITY)  # text: no pytz needed
         rows = con.execute(f"SELECT {columns} FROM runs WHERE run_id = ?", [run_id]).fetchall()
     return tuple(str(value) for value in rows[0]) if rows else None
 
 
+# What a table's rows must name: the run's id, one of its results' ids, or its machine's id.
+OWNER_COLUMN = {"runs": "run_id", "results": "run_id", "reference_detections": "run_id",
+                "machines": "machine_id", "machine_peaks": "machine_id",
+                **{table: "result_id" for table in RESULT_TABLES}}
+REQUIRED_BUNDLE_TABLES = ("machines", "runs", "results")
+
+
+@functools.cache
+def table_columns() -> dict[str, tuple[tuple[str, ...], frozenset[str]]]:
+    """Each bundle table's columns in this schema, and the ones it was created with (every bundle of it has
+    those; later columns may be missing from an older engine's bundle), from the migrations themselves."""
+    created: dict[str, frozenset[str]] = {}
+    with duckdb.connect(":memory:") as con:
+        for version in range(1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version]:
+                con.execute(statement)
+            for table in BUNDLE_TABLES:
+                if table in _tables(con) and table not in created:
+                    created[table] = frozenset(_columns(con, table))
+        return {table: (tuple(_columns(con, table)), created[table]) for table in BUNDLE_TABLES}
+
+
+def _columns(con, table: str) -> list[str]:
+    return [row[0] for row in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                                          "ORDER BY ordinal_position", [table]).fetchall()]
+
+
+def parquet_columns(path: Path) -> list[str]:
+    """A Parquet file's column names; duckdb.Error when it is not readable Parquet."""
+    with duckdb.connect(":memory:") as con:
+        return [row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
+
+
+def stage_bundle_rows(files: dict[str, Path]):
+    """A bundle's tables loaded into an in-memory database of this schema (with its primary keys, whatever the
+    target), so rows that do not fit (a type, a NULL, a key twice) fail here and never in the target. Returns the
+    connection; the caller closes it. duckdb.Error where the rows do not fit, naming the table."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        for version in range(1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version]:
+                con.execute(statement)
+        for table, path in files.items():
+            try:
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)", [str(path)])
+            except duckdb.Error as error:
+                raise BundleRowsError(table, error) from None
+        return con
+    except Exception:
+        con.close()
+        raise
+
+
+class BundleRowsError(Exception):
+    def __init__(self, table: str, error: Exception):
+        super().__init__(f"tables/{table}.parquet holds rows this schema cannot take: {error}")
+
+
+def foreign_rows(con, run_id: str) -> list[str]:
+    """What in staged rows does not belong to the run: a row of another run, of a result not the run's, of a
+    machine not the run's, and a run that is not exactly one row."""
+    problems = []
+    (runs, machine_id), = con.execute("SELECT count(*), any_value(machine_id) FROM runs").fetchall()
+    if runs != 1 or con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0] != 1:
+        problems.append(f"tables/runs.parquet holds {runs} run(s), not the one run its manifest names")
+    owners = {"run_id": ("= ?", [run_id]), "machine_id": ("IS NOT DISTINCT FROM ?", [machine_id]),
+              "result_id": ("IN (SELECT result_id FROM results WHERE run_id = ?)", [run_id])}
+    for table, column in OWNER_COLUMN.items():
+        condition, params = owners[column]
+        stray = con.execute(f"SELECT count(*) FROM {table} WHERE {column} IS NULL OR NOT ({column} {condition})",
+                            params).fetchall()[0][0]
+        if stray:
+            problems.append(f"tables/{table}.parquet holds {stray} row(s) of another {column.removesuffix('_id')}")
+    if con.execute("SELECT count(*) FROM machines").fetchall()[0][0] > 1:
+        problems.append("tables/machines.parquet holds more than the run's machine")
+    return problems
+
+
+def identity_matches(con, identity: list) -> bool:
+    """Whether a run's row has the identity a manifest names (run_id, started_at, machine_id, model_sha256), its
+    start compared as an instant: two machines write the same instant in different time zones."""
+    run_id, started_at, machine_id, model_sha256 = identity
+    rows = con.execute("SELECT count(*) FROM runs WHERE run_id = ? AND started_at = TRY_CAST(? AS TIMESTAMPTZ) "
+                       "AND CAST(machine_id AS VARCHAR) = ? AND coalesce(CAST(model_sha256 AS VARCHAR), 'None') = ?",
+                       [run_id, started_at, machine_id, model_sha256]).fetchall()
+    return rows[0][0] == 1
+
+
+def run_with_identity(db, identity: list) -> bool:
+    with connect(db, read_only=True) as con:
+        return identity_matches(con, identity)
+
+
+def relocate_images(con, run_id: str, paths: dict[str, str]) -> None:
+    """Point a staged run's annotated images at where they are written here (by file name); a path to an image the
+    bundle does not carry means nothing on this machine and becomes NULL."""
+    con.execute("CREATE TEMP TABLE relocated AS SELECT unnest(?::VARCHAR[]) AS name, unnest(?::VARCHAR[]) AS path",
+                [list(paths), list(paths.values())])
+    con.execute("UPDATE result_images SET annotated_path = (SELECT path FROM relocated "
+                "WHERE name = regexp_extract(annotated_path, '[^/\\\\]*$'))")
+
+
+def write_staged(con, folder: Path) -> dict[str, Path]:
+    """Every staged table as a Parquet file in folder: what the import reads is what was checked."""
+    written = {}
+    for table in BUNDLE_TABLES:
+        target = folder / f"{table}.parquet"
+        literal = str(target).replace("'", "''")  # COPY takes no parameter for its file
+        con.execute(f"COPY {table} TO '{literal}' (FORMAT parquet)")
+        written[table] = target
+    return written
+
+
+def result_ids_present(db, result_ids: list[str]) -> int:
+    """How many of these result ids the database already holds (a shared store has no primary key to refuse them)."""
+    if not database.exists(db) or not result_ids:
+        return 0
+    with connect(db, read_only=True) as con:
+        if "results" not in _tables(con):
+            return 0
+        return con.execute("SELECT count(*) FROM results WHERE result_id IN (SELECT unnest(?))",
+                           [result_ids]).fetchall()[0][0]
+
+
 @retry_conflicts
-def import_run_parquet(db, run_id: str, files: dict, image_paths: dict) -> None:
-    """Merge one run's Parquet files in one transaction; the machine only if it is new. Columns match by name,
-    so a bundle from an older schema fills what it has. image_paths maps old annotated paths to new ones."""
+def import_run_parquet(db, files: dict[str, Path]) -> None:
+    """Merge one run's checked Parquet files (write_staged) in one transaction; the machine and its peaks only
+    where new."""
     with connect(db) as con:
         con.execute("BEGIN TRANSACTION")
         try:
             for table, path in files.items():
-                if table not in BUNDLE_TABLES:  # names come from an untrusted file: only known tables
+                if table not in BUNDLE_TABLES:
                     raise BenchError(f"bundle names an unknown table {table!r}")
                 if table == "machines":
                     con.execute("INSERT INTO machines BY NAME SELECT * FROM read_parquet(?) "
@@ -818,9 +945,6 @@ def import_run_parquet(db, run_id: str, files: dict, image_paths: dict) -> None:
                                 "AND q.measured_at = p.measured_at AND q.threads = p.threads)", [str(path)])
                 else:
                     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)", [str(path)])
-            for old, new in image_paths.items():
-                con.execute("UPDATE result_images SET annotated_path = ? WHERE annotated_path = ? AND result_id IN "
-                            "(SELECT result_id FROM results WHERE run_id = ?)", [new, old, run_id])
             con.execute("COMMIT")
         except Exception:
             _rollback(con)

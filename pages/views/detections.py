@@ -1,6 +1,5 @@
 """Detections: each runtime's annotated image side by side, with its timings, and one runtime's boxes over another's."""
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -8,6 +7,7 @@ import streamlit as st
 
 from dashboard import charts, data, ui
 from dashboard.images import image_index, image_name, in_run_order, overlay_boxes, parity_diff
+from engine import api
 
 db, filters = ui.page_header("Detections", "The same image through each runtime (the smallest batch of each), with "
                               "its boxes and per-image timings.")
@@ -24,7 +24,7 @@ boxes = data.detections(db, run_id)
 ui.weights_warning(results["weights_trained"])
 names = charts.variant_batch(results)  # the Overview's bar names
 
-originals = json.loads(data.runs(db, {"run_id": run_id}).iloc[0]["images"])
+originals = api.original_images(data.runs(db, {"run_id": run_id}).iloc[0].to_dict())  # None where not here
 image = st.selectbox("Image", in_run_order(images["image"]), key="detections_image",
                      format_func=lambda key: image_name(key, len(originals)))
 shown = (images[images["image"] == image].join(results["mode"], on="result_id")
@@ -97,12 +97,13 @@ if with_parity and st.toggle("Parity diff: a runtime's boxes against the referen
     candidate = boxes[(boxes["result_id"] == chosen) & (boxes["image"] == image)]
     reference = reference_boxes[reference_boxes["image"] == image] if not reference_boxes.empty else reference_boxes
     picture, notes = st.columns([3, 2])
-    if index < len(originals) and Path(originals[index]).is_file():
+    if index < len(originals) and originals[index] is not None:
         picture.image(parity_diff(originals[index], candidate, reference),
                       caption=f"{labels[chosen]} against {parity['parity_reference']}: matched in green, "
                               "extra in orange, missed in red")
     else:
-        picture.warning("The original image of this run is no longer on disk.")
+        picture.warning("The original image of this run is not on this machine (moved, deleted, or the run was "
+                        "made elsewhere).")
     notes.metric("Parity verdict", parity["parity_verdict"], help=parity["parity_reason"] or "")
     notes.markdown(f"Over the run's images: matched **{parity['parity_matched']:.0f}** · missed "
                    f"**{parity['parity_missed']:.0f}** · extra **{parity['parity_extra']:.0f}**")

@@ -18,10 +18,9 @@ with st.expander("Import run bundles from other machines", icon=":material/move_
                "Importing one twice adds nothing.")
     bundles = st.file_uploader("Bundles", type=["zip"], accept_multiple_files=True, key="bundle_uploads")
     if st.button("Import", disabled=not bundles, key="import_bundles"):
-        with ui.errors_as_messages():
-            for upload in bundles:
-                outcome = api.import_bundle(db, save_upload(upload))
-                st.success(f"{upload.name}: {outcome}")
+        for upload in bundles:  # each on its own: one refused bundle does not stop the others
+            with ui.errors_as_messages():
+                st.success(f"{upload.name}: {api.import_bundle(db, save_upload(upload), name=upload.name)}")
 deleted_runs_list(db)
 show_cache()
 
