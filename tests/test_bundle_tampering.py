@@ -455,6 +455,9 @@ def test_paths_from_rows_open_nothing_outside_the_run(good_bundle, tmp_path):
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE result_images SET annotated_path = '/etc/passwd' WHERE annotated_path IS NOT NULL")
     assert api.result_images(str(db), run["run_id"])["annotated_path"].isna().all()
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE result_images SET annotated_path = '/home/me/photos/' || result_id || '.jpg'")
+    assert api.result_images(str(db), run["run_id"])["annotated_path"].isna().all()
 
 
 def test_the_reliability_table_counts_the_bundles_tried():
