@@ -1,7 +1,7 @@
 """Engine overhead: the engine's inference median next to the same model called bare in a fresh process.
 
 For ONNX Runtime and OpenVINO (fp32, batch 1, 640), rounds alternate engine and bare measurements so
-drift hits both alike. Prints a Markdown table and writes it to benchmarks/results/engine_overhead.md.
+drift hits both alike. Prints a Markdown table and writes it to docs/results/ (benchmarks/publish.py).
 
     .venv/bin/python benchmarks/engine_overhead.py [--rounds 3] [--iters 60]
 """
@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iters", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "engine_overhead.md"))
+    parser.add_argument("--out", default="", help="a file to write the table to, instead of docs/results/")
     args = parser.parse_args()
 
     import numpy as np
@@ -133,7 +133,7 @@ def main() -> None:
         engine_median = statistics.median(engine_ms[runtime])
         bare_median = statistics.median(bare_ms[runtime])
         lines.append(f"| {runtime} | {engine_median:.2f} | {bare_median:.2f} | {engine_median / bare_median:.3f} |")
-    publish(lines, Path(args.out).resolve())
+    publish(lines, Path(args.out).resolve() if args.out else "engine_overhead.md")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 The history is synthetic (generated in bulk by DuckDB into the real schema, 4 results of 25 samples per
 run); the timed part is exactly what the History page calls: the API's results_summary read, filtered
-and not, and the Plotly figures built from it. Prints a Markdown table and writes
-benchmarks/results/history_scale.md. Target: each step under 1 s, the database under 200 MB.
+and not, and the Plotly figures built from it. Prints a Markdown table and writes it to
+docs/results/ (benchmarks/publish.py). Target: each step under 1 s, the database under 200 MB.
 
     .venv/bin/python benchmarks/history_scale.py [--runs 10000]
 """
@@ -81,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--machines", type=int, default=20)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "history_scale.md"))
+    parser.add_argument("--out", default="", help="a file to write the table to, instead of docs/results/")
     args = parser.parse_args()
 
     from dashboard import charts
@@ -118,7 +118,7 @@ def main() -> None:
         *[f"| {name} | {seconds:.3f} | {'yes' if seconds < 1 else 'NO'} |" for name, seconds in rows],
         f"| database file size | {size_mb:.0f} MB | {'under' if size_mb < 200 else 'OVER'} 200 MB |",
     ]
-    publish(lines, Path(args.out).resolve())
+    publish(lines, Path(args.out).resolve() if args.out else "history_scale.md")
 
 
 if __name__ == "__main__":

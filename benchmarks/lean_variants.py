@@ -10,7 +10,7 @@
 
 Each variant runs in a fresh process, letterbox + infer + postprocess per iteration on a decoded frame, fp32,
 batch 1; rounds alternate the variants so drift hits all alike. Prints a Markdown table and writes it to
-benchmarks/results/lean_variants.md. The export comes from the engine's cache (one short engine run makes it).
+docs/results/ (benchmarks/publish.py). The export comes from the engine's cache (one short engine run makes it).
 
     .venv/bin/python benchmarks/lean_variants.py [--rounds 3] [--iters 40] [--imgsz 640]
 """

@@ -7,7 +7,7 @@ and OpenVINO pinned to the row's precision). The lean results also measure image
 post of decoded frames) with IN_FLIGHT batches in flight where offered (--in-flight), at every batch size, and
 so do the ultralytics results (IN_FLIGHT predictors, a YOLO model per thread, as Ultralytics' thread-safe
 inference guide has it): configurations of their own, on both sides of the fastest-vs-fastest ratio. Prints a
-Markdown table and writes it to benchmarks/results/pipeline_modes.md.
+Markdown table and writes it to docs/results/ (benchmarks/publish.py).
 
     .venv/bin/python benchmarks/pipeline_modes.py [--iters 30] [--rounds 3] [--runtimes pytorch,onnxruntime,...]
         [--precisions all|fp32]

@@ -3,7 +3,7 @@ do) holds the DuckLake catalog; one writer appends runs through the engine's wri
 
     python benchmarks/shared_store.py [--runs 100]
 
-Prints and writes benchmarks/results/shared_store.md: data files, and the median of 5 results_summary reads,
+Prints and writes to docs/results/ (benchmarks/publish.py): data files, and the median of 5 results_summary reads,
 before and after compacting.
 """
 

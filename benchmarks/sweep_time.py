@@ -1,7 +1,7 @@
 """Wall time of the default sweep, cold (empty export cache) and warm (every export cached).
 
 The default matrix: six CPU runtimes, every precision each offers, batch 1/2/4/8, 640x640, iteration
-counts set by a minimum duration. Prints a Markdown table and writes benchmarks/results/sweep_time.md.
+counts set by a minimum duration. Prints a Markdown table and writes it to docs/results/.
 The load average at each sweep's start goes into the table: on a shared 2-core machine it moves the result.
 
     .venv/bin/python benchmarks/sweep_time.py [--min-duration 1.0] [--iters 6] [--batch 1,2,4,8]
@@ -66,7 +66,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=6, help="at least; 6 is the fewest giving the median a 95%% CI")
     parser.add_argument("--min-duration", type=float, default=1.0)
     parser.add_argument("--warm-cache", default="", help="skip the cold sweep: a cache folder a cold sweep filled")
-    parser.add_argument("--out", default="sweep_time.md", help="file name under benchmarks/results/")
+    parser.add_argument("--out", default="sweep_time.md",
+                        help="its section in docs/results/<date>-<machine>.md, or an absolute path")
     args = parser.parse_args()
 
     from engine.machine import fingerprint

@@ -5,7 +5,7 @@ calibrating integer variants it deletes or leaves unused. The engine converts th
 (engine/export.py write_tflite_files), with Ultralytics' normalised TFLite boxes. This times both for one batch
 size and compares the two files' outputs on the same input through the LiteRT interpreter, the engine's boxes
 multiplied back to pixels as its TFLite runtime does. Prints a Markdown table and writes it to
-benchmarks/results/tflite_int8_export.md.
+docs/results/ (benchmarks/publish.py).
 
     .venv/bin/python benchmarks/tflite_int8_export.py [--imgsz 640]
 """

@@ -461,5 +461,5 @@ def test_paths_from_rows_open_nothing_outside_the_run(good_bundle, tmp_path):
 
 
 def test_the_reliability_table_counts_the_bundles_tried():
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "reliability.md").read_text()
     assert f"| tampered bundles | {len(CASES)} bundles made by code" in readme
