@@ -78,22 +78,13 @@ def result_images(db: str, run_id: str):
     """A run's annotated images; a path that is not an annotated image in a run's folder of an artifacts folder
     reads as none: a row of a database filled before bundles were checked may name any file, and the pages and
     reports show these. (A database copied elsewhere still names its first folder's images: those stay.)"""
+    from engine.paths import is_annotated_image
+
     frame = store.result_images(db, run_id)
     if not frame.empty:
-        frame["annotated_path"] = [path if _is_annotated_image(path) else None for path in frame["annotated_path"]]
+        frame["annotated_path"] = [path if is_annotated_image(path, run_id) else None
+                                   for path in frame["annotated_path"]]
     return frame
-
-
-def _is_annotated_image(path) -> bool:
-    """<x>.artifacts/<run id>/<name>.jpg (a shared store's: artifacts/<run id>/<name>.jpg), as the engine writes."""
-    from engine.names import is_id
-
-    if not isinstance(path, str) or not path:
-        return False
-    file = Path(path)
-    folder = file.parent
-    return (file.suffix.lower() == ".jpg" and ".." not in file.parts and is_id(folder.name)
-            and (folder.parent.name.endswith(".artifacts") or folder.parent.name == "artifacts"))
 
 
 def iteration_times(db: str, run_id: str):

@@ -22,7 +22,7 @@ from engine import database, store
 from engine.bundle_check import BUNDLE_FORMAT, BundleRefused, CheckedBundle, check_bundle
 from engine.database import artifacts_root
 from engine.names import shown
-from engine.paths import artifacts_dir
+from engine.paths import is_annotated_image
 
 
 def _sha256(data: bytes) -> str:
@@ -44,9 +44,8 @@ def write_bundle(db: str, run_id: str, out_path: str) -> Path:
             data = local.read_bytes()
             archive.writestr(f"tables/{table}.parquet", data)
             checksums[f"tables/{table}.parquet"] = _sha256(data)
-        own = artifacts_dir(db, run_id).resolve()
-        for path in sorted(set(p for p in tables["result_images"].column("annotated_path").to_pylist() if p)):
-            if Path(path).resolve().parent == own and Path(path).is_file():  # only the run's own images travel
+        for path in sorted({p for p in tables["result_images"].column("annotated_path").to_pylist() if p}):
+            if is_annotated_image(path, run_id) and Path(path).is_file():  # only the run's own images travel
                 data = Path(path).read_bytes()
                 archive.writestr(f"images/{Path(path).name}", data)
                 checksums[f"images/{Path(path).name}"] = _sha256(data)

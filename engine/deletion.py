@@ -15,7 +15,7 @@ from engine.config import BenchError
 from engine.database import artifacts_root
 from engine.names import is_id, require_id
 from engine.paths import artifacts_dir
-from engine.runner import pid_alive
+from engine.supervise import pid_alive
 
 
 def kept_folder(db: str) -> Path:

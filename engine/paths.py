@@ -26,6 +26,22 @@ def artifacts_dir(db: str | Path, run_id: str) -> Path:
     return artifacts_root(db) / require_id(run_id)
 
 
+def is_annotated_image(path, run_id: str | None = None) -> bool:
+    """Whether a stored path has the shape of an annotated image the engine wrote, <x>.artifacts/<run id>/<n>.jpg
+    (a shared store's: artifacts/<run id>/<n>.jpg), of run_id where given. A database copied elsewhere still names
+    its first folder's images, which pass; a path from a row of unknown origin (a server file, a photo folder)
+    does not."""
+    from engine.names import is_id
+
+    if not isinstance(path, str) or not path:
+        return False
+    file = Path(path)
+    folder = file.parent
+    return (file.suffix.lower() == ".jpg" and ".." not in file.parts and is_id(folder.name)
+            and (run_id is None or folder.name == run_id)
+            and (folder.parent.name.endswith(".artifacts") or folder.parent.name == "artifacts"))
+
+
 def sample_images() -> list[Path]:
     """The test images Ultralytics ships inside its package (found without importing it)."""
     import importlib.util

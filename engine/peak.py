@@ -333,3 +333,19 @@ def efficiency(model_gflops: float, infer_ms: float, peak_gflops: float) -> dict
     achieved = model_gflops / (infer_ms / 1000.0)
     return {"achieved_gflops": achieved, "peak_fraction": achieved / peak_gflops,
             "floor_ms": model_gflops / peak_gflops * 1000.0}
+
+
+def ensure_stored_peak(db, machine_id: str, threads: int, on_measure) -> None:
+    """Measure this machine's peaks once per thread count (~3-8 s, no runtime library), before any worker runs;
+    a database new to this machine gets the peak measured here before (kept_peak). on_measure(message) is told
+    when the kernels run."""
+    from engine import store
+
+    stored = store.machine_peak(db, machine_id, threads)
+    if stored and not lacks_rates(stored):
+        return
+    kept = kept_peak(machine_id, threads)
+    if not kept or lacks_rates(kept):
+        on_measure(f"measuring this machine's peak rates on {threads} thread(s)")
+        kept = keep_peak(machine_id, measure_peak(threads).to_dict(), store.now())
+    store.insert_machine_peak(db, machine_id, kept)

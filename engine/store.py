@@ -546,69 +546,69 @@ def insert_reference_detections(db, run_id: str, reference: str, detections: lis
         )
 
 
-PARITY_COLUMNS = ("reference", "iou_threshold", "verdict", "reason", "raw_max_abs", "raw_mean_abs", "raw_rel_mean",
-                  "score_max_abs", "box_max_abs", "raw_images", "reference_boxes", "candidate_boxes", "matched",
-                  "missed", "extra", "mean_iou", "max_score_diff")
-ACCURACY_COLUMNS = ("data", "images", "instances", "map50", "map50_95", "precision", "recall", "error")
+# ResultRecord's fields and the results table's columns, one by one (tests/test_records.py holds them together);
+# the store itself fills the two it owns.
+RESULT_COLUMNS = {
+    "result_id": "result_id", "run_id": "run_id", "runtime": "runtime", "precision": "precision", "batch": "batch",
+    "status": "status", "mode": "mode", "device": "device", "error": "error", "imgsz": "imgsz",
+    "input_shape": "input_shape", "threads": "threads", "settings": "settings", "export_cached": "export_cached",
+    "export_s": "export_s", "load_s": "load_s", "warmup": "warmup", "model_file": "model_file",
+    "in_flight": "in_flight", "in_flight_ips": "in_flight_ips", "peak_memory_mb": "peak_memory_mb",
+    "model_mb": "model_mb",
+}
+RESULT_COLUMNS_FILLED_BY_STORE = ("iterations", "finished_at")
+STATS_COLUMNS = {"n": "n", "mean": "mean_ms", "median": "median_ms", "p90": "p90_ms", "p99": "p99_ms",
+                 "min": "min_ms", "max": "max_ms", "stdev": "stdev_ms", "ci_low": "ci_low_ms", "ci_high": "ci_high_ms",
+                 "cv": "cv"}  # measure.Stats' fields and the stats table's columns
 
 
-def _insert_row(con, table: str, columns: tuple[str, ...], result_id: str, row: dict) -> None:
-    con.execute(
-        f"INSERT INTO {table} (result_id, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})",
-        [result_id, *(row.get(column) for column in columns)],
-    )
+def _result_values(record) -> list:
+    values = []
+    for name in RESULT_COLUMNS:
+        value = getattr(record, name)
+        if name == "settings":
+            value = json.dumps(value or {})
+        elif name == "input_shape" and value is not None:
+            value = list(value)
+        values.append(value)
+    return values + [len(record.samples), now()]
+
+
+def _insert_dataclass_rows(con, table: str, result_id: str, rows) -> None:
+    """Rows of one dataclass type, each column its field of the same name, after the result's id."""
+    from dataclasses import fields
+
+    rows = list(rows)
+    if not rows:
+        return
+    columns = [f.name for f in fields(rows[0])]
+    con.executemany(f"INSERT INTO {table} (result_id, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})",
+                    [[result_id, *(getattr(row, column) for column in columns)] for row in rows])
 
 
 @retry_conflicts
-def insert_result(db, result: dict, samples: list[dict], stats: dict, detections: list[dict], images: list[dict],
-                  parity: dict | None = None, accuracy: dict | None = None):
-    """One result with everything measured for it (parity and mAP included), in one transaction."""
+def insert_result(db, record) -> None:
+    """One result (an engine.records.ResultRecord) with everything measured for it, in one transaction."""
+    columns = [*RESULT_COLUMNS.values(), *RESULT_COLUMNS_FILLED_BY_STORE]
     with connect(db) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(
-                """INSERT INTO results (result_id, run_id, runtime, precision, batch, status, error, imgsz,
-                       input_shape, threads, settings, export_cached, export_s, load_s, warmup, iterations,
-                       finished_at, model_file, mode, in_flight, in_flight_ips, device, peak_memory_mb,
-                       model_mb)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [result["result_id"], result["run_id"], result["runtime"], result["precision"], result["batch"],
-                 result["status"], result.get("error"), result.get("imgsz"), result.get("input_shape"),
-                 result.get("threads"), json.dumps(result.get("settings") or {}), result.get("export_cached"),
-                 result.get("export_s"), result.get("load_s"), result.get("warmup"), len(samples), now(),
-                 result.get("model_file"), result.get("mode") or "lean", result.get("in_flight"),
-                 result.get("in_flight_ips"), result.get("device") or "cpu", result.get("peak_memory_mb"),
-                 result.get("model_mb")],
-            )
-            if samples:
+            con.execute(f"INSERT INTO results ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                        _result_values(record))
+            if record.samples:
                 con.executemany(
                     "INSERT INTO samples (result_id, iteration, decode_ns, pre_ns, infer_ns, post_ns, other_ns) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [[result["result_id"], i, s["decode"], s["pre"], s["infer"], s["post"], s.get("other")]
-                     for i, s in enumerate(samples)],
-                )
-            for stage, st in stats.items():
-                con.execute(
-                    "INSERT INTO stats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [result["result_id"], stage, st["n"], st["mean"], st["median"], st["p90"], st["p99"],
-                     st["min"], st["max"], st["stdev"], st["ci_low"], st["ci_high"], st["cv"]],
-                )
-            if detections:
-                con.executemany(
-                    """INSERT INTO detections (result_id, image, det_index, class_id, class_name, score,
-                           x1, y1, x2, y2, reference_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    [[result["result_id"], d["image"], d["det_index"], d["class_id"], d["class_name"], d["score"],
-                      d["x1"], d["y1"], d["x2"], d["y2"], d.get("reference_index")] for d in detections],
-                )
-            if images:
-                con.executemany(
-                    "INSERT INTO result_images VALUES (?, ?, ?, ?)",
-                    [[result["result_id"], im["image"], im["annotated_path"], im["detections"]] for im in images],
-                )
-            if parity:
-                _insert_row(con, "parity", PARITY_COLUMNS, result["result_id"], parity)
-            if accuracy:
-                _insert_row(con, "accuracy", ACCURACY_COLUMNS, result["result_id"], accuracy)
+                    [[record.result_id, i, s.decode, s.pre, s.infer, s.post, s.other]
+                     for i, s in enumerate(record.samples)])
+            for stage, stats in record.stats.items():
+                con.execute(f"INSERT INTO stats (result_id, stage, {', '.join(STATS_COLUMNS.values())}) "
+                            f"VALUES (?, ?{', ?' * len(STATS_COLUMNS)})",
+                            [record.result_id, stage, *(getattr(stats, name) for name in STATS_COLUMNS)])
+            _insert_dataclass_rows(con, "detections", record.result_id, record.detections)
+            _insert_dataclass_rows(con, "result_images", record.result_id, record.images)
+            _insert_dataclass_rows(con, "parity", record.result_id, [record.parity] if record.parity else [])
+            _insert_dataclass_rows(con, "accuracy", record.result_id, [record.accuracy] if record.accuracy else [])
             con.execute("COMMIT")
         except Exception:
             _rollback(con)

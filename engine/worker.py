@@ -1,29 +1,27 @@
 """Child-process side: model preparation, one export, or one runtime's measurement, reported over a pipe.
 
-Each job runs in a freshly spawned process (see runner.py): runtimes interfere inside one process, and a
-crash or hang must cost one result, not the run. Messages are (kind, payload) tuples:
-("progress", {...}), ("result", {...}) once per batch size (then ("in_flight", {...}) for it when asked),
-then ("done", payload) or ("error", text). ("deadline", {"seconds", "step"}) gives the next step its own time
+Each job runs in a freshly spawned process (see supervise.py): runtimes interfere inside one process, and a
+crash or hang must cost one result, not the run. Messages are (kind, payload) tuples: ("progress", {...}),
+("result", BatchMeasurement) for the job's batch size (then ("in_flight", InFlightFigure) when asked), then
+("done", payload) or ("error", text). ("deadline", {"seconds", "step"}) gives the next step its own time
 limit within the job's timeout; ("deadline", {"seconds": None}) ends it.
 """
 
 from __future__ import annotations
 
 import gc
-import math
 import os
 import signal
 import time
 import traceback
-from functools import partial
 from pathlib import Path
 
 from engine.config import BenchError
 from engine.in_flight import same_boxes
+from engine.measured_pipelines import IN_FLIGHT_S, batch_of, pipeline_for
+from engine.records import BatchMeasurement, InFlightFigure, MeasureJob, StageSample
 
-IN_FLIGHT_S = 2.0  # seconds of requests in flight per result, after the latency measurement
 IN_FLIGHT_SPARE_S = 30.0  # on top of IN_FLIGHT_S and compiling the model again, before the step counts as hung
-IN_FLIGHT_FRAMES = 8  # decoded frames the in-flight step cycles through, in distinct batches where it can
 
 
 def _quiet_libraries() -> None:
@@ -42,11 +40,11 @@ def _redirect_output(log_path: str | None) -> None:
     os.close(log)
 
 
-def entry(job: str, params: dict, conn) -> None:
-    """Spawned process target."""
+def entry(job: str, params, conn) -> None:
+    """Spawned process target; params: a dict, or a MeasureJob for "measure"."""
     # Ctrl-C reaches the terminal's whole process group: the parent decides what it means, and kills this process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _redirect_output(params.get("log_path"))
+    _redirect_output(params.get("log_path") if isinstance(params, dict) else params.log_path)
     _quiet_libraries()
     try:
         if job == "prepare":
@@ -110,248 +108,126 @@ def reference(params: dict) -> dict:
     return {"detections": detections, "input_shape": list(tensor.shape), "settings": runtime.settings()}
 
 
-def measure(params: dict, conn) -> None:
+def measure(job: MeasureJob, conn) -> None:
+    """One batch size of one runtime: the result, then (when asked and offered) its in-flight figure."""
     from engine.measure import reset_peak_memory
     from engine.runtimes import registry
 
-    runtime_class = registry.get(params["runtime"])
-    ultralytics_mode = params.get("mode") == "ultralytics"
-    if not ultralytics_mode:  # in the ultralytics mode Ultralytics sets threads itself, as users get it
-        runtime_class.configure_process(params["threads"])
-    for batch in params["batch_sizes"]:
-        artifact = params["artifacts"].get(str(batch)) or params["artifacts"].get(batch)
-        in_flight = None
-        reset_peak_memory()  # each batch size's own peak: load, warm-up, measurement and detections
-        try:
-            if ultralytics_mode:
-                payload, in_flight = measure_batch_ultralytics(runtime_class, params, batch, Path(artifact), conn)
-            else:
-                payload, in_flight = measure_batch(runtime_class, params, batch, Path(artifact), conn)
-        except BenchError as error:
-            payload = {"batch": batch, "status": "failed", "error": str(error)}
-        except Exception as error:
-            payload = {"batch": batch, "status": "failed",
-                       "error": f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=4)}"}
-        conn.send(("result", payload))
-        # The in-flight figure comes after the result is stored: AsyncInferQueue has hung on AMD EPYC CPUs
-        # (ultralytics/ultralytics#25923), and a crash or hang there must not cost what was measured.
-        if in_flight is not None:
-            conn.send(("progress", {"batch": batch, "stage": "in flight", "requests": params["in_flight"]}))
-            # it compiles the model once more (about load_s) and runs IN_FLIGHT_S: waiting the job's whole
-            # timeout for a hang would stall a sweep for minutes per result
-            limit_s = IN_FLIGHT_S + 4 * payload["load_s"] + IN_FLIGHT_SPARE_S
-            conn.send(("deadline", {"seconds": limit_s, "step": "the in-flight measurement"}))
-            conn.send(("in_flight", {"batch": batch, **measure_in_flight(in_flight, params["in_flight"])}))
-            conn.send(("deadline", {"seconds": None}))  # the next batch, if any, has the job's timeout again
-        gc.collect()
+    runtime_class = registry.get(job.runtime)
+    if job.mode != "ultralytics":  # in the ultralytics mode Ultralytics sets threads itself, as users get it
+        runtime_class.configure_process(job.threads)
+    reset_peak_memory()  # the batch size's own peak: load, warm-up, measurement and detections
+    in_flight = None
+    try:
+        pipeline = pipeline_for(runtime_class, job)
+        result = measure_batch(pipeline, job, conn)
+        in_flight = pipeline.in_flight_step()
+    except BenchError as error:
+        result = BatchMeasurement(batch=job.batch, status="failed", error=str(error))
+    except Exception as error:
+        result = BatchMeasurement(batch=job.batch, status="failed",
+                                  error=f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=4)}")
+    conn.send(("result", result))
+    # The in-flight figure comes after the result is stored: AsyncInferQueue has hung on AMD EPYC CPUs
+    # (ultralytics/ultralytics#25923), and a crash or hang there must not cost what was measured.
+    if in_flight is not None and result.status == "completed":
+        conn.send(("progress", {"batch": job.batch, "stage": "in flight", "requests": job.in_flight}))
+        # it compiles the model once more (about load_s) and runs IN_FLIGHT_S: waiting the job's whole
+        # timeout for a hang would stall a sweep for minutes per result
+        limit_s = IN_FLIGHT_S + 4 * result.load_s + IN_FLIGHT_SPARE_S
+        conn.send(("deadline", {"seconds": limit_s, "step": "the in-flight measurement"}))
+        conn.send(("in_flight", measure_in_flight(in_flight, job)))
+        conn.send(("deadline", {"seconds": None}))
+    gc.collect()
 
 
-def _batches(paths: list[str], batch: int, index: int) -> list[str]:
-    start = index * batch
-    return [paths[(start + j) % len(paths)] for j in range(batch)]
-
-
-def measure_batch(runtime_class, params: dict, batch: int, artifact: Path, conn) -> dict:
-    from engine.measure import StageTimer, peak_memory_mb
-    from engine.pipeline import decode_image
-
-    images, imgsz = params["images"], params["imgsz"]
-    conf, iou = params["conf"], params["iou"]
+def measure_batch(pipeline, job: MeasureJob, conn) -> BatchMeasurement:
+    """Load, warm up, measure until both the iteration count and the minimum duration are reached, then find each
+    image's detections once (comparing raw outputs with the reference's as it goes) and mAP where asked."""
+    from engine.measure import peak_memory_mb
 
     def progress(stage: str, **extra) -> None:
-        conn.send(("progress", {"batch": batch, "stage": stage, **extra}))
+        conn.send(("progress", {"batch": job.batch, "stage": stage, **extra}))
 
     progress("load")
     started = time.perf_counter()
-    runtime = runtime_class(artifact, params["precision"], params["threads"], batch, imgsz)
-    runtime.load()
+    pipeline.load()
     load_s = time.perf_counter() - started
-
-    def one_iteration(paths: list[str], timer: StageTimer):
-        with timer.stage("decode"):
-            frames = [decode_image(p) for p in paths]
-        with timer.stage("pre"):
-            tensor, placements = runtime.preprocess(frames)
-        with timer.stage("infer"):
-            raw = runtime.infer(tensor)
-        with timer.stage("post"):
-            found = runtime.postprocess(raw, placements, conf, iou)
-        return tensor, raw, found
-
-    warmup = runtime_class.warmup_calls(params["warmup"])  # at least one: its output's shape is checked below
+    warmup = pipeline.runtime_class.warmup_calls(job.warmup)  # at least one: the output's shape is checked there
     progress("warmup", done=0, total=warmup)
     for i in range(warmup):
-        tensor, raw, _ = one_iteration(_batches(images, batch, i), StageTimer())
+        pipeline.warm(batch_of(job.images, job.batch, i))
         progress("warmup", done=i + 1, total=warmup)
-    expected = (batch, 4 + len(params["names"])) if params["names"] else (batch,)
-    if tuple(raw.shape[: len(expected)]) != expected or raw.ndim != 3:
-        raise BenchError(f"model output shape {tuple(raw.shape)} is not a YOLO detection output for batch {batch}")
-
-    def timed(paths: list[str]) -> dict:
-        timer = StageTimer()
-        one_iteration(paths, timer)
-        return timer.ns
-
-    samples = _measure_loop(params, batch, timed, progress)
-    settings = runtime.settings()
-
+    if pipeline.warmup_loads:
+        load_s = time.perf_counter() - started
+    samples = _measure_loop(job, pipeline.timed, progress)
+    settings = pipeline.settings()
     progress("detections")
-    per_image, raw_diff = _detections_per_image(images, batch, one_iteration, params.get("reference_raw"))
-    payload = {
-        "batch": batch,
-        "status": "completed",
-        "samples": samples,
-        "settings": settings,
-        "input_shape": list(tensor.shape),
-        "load_s": load_s,
-        "model_file": str(artifact),
-        "detections": per_image,
-        "raw_diff": raw_diff.to_dict() if raw_diff else None,
-        "peak_memory_mb": peak_memory_mb(),  # before mAP: Ultralytics' validator would add PyTorch's share
-    }
-    if params.get("data_yaml"):
+    found, raw_diff = _detections_per_image(pipeline, job)
+    memory = peak_memory_mb()  # before mAP: Ultralytics' validator would add PyTorch's share
+    accuracy = None
+    if job.data_yaml and pipeline.gives_raw:
         progress("mAP")
-        payload["accuracy"] = _accuracy(runtime, params, batch)
-    in_flight = None  # measured later by measure(), once this payload is sent
-    if params.get("in_flight") and runtime.offers_in_flight:
-        in_flight = partial(_in_flight_step, runtime, params, batch, one_iteration)
-    return payload, in_flight
+        accuracy = pipeline.accuracy(_validation_folder(job))
+    return BatchMeasurement(batch=job.batch, status="completed", samples=tuple(samples), settings=settings,
+                            input_shape=pipeline.input_shape, load_s=load_s, model_file=pipeline.model_file,
+                            detections=found, raw_diff=raw_diff.to_dict() if raw_diff else None,
+                            peak_memory_mb=memory, accuracy=accuracy)
 
 
-def _in_flight_step(runtime, params: dict, batch: int, one_iteration) -> tuple[dict, list]:
-    """The runtime's throughput() on decoded batches, and the detections the one-at-a-time pipeline finds in
-    each. The batches differ where the images allow (up to IN_FLIGHT_FRAMES frames), so a request that
-    postprocessed with another batch's placements would show."""
-    from engine.measure import StageTimer
-    from engine.pipeline import decode_image
-
-    chunks = _in_flight_chunks(params["images"], batch)
-    expected = [one_iteration(chunk, StageTimer())[2] for chunk in chunks]
-    batches = [[decode_image(path) for path in chunk] for chunk in chunks]  # decoding stays out, as one at a time
-    return runtime.throughput(batches, params["in_flight"], IN_FLIGHT_S, params["conf"], params["iou"]), expected
-
-
-def _in_flight_chunks(images: list[str], batch: int) -> list[list[str]]:
-    """The image files of the batches in flight: as many distinct batches as the images make, up to
-    IN_FLIGHT_FRAMES frames, at least one."""
-    count = max(1, min(len(images) // math.gcd(len(images), batch), IN_FLIGHT_FRAMES // batch))
-    return [_batches(images, batch, i) for i in range(count)]
-
-
-def measure_in_flight(step, requests: int) -> dict:
-    """The in-flight figure, measured after the batch's result was sent: {"in_flight", "in_flight_ips",
-    "in_flight_settings"}, the settings saying whether the boxes were those found one at a time; an exception
-    becomes the settings' "error", with no figure."""
+def measure_in_flight(step, job: MeasureJob) -> InFlightFigure:
+    """The in-flight figure, measured after the batch's result was sent, its settings saying whether the boxes
+    were those found one at a time; an exception becomes the settings' "error", with no figure."""
     try:
         measured, expected = step()
     except Exception as error:
-        return {"in_flight": requests, "in_flight_ips": None,
-                "in_flight_settings": {"error": f"{type(error).__name__}: {error}"}}
-    measured["in_flight_settings"]["boxes"] = same_boxes(expected, measured.pop("found"))
-    return measured
+        return InFlightFigure(job.batch, job.in_flight, None, {"error": f"{type(error).__name__}: {error}"})
+    settings = measured["in_flight_settings"]
+    settings["boxes"] = same_boxes(expected, measured.pop("found"))
+    return InFlightFigure(job.batch, measured["in_flight"], measured["in_flight_ips"], settings)
 
 
-def _measure_loop(params: dict, batch: int, iteration, progress) -> list[dict]:
-    """Iterate until both the iteration count and the minimum duration are reached; one stage dict each."""
-    samples = []
-    iters, min_duration = params["iters"], params["min_duration_s"]
+def _measure_loop(job: MeasureJob, timed, progress) -> list[StageSample]:
+    """Iterate until both the iteration count and the minimum duration are reached; one StageSample each."""
+    samples: list[StageSample] = []
     begin = last_report = time.perf_counter()
     while True:
         elapsed = time.perf_counter() - begin
-        if len(samples) >= iters and elapsed >= min_duration:
+        if len(samples) >= job.iters and elapsed >= job.min_duration_s:
             break
-        if len(samples) >= params["max_iters"]:
+        if len(samples) >= job.max_iters:
             break
-        samples.append(iteration(_batches(params["images"], batch, len(samples))))
+        samples.append(timed(batch_of(job.images, job.batch, len(samples))))
         if time.perf_counter() - last_report > 0.5:
             last_report = time.perf_counter()
-            progress("measure", done=len(samples), total=iters, elapsed_s=round(elapsed, 1))
+            progress("measure", done=len(samples), total=job.iters, elapsed_s=round(elapsed, 1))
     # the final count too: the throttled reports above left the Run page at '16 of 20' for the rest of the batch
-    progress("measure", done=len(samples), total=iters, elapsed_s=round(time.perf_counter() - begin, 1))
+    progress("measure", done=len(samples), total=job.iters, elapsed_s=round(time.perf_counter() - begin, 1))
     return samples
 
 
-def measure_batch_ultralytics(runtime_class, params: dict, batch: int, artifact: Path, conn) -> tuple[dict, object]:
-    """The same artifact through Ultralytics' predictor (engine/ultralytics_mode.py): boxes, no raw tensor; and,
-    as measure_batch, the in-flight step to take once the payload is sent (on the CPU), or None."""
-    from engine.measure import peak_memory_mb
-    from engine.ultralytics_mode import UltralyticsPipeline
-
-    def progress(stage: str, **extra) -> None:
-        conn.send(("progress", {"batch": batch, "stage": stage, **extra}))
-
-    progress("load")
-    started = time.perf_counter()
-    source = runtime_class.ultralytics_artifact(artifact)
-    device = "0" if runtime_class.device == "gpu" else "cpu"  # a GPU runtime's row must not run on the CPU
-    pipeline = UltralyticsPipeline(source, params["imgsz"], params["conf"], params["iou"], params["precision"],
-                                   device)
-    warmup = runtime_class.warmup_calls(params["warmup"])  # the first call also loads the model inside Ultralytics
-    progress("warmup", done=0, total=warmup)
-    for i in range(warmup):
-        pipeline.iteration(_batches(params["images"], batch, i))
-        progress("warmup", done=i + 1, total=warmup)
-    load_s = time.perf_counter() - started
-    samples = _measure_loop(params, batch, lambda paths: pipeline.iteration(paths)[0], progress)
-    progress("detections")
-    images = params["images"]
-    found: dict[str, list] = {}
-    for start in range(0, len(images), batch):
-        chunk = images[start:start + batch]
-        _, detections = pipeline.iteration(chunk + [chunk[-1]] * (batch - len(chunk)))
-        for path, dets in zip(chunk, detections):
-            found[path] = [d.__dict__ for d in dets]
-    payload = {
-        "batch": batch, "status": "completed", "samples": samples, "settings": pipeline.settings(),
-        "input_shape": None, "load_s": load_s, "model_file": str(source), "detections": found, "raw_diff": None,
-        "peak_memory_mb": peak_memory_mb(),
-    }
-    in_flight = None
-    if params.get("in_flight") and runtime_class.device == "cpu":
-        in_flight = partial(_in_flight_step_ultralytics, pipeline, params, batch)
-    return payload, in_flight
-
-
-def _in_flight_step_ultralytics(pipeline, params: dict, batch: int) -> tuple[dict, list]:
-    """_in_flight_step's twin for the predictor: UltralyticsPipeline.throughput() on decoded batches, and the
-    detections one predictor finds in each, one at a time."""
-    from engine.pipeline import decode_image
-
-    chunks = _in_flight_chunks(params["images"], batch)
-    expected = [pipeline.iteration(chunk)[1] for chunk in chunks]
-    batches = [[decode_image(path) for path in chunk] for chunk in chunks]
-    return pipeline.throughput(batches, params["in_flight"], IN_FLIGHT_S), expected
-
-
-def _detections_per_image(images: list[str], batch: int, one_iteration, reference_raw: str | None):
-    """Each distinct image once, in batches of the measured size (padded by repetition); with a reference,
-    each image's raw output is compared with the reference's as it goes."""
+def _detections_per_image(pipeline, job: MeasureJob):
+    """Each distinct image once, in batches of the measured size (padded by repetition); with a reference and a
+    raw output, each image's raw output is compared with the reference's as it goes."""
     import numpy as np
 
-    from engine.measure import StageTimer
     from engine.parity import RawDiff
 
     found: dict[str, list] = {}
-    raw_diff = RawDiff() if reference_raw else None
-    for start in range(0, len(images), batch):
-        chunk = images[start:start + batch]
-        padded = chunk + [chunk[-1]] * (batch - len(chunk))
-        _, raw, detections = one_iteration(padded, StageTimer())
+    compare = job.reference_raw and pipeline.gives_raw
+    raw_diff = RawDiff() if compare else None
+    images = list(job.images)
+    for start in range(0, len(images), job.batch):
+        chunk = images[start:start + job.batch]
+        raw, detections = pipeline.detect(chunk + [chunk[-1]] * (job.batch - len(chunk)))
         for offset, (path, dets) in enumerate(zip(chunk, detections)):
             found[path] = [d.__dict__ for d in dets]
             if raw_diff is not None:
-                raw_diff.add(np.load(reference_raw_path(reference_raw, start + offset)), raw[offset])
+                raw_diff.add(np.load(reference_raw_path(job.reference_raw, start + offset)), raw[offset])
     return found, raw_diff
 
 
-def _accuracy(runtime, params: dict, batch: int) -> dict:
-    """mAP after timing, with the loaded runtime; a failure here is recorded, the timing result stands."""
+def _validation_folder(job: MeasureJob) -> Path:
     import tempfile
 
-    from engine.accuracy import evaluate
-
-    save_dir = Path(params["log_path"]).with_suffix(".val") if params.get("log_path") else Path(tempfile.mkdtemp())
-    try:
-        return evaluate(runtime, params["data_yaml"], batch, params["names"], save_dir)
-    except Exception as error:
-        return {"error": f"{type(error).__name__}: {error}"}
+    return Path(job.log_path).with_suffix(".val") if job.log_path else Path(tempfile.mkdtemp())

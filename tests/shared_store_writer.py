@@ -14,6 +14,8 @@ import uuid
 
 from engine import store
 from engine.machine import fingerprint
+from engine.measure import Stats
+from engine.records import DetectionRow, ResultRecord, StageSample
 
 RESULTS_PER_RUN = 3
 SAMPLES_PER_RESULT = 20
@@ -30,15 +32,15 @@ def write_run(db: str, writer: str, machine: dict, index: int) -> str:
     })
     for k in range(RESULTS_PER_RUN):
         result_id = f"{run_id}-r{k}"
-        samples = [{"decode": 1_000, "pre": 2_000, "infer": 3_000_000 + i, "post": 4_000}
-                   for i in range(SAMPLES_PER_RESULT)]
-        stats = {"infer": {"n": SAMPLES_PER_RESULT, "mean": 3.0, "median": 3.0, "p90": 3.0, "p99": 3.0,
-                           "min": 3.0, "max": 3.0, "stdev": 0.0, "ci_low": 3.0, "ci_high": 3.0, "cv": 0.0}}
-        detections = [{"image": "00-bus.jpg", "det_index": d, "class_id": 0, "class_name": "person", "score": 0.9,
-                       "x1": 1.0, "y1": 2.0, "x2": 3.0, "y2": 4.0} for d in range(DETECTIONS_PER_RESULT)]
-        store.insert_result(db, {"result_id": result_id, "run_id": run_id, "runtime": f"runtime{k}",
-                                 "precision": "fp32", "batch": 1, "status": "ok", "imgsz": 160, "threads": 1},
-                            samples, stats, detections, [])
+        samples = tuple(StageSample(decode=1_000, pre=2_000, infer=3_000_000 + i, post=4_000)
+                        for i in range(SAMPLES_PER_RESULT))
+        stats = {"infer": Stats(n=SAMPLES_PER_RESULT, mean=3.0, median=3.0, p90=3.0, p99=3.0, min=3.0, max=3.0,
+                                stdev=0.0, ci_low=3.0, ci_high=3.0, cv=0.0)}
+        detections = tuple(DetectionRow(image="00-bus.jpg", det_index=d, class_id=0, class_name="person", score=0.9,
+                                        x1=1.0, y1=2.0, x2=3.0, y2=4.0) for d in range(DETECTIONS_PER_RESULT))
+        store.insert_result(db, ResultRecord(result_id=result_id, run_id=run_id, runtime=f"runtime{k}",
+                                             precision="fp32", batch=1, status="ok", imgsz=160, threads=1,
+                                             samples=samples, stats=stats, detections=detections))
     store.finish_run(db, run_id, "completed")
     return run_id
 

@@ -110,6 +110,7 @@ def test_delete_keeps_the_run_as_a_bundle_and_import_brings_it_back(filled_run, 
     import socket
 
     from engine import store
+    from engine.records import ResultRecord
 
     lab = tmp_path / "lab.duckdb"
     assert engine("import", str(bundle), "--db", str(lab)).returncode == 0
@@ -119,8 +120,8 @@ def test_delete_keeps_the_run_as_a_bundle_and_import_brings_it_back(filled_run, 
             "weights_trained": False, "imgsz": 640, "images": [], "config": {"host": socket.gethostname()},
             "libraries": {}, "pid": os.getpid()}
     store.insert_run(lab, live)
-    store.insert_result(lab, {"result_id": "live-r", "run_id": "live", "runtime": "onnxruntime", "precision": "fp32",
-                              "batch": 1, "status": "completed"}, [], {}, [], [])
+    store.insert_result(lab, ResultRecord(result_id="live-r", run_id="live", runtime="onnxruntime", precision="fp32",
+                                          batch=1, status="completed"))
     refused = engine("delete", "live", "--db", str(lab))
     assert refused.returncode == 2 and "run live is still running" in refused.stderr, refused.stderr
     before = counts(lab)

@@ -17,7 +17,8 @@ import psutil
 import pytest
 from engine import store
 from engine.config import RunConfig
-from engine.runner import Cancelled, Runner, run_job
+from engine.runner import Runner
+from engine.supervise import Cancelled, run_job
 from tests.conftest import ROOT, TEST_IMGSZ, default_model_file, engine
 
 # The minimum duration keeps batch 2 measuring for a while after batch 1's result (the Ctrl-C test stops it there).

@@ -47,6 +47,8 @@ def test_machines_page_names_the_fastest_machine_and_runtime_with_evidence(fleet
 def test_a_result_too_short_for_an_interval_says_so_instead_of_nan(tmp_path):
     from engine import store
     from engine.machine import fingerprint
+    from engine.measure import Stats
+    from engine.records import ResultRecord
 
     db = tmp_path / "results.duckdb"
     machine = fingerprint()
@@ -56,11 +58,11 @@ def test_a_result_too_short_for_an_interval_says_so_instead_of_nan(tmp_path):
                           "machine_label": "box", "model": "m", "model_sha256": "x", "model_source": "test",
                           "weights_trained": False, "imgsz": 160, "images": [], "config": {}, "libraries": {},
                           "pid": 1})
-    three = {"n": 3, "mean": 3.0, "median": 3.0, "p90": 3.0, "p99": 3.0, "min": 3.0, "max": 3.0, "stdev": 0.0,
-             "ci_low": None, "ci_high": None, "cv": 0.0}  # 3 iterations: too few for a 95% interval of the median
-    store.insert_result(db, {"result_id": "r", "run_id": "short", "runtime": "onnxruntime", "precision": "fp32",
-                             "batch": 1, "status": "completed", "imgsz": 160, "threads": 2},
-                        [], {"infer": three, "total": three}, [], [])
+    three = Stats(n=3, mean=3.0, median=3.0, p90=3.0, p99=3.0, min=3.0, max=3.0, stdev=0.0, ci_low=None,
+                  ci_high=None, cv=0.0)  # 3 iterations: too few for a 95% interval of the median
+    store.insert_result(db, ResultRecord(result_id="r", run_id="short", runtime="onnxruntime", precision="fp32",
+                                         batch=1, status="completed", imgsz=160, threads=2,
+                                         stats={"infer": three, "total": three}))
     store.finish_run(db, "short", "completed")
     app = open_page(db, "machines")
     assert not app.exception

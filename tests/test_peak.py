@@ -18,9 +18,10 @@ def test_peaks_are_measured_for_what_the_cpu_has():
         assert peak.gflops_bf16 > 4 * peak.gflops_fp32 and peak.gops_int8 > 4 * peak.gflops_fp32, peak
         assert "tdpbf16ps" in peak.method and "tdpbusd" in peak.method and "vdpbf16ps" in peak.method
     elif "avx512_bf16" in flags:
-        # One vdpbf16ps does twice the multiply-adds of an fp32 FMA of the same width, issued at half the FMA's
-        # rate (Intel's Xeon with AMX, where AMX is the peak) to the same rate (AMD's Zen 4 and 5).
-        assert 0.8 * peak.gflops_fp32 < peak.gflops_bf16 < 2.5 * peak.gflops_fp32, peak
+        # One vdpbf16ps does twice the multiply-adds of an fp32 FMA of the same width; measured, it runs at about
+        # half the FMA's flop rate on Intel cores (a Xeon with AMX, or one whose hypervisor hides AMX) and at about
+        # the same rate on AMD's Zen 4 and 5. Outside these bounds the kernel measures something else.
+        assert 0.3 * peak.gflops_fp32 < peak.gflops_bf16 < 2.5 * peak.gflops_fp32, peak
         assert "vdpbf16ps" in peak.method
     else:
         assert peak.gflops_bf16 is None

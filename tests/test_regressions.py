@@ -9,6 +9,7 @@ import pytest
 from engine import api, store
 from engine.cli_output import print_watch
 from engine.measure import Stats
+from engine.records import ParityRow, ResultRecord, StageSample
 from engine.regressions import check
 from tests.conftest import engine
 
@@ -99,21 +100,20 @@ def _store_run(db, run_id, day, results, parity=None, imgsz=640, libraries=None)
         failed = isinstance(outcome, str)
         samples, per_stage = [], {}
         if not failed:
-            samples = [{"decode": 1, "pre": 1_000_000, "infer": int(outcome * 1e6) + i * 1000, "post": 1}
+            samples = [StageSample(decode=1, pre=1_000_000, infer=int(outcome * 1e6) + i * 1000, post=1)
                        for i in range(20)]
-            per_stage = {stage: Stats.from_values([s[stage] / 1e6 for s in samples]).to_dict()
+            per_stage = {stage: Stats.from_values([getattr(s, stage) / 1e6 for s in samples])
                          for stage in ("decode", "pre", "infer", "post")}
-            per_stage["total"] = Stats.from_values([(s["pre"] + s["infer"] + s["post"]) / 1e6
-                                                    for s in samples]).to_dict()
-        store.insert_result(db, {"result_id": f"{run_id}-{runtime}", "run_id": run_id, "runtime": runtime,
-                                 "precision": "fp32", "batch": 1, "status": "failed" if failed else "completed",
-                                 "error": outcome if failed else None, "imgsz": imgsz, "threads": 2},
-                            samples, per_stage, [], [], _parity_row(*(parity or {}).get(runtime, (None, None))))
+            per_stage["total"] = Stats.from_values([s.total / 1e6 for s in samples])
+        store.insert_result(db, ResultRecord(
+            result_id=f"{run_id}-{runtime}", run_id=run_id, runtime=runtime, precision="fp32", batch=1,
+            status="failed" if failed else "completed", error=outcome if failed else None, imgsz=imgsz, threads=2,
+            samples=tuple(samples), stats=per_stage, parity=_parity_row(*(parity or {}).get(runtime, (None, None)))))
     store.finish_run(db, run_id, "completed")
 
 
 def _parity_row(verdict, reason):
-    return {"reference": "pytorch:fp32 yolov8n.pt", "iou_threshold": 0.5, "verdict": verdict, "reason": reason} \
+    return ParityRow(reference="pytorch:fp32 yolov8n.pt", iou_threshold=0.5, verdict=verdict, reason=reason) \
         if verdict else None
 
 

@@ -9,25 +9,30 @@ import duckdb
 import pandas as pd
 import pytest
 
+from dataclasses import replace
+
 from engine import store
 from engine.config import BenchError
+from engine.measure import Stats
+from engine.records import ResultRecord, StageSample
 from tests.conftest import database_at_version
 
+SAMPLES = (StageSample(decode=1_000_000, pre=2_000_000, infer=3_000_000, post=500_000),) * 3
+STATS = {"infer": Stats(n=3, mean=3.0, median=3.0, p90=3.0, p99=3.0, min=3.0, max=3.0, stdev=0.0, ci_low=None,
+                        ci_high=None, cv=0.0)}
 
-def _result(result_id="r1", run_id="run1"):
-    return {"result_id": result_id, "run_id": run_id, "runtime": "onnxruntime", "precision": "fp32", "batch": 1,
-            "status": "completed", "imgsz": 160, "threads": 2, "settings": {"threads": 2}}
+
+def _result(result_id="r1", run_id="run1", **changes) -> ResultRecord:
+    record = ResultRecord(result_id=result_id, run_id=run_id, runtime="onnxruntime", precision="fp32", batch=1,
+                          status="completed", imgsz=160, threads=2, settings={"threads": 2}, samples=SAMPLES,
+                          stats=STATS)
+    return replace(record, **changes)
 
 
 def _run(run_id="run1"):
     return {"run_id": run_id, "started_at": store.now(), "machine_id": "m1", "machine_label": "box", "model": "m",
             "model_sha256": "abc", "model_source": "test", "weights_trained": False, "imgsz": 160, "images": [],
             "config": {}, "libraries": {}, "pid": 1}
-
-
-SAMPLES = [{"decode": 1_000_000, "pre": 2_000_000, "infer": 3_000_000, "post": 500_000}] * 3
-STATS = {"infer": {"n": 3, "mean": 3.0, "median": 3.0, "p90": 3.0, "p99": 3.0, "min": 3.0, "max": 3.0,
-                   "stdev": 0.0, "ci_low": None, "ci_high": None, "cv": 0.0}}
 
 
 def test_new_database_gets_current_schema_and_view(empty_db):
@@ -79,9 +84,9 @@ def test_foreign_database_is_refused(empty_db):
 def test_result_is_written_whole_or_not_at_all(empty_db):
     store.ensure_schema(empty_db)
     store.insert_run(empty_db, _run())
-    store.insert_result(empty_db, _result(), SAMPLES, STATS, [], [])
+    store.insert_result(empty_db, _result())
     with pytest.raises(duckdb.Error):  # the same result id again violates the primary key
-        store.insert_result(empty_db, _result(), SAMPLES, STATS, [], [])
+        store.insert_result(empty_db, _result())
     with duckdb.connect(str(empty_db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM samples").fetchall()[0][0] == 3
         assert con.execute("SELECT count(*) FROM stats").fetchall()[0][0] == 1
@@ -92,7 +97,7 @@ def test_result_is_written_whole_or_not_at_all(empty_db):
 def test_filters_are_parameters_not_sql(empty_db):
     store.ensure_schema(empty_db)
     store.insert_run(empty_db, _run())
-    store.insert_result(empty_db, _result(), SAMPLES, STATS, [], [])
+    store.insert_result(empty_db, _result())
     assert len(store.results_summary(empty_db, {"runtime": ["onnxruntime"]})) == 1
     hostile = "x' OR '1'='1"
     assert store.results_summary(empty_db, {"runtime": hostile}).empty
@@ -153,8 +158,8 @@ def test_efficiency_columns_come_from_the_machine_peak(empty_db):
     store.ensure_schema(empty_db)
     store.insert_run(empty_db, {**_run(), "model_gflops": 0.5})
     store.insert_machine_peak(empty_db, "m1", {"threads": 2, "gflops_fp32": 200.0, "method": "test"})
-    store.insert_result(empty_db, {**_result(), "mode": "ultralytics"},
-                        [{**s, "other": 100_000} for s in SAMPLES], STATS, [], [])
+    store.insert_result(empty_db, _result(mode="ultralytics", samples=tuple(replace(s, other=100_000)
+                                                                            for s in SAMPLES)))
     row = store.results_summary(empty_db).iloc[0]
     assert row["mode"] == "ultralytics"
     assert row["achieved_gflops"] == pytest.approx(0.5 / 0.003)
@@ -170,7 +175,7 @@ def test_bf16_and_int8_results_are_set_against_their_own_peak_where_the_cpu_has_
     store.insert_machine_peak(empty_db, "m1", {"threads": 2, "gflops_fp32": 200.0, "method": "test",
                                                "gflops_bf16": 400.0, "gops_int8": None})
     for precision in ("fp32", "bf16", "int8"):
-        store.insert_result(empty_db, {**_result(precision, "run1"), "precision": precision}, SAMPLES, STATS, [], [])
+        store.insert_result(empty_db, _result(precision, "run1", precision=precision))
     rows = store.results_summary(empty_db).set_index("precision")
     assert rows.loc["bf16", "peak_gflops"] == 400.0 and rows.loc["bf16", "peak_kind"] == "bf16"
     assert rows.loc["bf16", "peak_fraction"] == pytest.approx(0.5 / 0.003 / 400.0)
@@ -185,9 +190,8 @@ def test_a_gpu_result_is_not_set_against_the_cpu_peak(empty_db):
     store.ensure_schema(empty_db)
     store.insert_run(empty_db, {**_run(), "model_gflops": 0.5})
     store.insert_machine_peak(empty_db, "m1", {"threads": 2, "gflops_fp32": 200.0, "method": "test"})
-    store.insert_result(empty_db, {**_result(), "device": "cpu"}, SAMPLES, STATS, [], [])
-    store.insert_result(empty_db, {**_result("fp16", "run1"), "precision": "fp16", "runtime": "tensorrt",
-                                   "device": "gpu"}, SAMPLES, STATS, [], [])
+    store.insert_result(empty_db, _result(device="cpu"))
+    store.insert_result(empty_db, _result("fp16", "run1", precision="fp16", runtime="tensorrt", device="gpu"))
     rows = store.results_summary(empty_db).set_index("runtime")
     assert rows.loc["onnxruntime", "device"] == "cpu" and rows.loc["onnxruntime", "peak_gflops"] == 200.0
     gpu = rows.loc["tensorrt"]
@@ -204,7 +208,7 @@ def test_migration_from_version_7_adds_peak_memory(empty_db):
     store.ensure_schema(empty_db)
     assert empty_db.with_name(empty_db.name + ".bak-v7").exists()
     store.insert_run(empty_db, _run())
-    store.insert_result(empty_db, {**_result(), "peak_memory_mb": 212.5}, SAMPLES, STATS, [], [])
+    store.insert_result(empty_db, _result(peak_memory_mb=212.5))
     memory = store.results_summary(empty_db).set_index("result_id")["peak_memory_mb"]
     assert pd.isna(memory["old-r"]) and memory["r1"] == 212.5
 
@@ -214,6 +218,6 @@ def test_migration_from_version_8_adds_the_model_size(empty_db):
     database_at_version(empty_db, 8)
     store.ensure_schema(empty_db)
     store.insert_run(empty_db, _run())
-    store.insert_result(empty_db, {**_result(), "model_mb": 12.3}, SAMPLES, STATS, [], [])
+    store.insert_result(empty_db, _result(model_mb=12.3))
     size = store.results_summary(empty_db).set_index("result_id")["model_mb"]
     assert pd.isna(size["old-r"]) and size["r1"] == 12.3
