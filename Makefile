@@ -1,11 +1,12 @@
-# One command each: `make run` serves the dashboard, `make test` runs the tests, `make bench` the benchmarks.
+# One command each: `make run` serves the dashboard, `make test` runs the tests, `make lint` checks the code,
+# `make bench` runs the benchmarks.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 PORT ?= 8501
 
-.PHONY: install browser postgres run test bench clean
+.PHONY: install browser postgres run test lint bench clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +36,11 @@ postgres:
 
 run: install
 	$(PY) -m dashboard.serve --server.address 127.0.0.1 --server.port $(PORT)
+
+# ruff's lint and format check, configured in pyproject.toml (`.venv/bin/ruff format .` formats)
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test: install browser postgres
 	YOLO_BENCH_REQUIRE_POSTGRES=1 $(PY) -m pytest tests --durations=25

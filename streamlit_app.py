@@ -12,15 +12,17 @@ from dashboard.ui import errors_as_messages, sidebar
 
 st.set_page_config(page_title="YOLO runtime lab", page_icon=":material/speed:", layout="wide")
 
-page = st.navigation([
-    st.Page("pages/views/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
-    st.Page("pages/views/run.py", title="Run", icon=":material/play_arrow:"),
-    st.Page("pages/views/detections.py", title="Detections", icon=":material/image_search:"),
-    st.Page("pages/views/history.py", title="History", icon=":material/timeline:"),
-    st.Page("pages/views/machines.py", title="Machines", icon=":material/memory:"),
-    st.Page("pages/views/compare.py", title="Compare", icon=":material/compare_arrows:"),
-    st.Page("pages/views/share.py", title="Share", icon=":material/share:"),
-])
+page = st.navigation(
+    [
+        st.Page("pages/views/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
+        st.Page("pages/views/run.py", title="Run", icon=":material/play_arrow:"),
+        st.Page("pages/views/detections.py", title="Detections", icon=":material/image_search:"),
+        st.Page("pages/views/history.py", title="History", icon=":material/timeline:"),
+        st.Page("pages/views/machines.py", title="Machines", icon=":material/memory:"),
+        st.Page("pages/views/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/views/share.py", title="Share", icon=":material/share:"),
+    ]
+)
 sidebar()
 with errors_as_messages():
     page.run()

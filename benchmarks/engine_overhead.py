@@ -57,24 +57,52 @@ print(json.dumps(samples))
 
 def engine_round(db: Path, iters: int, warmup: int) -> dict[str, dict]:
     done = subprocess.run(
-        [sys.executable, "-m", "engine", "run", "--runtimes", "onnxruntime,openvino", "--batch", "1",
-         "--iters", str(iters), "--warmup", str(warmup), "--db", str(db), "--json"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "run",
+            "--runtimes",
+            "onnxruntime,openvino",
+            "--batch",
+            "1",
+            "--iters",
+            str(iters),
+            "--warmup",
+            str(warmup),
+            "--db",
+            str(db),
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     document = json.loads(done.stdout)
     import duckdb
 
     with duckdb.connect(str(db), read_only=True) as con:
-        files = dict(con.execute("SELECT runtime, model_file FROM results WHERE run_id = ?",
-                                 [document["run_id"]]).fetchall())
-    return {r["runtime"]: {"infer_ms": r["infer_ms"], "threads": r["settings"]["threads"],
-                           "model_file": files[r["runtime"]]} for r in document["results"]}
+        files = dict(
+            con.execute("SELECT runtime, model_file FROM results WHERE run_id = ?", [document["run_id"]]).fetchall()
+        )
+    return {
+        r["runtime"]: {
+            "infer_ms": r["infer_ms"],
+            "threads": r["settings"]["threads"],
+            "model_file": files[r["runtime"]],
+        }
+        for r in document["results"]
+    }
 
 
 def bare_round(runtime: str, model_file: str, input_file: Path, threads: int, iters: int, warmup: int) -> float:
     done = subprocess.run(
         [sys.executable, "-c", BARE, runtime, model_file, str(input_file), str(threads), str(iters), str(warmup)],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     return statistics.median(json.loads(done.stdout)) / 1e6
 
@@ -110,11 +138,13 @@ def main() -> None:
         for runtime, figures in measured.items():
             engine_ms[runtime].append(figures["infer_ms"])
             bare_ms[runtime].append(
-                bare_round(runtime, figures["model_file"], inputs[runtime], figures["threads"], args.iters,
-                           args.warmup))
-        print(f"round {round_index + 1}/{args.rounds}: "
-              + ", ".join(f"{r} engine {engine_ms[r][-1]:.2f} / bare {bare_ms[r][-1]:.2f} ms" for r in engine_ms),
-              file=sys.stderr)
+                bare_round(runtime, figures["model_file"], inputs[runtime], figures["threads"], args.iters, args.warmup)
+            )
+        print(
+            f"round {round_index + 1}/{args.rounds}: "
+            + ", ".join(f"{r} engine {engine_ms[r][-1]:.2f} / bare {bare_ms[r][-1]:.2f} ms" for r in engine_ms),
+            file=sys.stderr,
+        )
 
     machine = fingerprint()
     lines = [

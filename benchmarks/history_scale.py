@@ -55,8 +55,13 @@ def generate(db: Path, runs: int, machines: int) -> None:
                     SELECT result_id, k, 3000000, 2000000 + (hash(result_id, k) % 200000),
                            40000000 + (hash(result_id, k, 1) % 8000000), 900000
                     FROM results, range({SAMPLES_PER_RESULT}) c(k)""")
-    for stage, column in (("decode", "decode_ns"), ("pre", "pre_ns"), ("infer", "infer_ns"), ("post", "post_ns"),
-                          ("total", "pre_ns + infer_ns + post_ns")):
+    for stage, column in (
+        ("decode", "decode_ns"),
+        ("pre", "pre_ns"),
+        ("infer", "infer_ns"),
+        ("post", "post_ns"),
+        ("total", "pre_ns + infer_ns + post_ns"),
+    ):
         con.execute(f"""INSERT INTO stats
                         SELECT result_id, '{stage}', count(*), avg({column}) / 1e6, median({column}) / 1e6,
                                quantile_cont({column}, 0.9) / 1e6, quantile_cont({column}, 0.99) / 1e6,
@@ -99,7 +104,8 @@ def main() -> None:
         "results_summary, one machine and model": lambda: api.results_summary(str(db), one_machine),
         "runs list": lambda: api.runs(str(db)),
         "chart: infer median over time, by runtime and batch, library upgrades marked": lambda: charts.history_lines(
-            summary, "infer_ms", ["runtime", "batch"], api.library_steps(api.runs(str(db)))),
+            summary, "infer_ms", ["runtime", "batch"], api.library_steps(api.runs(str(db)))
+        ),
         "chart: latency and throughput against batch": lambda: charts.batch_scaling(summary),
         "chart: machines compared": lambda: charts.machines_bars(summary, "infer_ms"),
     }

@@ -78,11 +78,11 @@ def torch_variant(base):
                         continue
                     xywh, scores, class_ids = prediction[:4, keep].T, scores[keep], class_ids[keep]
                     corner = xywh[:, :2] - xywh[:, 2:] / 2
-                    chosen = batched_nms(torch.cat([corner, corner + xywh[:, 2:]], 1), scores, class_ids,
-                                         iou)[:max_det]
+                    chosen = batched_nms(torch.cat([corner, corner + xywh[:, 2:]], 1), scores, class_ids, iou)[:max_det]
                     rects = torch.cat([corner[chosen], xywh[chosen, 2:]], 1)
-                    results.append(to_image_coords(rects.numpy(), scores[chosen].numpy(),
-                                                   class_ids[chosen].numpy(), placement))
+                    results.append(
+                        to_image_coords(rects.numpy(), scores[chosen].numpy(), class_ids[chosen].numpy(), placement)
+                    )
             return results
 
     return TorchStages
@@ -139,6 +139,7 @@ def child(variant: str, model_file: str, image: str, imgsz: int, iters: int, war
 
 def openvino_variant(base, folded: bool):
     """The OpenVINO runtime with or without preprocessing folded into the model, whatever the engine's default."""
+
     class Variant(base):
         fold_preprocessing = folded
 
@@ -150,9 +151,32 @@ def engine_exports(imgsz: int) -> tuple[dict, str]:
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "results.duckdb"
         done = subprocess.run(
-            [sys.executable, "-m", "engine", "run", "--runtimes", "pytorch,openvino", "--precisions", "fp32",
-             "--batch", "1", "--imgsz", str(imgsz), "--iters", "1", "--warmup", "0", "--db", str(db), "--json"],
-            cwd=ROOT, capture_output=True, text=True, check=True)
+            [
+                sys.executable,
+                "-m",
+                "engine",
+                "run",
+                "--runtimes",
+                "pytorch,openvino",
+                "--precisions",
+                "fp32",
+                "--batch",
+                "1",
+                "--imgsz",
+                str(imgsz),
+                "--iters",
+                "1",
+                "--warmup",
+                "0",
+                "--db",
+                str(db),
+                "--json",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         report = json.loads(done.stdout)
         from engine import store
 
@@ -183,9 +207,23 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, (runtime, _) in VARIANTS.items():
             done = subprocess.run(
-                [sys.executable, __file__, "--child", json.dumps([name, files[runtime], image]), "--iters",
-                 str(args.iters), "--warmup", str(args.warmup), "--imgsz", str(args.imgsz)],
-                cwd=ROOT, capture_output=True, text=True, check=True)
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    json.dumps([name, files[runtime], image]),
+                    "--iters",
+                    str(args.iters),
+                    "--warmup",
+                    str(args.warmup),
+                    "--imgsz",
+                    str(args.imgsz),
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             measured = json.loads(done.stdout.strip().splitlines()[-1])
             for stage, values in measured["stages"].items():
                 samples[name][stage] += values
@@ -209,9 +247,11 @@ def main() -> None:
     for name, (runtime, what) in VARIANTS.items():
         medians = {stage: statistics.median(values) for stage, values in samples[name].items()}
         baseline = statistics.median(samples[f"{runtime}-numpy"]["total"])
-        lines.append(f"| {name} | {what} | {medians['pre']:.2f} | {medians['infer']:.2f} | {medians['post']:.2f} "
-                     f"| {medians['total']:.2f} | {medians['total'] / baseline:.2f} "
-                     f"| {'yes' if boxes[name] == boxes[f'{runtime}-numpy'] else 'NO'} |")
+        lines.append(
+            f"| {name} | {what} | {medians['pre']:.2f} | {medians['infer']:.2f} | {medians['post']:.2f} "
+            f"| {medians['total']:.2f} | {medians['total'] / baseline:.2f} "
+            f"| {'yes' if boxes[name] == boxes[f'{runtime}-numpy'] else 'NO'} |"
+        )
     publish(lines, "lean_variants.md")
 
 

@@ -38,15 +38,47 @@ RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
 IN_FLIGHT = 2  # one request per core here
 SEARCH_RUNTIME = "openvino"  # the fastest at every precision here: the one whose batch sizes are searched too
 KEYS = ["runtime", "precision", "batch", "mode"]
-PER_ROUND = ["decode_ms", "pre_ms", "infer_ms", "post_ms", "total_ms", "throughput_ips", "in_flight_ips",
-             "peak_fraction", "peak_memory_mb"]  # the figures the tables show, each the median over rounds
+PER_ROUND = [
+    "decode_ms",
+    "pre_ms",
+    "infer_ms",
+    "post_ms",
+    "total_ms",
+    "throughput_ips",
+    "in_flight_ips",
+    "peak_fraction",
+    "peak_memory_mb",
+]  # the figures the tables show, each the median over rounds
 
 
-def run_engine(db: Path, runtimes: str, precisions: str, batches: str, iters: int, warmup: int,
-               in_flight: int) -> tuple[list[str], str]:
-    command = [sys.executable, "-m", "engine", "run", "--runtimes", runtimes, "--precisions", precisions,
-               "--batch", batches, "--imgsz", "640", "--modes", "lean,ultralytics", "--iters", str(iters),
-               "--warmup", str(warmup), "--in-flight", str(in_flight), "--db", str(db), "--json"]
+def run_engine(
+    db: Path, runtimes: str, precisions: str, batches: str, iters: int, warmup: int, in_flight: int
+) -> tuple[list[str], str]:
+    command = [
+        sys.executable,
+        "-m",
+        "engine",
+        "run",
+        "--runtimes",
+        runtimes,
+        "--precisions",
+        precisions,
+        "--batch",
+        batches,
+        "--imgsz",
+        "640",
+        "--modes",
+        "lean,ultralytics",
+        "--iters",
+        str(iters),
+        "--warmup",
+        str(warmup),
+        "--in-flight",
+        str(in_flight),
+        "--db",
+        str(db),
+        "--json",
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"engine run failed:\n{done.stderr[-3000:]}")
@@ -81,12 +113,14 @@ def ran_as(row) -> str:
 
 
 def table(summary) -> list[str]:
-    lines = ["| runtime | precision (lean / ultralytics ran) | bare infer ms | lean end-to-end ms "
-             "| ultralytics end-to-end ms | lean / bare | ultralytics / lean | ultralytics - lean ms | decode ms "
-             f"| infer % of peak | lean img/s, 1 at a time | lean img/s, {IN_FLIGHT} in flight "
-             f"| ultralytics img/s, 1 at a time | ultralytics img/s, {IN_FLIGHT} in flight | ultralytics parity "
-             "| peak MB lean / ultralytics |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| runtime | precision (lean / ultralytics ran) | bare infer ms | lean end-to-end ms "
+        "| ultralytics end-to-end ms | lean / bare | ultralytics / lean | ultralytics - lean ms | decode ms "
+        f"| infer % of peak | lean img/s, 1 at a time | lean img/s, {IN_FLIGHT} in flight "
+        f"| ultralytics img/s, 1 at a time | ultralytics img/s, {IN_FLIGHT} in flight | ultralytics parity "
+        "| peak MB lean / ultralytics |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     by_key = {(row.runtime, row.precision, row.mode): row for row in summary.itertuples()}
     for runtime, precision in dict.fromkeys(zip(summary["runtime"], summary["precision"])):
         lean, ultra = by_key.get((runtime, precision, "lean")), by_key.get((runtime, precision, "ultralytics"))
@@ -102,26 +136,35 @@ def table(summary) -> list[str]:
             f"{lean.peak_kind} | {ms(lean.throughput_ips)} | {ms(lean.in_flight_ips)} "
             f"| {ms(ultra.throughput_ips)} | {ms(ultra.in_flight_ips)} "
             f"| {verdict(ultra.parity_verdict)} "
-            f"| {megabytes(lean.peak_memory_mb)} / {megabytes(ultra.peak_memory_mb)} |")
+            f"| {megabytes(lean.peak_memory_mb)} / {megabytes(ultra.peak_memory_mb)} |"
+        )
     return lines
 
 
 def batch_table(search) -> list[str]:
     """The batch sizes the search run adds: end-to-end per image in each mode, and their ratio."""
-    lines = ["| runtime | precision | batch | lean end-to-end ms/img | ultralytics end-to-end ms/img "
-             f"| ultralytics / lean | lean {IN_FLIGHT} in flight ms/img | ultralytics {IN_FLIGHT} in flight ms/img "
-             "| ultralytics / lean in flight |", "|---|---|---|---|---|---|---|---|---|"]
-    by_key = {(row.runtime, row.precision, row.batch, row.mode): row for row in search.itertuples()
-              if row.status == "completed"}
+    lines = [
+        "| runtime | precision | batch | lean end-to-end ms/img | ultralytics end-to-end ms/img "
+        f"| ultralytics / lean | lean {IN_FLIGHT} in flight ms/img | ultralytics {IN_FLIGHT} in flight ms/img "
+        "| ultralytics / lean in flight |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    by_key = {
+        (row.runtime, row.precision, row.batch, row.mode): row
+        for row in search.itertuples()
+        if row.status == "completed"
+    }
     for runtime, precision, batch in sorted(set(zip(search["runtime"], search["precision"], search["batch"]))):
         lean = by_key.get((runtime, precision, batch, "lean"))
         ultra = by_key.get((runtime, precision, batch, "ultralytics"))
         flight = per_image_in_flight(lean) if lean else None
         ultra_flight = per_image_in_flight(ultra) if ultra else None
-        lines.append(f"| {runtime} | {precision} | {batch} | {ms(lean.total_ms) if lean else 'failed'} "
-                     f"| {ms(ultra.total_ms) if ultra else 'failed'} "
-                     f"| {ratio(ultra.total_ms, lean.total_ms) if lean and ultra else '-'} "
-                     f"| {ms(flight)} | {ms(ultra_flight)} | {ratio(ultra_flight, flight)} |")
+        lines.append(
+            f"| {runtime} | {precision} | {batch} | {ms(lean.total_ms) if lean else 'failed'} "
+            f"| {ms(ultra.total_ms) if ultra else 'failed'} "
+            f"| {ratio(ultra.total_ms, lean.total_ms) if lean and ultra else '-'} "
+            f"| {ms(flight)} | {ms(ultra_flight)} | {ratio(ultra_flight, flight)} |"
+        )
     return lines
 
 
@@ -152,9 +195,13 @@ def configurations(rows: pd.DataFrame) -> pd.DataFrame:
     (1000 / images/s in flight), `how` saying which."""
     done = rows[rows["status"] == "completed"]
     measured = done[done["in_flight_ips"].notna() & (done["in_flight_ips"] > 0)]
-    return pd.concat([done.assign(how="1 at a time"),
-                      measured.assign(total_ms=1000 / measured["in_flight_ips"], how=f"{IN_FLIGHT} in flight")],
-                     ignore_index=True)
+    return pd.concat(
+        [
+            done.assign(how="1 at a time"),
+            measured.assign(total_ms=1000 / measured["in_flight_ips"], how=f"{IN_FLIGHT} in flight"),
+        ],
+        ignore_index=True,
+    )
 
 
 def fastest_pair(rows: pd.DataFrame, how: str | None = None) -> tuple[pd.Series, pd.Series] | None:
@@ -172,7 +219,7 @@ def ratio_per_round(mains: list[pd.DataFrame], searches: list[pd.DataFrame]) -> 
     """Each round's fastest ultralytics over its fastest lean configuration: one at a time, and of all."""
     ratios = []
     for i, main in enumerate(mains):
-        rows = pd.concat([main, *searches[i:i + 1]], ignore_index=True)
+        rows = pd.concat([main, *searches[i : i + 1]], ignore_index=True)
         one, every = fastest_pair(rows, "1 at a time"), fastest_pair(rows)
         if one and every:
             ratios.append((one[1].total_ms / one[0].total_ms, every[1].total_ms / every[0].total_ms))
@@ -195,18 +242,24 @@ def headline(summary, search) -> list[str]:
     lean, ultra = done[done["mode"] == "lean"], done[done["mode"] == "ultralytics"]
     every, one = fastest_pair(everything), fastest_pair(everything, "1 at a time")
     if every and one:
-        lines.append(f"- Fastest lean configuration: {named(every[0])}; fastest ultralytics configuration: "
-                     f"{named(every[1])}; ratio {ratio(every[1].total_ms, every[0].total_ms)} (target >= 1.3; "
-                     f"in flight: {IN_FLIGHT} batches at once, end to end, 1000 / images/s).")
-        lines.append(f"- One batch at a time only: fastest lean {named(one[0])}, fastest ultralytics "
-                     f"{named(one[1])}; ratio {ratio(one[1].total_ms, one[0].total_ms)}.")
+        lines.append(
+            f"- Fastest lean configuration: {named(every[0])}; fastest ultralytics configuration: "
+            f"{named(every[1])}; ratio {ratio(every[1].total_ms, every[0].total_ms)} (target >= 1.3; "
+            f"in flight: {IN_FLIGHT} batches at once, end to end, 1000 / images/s)."
+        )
+        lines.append(
+            f"- One batch at a time only: fastest lean {named(one[0])}, fastest ultralytics "
+            f"{named(one[1])}; ratio {ratio(one[1].total_ms, one[0].total_ms)}."
+        )
         fp32_lean, fp32_ultra = lean[lean["precision"] == "fp32"], ultra[ultra["precision"] == "fp32"]
         if not fp32_lean.empty and not fp32_ultra.empty and set(done["precision"]) != {"fp32"}:
             (lean_name, lean_ms), (ultra_name, ultra_ms) = fastest(fp32_lean), fastest(fp32_ultra)
-            lines.append(f"- At fp32 only, one batch at a time: fastest lean {lean_name}, fastest ultralytics "
-                         f"{ultra_name}; ratio "
-                         f"{ratio(ultra_ms, lean_ms)} (the predictor's milliseconds weigh less on a slower "
-                         "inference).")
+            lines.append(
+                f"- At fp32 only, one batch at a time: fastest lean {lean_name}, fastest ultralytics "
+                f"{ultra_name}; ratio "
+                f"{ratio(ultra_ms, lean_ms)} (the predictor's milliseconds weigh less on a slower "
+                "inference)."
+            )
     done = summary[summary["status"] == "completed"]  # batch 1 from here on
     lean, ultra = done[done["mode"] == "lean"], done[done["mode"] == "ultralytics"]
     torch_lean = lean[(lean["runtime"] == "pytorch") & (lean["precision"] == "fp32")]
@@ -215,9 +268,11 @@ def headline(summary, search) -> list[str]:
         a, b = torch_lean.iloc[0], torch_ultra.iloc[0]
         lean_threads = (a.settings and json.loads(a.settings).get("threads")) or a.threads
         ultra_threads = b.settings and json.loads(b.settings).get("torch_threads")
-        lines.append(f"- PyTorch lean ({lean_threads} threads, the engine's) {a.total_ms:.1f} ms vs Ultralytics' "
-                     f"default PyTorch path ({ultra_threads} thread(s)) {b.total_ms:.1f} ms: "
-                     f"{ratio(b.total_ms, a.total_ms)}x (target >= 1.8).")
+        lines.append(
+            f"- PyTorch lean ({lean_threads} threads, the engine's) {a.total_ms:.1f} ms vs Ultralytics' "
+            f"default PyTorch path ({ultra_threads} thread(s)) {b.total_ms:.1f} ms: "
+            f"{ratio(b.total_ms, a.total_ms)}x (target >= 1.8)."
+        )
     memory = done.pivot_table(index=["runtime", "precision"], columns="mode", values="peak_memory_mb")
     if {"lean", "ultralytics"} <= set(memory.columns):
         added = (memory["ultralytics"] - memory["lean"]).dropna()
@@ -226,15 +281,27 @@ def headline(summary, search) -> list[str]:
             other, torch_added = added[~torch_based], added[torch_based]
             lines.append(
                 "- Peak memory the predictor adds to the same model's worker at batch 1: "
-                + (f"+{other.min():.0f} to +{other.max():.0f} MB for the other runtimes' files (it loads PyTorch "
-                   "whatever the file)" if not other.empty else "")
+                + (
+                    f"+{other.min():.0f} to +{other.max():.0f} MB for the other runtimes' files (it loads PyTorch "
+                    "whatever the file)"
+                    if not other.empty
+                    else ""
+                )
                 + ("; " if not other.empty and not torch_added.empty else "")
-                + (f"+{torch_added.min():.0f} to +{torch_added.max():.0f} MB for PyTorch and TorchScript, which "
-                   "load PyTorch either way" if not torch_added.empty else "") + ".")
+                + (
+                    f"+{torch_added.min():.0f} to +{torch_added.max():.0f} MB for PyTorch and TorchScript, which "
+                    "load PyTorch either way"
+                    if not torch_added.empty
+                    else ""
+                )
+                + "."
+            )
     if not lean.empty:
         worst = lean.assign(overhead=lean["total_ms"] / lean["infer_ms"]).sort_values("overhead").iloc[-1]
-        lines.append(f"- Largest lean end-to-end / bare inference: {worst.runtime} {worst.precision} "
-                     f"{worst.overhead:.2f} (target <= 1.10).")
+        lines.append(
+            f"- Largest lean end-to-end / bare inference: {worst.runtime} {worst.precision} "
+            f"{worst.overhead:.2f} (target <= 1.10)."
+        )
     return lines
 
 
@@ -248,20 +315,23 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3, help="repeat both engine runs; medians over rounds")
-    parser.add_argument("--search-batches", default="2,4,8",
-                        help=f"batch sizes at which {SEARCH_RUNTIME} also runs in both modes ('' for none)")
+    parser.add_argument(
+        "--search-batches",
+        default="2,4,8",
+        help=f"batch sizes at which {SEARCH_RUNTIME} also runs in both modes ('' for none)",
+    )
     args = parser.parse_args()
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "results.duckdb"
         mains, searches, search_command = [], [], None
         for _ in range(args.rounds):
-            command, run_id = run_engine(db, args.runtimes, args.precisions, "1", args.iters, args.warmup,
-                                         IN_FLIGHT)
+            command, run_id = run_engine(db, args.runtimes, args.precisions, "1", args.iters, args.warmup, IN_FLIGHT)
             mains.append(store.results_summary(db, {"run_id": run_id}))
             if args.search_batches:
-                search_command, search_id = run_engine(db, SEARCH_RUNTIME, args.precisions, args.search_batches,
-                                                       args.iters, args.warmup, IN_FLIGHT)
+                search_command, search_id = run_engine(
+                    db, SEARCH_RUNTIME, args.precisions, args.search_batches, args.iters, args.warmup, IN_FLIGHT
+                )
                 searches.append(store.results_summary(db, {"run_id": search_id}))
         summary = over_rounds(mains)
         search = over_rounds(searches) if searches else summary.iloc[0:0]
@@ -288,17 +358,29 @@ def main() -> None:
         "",
         *table(summary),
         "",
-        *([f"{SEARCH_RUNTIME} at more batch sizes, so that 'fastest configuration' covers batch too (medians "
-           "per image; one at a time both modes compile it with the LATENCY hint; in flight the lean pipeline "
-           f"compiles it with the THROUGHPUT hint, a stream per batch, and the ultralytics mode runs {IN_FLIGHT} "
-           "predictors, a YOLO model per thread):", "",
-           *batch_table(pd.concat([summary[summary["runtime"] == SEARCH_RUNTIME], search])), ""]
-          if not search.empty else []),
+        *(
+            [
+                f"{SEARCH_RUNTIME} at more batch sizes, so that 'fastest configuration' covers batch too (medians "
+                "per image; one at a time both modes compile it with the LATENCY hint; in flight the lean pipeline "
+                f"compiles it with the THROUGHPUT hint, a stream per batch, and the ultralytics mode runs {IN_FLIGHT} "
+                "predictors, a YOLO model per thread):",
+                "",
+                *batch_table(pd.concat([summary[summary["runtime"] == SEARCH_RUNTIME], search])),
+                "",
+            ]
+            if not search.empty
+            else []
+        ),
         *headline(summary, search),
-        *([f"- Fastest ultralytics / fastest lean configuration in each round: "
-           f"{', '.join(f'{every:.2f}' for _, every in per_round)}; one batch at a time only: "
-           f"{', '.join(f'{one:.2f}' for one, _ in per_round)}."]
-          if len(per_round) > 1 else []),
+        *(
+            [
+                f"- Fastest ultralytics / fastest lean configuration in each round: "
+                f"{', '.join(f'{every:.2f}' for _, every in per_round)}; one batch at a time only: "
+                f"{', '.join(f'{one:.2f}' for one, _ in per_round)}."
+            ]
+            if len(per_round) > 1
+            else []
+        ),
     ]
     publish(lines, "pipeline_modes.md")
 

@@ -103,9 +103,11 @@ def publish(lines: list[str], out: str | Path, folder: Path = RESULTS) -> Path:
     if target.exists():
         existing = target.read_text()
     else:
-        existing = (f"# Results: {target.stem[:10]}, {model}\n\n"
-                    "What the benchmarks under `benchmarks/` (`make bench`) measured on this machine that day, "
-                    "one section per benchmark.\n")
+        existing = (
+            f"# Results: {target.stem[:10]}, {model}\n\n"
+            "What the benchmarks under `benchmarks/` (`make bench`) measured on this machine that day, "
+            "one section per benchmark.\n"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(replace_section(existing, out.name.removesuffix(".md"), lines))
     _add_to_index(folder, target, model)

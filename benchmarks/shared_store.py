@@ -59,17 +59,22 @@ def main() -> None:
 
     machine = fingerprint()
     per_run = shared_store_writer.RESULTS_PER_RUN
-    publish([
-        f"# Shared store ({time.strftime('%Y-%m-%d %H:%M')}, {machine['cpu_model']}, {machine['physical_cores']} cores)",
-        "",
-        f"`benchmarks/shared_store.py --runs {args.runs}`: one writer appended {args.runs} runs of {per_run} results "
-        f"(with samples, stats and detections) to a DuckLake store in {write_s:.1f} s; PostgreSQL 127.0.0.1.",
-        "",
-        "| state | data files | results_summary read, median of 5 (s) |",
-        "|---|---|---|",
-        f"| as written | {before_files:,} | {before_read:.3f} |",
-        f"| after `compact` ({compact_s:.1f} s) | {after_files:,} | {after_read:.3f} |",
-    ], "shared_store.md")
+    publish(
+        [
+            f"# Shared store ({time.strftime('%Y-%m-%d %H:%M')}, {machine['cpu_model']}, "
+            f"{machine['physical_cores']} cores)",
+            "",
+            f"`benchmarks/shared_store.py --runs {args.runs}`: one writer appended {args.runs} runs of {per_run} "
+            "results "
+            f"(with samples, stats and detections) to a DuckLake store in {write_s:.1f} s; PostgreSQL 127.0.0.1.",
+            "",
+            "| state | data files | results_summary read, median of 5 (s) |",
+            "|---|---|---|",
+            f"| as written | {before_files:,} | {before_read:.3f} |",
+            f"| after `compact` ({compact_s:.1f} s) | {after_files:,} | {after_read:.3f} |",
+        ],
+        "shared_store.md",
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.publish import publish  # noqa: E402 - after the path line above
 
 
-def outputs(tflite: Path, batch) -> "np.ndarray":
+def outputs(tflite: Path, batch) -> "np.ndarray":  # noqa: F821, UP037 - numpy is imported where it runs
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(tflite), num_threads=2)
@@ -58,14 +58,19 @@ def main() -> None:
         from ultralytics import YOLO
 
         timings = {}
-        for name, extra in (("ultralytics", {"int8": True, "data": str(calibration_dataset(images, {}))}),
-                            ("engine", {})):
+        for name, extra in (
+            ("ultralytics", {"int8": True, "data": str(calibration_dataset(images, {}))}),
+            ("engine", {}),
+        ):
             source = work / name / "model.pt"
             source.parent.mkdir()
             shutil.copyfile(model.path, source)
             started = time.perf_counter()
-            folder = Path(YOLO(str(source), task="detect").export(format="saved_model", imgsz=args.imgsz, batch=1,
-                                                                  device="cpu", verbose=False, **extra))
+            folder = Path(
+                YOLO(str(source), task="detect").export(
+                    format="saved_model", imgsz=args.imgsz, batch=1, device="cpu", verbose=False, **extra
+                )
+            )
             timings[name] = {"export": time.perf_counter() - started, "folder": folder}
         started = time.perf_counter()
         derived = write_tflite_files(timings["engine"]["folder"])["int8"]
@@ -90,7 +95,8 @@ def main() -> None:
         "|---|---|---|",
         f"| Ultralytics `export(format='saved_model', int8=True)` (also writes the fp32 files) | "
         f"{timings['ultralytics']['export']:.1f} | {ultralytics_file.stat().st_size / 1e6:.1f} |",
-        f"| fp32 `export(format='saved_model')`, then the engine's conversions (fp32 and int8 files) | {export_fp32:.1f} + "
+        "| fp32 `export(format='saved_model')`, then the engine's conversions (fp32 and int8 files) | "
+        f"{export_fp32:.1f} + "
         f"{timings['engine']['convert']:.1f} | {derived.stat().st_size / 1e6:.1f} |",
         "",
         f"Outputs on one random {args.imgsz}x{args.imgsz} input: max abs difference {difference:g} "

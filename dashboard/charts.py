@@ -19,10 +19,20 @@ METRICS = {
     "throughput_ips": "Throughput (images/s)",
     "peak_memory_mb": "Peak memory of the worker (MB)",
 }
-STAGES = {"pre_ms": ("Pre-process", "#8fb8de"), "infer_ms": ("Inference", "#1f6feb"),
-          "post_ms": ("Post-process", "#f0a202")}
-SPLITS = {"runtime": "runtime", "precision": "precision", "batch": "batch", "mode": "mode", "image size": "imgsz",
-          "threads": "threads", "machine": "machine_label"}  # the regression watch's configuration, machine by label
+STAGES = {
+    "pre_ms": ("Pre-process", "#8fb8de"),
+    "infer_ms": ("Inference", "#1f6feb"),
+    "post_ms": ("Post-process", "#f0a202"),
+}
+SPLITS = {
+    "runtime": "runtime",
+    "precision": "precision",
+    "batch": "batch",
+    "mode": "mode",
+    "image size": "imgsz",
+    "threads": "threads",
+    "machine": "machine_label",
+}  # the regression watch's configuration, machine by label
 PALETTE = px.colors.qualitative.Safe
 DASHES = ("solid", "dash", "dot")
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x")
@@ -33,8 +43,10 @@ def line_style(index: int) -> dict:
     batch and mode drew 36 lines in them, three to a colour. Past the palette a colour comes back with another dash,
     past 33 lines with another marker, so no two lines look alike up to 165; up to 11 lines are solid circles."""
     turn = index // len(PALETTE)
-    return dict(line=dict(color=PALETTE[index % len(PALETTE)], dash=DASHES[turn % len(DASHES)]),
-                marker=dict(symbol=SYMBOLS[turn // len(DASHES) % len(SYMBOLS)]))
+    return dict(
+        line=dict(color=PALETTE[index % len(PALETTE)], dash=DASHES[turn % len(DASHES)]),
+        marker=dict(symbol=SYMBOLS[turn // len(DASHES) % len(SYMBOLS)]),
+    )
 
 
 def completed(results: pd.DataFrame) -> pd.DataFrame:
@@ -43,8 +55,10 @@ def completed(results: pd.DataFrame) -> pd.DataFrame:
 
 def stability(results: pd.DataFrame) -> list[str]:
     """Each result's inference stability in words, for the dashboard's tables and the report alike."""
-    return [("—" if pd.isna(cv) else f"stable (cv {cv:.0%})" if ok else f"⚠ unstable (cv {cv:.0%})")
-            for ok, cv in zip(results["stable"], results["infer_cv"])]
+    return [
+        ("—" if pd.isna(cv) else f"stable (cv {cv:.0%})" if ok else f"⚠ unstable (cv {cv:.0%})")
+        for ok, cv in zip(results["stable"], results["infer_cv"])
+    ]
 
 
 def variant(results: pd.DataFrame) -> pd.Series:
@@ -90,8 +104,11 @@ def _layout(figure: go.Figure, title: str, height: int = 420, legend_below: bool
         height += 22 * ((entries + 2) // 3)  # about three entries per legend row
     # Below: at the bottom of the whole figure, where Plotly makes room for it under the axis titles. Placed at
     # y=-0.22 of the plot instead, its first row covered the "batch size" titles when the plot came out short.
-    legend = (dict(orientation="h", yref="container", yanchor="bottom", y=0.0, xanchor="left", x=0.0) if legend_below
-              else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
+    legend = (
+        dict(orientation="h", yref="container", yanchor="bottom", y=0.0, xanchor="left", x=0.0)
+        if legend_below
+        else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0)
+    )
     figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=10), legend=legend)
     figure.update_xaxes(automargin=True)
     figure.update_yaxes(automargin=True)  # room for long category names outside Streamlit's theme too
@@ -107,16 +124,28 @@ def stage_bars(results: pd.DataFrame, title: str = "Where the time goes, per ima
     rows = rows.sort_values("total_ms", ascending=False)
     figure = go.Figure()
     for column, (name, color) in STAGES.items():
-        figure.add_bar(y=rows["label"], x=rows[column], name=name, orientation="h", marker_color=color,
-                       hovertemplate="%{y}<br>" + name + ": %{x:.2f} ms<extra></extra>")
+        figure.add_bar(
+            y=rows["label"],
+            x=rows[column],
+            name=name,
+            orientation="h",
+            marker_color=color,
+            hovertemplate="%{y}<br>" + name + ": %{x:.2f} ms<extra></extra>",
+        )
     stacked = rows[list(STAGES)].sum(axis=1)
     x_max = stacked.max() * 1.4 if len(rows) else 1
     texts = [f"total {total:.1f} ms · {ips:.0f} img/s" for total, ips in zip(rows["total_ms"], rows["throughput_ips"])]
     outside = _fits_beside_bar(stacked.tolist(), texts, x_max, rows["label"].str.len().max() if len(rows) else 0)
-    figure.add_scatter(y=rows["label"], x=stacked, mode="text", showlegend=False, hoverinfo="skip",
-                       text=[f"  {text}" if beside else f"{text}  " for text, beside in zip(texts, outside)],
-                       textposition=["middle right" if beside else "middle left" for beside in outside],
-                       textfont_color=["#555" if beside else "white" for beside in outside])
+    figure.add_scatter(
+        y=rows["label"],
+        x=stacked,
+        mode="text",
+        showlegend=False,
+        hoverinfo="skip",
+        text=[f"  {text}" if beside else f"{text}  " for text, beside in zip(texts, outside)],
+        textposition=["middle right" if beside else "middle left" for beside in outside],
+        textfont_color=["#555" if beside else "white" for beside in outside],
+    )
     figure.update_layout(barmode="stack", xaxis_title="milliseconds per image (median)", xaxis_range=[0, x_max])
     return _layout(figure, title, height=140 + 48 * len(rows))
 
@@ -142,10 +171,20 @@ def iteration_spread(results: pd.DataFrame, times: pd.DataFrame) -> go.Figure | 
     figure = go.Figure()
     for _, row in rows.sort_values("total_ms", ascending=False).iterrows():
         iterations = times[times["result_id"] == row["result_id"]]
-        figure.add_box(x=iterations["total_ms"], name=row["label"], orientation="h", boxpoints="all", jitter=0.4,
-                       pointpos=0, marker=dict(size=4, color="#1f6feb", opacity=0.6), line=dict(color="#555", width=1),
-                       fillcolor="rgba(143, 184, 222, 0.35)", showlegend=False, customdata=iterations["iteration"],
-                       hovertemplate="%{y}<br>iteration %{customdata}: %{x:.2f} ms<extra></extra>")
+        figure.add_box(
+            x=iterations["total_ms"],
+            name=row["label"],
+            orientation="h",
+            boxpoints="all",
+            jitter=0.4,
+            pointpos=0,
+            marker=dict(size=4, color="#1f6feb", opacity=0.6),
+            line=dict(color="#555", width=1),
+            fillcolor="rgba(143, 184, 222, 0.35)",
+            showlegend=False,
+            customdata=iterations["iteration"],
+            hovertemplate="%{y}<br>iteration %{customdata}: %{x:.2f} ms<extra></extra>",
+        )
     figure.update_layout(xaxis_title="ms per image, each measured iteration")  # longer ran off at 1000 px
     return _layout(figure, "Every measured iteration", height=140 + 48 * len(rows))
 
@@ -155,25 +194,40 @@ def series_labels(rows: pd.DataFrame, split_by: list[str]) -> pd.Series:
         return pd.Series("all results", index=rows.index)
     prefixes = {"batch": "b"}
     suffixes = {"image size": " px"}
-    parts = [thread_count(rows["threads"]) if name == "threads" else
-             prefixes.get(name, "") + rows[SPLITS[name]].astype(str) + suffixes.get(name, "") for name in split_by]
+    parts = [
+        thread_count(rows["threads"])
+        if name == "threads"
+        else prefixes.get(name, "") + rows[SPLITS[name]].astype(str) + suffixes.get(name, "")
+        for name in split_by
+    ]
     label = parts[0]
     for part in parts[1:]:
         label = label + " · " + part
     return label
 
 
-def history_lines(results: pd.DataFrame, metric: str, split_by: list[str],
-                  library_steps: pd.DataFrame | None = None) -> go.Figure:
+def history_lines(
+    results: pd.DataFrame, metric: str, split_by: list[str], library_steps: pd.DataFrame | None = None
+) -> go.Figure:
     """A chosen metric over time, one line per combination of the chosen split columns; library_steps (engine's
     library_steps): a dotted line at each run whose library versions changed, the usual cause of a step."""
     rows = completed(results).dropna(subset=[metric])  # peak memory: none on results older than schema v8
     rows["series"] = series_labels(rows, split_by)
-    points = (rows.groupby(["series", "run_id", "started_at"], as_index=False)[metric].median()
-              .sort_values(["series", "started_at"]))
-    figure = px.line(points, x="started_at", y=metric, color="series", markers=True, hover_data=["run_id"],
-                     labels={"started_at": "run started (UTC)", metric: METRICS[metric], "series": ""},
-                     color_discrete_sequence=PALETTE)
+    points = (
+        rows.groupby(["series", "run_id", "started_at"], as_index=False)[metric]
+        .median()
+        .sort_values(["series", "started_at"])
+    )
+    figure = px.line(
+        points,
+        x="started_at",
+        y=metric,
+        color="series",
+        markers=True,
+        hover_data=["run_id"],
+        labels={"started_at": "run started (UTC)", metric: METRICS[metric], "series": ""},
+        color_discrete_sequence=PALETTE,
+    )
     for index, trace in enumerate(figure.data):
         trace.update(**line_style(index))
     first, last = points["started_at"].min(), points["started_at"].max()
@@ -186,13 +240,17 @@ def history_lines(results: pd.DataFrame, metric: str, split_by: list[str],
     return _layout(figure, f"{METRICS[metric]} over time")
 
 
-def _mark_library_steps(figure: go.Figure, steps: pd.DataFrame, top: float, name_machines: bool,
-                        span: pd.Timedelta) -> None:
+def _mark_library_steps(
+    figure: go.Figure, steps: pd.DataFrame, top: float, name_machines: bool, span: pd.Timedelta
+) -> None:
     """A dotted line at each step, a marker on top labelled with its first new version (unless it would overlap
     the label before: within a tenth of the time axis), every change on hover."""
-    figure.update_layout(shapes=[  # at once: add_shape one by one took 2.6 s for 180 steps
-        dict(type="line", x0=at, x1=at, y0=0, y1=1, yref="paper", line=dict(color="grey", dash="dot", width=1))
-        for at in steps["started_at"]])
+    figure.update_layout(
+        shapes=[  # at once: add_shape one by one took 2.6 s for 180 steps
+            dict(type="line", x0=at, x1=at, y0=0, y1=1, yref="paper", line=dict(color="grey", dash="dot", width=1))
+            for at in steps["started_at"]
+        ]
+    )
 
     def short(changes: list[str]) -> str:  # "onnxruntime 1.31.0 → 1.32.0" -> "onnxruntime 1.32.0"
         name, _, versions = changes[0].partition(" ")
@@ -203,12 +261,23 @@ def _mark_library_steps(figure: go.Figure, steps: pd.DataFrame, top: float, name
         crowded = labelled_at is not None and step.started_at - labelled_at < span / 10
         labels.append("" if crowded else short(step.changes))
         labelled_at = labelled_at if crowded else step.started_at
-    hover = ["<br>".join(step.changes) + (f"<br>on {step.machine_label}" if name_machines else "")
-             + f"<br>run {step.run_id}" for step in steps.itertuples()]
-    figure.add_scatter(x=steps["started_at"], y=[top] * len(steps), mode="markers+text",
-                       name="library versions changed", text=labels, textposition="top center",
-                       textfont=dict(size=10, color="grey"), cliponaxis=False, hovertext=hover, hoverinfo="text",
-                       marker=dict(symbol="diamond-open", size=10, color="grey"))
+    hover = [
+        "<br>".join(step.changes) + (f"<br>on {step.machine_label}" if name_machines else "") + f"<br>run {step.run_id}"
+        for step in steps.itertuples()
+    ]
+    figure.add_scatter(
+        x=steps["started_at"],
+        y=[top] * len(steps),
+        mode="markers+text",
+        name="library versions changed",
+        text=labels,
+        textposition="top center",
+        textfont=dict(size=10, color="grey"),
+        cliponaxis=False,
+        hovertext=hover,
+        hoverinfo="text",
+        marker=dict(symbol="diamond-open", size=10, color="grey"),
+    )
 
 
 def batch_scaling(results: pd.DataFrame) -> go.Figure:
@@ -219,10 +288,27 @@ def batch_scaling(results: pd.DataFrame) -> go.Figure:
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Latency per image (total, median)", "Throughput"))
     for index, (name, group) in enumerate(points.sort_values("batch").groupby("variant")):
         style = line_style(index)
-        figure.add_scatter(x=group["batch"], y=group["total_ms"], name=name, mode="lines+markers", legendgroup=name,
-                           row=1, col=1, **style)
-        figure.add_scatter(x=group["batch"], y=group["throughput_ips"], name=name, mode="lines+markers",
-                           legendgroup=name, showlegend=False, row=1, col=2, **style)
+        figure.add_scatter(
+            x=group["batch"],
+            y=group["total_ms"],
+            name=name,
+            mode="lines+markers",
+            legendgroup=name,
+            row=1,
+            col=1,
+            **style,
+        )
+        figure.add_scatter(
+            x=group["batch"],
+            y=group["throughput_ips"],
+            name=name,
+            mode="lines+markers",
+            legendgroup=name,
+            showlegend=False,
+            row=1,
+            col=2,
+            **style,
+        )
     batches = sorted(points["batch"].unique().tolist())
     figure.update_xaxes(title_text="batch size", tickvals=batches)
     figure.update_yaxes(title_text="ms per image", rangemode="tozero", row=1, col=1)
@@ -235,9 +321,16 @@ def machines_bars(results: pd.DataFrame, metric: str) -> go.Figure:
     rows = completed(results).sort_values("started_at")
     rows["variant"] = variant_batch(rows, short=True)
     latest = rows.groupby(["machine_label", "variant"], as_index=False).last()
-    figure = px.bar(latest.sort_values("variant"), x="variant", y=metric, color="machine_label", barmode="group",
-                    labels={"variant": "", metric: METRICS[metric], "machine_label": "machine"},
-                    hover_data=["model", "run_id"], color_discrete_sequence=PALETTE)
+    figure = px.bar(
+        latest.sort_values("variant"),
+        x="variant",
+        y=metric,
+        color="machine_label",
+        barmode="group",
+        labels={"variant": "", metric: METRICS[metric], "machine_label": "machine"},
+        hover_data=["model", "run_id"],
+        color_discrete_sequence=PALETTE,
+    )
     return _layout(figure, f"Machines compared: {METRICS[metric]}")
 
 
@@ -249,10 +342,16 @@ def ratio_bars(compared: pd.DataFrame, metric: str) -> go.Figure:
     figure.add_vline(x=1.0, line_dash="dash", line_color="#666")
     # Each ratio right of its bar's end or of the line at 1, whichever is further ("0.98x" sat on the line).
     for label, value in zip(rows["label"], rows[column]):
-        figure.add_annotation(x=max(value, 1.0), y=label, text=f"{value:.2f}x", showarrow=False, xanchor="left",
-                              xshift=4, font=dict(size=12))
-    figure.update_xaxes(title_text="run B / run A", rangemode="tozero",
-                        range=[0, max(1.0, rows[column].max()) * 1.2])
+        figure.add_annotation(
+            x=max(value, 1.0),
+            y=label,
+            text=f"{value:.2f}x",
+            showarrow=False,
+            xanchor="left",
+            xshift=4,
+            font=dict(size=12),
+        )
+    figure.update_xaxes(title_text="run B / run A", rangemode="tozero", range=[0, max(1.0, rows[column].max()) * 1.2])
     return _layout(figure, f"Ratio of {METRICS[metric]}: B / A", height=140 + 48 * len(rows))
 
 
@@ -269,8 +368,11 @@ def agreement_measure(results: pd.DataFrame) -> tuple[str, pd.Series, bool]:
         return "boxes agreeing with the reference<br>(matched / all)", results["parity_matched"] / boxes, False
     if "parity_raw_mean_abs" in results and results["parity_raw_mean_abs"].notna().any():
         # two lines: as one, the axis title ran past the plot into the chart's title (seen in a screenshot)
-        return "raw output difference from the reference<br>(mean |diff|, lower is closer)", \
-            results["parity_raw_mean_abs"], True
+        return (
+            "raw output difference from the reference<br>(mean |diff|, lower is closer)",
+            results["parity_raw_mean_abs"],
+            True,
+        )
     return "", pd.Series(dtype=float), False
 
 
@@ -287,10 +389,55 @@ def speed_vs_agreement(results: pd.DataFrame) -> go.Figure | None:
         return None
     # Name a point by what tells it apart from the others here: the mode and the batch only when they differ.
     names = variant_batch(rows, short=True) if rows["batch"].nunique() > 1 else variant(rows)
-    frame = pd.DataFrame({"variant": names, "total_ms": rows["total_ms"], "agreement": rows["agreement"],
-                          "verdict": rows.get("parity_verdict", pd.Series(index=rows.index)).fillna("no verdict")})
+    frame = pd.DataFrame(
+        {
+            "variant": names,
+            "total_ms": rows["total_ms"],
+            "agreement": rows["agreement"],
+            "verdict": rows.get("parity_verdict", pd.Series(index=rows.index)).fillna("no verdict"),
+        }
+    )
+    x_range, y_range, positions = _agreement_layout(frame, log_y)
+    axis_labels = {"total_ms": "pre + infer + post, median (ms/image)", "agreement": label}
+    if positions is not None:
+        figure = px.scatter(
+            frame,
+            x="total_ms",
+            y="agreement",
+            color="verdict",
+            text="variant",
+            color_discrete_map=VERDICT_COLORS,
+            log_y=log_y,
+            labels=axis_labels,
+        )
+        by_name = dict(zip(frame["variant"], positions))
+        for trace in figure.data:
+            trace.textposition = [by_name[name] for name in trace.text]
+    else:
+        figure = px.scatter(
+            frame,
+            x="total_ms",
+            y="agreement",
+            color="variant",
+            symbol="verdict",
+            symbol_map=VERDICT_SYMBOLS,
+            hover_name="variant",
+            log_y=log_y,
+            labels=axis_labels,
+        )
+    figure.update_traces(marker=dict(size=12))
+    if log_y:  # whole decades, labelled 10^-8: Plotly's default labelled minor ticks "3, 4, 10n, 2" (screenshot)
+        figure.update_yaxes(dtick=1, exponentformat="power")
+    figure.update_yaxes(range=y_range)
+    figure.update_xaxes(range=x_range)
+    return _layout(figure, "Speed against agreement with the reference", height=420)
+
+
+def _agreement_layout(frame: pd.DataFrame, log_y: bool) -> tuple[list, list, list | None]:
+    """The axes' ranges, with room for labels, and each point's label position (None: labels would collide).
+    On a log axis identical outputs are clipped to 1e-9 (log(0) has no place)."""
     if log_y:
-        frame["agreement"] = frame["agreement"].clip(lower=1e-9)  # identical outputs would be log(0)
+        frame["agreement"] = frame["agreement"].clip(lower=1e-9)
         decades = np.log10(frame["agreement"])
         low, high = np.floor(decades.min()), np.ceil(decades.max())
         room = 0.1 + 0.1 * (high - low)  # a label's height above the top decade and below the bottom one
@@ -300,24 +447,10 @@ def speed_vs_agreement(results: pd.DataFrame) -> go.Figure | None:
     low, high = frame["total_ms"].min(), frame["total_ms"].max()
     pad = max((high - low) * 0.2, high * 0.05)  # room for the labels of the outermost points
     x_range = [low - pad, high + pad]
-    positions = label_positions(frame["total_ms"].to_numpy(), y_plot.to_numpy(), frame["variant"].tolist(),
-                                x_range, y_range)
-    axis_labels = {"total_ms": "pre + infer + post, median (ms/image)", "agreement": label}
-    if positions is not None:
-        figure = px.scatter(frame, x="total_ms", y="agreement", color="verdict", text="variant",
-                            color_discrete_map=VERDICT_COLORS, log_y=log_y, labels=axis_labels)
-        by_name = dict(zip(frame["variant"], positions))
-        for trace in figure.data:
-            trace.textposition = [by_name[name] for name in trace.text]
-    else:
-        figure = px.scatter(frame, x="total_ms", y="agreement", color="variant", symbol="verdict",
-                            symbol_map=VERDICT_SYMBOLS, hover_name="variant", log_y=log_y, labels=axis_labels)
-    figure.update_traces(marker=dict(size=12))
-    if log_y:  # whole decades, labelled 10^-8: Plotly's default labelled minor ticks "3, 4, 10n, 2" (screenshot)
-        figure.update_yaxes(dtick=1, exponentformat="power")
-    figure.update_yaxes(range=y_range)
-    figure.update_xaxes(range=x_range)
-    return _layout(figure, "Speed against agreement with the reference", height=420)
+    positions = label_positions(
+        frame["total_ms"].to_numpy(), y_plot.to_numpy(), frame["variant"].tolist(), x_range, y_range
+    )
+    return x_range, y_range, positions
 
 
 VERDICT_SYMBOLS = {"pass": "circle", "drift": "diamond", "fail": "x", "no verdict": "circle-open"}
@@ -328,8 +461,16 @@ VERDICT_SYMBOLS = {"pass": "circle", "drift": "diamond", "fail": "x", "no verdic
 # Plotly's 12 px labels average ~6.5 px a character. A plot wider than assumed only spreads labels more than needed.
 PLOT_PX = (400.0, 300.0)
 CHARACTER_PX, LINE_PX, MARKER_PX = 6.5, 14.0, 6.0
-LABEL_PLACES = ("top center", "bottom center", "middle right", "middle left",
-                "top right", "top left", "bottom right", "bottom left")
+LABEL_PLACES = (
+    "top center",
+    "bottom center",
+    "middle right",
+    "middle left",
+    "top right",
+    "top left",
+    "bottom right",
+    "bottom left",
+)
 
 
 def label_positions(x: np.ndarray, y: np.ndarray, texts: list[str], x_range, y_range) -> list[str] | None:
@@ -381,18 +522,25 @@ def latest_per_machine_variant(results: pd.DataFrame) -> pd.DataFrame:
     return rows.groupby(["machine_label", "variant"], as_index=False).last()
 
 
-def machines_normalised(results: pd.DataFrame, metric: str, reference_machine: str,
-                        reference_variant: str) -> go.Figure | None:
+def machines_normalised(
+    results: pd.DataFrame, metric: str, reference_machine: str, reference_variant: str
+) -> go.Figure | None:
     """Each machine's figures as a multiple of one reference (machine, runtime x precision x batch)."""
     latest = latest_per_machine_variant(results)
     reference = latest[(latest["machine_label"] == reference_machine) & (latest["variant"] == reference_variant)]
     if reference.empty or not reference[metric].iloc[0]:
         return None
     latest["relative"] = latest[metric] / reference[metric].iloc[0]
-    figure = px.bar(latest.sort_values("variant"), x="variant", y="relative", color="machine_label",
-                    barmode="group", color_discrete_sequence=PALETTE, hover_data=[metric, "run_id"],
-                    labels={"variant": "", "relative": f"x {reference_machine} · {reference_variant}",
-                            "machine_label": "machine"})
+    figure = px.bar(
+        latest.sort_values("variant"),
+        x="variant",
+        y="relative",
+        color="machine_label",
+        barmode="group",
+        color_discrete_sequence=PALETTE,
+        hover_data=[metric, "run_id"],
+        labels={"variant": "", "relative": f"x {reference_machine} · {reference_variant}", "machine_label": "machine"},
+    )
     figure.add_hline(y=1.0, line_dash="dot", line_color="#555")
     return _layout(figure, f"{METRICS[metric]}, relative to {reference_machine} · {reference_variant}")
 
@@ -445,11 +593,19 @@ def mode_costs(results: pd.DataFrame) -> pd.DataFrame:
     per_mode = rows.groupby([*keys, "mode"])["total_ms"].median().unstack("mode")
     if not {"lean", "ultralytics"} <= set(per_mode.columns):
         return pd.DataFrame(columns=[*keys, "lean_ms", "ultralytics_ms", "added_ms", "ratio", "added_mb"])
-    both = per_mode[["lean", "ultralytics"]].dropna().rename(columns={"lean": "lean_ms",
-                                                                      "ultralytics": "ultralytics_ms"})
-    both = both.assign(added_ms=both["ultralytics_ms"] - both["lean_ms"],
-                       ratio=both["ultralytics_ms"] / both["lean_ms"])
-    memory = (rows.groupby([*keys, "mode"])["peak_memory_mb"].median().unstack("mode")
-              .reindex(columns=["lean", "ultralytics"]) if "peak_memory_mb" in rows else None)
+    both = (
+        per_mode[["lean", "ultralytics"]].dropna().rename(columns={"lean": "lean_ms", "ultralytics": "ultralytics_ms"})
+    )
+    both = both.assign(
+        added_ms=both["ultralytics_ms"] - both["lean_ms"], ratio=both["ultralytics_ms"] / both["lean_ms"]
+    )
+    memory = (
+        rows.groupby([*keys, "mode"])["peak_memory_mb"]
+        .median()
+        .unstack("mode")
+        .reindex(columns=["lean", "ultralytics"])
+        if "peak_memory_mb" in rows
+        else None
+    )
     both["added_mb"] = (memory["ultralytics"] - memory["lean"]) if memory is not None else float("nan")
     return both.sort_values("ratio", ascending=False).reset_index().rename_axis(columns=None)

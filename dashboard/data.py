@@ -7,8 +7,8 @@ import functools
 import io
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import streamlit as st
@@ -90,8 +90,13 @@ def run_report(db: str, run_id: str) -> str:
     run = runs(db, {"run_id": run_id}).iloc[0]
     known = machines(db)
     machine = known[known["machine_id"] == run["machine_id"]]
-    return build(run, None if machine.empty else machine.iloc[0], results(db, {"run_id": run_id}),
-                 result_images(db, run_id), iteration_times(db, run_id))
+    return build(
+        run,
+        None if machine.empty else machine.iloc[0],
+        results(db, {"run_id": run_id}),
+        result_images(db, run_id),
+        iteration_times(db, run_id),
+    )
 
 
 @per_database_state

@@ -14,9 +14,11 @@ DELETIONS = "deletions"  # how many so far: a table keyed by it drops a row sele
 
 def delete_button(db: str, run_id: str, results: int, label: str = "Delete this run") -> None:
     with st.popover(label, icon=":material/delete:", type="tertiary"):  # quiet: rarely wanted
-        st.markdown(f"Deletes run `{run_id}`, its {results} result(s) and its annotated images from this database. "
-                    "Its bundle is kept first, so nothing is lost for good: Undo, or Restore on the Machines page, "
-                    "brings the run back.")
+        st.markdown(
+            f"Deletes run `{run_id}`, its {results} result(s) and its annotated images from this database. "
+            "Its bundle is kept first, so nothing is lost for good: Undo, or Restore on the Machines page, "
+            "brings the run back."
+        )
         if st.button(f"Delete run {run_id}", type="primary", key=f"delete-{run_id}"):
             try:
                 bundle, deleted = api.delete_run(db, run_id)
@@ -24,9 +26,14 @@ def delete_button(db: str, run_id: str, results: int, label: str = "Delete this 
                 st.error(str(error))
                 return
             st.session_state[DELETIONS] = st.session_state.get(DELETIONS, 0) + 1
-            st.session_state[DELETED] = {"undo": run_id, "ok": True, "message": (
-                f"Deleted run `{run_id}` and its {deleted} result(s); its bundle is kept: `python -m engine import "
-                f"{bundle}` brings it back too.")}
+            st.session_state[DELETED] = {
+                "undo": run_id,
+                "ok": True,
+                "message": (
+                    f"Deleted run `{run_id}` and its {deleted} result(s); its bundle is kept: `python -m engine import "
+                    f"{bundle}` brings it back too."
+                ),
+            }
             st.rerun()
 
 
@@ -42,8 +49,11 @@ def restore(db: str, run_id: str) -> None:
         api.restore_run(db, run_id)
         st.session_state[DELETED] = {"undo": None, "ok": True, "message": f"Restored run `{run_id}`."}
     except api.BenchError as error:
-        st.session_state[DELETED] = {"undo": None, "ok": False,
-                                     "message": f"Run `{run_id}` could not be restored: {error}"}
+        st.session_state[DELETED] = {
+            "undo": None,
+            "ok": False,
+            "message": f"Run `{run_id}` could not be restored: {error}",
+        }
 
 
 def show_deleted(db: str) -> None:
@@ -57,8 +67,9 @@ def show_deleted(db: str) -> None:
         return
     note.success(done["message"], icon=":material/delete:" if done["undo"] else ":material/restore:")
     if done["undo"]:  # a callback: the button is gone from the run its click starts, the callback still runs
-        note.button("Undo", key=f"undo-{done['undo']}", icon=":material/undo:", on_click=restore,
-                    args=(db, done["undo"]))
+        note.button(
+            "Undo", key=f"undo-{done['undo']}", icon=":material/undo:", on_click=restore, args=(db, done["undo"])
+        )
 
 
 def deleted_runs_list(db: str) -> None:
@@ -69,7 +80,13 @@ def deleted_runs_list(db: str) -> None:
     with st.expander(f"Deleted runs ({len(kept)}), kept as bundles", icon=":material/restore_from_trash:"):
         for run in kept:
             row = st.container(horizontal=True, vertical_alignment="center")
-            row.markdown(f"`{run['run_id']}` · deleted {run['deleted_at']:%Y-%m-%d %H:%M} UTC · "
-                         f"{run['size_mb']:.1f} MB")
-            row.button("Restore", key=f"restore-{run['run_id']}", icon=":material/restore:", on_click=restore,
-                       args=(db, run["run_id"]))
+            row.markdown(
+                f"`{run['run_id']}` · deleted {run['deleted_at']:%Y-%m-%d %H:%M} UTC · {run['size_mb']:.1f} MB"
+            )
+            row.button(
+                "Restore",
+                key=f"restore-{run['run_id']}",
+                icon=":material/restore:",
+                on_click=restore,
+                args=(db, run["run_id"]),
+            )

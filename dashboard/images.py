@@ -23,7 +23,7 @@ def in_run_order(keys) -> list[str]:
 
 
 def image_name(key: str, count: int) -> str:
-    """"bus.jpg (1 of 200)": the file's name, and where it stands among the run's images."""
+    """ "bus.jpg (1 of 200)": the file's name, and where it stands among the run's images."""
     return f"{key.split('-', 1)[1]} ({image_index(key) + 1} of {count})"
 
 
@@ -34,8 +34,9 @@ def open_upright(path: str | Path) -> Image.Image:
         return ImageOps.exif_transpose(image).convert("RGB")
 
 
-def overlay_boxes(base_path: str | Path, boxes: pd.DataFrame, color: tuple[int, int, int] = OVERLAY_COLOR,
-                  ) -> Image.Image:
+def overlay_boxes(
+    base_path: str | Path, boxes: pd.DataFrame, color: tuple[int, int, int] = OVERLAY_COLOR
+) -> Image.Image:
     """The image at base_path with each box (x1, y1, x2, y2, class_name, score) outlined and labelled below it."""
     image = open_upright(base_path)
     draw = ImageDraw.Draw(image)

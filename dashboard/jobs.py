@@ -37,8 +37,9 @@ def follow(job_id: str) -> None:
 def quick_config(db: str) -> RunConfig:
     available = [info.name for info in data.runtimes() if info.available]
     chosen = [name for name in QUICK_RUNTIMES if name in available] or available[:2]
-    return RunConfig(runtimes=chosen, batch_sizes=[1], imgsz=320, warmup=2, iters=10, db=db,
-                     note="quick run from the dashboard")
+    return RunConfig(
+        runtimes=chosen, batch_sizes=[1], imgsz=320, warmup=2, iters=10, db=db, note="quick run from the dashboard"
+    )
 
 
 def quick_run_button(db: str) -> None:
@@ -84,8 +85,10 @@ def _variant_row(variant: dict, active: bool) -> None:
     lines = []
     for result in results:
         if result["status"] == "completed":
-            lines.append(f":green[batch {result['batch']}: {result['infer_ms']:.2f} ms infer, "
-                         f"{result['total_ms']:.2f} ms total per image]")
+            lines.append(
+                f":green[batch {result['batch']}: {result['infer_ms']:.2f} ms infer, "
+                f"{result['total_ms']:.2f} ms total per image]"
+            )
         else:
             lines.append(f":red[batch {result['batch']}: {(result.get('error') or 'failed').splitlines()[0]}]")
     outcome.markdown("  \n".join(lines) or ":gray[no result yet]")
@@ -95,8 +98,12 @@ def _finished_links(run_id: str) -> None:
     st.session_state["selected_run"] = run_id
     overview, detections, history = st.columns(3)
     overview.page_link("pages/views/overview.py", label="See the leaderboard", icon=":material/leaderboard:")
-    detections.page_link("pages/views/detections.py", label="See its detections", icon=":material/image_search:",
-                         query_params={"run": run_id})
+    detections.page_link(
+        "pages/views/detections.py",
+        label="See its detections",
+        icon=":material/image_search:",
+        query_params={"run": run_id},
+    )
     history.page_link("pages/views/history.py", label="See it in the history", icon=":material/timeline:")
 
 
@@ -158,7 +165,9 @@ UPLOAD_SUFFIXES = {".onnx", ".pt", ".zip", *api.IMAGE_SUFFIXES}
 
 def uploads_folder() -> Path:
     """A folder only this user can read, outside the project: uploads are not the project's files."""
-    folder = Path(os.environ.get("YOLO_BENCH_UPLOADS") or Path(tempfile.gettempdir()) / f"yolo-bench-uploads-{os.getuid()}")
+    folder = Path(
+        os.environ.get("YOLO_BENCH_UPLOADS") or Path(tempfile.gettempdir()) / f"yolo-bench-uploads-{os.getuid()}"
+    )
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.chmod(0o700)
     return folder
@@ -200,21 +209,34 @@ def save_upload(upload, own_folder: bool = False) -> str:
 def recent_jobs(limit: int = 10) -> pd.DataFrame:
     """The newest jobs on this machine, each with what it measures and where it writes: ten job ids alone did not
     say which one was the OpenVINO sweep, nor that one wrote to another database."""
-    rows = [{"job": job.get("job_id"), "state": job.get("state"), "outcome": job.get("run_status"),
-             "what": _job_summary(job.get("config") or {}),
-             "database": database.display((job.get("config") or {}).get("db") or ""),  # no password shown
-             "run": job.get("run_id"), "created": pd.to_datetime(job.get("created_at"), unit="s", utc=True)}
-            for job in api.list_jobs(limit)]
+    rows = [
+        {
+            "job": job.get("job_id"),
+            "state": job.get("state"),
+            "outcome": job.get("run_status"),
+            "what": _job_summary(job.get("config") or {}),
+            "database": database.display((job.get("config") or {}).get("db") or ""),  # no password shown
+            "run": job.get("run_id"),
+            "created": pd.to_datetime(job.get("created_at"), unit="s", utc=True),
+        }
+        for job in api.list_jobs(limit)
+    ]
     return pd.DataFrame(rows)
 
 
 def _job_summary(config: dict) -> str:
-    """"yolov8n.pt · onnxruntime, openvino · fp32 · batch 1, 4 · 640 px" from a job's RunConfig settings; the
+    """ "yolov8n.pt · onnxruntime, openvino · fp32 · batch 1, 4 · 640 px" from a job's RunConfig settings; the
     model by its file name, as the results name it (an upload keeps its generated name)."""
     if not config:
         return ""
     modes = config.get("modes") or ["lean"]
-    return " · ".join([Path(config.get("model") or "").name, ", ".join(config.get("runtimes", [])),
-                       ", ".join(config.get("precisions", [])),
-                       "batch " + ", ".join(map(str, config.get("batch_sizes", []))), f"{config.get('imgsz')} px",
-                       *([] if modes == ["lean"] else [" + ".join(modes) + (" modes" if len(modes) > 1 else " mode")])])
+    return " · ".join(
+        [
+            Path(config.get("model") or "").name,
+            ", ".join(config.get("runtimes", [])),
+            ", ".join(config.get("precisions", [])),
+            "batch " + ", ".join(map(str, config.get("batch_sizes", []))),
+            f"{config.get('imgsz')} px",
+            *([] if modes == ["lean"] else [" + ".join(modes) + (" modes" if len(modes) > 1 else " mode")]),
+        ]
+    )

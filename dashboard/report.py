@@ -18,11 +18,24 @@ from engine.api import json_column
 REPORT_IMAGES = 6  # images of a run shown in its report, each through every runtime
 
 TABLE_COLUMNS = {
-    "runtime": "runtime", "precision": "precision", "batch": "batch", "mode": "mode", "pre_ms": "pre ms",
-    "infer_ms": "infer ms", "post_ms": "post ms", "total_ms": "total ms", "infer_p99_ms": "infer p99 ms",
-    "throughput_ips": "images/s", "in_flight_ips": "images/s in flight", "in_flight": "requests in flight",
-    "peak_memory_mb": "peak MB", "model_mb": "model MB",
-    "iterations": "iterations", "stability": "stability", "parity_verdict": "parity", "status": "status",
+    "runtime": "runtime",
+    "precision": "precision",
+    "batch": "batch",
+    "mode": "mode",
+    "pre_ms": "pre ms",
+    "infer_ms": "infer ms",
+    "post_ms": "post ms",
+    "total_ms": "total ms",
+    "infer_p99_ms": "infer p99 ms",
+    "throughput_ips": "images/s",
+    "in_flight_ips": "images/s in flight",
+    "in_flight": "requests in flight",
+    "peak_memory_mb": "peak MB",
+    "model_mb": "model MB",
+    "iterations": "iterations",
+    "stability": "stability",
+    "parity_verdict": "parity",
+    "status": "status",
     "error": "error",
 }
 STYLE = """
@@ -46,8 +59,13 @@ def _cell(value) -> str:
 
 def _formatted(frame: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
     """Columns given as text the way the dashboard prints them; other floats get _cell's two decimals."""
-    return frame.assign(**{column: [form.format(value) if pd.notna(value) else "" for value in frame[column]]
-                           for column, form in formats.items() if column in frame})
+    return frame.assign(
+        **{
+            column: [form.format(value) if pd.notna(value) else "" for value in frame[column]]
+            for column, form in formats.items()
+            if column in frame
+        }
+    )
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -63,8 +81,11 @@ def _results_table(results: pd.DataFrame, order: list[str]) -> str:
     """Fastest first within `order`'s groups, failed results last, as the Overview lists them; wider than the
     page, it scrolls inside it."""
     results = results.assign(stability=charts.stability(results))  # words, as on the dashboard, not True/False
-    columns = [column for column in TABLE_COLUMNS if column in results
-               and (column not in OPTIONAL_COLUMNS or results[column].notna().any())]
+    columns = [
+        column
+        for column in TABLE_COLUMNS
+        if column in results and (column not in OPTIONAL_COLUMNS or results[column].notna().any())
+    ]
     shown = _formatted(results.sort_values([*order, "total_ms"], na_position="last")[columns], FORMATS)
     return f'<div class="wide">{_table(shown.rename(columns=TABLE_COLUMNS))}</div>'
 
@@ -77,8 +98,15 @@ def _mode_costs(results: pd.DataFrame) -> list[tuple[str, str]]:
     if costs["added_mb"].isna().all():  # results from before peak memory was measured
         costs = costs.drop(columns=["added_mb"])
     costs = _formatted(costs, {"added_ms": "{:+.2f}", "ratio": "{:.2f}x", "added_mb": "{:+.0f}"})  # as on the Overview
-    costs = costs.rename(columns={"lean_ms": "lean ms", "ultralytics_ms": "ultralytics ms", "added_ms": "added ms",
-                                  "ratio": "ultralytics / lean", "added_mb": "added peak MB"})
+    costs = costs.rename(
+        columns={
+            "lean_ms": "lean ms",
+            "ultralytics_ms": "ultralytics ms",
+            "added_ms": "added ms",
+            "ratio": "ultralytics / lean",
+            "added_mb": "added peak MB",
+        }
+    )
     return [("What Ultralytics' predictor adds (end-to-end medians per image)", _table(costs))]
 
 
@@ -100,16 +128,20 @@ def _charts(results: pd.DataFrame, iterations: pd.DataFrame | None = None) -> li
 
 def _weights_note(results: pd.DataFrame) -> str:
     if (results["weights_trained"] == False).any():  # noqa: E712 - NULL (unknown) must not count
-        return ('<p class="warning">Measured with <b>untrained weights</b> (random weights of the same architecture):'
-                " timings are representative, detections are not.</p>")
+        return (
+            '<p class="warning">Measured with <b>untrained weights</b> (random weights of the same architecture):'
+            " timings are representative, detections are not.</p>"
+        )
     return ""
 
 
 def _page(title: str, subtitle: str, sections: list[tuple[str, str]]) -> str:
     body = "\n".join(f"<h2>{html.escape(heading)}</h2>\n{content}" for heading, content in sections)
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
-            f"<h1>{html.escape(title)}</h1><p class=\"muted\">{html.escape(subtitle)}</p>{body}</body></html>")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
+        f'<h1>{html.escape(title)}</h1><p class="muted">{html.escape(subtitle)}</p>{body}</body></html>'
+    )
 
 
 def _images(images: pd.DataFrame) -> str:
@@ -123,12 +155,20 @@ def _images(images: pd.DataFrame) -> str:
         if not Path(row.annotated_path).is_file():
             continue
         caption = f"{row.image}: {row.runtime} {row.precision} batch {row.batch}, {row.detections} detections"
-        figures.append(f'<figure><img src="{jpeg_data_uri(row.annotated_path)}" alt="{html.escape(caption)}">'
-                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        figures.append(
+            f'<figure><img src="{jpeg_data_uri(row.annotated_path)}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
     if not figures:
         return "<p>No annotated images were saved.</p>"
-    left_out = (f'<p class="muted">The first {REPORT_IMAGES} of the run\'s {len(keys)} images; the dashboard\'s '
-                "Detections page shows every one.</p>") if len(keys) > REPORT_IMAGES else ""
+    left_out = (
+        (
+            f"<p class=\"muted\">The first {REPORT_IMAGES} of the run's {len(keys)} images; the dashboard's "
+            "Detections page shows every one.</p>"
+        )
+        if len(keys) > REPORT_IMAGES
+        else ""
+    )
     return f'{left_out}<div class="images">{"".join(figures)}</div>'
 
 
@@ -141,44 +181,81 @@ def _fastest(results: pd.DataFrame) -> pd.DataFrame:
     names = charts.variant_batch(results)  # with the mode where the run mixes modes
     verdict = f", parity {best['parity_verdict']}" if isinstance(best["parity_verdict"], str) else ""
     rows = [("fastest", f"{names[best.name]}: {best['total_ms']:.2f} ms per image end to end{verdict}")]
-    rows += [("faster, failed parity", f"{names[index]}: {row.total_ms:.2f} ms, {row.parity_reason}")
-             for index, row in zip(passed_over.index, passed_over.itertuples())]
+    rows += [
+        ("faster, failed parity", f"{names[index]}: {row.total_ms:.2f} ms, {row.parity_reason}")
+        for index, row in zip(passed_over.index, passed_over.itertuples())
+    ]
     rows += [(what, f"{name}: {value}") for what, name, value in charts.leanest(results, names)]  # as the Overview
     return pd.DataFrame(rows, columns=["", " "])
 
 
-def run_report(run: pd.Series, machine: pd.Series | None, results: pd.DataFrame, images: pd.DataFrame,
-               iterations: pd.DataFrame | None = None) -> str:
+def run_report(
+    run: pd.Series,
+    machine: pd.Series | None,
+    results: pd.DataFrame,
+    images: pd.DataFrame,
+    iterations: pd.DataFrame | None = None,
+) -> str:
     """A whole run: results, charts (with each measured iteration when given), annotated images, the settings it
     ran with and the machine."""
     config, libraries = json_column(run["config"]), json_column(run["libraries"])
-    overview = pd.DataFrame({"": ["run", "status", "started", "model", "model source", "image size", "machine"],
-                             " ": [run["run_id"], run["status"], f"{run['started_at']:%Y-%m-%d %H:%M UTC}",
-                                   run["model"], run["model_source"], run["imgsz"], run["machine_label"]]})
+    overview = pd.DataFrame(
+        {
+            "": ["run", "status", "started", "model", "model source", "image size", "machine"],
+            " ": [
+                run["run_id"],
+                run["status"],
+                f"{run['started_at']:%Y-%m-%d %H:%M UTC}",
+                run["model"],
+                run["model_source"],
+                run["imgsz"],
+                run["machine_label"],
+            ],
+        }
+    )
     overview = pd.concat([overview, _fastest(results)], ignore_index=True)
-    sections = [("Run", _weights_note(results) + _table(overview)),
-                ("Results (medians per image, fastest first)", _results_table(results, [])),
-                *_mode_costs(results),
-                ("Charts", "\n".join(_charts(results, iterations))),
-                ("Detections", _images(images))]
+    sections = [
+        ("Run", _weights_note(results) + _table(overview)),
+        ("Results (medians per image, fastest first)", _results_table(results, [])),
+        *_mode_costs(results),
+        ("Charts", "\n".join(_charts(results, iterations))),
+        ("Detections", _images(images)),
+    ]
     if machine is not None:
-        fingerprint = {key: machine[key] for key in ("label", "cpu_model", "cpu_id", "arch", "physical_cores",
-                                                     "logical_cores", "ram_gb", "os", "python")}
+        fingerprint = {
+            key: machine[key]
+            for key in (
+                "label",
+                "cpu_model",
+                "cpu_id",
+                "arch",
+                "physical_cores",
+                "logical_cores",
+                "ram_gb",
+                "os",
+                "python",
+            )
+        }
         fingerprint["isa_flags"] = ", ".join(list(machine["isa_flags"]) if machine["isa_flags"] is not None else [])
         sections.append(("Machine", _table(pd.DataFrame({"": list(fingerprint), " ": list(fingerprint.values())}))))
-    settings = {"config": config, "libraries": libraries,
-                "runtime settings": {f"{row.runtime}:{row.precision} b{row.batch}": json.loads(row.settings or "{}")
-                                     for row in results.itertuples()}}
+    settings = {
+        "config": config,
+        "libraries": libraries,
+        "runtime settings": {
+            f"{row.runtime}:{row.precision} b{row.batch}": json.loads(row.settings or "{}")
+            for row in results.itertuples()
+        },
+    }
     sections.append(("Settings", f"<pre>{html.escape(json.dumps(settings, indent=2, default=str))}</pre>"))
-    return _page(f"YOLO runtime benchmark: run {run['run_id']}",
-                 f"{run['model']} on {run['machine_label']}", sections)
+    return _page(f"YOLO runtime benchmark: run {run['run_id']}", f"{run['model']} on {run['machine_label']}", sections)
 
 
 def selection_report(results: pd.DataFrame, description: str) -> str:
     """Several runs (a History selection): results and charts across them."""
     runs = results.drop_duplicates("run_id")[["run_id", "started_at", "machine_label", "model", "run_status"]]
-    sections = [("Runs", _weights_note(results) + _table(runs)),
-                ("Charts", "\n".join(_charts(results))),
-                ("Results (medians per image; each run's fastest first)",
-                 _results_table(results, ["started_at", "run_id"]))]
+    sections = [
+        ("Runs", _weights_note(results) + _table(runs)),
+        ("Charts", "\n".join(_charts(results))),
+        ("Results (medians per image; each run's fastest first)", _results_table(results, ["started_at", "run_id"])),
+    ]
     return _page("YOLO runtime benchmark: selected results", description, sections)

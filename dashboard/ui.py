@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import traceback
 from contextlib import contextmanager
 
@@ -13,14 +12,9 @@ import streamlit as st
 from dashboard import charts, data
 from engine import api, database, models
 from engine.api import BenchError, told_apart
+from engine.paths import DB_ENV, DEFAULT_DB, default_db
 
-DB_ENV = "YOLO_BENCH_DB"
-DEFAULT_DB = "results.duckdb"
 TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
-
-
-def default_db() -> str:
-    return os.environ.get(DB_ENV) or DEFAULT_DB
 
 
 def current_db() -> str:
@@ -47,9 +41,13 @@ def _keep_known(key: str, options: list) -> None:
 def sidebar() -> None:
     st.session_state.setdefault("db_path", default_db())
     with st.sidebar:
-        st.text_input("Results database", key="db_path", help="A DuckDB file written by the engine, or a fleet's "
-                      f"shared store ({database.SCHEME}://USER@HOST:PORT/DBNAME?data_path=/shared/folder). "
-                      f"The default comes from ${DB_ENV}, else {DEFAULT_DB} in the working folder.")
+        st.text_input(
+            "Results database",
+            key="db_path",
+            help="A DuckDB file written by the engine, or a fleet's "
+            f"shared store ({database.SCHEME}://USER@HOST:PORT/DBNAME?data_path=/shared/folder). "
+            f"The default comes from ${DB_ENV}, else {DEFAULT_DB} in the working folder.",
+        )
         db = current_db()
         with errors_as_messages():
             if database.is_shared(db):
@@ -58,11 +56,20 @@ def sidebar() -> None:
                 st.caption("No database there yet: the first run creates it.")
                 return
             machines = data.machines(db)
-            labels = dict(zip(machines["machine_id"], told_apart(
-                [(row.machine_id, f"{row.label} · {row.cpu_model}") for row in machines.itertuples()])))
+            labels = dict(
+                zip(
+                    machines["machine_id"],
+                    told_apart([(row.machine_id, f"{row.label} · {row.cpu_model}") for row in machines.itertuples()]),
+                )
+            )
             _keep_known("machine_filter", list(labels))
-            st.multiselect("Machines", list(labels), format_func=lambda machine_id: labels[machine_id],
-                           key="machine_filter", placeholder="All machines")
+            st.multiselect(
+                "Machines",
+                list(labels),
+                format_func=lambda machine_id: labels[machine_id],
+                key="machine_filter",
+                placeholder="All machines",
+            )
             models = sorted(data.runs(db)["model"].dropna().unique().tolist()) if labels else []
             _keep_known("model_filter", models)
             st.multiselect("Models", models, key="model_filter", placeholder="All models")
@@ -83,18 +90,24 @@ def errors_as_messages():
 def empty_state(db: str, what: str) -> None:
     """Tells the user why the page is empty and where to go next."""
     if not database.exists(db):
-        st.info(f"There is no results database at `{db}` yet. Start a benchmark on the **Run** page "
-                f"(or `python -m engine run --db {db}` in a terminal); {what} will appear here.")
+        st.info(
+            f"There is no results database at `{db}` yet. Start a benchmark on the **Run** page "
+            f"(or `python -m engine run --db {db}` in a terminal); {what} will appear here."
+        )
     elif current_filters():
         st.info(f"No results match the machines and models chosen in the sidebar. Clear those filters to see {what}.")
     elif kept := len(api.deleted_runs(db)):  # a user who deleted the only run and left the page finds it again
-        st.info(f"`{database.display(db)}` holds no results: its {kept} run(s) were deleted, and their bundles are "
-                f"kept. Restore them on the **Machines** page, or start a benchmark on the **Run** page; {what} "
-                "will appear here.")
+        st.info(
+            f"`{database.display(db)}` holds no results: its {kept} run(s) were deleted, and their bundles are "
+            f"kept. Restore them on the **Machines** page, or start a benchmark on the **Run** page; {what} "
+            "will appear here."
+        )
         st.page_link("pages/views/machines.py", label="Go to the Machines page", icon=":material/restore:")
     else:
-        st.info(f"`{database.display(db)}` holds no results yet. Start a benchmark on the **Run** page; {what} "
-                "will appear here.")
+        st.info(
+            f"`{database.display(db)}` holds no results yet. Start a benchmark on the **Run** page; {what} "
+            "will appear here."
+        )
     st.page_link("pages/views/run.py", label="Go to the Run page", icon=":material/play_arrow:")
 
 
@@ -102,12 +115,15 @@ def run_label(run: pd.Series) -> str:
     """What tells runs apart, first (a half-width selectbox cuts the rest): when, where, what model at what size;
     the status only when it is not "completed"."""
     status = "" if run["status"] == "completed" else f" · {run['status']}"
-    return (f"{run['started_at']:%Y-%m-%d %H:%M:%S} · {run['machine_label']} · {run['model']} · {run['imgsz']} px"
-            f"{status} · {run['run_id']}")
+    return (
+        f"{run['started_at']:%Y-%m-%d %H:%M:%S} · {run['machine_label']} · {run['model']} · {run['imgsz']} px"
+        f"{status} · {run['run_id']}"
+    )
 
 
-def pick_run(runs: pd.DataFrame, label: str = "Run", key: str = "run_picker", default_index: int = 0,
-             shared: bool = True) -> str:
+def pick_run(
+    runs: pd.DataFrame, label: str = "Run", key: str = "run_picker", default_index: int = 0, shared: bool = True
+) -> str:
     """A run chooser; with shared=True the choice follows the user across pages and into the URL (?run=)."""
     options = runs["run_id"].tolist()
     labels = {run["run_id"]: run_label(run) for _, run in runs.iterrows()}
@@ -116,8 +132,11 @@ def pick_run(runs: pd.DataFrame, label: str = "Run", key: str = "run_picker", de
         wanted = (linked or st.session_state.get("selected_run")) if shared else None
         st.session_state[key] = wanted if wanted in options else options[min(default_index, len(options) - 1)]
         if linked and linked not in options:  # a shared link to a run since deleted, or in another database
-            st.info(f"Run `{linked}` from the link is not among these runs (deleted, in another database, or "
-                    "outside the sidebar's filters); showing another.", icon=":material/link_off:")
+            st.info(
+                f"Run `{linked}` from the link is not among these runs (deleted, in another database, or "
+                "outside the sidebar's filters); showing another.",
+                icon=":material/link_off:",
+            )
     chosen = st.selectbox(label, options, format_func=labels.get, key=key)
     if shared:
         st.session_state["selected_run"] = chosen
@@ -129,16 +148,26 @@ def weights_warning(trained_values) -> None:
     """Says plainly when timings come from a model whose boxes mean nothing."""
     values = {None if pd.isna(value) else bool(value) for value in trained_values}
     if False in values:
-        st.warning("These results come from **untrained weights** (random or synthetic weights of the architecture, "
-                   "such as the offline fallback when the trained checkpoint cannot be downloaded). Timings are "
-                   "representative of the architecture; boxes and scores mean nothing.", icon=":material/warning:")
+        st.warning(
+            "These results come from **untrained weights** (random or synthetic weights of the architecture, "
+            "such as the offline fallback when the trained checkpoint cannot be downloaded). Timings are "
+            "representative of the architecture; boxes and scores mean nothing.",
+            icon=":material/warning:",
+        )
     elif None in values:
         st.info("Whether these weights are trained is unknown (an ONNX file given directly).")
 
 
 def csv_download(frame: pd.DataFrame, file_name: str, label: str = "Download CSV", key: str | None = None) -> None:
-    st.download_button(label, frame.to_csv(index=False).encode(), file_name=file_name, mime="text/csv",
-                       icon=":material/download:", key=key or f"csv-{file_name}", on_click="ignore")
+    st.download_button(
+        label,
+        frame.to_csv(index=False).encode(),
+        file_name=file_name,
+        mime="text/csv",
+        icon=":material/download:",
+        key=key or f"csv-{file_name}",
+        on_click="ignore",
+    )
 
 
 def utc(value) -> str:
@@ -149,42 +178,65 @@ RESULT_COLUMNS = {
     "runtime": st.column_config.TextColumn("Runtime"),
     "precision": st.column_config.TextColumn("Precision"),
     "batch": st.column_config.NumberColumn("Batch"),
-    "mode": st.column_config.TextColumn("Mode", help="lean: the engine's own pipeline; ultralytics: the same model "
-                                        "file through Ultralytics' predictor"),
+    "mode": st.column_config.TextColumn(
+        "Mode", help="lean: the engine's own pipeline; ultralytics: the same model file through Ultralytics' predictor"
+    ),
     "pre_ms": st.column_config.NumberColumn("Pre ms", format="%.2f"),
     "infer_ms": st.column_config.NumberColumn("Infer ms", format="%.2f"),
     "post_ms": st.column_config.NumberColumn("Post ms", format="%.2f"),
     "total_ms": st.column_config.NumberColumn("Total ms", format="%.2f"),
-    "throughput_ips": st.column_config.NumberColumn("Images/s", format="%.1f",
-                                                    help="One request at a time: 1000 / total ms"),
+    "throughput_ips": st.column_config.NumberColumn(
+        "Images/s", format="%.1f", help="One request at a time: 1000 / total ms"
+    ),
     # whether the fast one is still right, beside its speed: last, it was off screen in a 1280 px window
-    "parity_verdict": st.column_config.TextColumn("Parity", help="Outputs against the reference runtime: pass, "
-                                                  "drift (works, not identically) or fail"),
+    "parity_verdict": st.column_config.TextColumn(
+        "Parity", help="Outputs against the reference runtime: pass, drift (works, not identically) or fail"
+    ),
     "map50": st.column_config.NumberColumn("mAP50", format="%.3f", help="On the labelled data given to the run"),
-    "in_flight_ips": st.column_config.NumberColumn("Images/s in flight", format="%.1f",
-                                                   help="End to end (preprocess, inference, postprocess of "
-                                                        "decoded frames) with several batches in flight (run "
-                                                        "with --in-flight N); inference alone where measured "
-                                                        "before 2026-12-02's evening"),
+    "in_flight_ips": st.column_config.NumberColumn(
+        "Images/s in flight",
+        format="%.1f",
+        help="End to end (preprocess, inference, postprocess of "
+        "decoded frames) with several batches in flight (run "
+        "with --in-flight N); inference alone where an older "
+        "engine measured it",
+    ),
     "in_flight": st.column_config.NumberColumn("In flight", help="Requests in flight for the figure before"),
-    "peak_memory_mb": st.column_config.NumberColumn("Peak MB", format="%.0f", help="The worker process's peak "
-                                                    "resident memory (host RAM) for this batch size: Python, the "
-                                                    "runtime and the model over load, warm-up and measurement"),
-    "model_mb": st.column_config.NumberColumn("Model MB", format="%.1f", help="The model's size on disk as "
-                                              "this runtime loads it: the .onnx, OpenVINO's .xml + .bin, the "
-                                              "SavedModel folder, the .tflite..."),
-    "infer_p99_ms": st.column_config.NumberColumn("Infer p99 ms", format="%.2f",
-                                                  help="Meaningful with about 300 iterations or more"),
-    "stability": st.column_config.TextColumn("Stability", help="Coefficient of variation of inference; "
-                                             "above 10% the result is flagged unstable"),
-    "achieved_gflops": st.column_config.NumberColumn("GFLOP/s", format="%.1f", help="The model's GFLOPs per "
-                                                     "image over the inference median"),
-    "peak_share": st.column_config.TextColumn("% of peak", help="Achieved GFLOP/s over this machine's measured "
-                                              "peak rate at the result's thread count and precision: fp32, or "
-                                              "the bf16 / int8 dot-product rate where the CPU has one (named; AMX's tile "
-                                              "rate where the CPU has AMX)"),
-    "floor": st.column_config.TextColumn("Floor ms", help="The inference time the model's GFLOPs would take at "
-                                         "the machine's peak rate: the least any runtime could reach"),
+    "peak_memory_mb": st.column_config.NumberColumn(
+        "Peak MB",
+        format="%.0f",
+        help="The worker process's peak "
+        "resident memory (host RAM) for this batch size: Python, the "
+        "runtime and the model over load, warm-up and measurement",
+    ),
+    "model_mb": st.column_config.NumberColumn(
+        "Model MB",
+        format="%.1f",
+        help="The model's size on disk as "
+        "this runtime loads it: the .onnx, OpenVINO's .xml + .bin, the "
+        "SavedModel folder, the .tflite...",
+    ),
+    "infer_p99_ms": st.column_config.NumberColumn(
+        "Infer p99 ms", format="%.2f", help="Meaningful with about 300 iterations or more"
+    ),
+    "stability": st.column_config.TextColumn(
+        "Stability", help="Coefficient of variation of inference; above 10% the result is flagged unstable"
+    ),
+    "achieved_gflops": st.column_config.NumberColumn(
+        "GFLOP/s", format="%.1f", help="The model's GFLOPs per image over the inference median"
+    ),
+    "peak_share": st.column_config.TextColumn(
+        "% of peak",
+        help="Achieved GFLOP/s over this machine's measured "
+        "peak rate at the result's thread count and precision: fp32, or "
+        "the bf16 / int8 dot-product rate where the CPU has one (named; AMX's tile "
+        "rate where the CPU has AMX)",
+    ),
+    "floor": st.column_config.TextColumn(
+        "Floor ms",
+        help="The inference time the model's GFLOPs would take at "
+        "the machine's peak rate: the least any runtime could reach",
+    ),
     "iterations": st.column_config.NumberColumn("Iterations"),
 }
 # shown only when some result has them (peak memory: results from schema v8 on; model size from v9)
@@ -207,14 +259,21 @@ def efficiency(results: pd.DataFrame) -> pd.DataFrame:
     kinds = results["peak_kind"] if "peak_kind" in results else pd.Series("fp32", index=results.index)
 
     def text(values, form: str) -> list[str]:
-        return [(GPU_PEAK_MISSING if kind == "gpu" else PEAK_MISSING) if pd.isna(peak)
-                else FLOPS_MISSING if pd.isna(value) else form.format(value)
-                for peak, value, kind in zip(results["peak_gflops"], values, kinds)]
+        return [
+            (GPU_PEAK_MISSING if kind == "gpu" else PEAK_MISSING)
+            if pd.isna(peak)
+            else FLOPS_MISSING
+            if pd.isna(value)
+            else form.format(value)
+            for peak, value, kind in zip(results["peak_gflops"], values, kinds)
+        ]
 
     share = text(results["peak_fraction"], "{:.0%}")
     # a bf16 or int8 result set against that precision's own peak says so
-    share = [f"{value} of {kind}" if kind in ("bf16", "int8") and value.endswith("%") else value
-             for value, kind in zip(share, kinds)]
+    share = [
+        f"{value} of {kind}" if kind in ("bf16", "int8") and value.endswith("%") else value
+        for value, kind in zip(share, kinds)
+    ]
     return pd.DataFrame({"peak_share": share, "floor": text(results["floor_ms"], "{:.1f}")}, index=results.index)
 
 
@@ -222,13 +281,17 @@ def peak_words(results: pd.DataFrame) -> str:
     """The measured peak behind a run's efficiency figures, or that there is none."""
     measured = results.dropna(subset=["peak_gflops"])
     if measured.empty and "peak_kind" in results and (results["peak_kind"] == "gpu").all():
-        return "Efficiency: no GPU peak is measured (`python -m engine peak` measures the CPU's), so GPU results "\
-               "show their achieved GFLOP/s only."
+        return (
+            "Efficiency: no GPU peak is measured (`python -m engine peak` measures the CPU's), so GPU results "
+            "show their achieved GFLOP/s only."
+        )
     if measured.empty:
         return f"Efficiency: {PEAK_MISSING} on this machine (`python -m engine peak --store` measures it)."
-    measured = measured.assign(kind=measured["peak_kind"] if "peak_kind" in measured else "fp32")
-    rates = ", ".join(f"{row.kind} {row.peak_gflops:.0f} {'GOP/s' if row.kind == 'int8' else 'GFLOP/s'} on "
-                      f"{row.threads} thread(s)" for row in measured.drop_duplicates(["kind", "threads"]).itertuples())
+    measured = measured.assign(kind=measured.get("peak_kind", "fp32"))
+    rates = ", ".join(
+        f"{row.kind} {row.peak_gflops:.0f} {'GOP/s' if row.kind == 'int8' else 'GFLOP/s'} on {row.threads} thread(s)"
+        for row in measured.drop_duplicates(["kind", "threads"]).itertuples()
+    )
     gflops = results["model_gflops"].iloc[0]
     need = "its FLOPs are unknown" if pd.isna(gflops) else f"it needs {gflops:.2f} GFLOPs per image"
     return f"Efficiency: this machine's measured peak rates: {rates}; the model: {need}."
@@ -239,8 +302,9 @@ def with_efficiency(results: pd.DataFrame) -> pd.DataFrame:
     return results.assign(**efficiency(results))
 
 
-def results_table(results: pd.DataFrame, extra: dict | None = None, key: str | None = None,
-                  selectable: bool = False) -> pd.Series | None:
+def results_table(
+    results: pd.DataFrame, extra: dict | None = None, key: str | None = None, selectable: bool = False
+) -> pd.Series | None:
     """Results with their mode, stage medians, throughput, efficiency, stability flag, and parity and mAP where
     measured; selectable: one row can be picked, and is returned."""
     shown = with_efficiency(results).assign(stability=charts.stability(results))
@@ -249,8 +313,15 @@ def results_table(results: pd.DataFrame, extra: dict | None = None, key: str | N
         if column not in shown or shown[column].isna().all():
             columns.pop(column)
     picking = {"on_select": "rerun", "selection_mode": "single-row"} if selectable else {}
-    event = st.dataframe(shown, column_order=list(columns), column_config=columns, hide_index=True, key=key,
-                         placeholder=MISSING, **picking)
+    event = st.dataframe(
+        shown,
+        column_order=list(columns),
+        column_config=columns,
+        hide_index=True,
+        key=key,
+        placeholder=MISSING,
+        **picking,
+    )
     rows = event.selection.rows if selectable else []
     return shown.iloc[rows[0]] if rows else None
 
@@ -260,12 +331,16 @@ MODE_COST_COLUMNS = {
     "precision": st.column_config.TextColumn("Precision"),
     "batch": st.column_config.NumberColumn("Batch"),
     "lean_ms": st.column_config.NumberColumn("Lean ms", format="%.2f", help="The engine's own pipeline"),
-    "ultralytics_ms": st.column_config.NumberColumn("Ultralytics ms", format="%.2f",
-                                                    help="The same model through Ultralytics' predictor"),
+    "ultralytics_ms": st.column_config.NumberColumn(
+        "Ultralytics ms", format="%.2f", help="The same model through Ultralytics' predictor"
+    ),
     "added_ms": st.column_config.NumberColumn("Added ms", format="%+.2f", help="Ultralytics ms - lean ms"),
     "ratio": st.column_config.NumberColumn("Ultralytics / lean", format="%.2fx"),
-    "added_mb": st.column_config.NumberColumn("Added peak MB", format="%+.0f", help="Ultralytics' worker's peak "
-                                              "resident memory - lean's: the predictor imports PyTorch"),
+    "added_mb": st.column_config.NumberColumn(
+        "Added peak MB",
+        format="%+.0f",
+        help="Ultralytics' worker's peak resident memory - lean's: the predictor imports PyTorch",
+    ),
 }
 
 
@@ -275,13 +350,16 @@ def mode_costs(results: pd.DataFrame, key: str | None = None) -> None:
     if costs.empty:
         return
     st.markdown("**What Ultralytics' predictor adds**")
-    st.caption("The same exported model in both pipeline modes (`--modes lean,ultralytics`, or both on the Run "
-               "page): end-to-end medians "
-               "per image, decoded frame to final boxes, and the peak memory it adds to the worker. Ultralytics "
-               "keeps its own threads and pre/post-processing; both get the same square input and precision.")
+    st.caption(
+        "The same exported model in both pipeline modes (`--modes lean,ultralytics`, or both on the Run "
+        "page): end-to-end medians "
+        "per image, decoded frame to final boxes, and the peak memory it adds to the worker. Ultralytics "
+        "keeps its own threads and pre/post-processing; both get the same square input and precision."
+    )
     shown = [column for column in MODE_COST_COLUMNS if column != "added_mb" or costs[column].notna().any()]
-    st.dataframe(costs, column_order=shown, column_config=MODE_COST_COLUMNS, hide_index=True, key=key,
-                 placeholder=MISSING)
+    st.dataframe(
+        costs, column_order=shown, column_config=MODE_COST_COLUMNS, hide_index=True, key=key, placeholder=MISSING
+    )
 
 
 def failures(results: pd.DataFrame) -> None:
@@ -293,19 +371,24 @@ def failures(results: pd.DataFrame) -> None:
                 st.error(f"**{row.runtime}:{row.precision} batch {row.batch}**: {row.error}")
     if "in_flight" not in results:
         return
-    no_figure = results[(results["status"] == "completed") & results["in_flight"].notna()
-                        & results["in_flight_ips"].isna()]
+    no_figure = results[
+        (results["status"] == "completed") & results["in_flight"].notna() & results["in_flight_ips"].isna()
+    ]
     for row in no_figure.itertuples():
         reason = json.loads(row.settings or "{}").get("in_flight", {}).get("error", "no reason recorded")
-        st.warning(f"**{row.runtime}:{row.precision} batch {row.batch}** has no figure with {row.in_flight:.0f} "
-                   f"requests in flight: {reason}. Its one-at-a-time figures are measured and kept.")
+        st.warning(
+            f"**{row.runtime}:{row.precision} batch {row.batch}** has no figure with {row.in_flight:.0f} "
+            f"requests in flight: {reason}. Its one-at-a-time figures are measured and kept."
+        )
     measured = results[(results["status"] == "completed") & results["in_flight_ips"].notna()]
     for row in measured.itertuples():
         boxes = json.loads(row.settings or "{}").get("in_flight", {}).get("boxes") or {}
         if not boxes.get("same_as_one_at_a_time", True):
-            st.warning(f"**{row.runtime}:{row.precision} batch {row.batch}** with {row.in_flight:.0f} requests in "
-                       f"flight did not find the boxes it finds one at a time ({boxes.get('difference')}): its "
-                       f"images/s in flight are not those of the same pipeline.")
+            st.warning(
+                f"**{row.runtime}:{row.precision} batch {row.batch}** with {row.in_flight:.0f} requests in "
+                f"flight did not find the boxes it finds one at a time ({boxes.get('difference')}): its "
+                f"images/s in flight are not those of the same pipeline."
+            )
 
 
 def leanest(results: pd.DataFrame) -> None:
@@ -325,11 +408,14 @@ def passed_over(results: pd.DataFrame, among: pd.DataFrame) -> None:
     names = charts.variant_batch(among).loc[results.index]
     if among["machine_label"].nunique() > 1:
         names = results["machine_label"] + " · " + names
-    lines = [f"- **{name}**, {row.total_ms:.2f} ms: {row.parity_reason}" for name, row in
-             zip(names, results.itertuples())]
-    st.warning(f"Faster, but not named fastest: {'its' if len(results) == 1 else 'their'} detections failed "
-               "parity with the reference.\n"
-               + "\n".join(lines), icon=":material/rule:")
+    lines = [
+        f"- **{name}**, {row.total_ms:.2f} ms: {row.parity_reason}" for name, row in zip(names, results.itertuples())
+    ]
+    st.warning(
+        f"Faster, but not named fastest: {'its' if len(results) == 1 else 'their'} detections failed "
+        "parity with the reference.\n" + "\n".join(lines),
+        icon=":material/rule:",
+    )
 
 
 def as_list(values) -> list:
@@ -352,7 +438,7 @@ def stop_when_empty(frame: pd.DataFrame, db: str, what: str) -> None:
 
 
 def since_the_run_before(verdict) -> str:
-    """". Since the run before: openvino 2026.3.0 → 2026.4.1" where library versions changed, else ""."""
+    """ ". Since the run before: openvino 2026.3.0 → 2026.4.1" where library versions changed, else ""."""
     return f". Since the run before: {'; '.join(verdict.library_changes)}" if verdict.library_changes else ""
 
 
@@ -366,19 +452,29 @@ def regression_watch(verdicts: list) -> None:
     flagged = [v for v in verdicts if v.flagged]
     for v in flagged:
         if v.verdict == "stopped working":
-            text = (f"**stopped working**: {name(v)} failed in this run; it completed in its {v.history} earlier "
-                    f"run(s), median {v.baseline_ms:.2f} ms. {v.error.splitlines()[0]}")
+            text = (
+                f"**stopped working**: {name(v)} failed in this run; it completed in its {v.history} earlier "
+                f"run(s), median {v.baseline_ms:.2f} ms. {v.error.splitlines()[0]}"
+            )
         else:
-            text = (f"**{v.verdict}**: {name(v)} infers in {v.infer_ms:.2f} ms against {v.baseline_ms:.2f} ms over "
-                    f"its {v.history} earlier runs (noise floor {v.noise_floor:.0%})")
+            text = (
+                f"**{v.verdict}**: {name(v)} infers in {v.infer_ms:.2f} ms against {v.baseline_ms:.2f} ms over "
+                f"its {v.history} earlier runs (noise floor {v.noise_floor:.0%})"
+            )
         text += since_the_run_before(v)
         (st.success if v.verdict == "improvement" else st.error)(text, icon=":material/monitoring:")
     changed = [v for v in verdicts if v.parity_change]
     for v in changed:
-        st.error(f"**detections changed**: {name(v)} parity went {v.parity_change.replace('->', '→')} against the "
-                 f"run before: {v.parity_reason}" + since_the_run_before(v), icon=":material/rule:")
+        st.error(
+            f"**detections changed**: {name(v)} parity went {v.parity_change.replace('->', '→')} against the "
+            f"run before: {v.parity_reason}" + since_the_run_before(v),
+            icon=":material/rule:",
+        )
     judged = [v for v in verdicts if v.judged]
     if not flagged and not changed:
-        st.caption(f"Regression watch: no change beyond the noise floor in {len(judged)} configuration(s) with "
-                   "history" if judged else "Regression watch: each configuration needs three runs before "
-                   "changes are flagged (`python -m engine check-regressions` does the same in CI).")
+        st.caption(
+            f"Regression watch: no change beyond the noise floor in {len(judged)} configuration(s) with history"
+            if judged
+            else "Regression watch: each configuration needs three runs before "
+            "changes are flagged (`python -m engine check-regressions` does the same in CI)."
+        )

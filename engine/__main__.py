@@ -11,138 +11,247 @@ import time
 from pathlib import Path
 
 from engine import models
-from engine.config import (DEFAULT_MODEL, BenchError, RunConfig, parse_int_list, parse_modes, parse_name_list,
-                           parse_runtimes)
-from engine.cli_output import picks, print_table, print_watch, progress_printer, records
+from engine.cli_output import (
+    comparison_document,
+    print_comparison,
+    print_run,
+    print_watch,
+    progress_printer,
+    records,
+    run_document,
+)
+from engine.config import BenchError, RunConfig, parse_int_list, parse_modes, parse_name_list, parse_runtimes
 
-DEFAULT_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
-DB_HELP = ("a DuckDB file, or a shared store: "
-           "ducklake+postgres://USER@HOST:PORT/DBNAME?data_path=/shared/folder")
+DEFAULTS = RunConfig()  # the CLI's defaults are RunConfig's
+DB_HELP = "a DuckDB file, or a shared store: ducklake+postgres://USER@HOST:PORT/DBNAME?data_path=/shared/folder"
+
+
+def shared_options() -> dict[str, argparse.ArgumentParser]:
+    """Options many commands take, declared once: --db (default from YOLO_BENCH_DB, as the dashboard's) and --json."""
+    from engine.paths import default_db
+
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", default=default_db(), help=DB_HELP)
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    return {"db": db, "json": as_json}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Benchmark a YOLO detector across runtimes.")
     commands = parser.add_subparsers(dest="command", required=True)
+    shared = shared_options()
+    db, as_json, both = [shared["db"]], [shared["json"]], [shared["db"], shared["json"]]
 
-    listing = commands.add_parser("runtimes", help="list runtimes, available or not, and why")
-    listing.add_argument("--json", action="store_true")
+    commands.add_parser("runtimes", parents=as_json, help="list runtimes, available or not, and why")
 
-    run = commands.add_parser("run", help="benchmark a model and append the results to DuckDB")
-    run.add_argument("--model", default=DEFAULT_MODEL, help="a .pt, a name like yolov8n.pt, a .yaml, or an .onnx")
-    run.add_argument("--runtimes", default=DEFAULT_RUNTIMES, help="comma-separated; runtime:precision pins one; "
-                     "'all': every runtime available here (default: the six CPU runtimes)")
-    run.add_argument("--precisions", default="fp32", help="fp32,bf16,int8,... or 'all' (where each runtime offers it)")
-    run.add_argument("--batch", default="1", help="batch sizes, e.g. 1,2,4")
-    run.add_argument("--modes", default="lean",
-                     help="pipeline modes: lean (the engine's own pipeline), ultralytics (its predictor), or all "
-                          "(both; default lean)")
-    run.add_argument("--images", nargs="*", default=[], help="image files or folders (default: Ultralytics' samples)")
-    run.add_argument("--imgsz", type=int, default=640, help="square input size in pixels (default 640)")
-    run.add_argument("--warmup", type=int, default=3,
-                     help="untimed calls per batch size before measuring (default 3; at least 1, TorchScript 2)")
-    run.add_argument("--iters", type=int, default=20, help="measured calls per batch size, at least (default 20)")
-    run.add_argument("--min-duration", type=float, default=0.0,
-                     help="seconds to keep measuring each batch size, at least (default 0: --iters alone)")
-    run.add_argument("--threads", type=int, default=0, help="0 = all physical cores")
-    run.add_argument("--in-flight", type=int, default=0,
-                     help="after the one-at-a-time latency, also measure images/s end to end (preprocess, inference, "
-                          "postprocess) with this many batches in flight (lean mode: OpenVINO, ONNX Runtime; ultralytics "
-                          "mode: a YOLO model per thread, CPU runtimes); 0 = off")
-    run.add_argument("--timeout", type=float, default=600.0, help="seconds per export / measurement process")
-    run.add_argument("--memory-limit", type=int, default=0, help="MB per process (0 = 80%% of this machine's RAM)")
-    run.add_argument("--db", default="results.duckdb", help=DB_HELP)
-    run.add_argument("--label", default="", help="machine label (default: hostname)")
-    run.add_argument("--note", default="", help="free text stored with the run")
-    run.add_argument("--reference", default="", help="a .pt to take the parity reference from (default: --model)")
-    run.add_argument("--parity-iou", type=float, default=0.5, help="IoU at which a box matches the reference's")
-    run.add_argument("--data", default="", help="labelled data for mAP: a dataset .yaml or a folder of images + labels")
-    run.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    run = commands.add_parser("run", parents=both, help="benchmark a model and append the results to DuckDB")
+    add_run_options(run)
     run.add_argument("--bundle", default="", help="also write the run as a bundle (.zip) to this path")
-    run.add_argument("--fail-on-regression", action="store_true",
-                     help="exit 1 also when the regression watch flags one of this run's results (as "
-                          "check-regressions --run RUN_ID --fail-on-regression would)")
+    run.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 1 also when the regression watch flags one of this run's results (as "
+        "check-regressions --run RUN_ID --fail-on-regression would)",
+    )
 
     job = commands.add_parser("job", help="run a job folder made by the dashboard (internal)")
     job.add_argument("folder")
 
-    listing_runs = commands.add_parser("runs", help="list the runs in a DB, newest first (ids for show, export, "
-                                       "bundle)")
-    listing_runs.add_argument("--db", default="results.duckdb", help=DB_HELP)
+    listing_runs = commands.add_parser(
+        "runs", parents=both, help="list the runs in a DB, newest first (ids for show, export, bundle)"
+    )
     listing_runs.add_argument("--limit", type=int, default=20, help="how many of the newest runs (default 20)")
-    listing_runs.add_argument("--json", action="store_true")
 
-    show = commands.add_parser("show", help="print a stored run's table, as the run printed it")
+    show = commands.add_parser("show", parents=both, help="print a stored run's table, as the run printed it")
     show.add_argument("run_id")
-    show.add_argument("--db", default="results.duckdb", help=DB_HELP)
-    show.add_argument("--json", action="store_true")
 
-    against = commands.add_parser("compare", help="run B against baseline run A: B / A per configuration, and "
-                                  "what differs or is left out")
-    against.add_argument("run_ids", nargs="+", metavar="RUN", help="RUN_A RUN_B (A the baseline), or RUN_B alone: "
-                         "A is then the newest earlier run that completed one of B's configurations, on B's machine, "
-                         "model and image size where one did (as the Compare page opens)")
-    against.add_argument("--db", default="results.duckdb", help=DB_HELP)
-    against.add_argument("--json", action="store_true")
-    against.add_argument("--fail-above", type=float, default=0.0, metavar="RATIO",
-                         help="exit 1 when B's inference median is above RATIO x A's for some configuration (e.g. "
-                              "1.10), or a configuration's parity got worse or it failed in B (a CI gate)")
+    against = commands.add_parser(
+        "compare",
+        parents=both,
+        help="run B against baseline run A: B / A per configuration, and what differs or is left out",
+    )
+    against.add_argument(
+        "run_ids",
+        nargs="+",
+        metavar="RUN",
+        help="RUN_A RUN_B (A the baseline), or RUN_B alone: "
+        "A is then the newest earlier run that completed one of B's configurations, on B's machine, "
+        "model and image size where one did (as the Compare page opens)",
+    )
+    against.add_argument(
+        "--fail-above",
+        type=float,
+        default=0.0,
+        metavar="RATIO",
+        help="exit 1 when B's inference median is above RATIO x A's for some configuration (e.g. "
+        "1.10), or a configuration's parity got worse or it failed in B (a CI gate)",
+    )
 
-    export = commands.add_parser("export", help="write a run's tables to files")
+    export = commands.add_parser("export", parents=db, help="write a run's tables to files")
     add_run_id(export)
     export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
-    export.add_argument("--db", default="results.duckdb", help=DB_HELP)
-    export.add_argument("--out", default=".")
+    export.add_argument(
+        "--out",
+        default="",
+        help="the folder to write to (default: exports/RUN_ID/ in the "
+        "database's artifacts folder, results.artifacts/ beside results.duckdb)",
+    )
 
-    bundle = commands.add_parser("bundle", help="write a run as one self-contained zip, for another machine's DB")
+    bundle = commands.add_parser(
+        "bundle", parents=db, help="write a run as one self-contained zip, for another machine's DB"
+    )
     add_run_id(bundle)
-    bundle.add_argument("--db", default="results.duckdb", help=DB_HELP)
     bundle.add_argument("--out", required=True, help="the .zip to write")
 
-    removal = commands.add_parser("delete", help="delete a run (one measured on a busy machine, say); its bundle is "
-                                  "kept first, and `import` brings it back")
+    removal = commands.add_parser(
+        "delete",
+        parents=db,
+        help="delete a run (one measured on a busy machine, say); its bundle is "
+        "kept first, and `import` brings it back",
+    )
     removal.add_argument("run_id", help="a run id (`python -m engine runs` lists them)")
-    removal.add_argument("--db", default="results.duckdb", help=DB_HELP)
 
-    merge = commands.add_parser("import", help="merge run bundles into a DB (importing twice adds nothing)")
+    merge = commands.add_parser("import", parents=db, help="merge run bundles into a DB (importing twice adds nothing)")
     merge.add_argument("bundles", nargs="+")
-    merge.add_argument("--db", default="results.duckdb", help=DB_HELP)
 
-    restoring = commands.add_parser("restore", help="bring a deleted run back from its kept bundle")
+    restoring = commands.add_parser("restore", parents=db, help="bring a deleted run back from its kept bundle")
     restoring.add_argument("run_id", help="a deleted run's id (`delete` printed it; the Machines page lists them)")
-    restoring.add_argument("--db", default="results.duckdb", help=DB_HELP)
 
-    watch = commands.add_parser("check-regressions", help="flag results slower or faster than their history, "
-                                "and parity worse than the run before")
-    watch.add_argument("--db", default="results.duckdb", help=DB_HELP)
-    watch.add_argument("--fail-on-regression", action="store_true",
-                       help="exit 1 when any regression is found (a configuration that stopped working, or whose "
-                            "parity got worse, counts)")
-    watch.add_argument("--run", default="", metavar="RUN_ID",
-                       help="judge only this run's results (in CI: the run just made, not other machines' news)")
-    watch.add_argument("--json", action="store_true")
+    watch = commands.add_parser(
+        "check-regressions",
+        parents=both,
+        help="flag results slower or faster than their history, and parity worse than the run before",
+    )
+    watch.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 1 when any regression is found (a configuration that stopped working, or whose "
+        "parity got worse, counts)",
+    )
+    watch.add_argument(
+        "--run",
+        default="",
+        metavar="RUN_ID",
+        help="judge only this run's results (in CI: the run just made, not other machines' news)",
+    )
 
-    compact = commands.add_parser("compact", help="merge a shared store's small Parquet files (every result's "
-                                  "commit writes some; reads slow down as they pile up)")
+    compact = commands.add_parser(
+        "compact",
+        help="merge a shared store's small Parquet files (every result's "
+        "commit writes some; reads slow down as they pile up)",
+    )
     compact.add_argument("--db", required=True, help=DB_HELP)
 
-    cache = commands.add_parser("cache", help="show what the cache (.cache/: exports, parity references, ...) holds, "
-                                "and --prune what no run can use again")
-    cache.add_argument("--prune", action="store_true",
-                       help="remove what no run can use again: exports and references made by other library versions "
-                            "or engine code, and what a stopped run left unfinished")
-    cache.add_argument("--unused-days", type=float, default=None, metavar="DAYS",
-                       help="with --prune, also remove exports, references, calibration images, datasets and logs "
-                            "no run used for DAYS days (remade when needed; model files and peaks stay)")
-    cache.add_argument("--json", action="store_true")
+    cache = commands.add_parser(
+        "cache",
+        parents=as_json,
+        help="show what the cache (.cache/: exports, parity references, ...) holds, "
+        "and --prune what no run can use again",
+    )
+    cache.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove what no run can use again: exports and references made by other library versions "
+        "or engine code, and what a stopped run left unfinished",
+    )
+    cache.add_argument(
+        "--unused-days",
+        type=float,
+        default=None,
+        metavar="DAYS",
+        help="with --prune, also remove exports, references, calibration images, datasets and logs "
+        "no run used for DAYS days (remade when needed; model files and peaks stay)",
+    )
 
     commands.add_parser("machine", help="print this machine's fingerprint")
 
-    peak = commands.add_parser("peak", help="measure this machine's peak rates: fp32, and bf16 and int8 where the "
-                                            "CPU has them (for efficiency figures)")
+    peak = commands.add_parser(
+        "peak",
+        parents=db,
+        help="measure this machine's peak rates: fp32, and bf16 and int8 where the "
+        "CPU has them (for efficiency figures)",
+    )
     peak.add_argument("--threads", type=int, default=0, help="0 = all physical cores")
     peak.add_argument("--store", action="store_true", help="also record it as this machine's peak in --db")
-    peak.add_argument("--db", default="results.duckdb", help=DB_HELP)
     return parser
+
+
+def add_run_options(run: argparse.ArgumentParser) -> None:
+    """run's options of what is measured and how long; each default is RunConfig's."""
+    d = DEFAULTS
+    run.add_argument("--model", default=d.model, help="a .pt, a name like yolov8n.pt, a .yaml, or an .onnx")
+    run.add_argument(
+        "--runtimes",
+        default=",".join(d.runtimes),
+        help="comma-separated; runtime:precision pins one; "
+        "'all': every runtime available here (default: the six CPU runtimes)",
+    )
+    run.add_argument(
+        "--precisions",
+        default=",".join(d.precisions),
+        help="fp32,bf16,int8,... or 'all' (where each runtime offers it)",
+    )
+    run.add_argument("--batch", default=",".join(map(str, d.batch_sizes)), help="batch sizes, e.g. 1,2,4")
+    run.add_argument(
+        "--modes",
+        default=",".join(d.modes),
+        help="pipeline modes: lean (the engine's own pipeline), ultralytics (its predictor), or all "
+        "(both; default lean)",
+    )
+    run.add_argument("--images", nargs="*", default=[], help="image files or folders (default: Ultralytics' samples)")
+    run.add_argument("--imgsz", type=int, default=d.imgsz, help=f"square input size in pixels (default {d.imgsz})")
+    run.add_argument(
+        "--warmup",
+        type=int,
+        default=d.warmup,
+        help=f"untimed calls per batch size before measuring (default {d.warmup}; at least 1, TorchScript 2)",
+    )
+    run.add_argument(
+        "--iters", type=int, default=d.iters, help=f"measured calls per batch size, at least (default {d.iters})"
+    )
+    run.add_argument(
+        "--min-duration",
+        type=float,
+        default=d.min_duration_s,
+        help="seconds to keep measuring each batch size, at least (default 0: --iters alone)",
+    )
+    run.add_argument("--threads", type=int, default=d.threads, help="0 = all physical cores")
+    run.add_argument(
+        "--in-flight",
+        type=int,
+        default=d.in_flight,
+        help="after the one-at-a-time latency, also measure images/s end to end (preprocess, inference, "
+        "postprocess) with this many batches in flight (lean mode: OpenVINO, ONNX Runtime; "
+        "ultralytics mode: a YOLO model per thread, CPU runtimes); 0 = off",
+    )
+    add_run_settings(run)
+
+
+def add_run_settings(run: argparse.ArgumentParser) -> None:
+    """run's options beyond what is measured: thresholds, limits, labels, references; each default RunConfig's."""
+    d = DEFAULTS
+    run.add_argument(
+        "--conf", type=float, default=d.conf, help=f"confidence threshold of the detections (default {d.conf})"
+    )
+    run.add_argument(
+        "--iou", type=float, default=d.iou, help=f"IoU threshold of non-maximum suppression (default {d.iou})"
+    )
+    run.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds per export / measurement process")
+    run.add_argument(
+        "--memory-limit", type=int, default=d.memory_limit_mb, help="MB per process (0 = 80%% of this machine's RAM)"
+    )
+    run.add_argument("--label", default=d.machine_label, help="machine label (default: hostname)")
+    run.add_argument("--note", default=d.note, help="free text stored with the run")
+    run.add_argument(
+        "--reference", default=d.reference, help="a .pt to take the parity reference from (default: --model)"
+    )
+    run.add_argument(
+        "--parity-iou", type=float, default=d.parity_iou, help="IoU at which a box matches the reference's"
+    )
+    run.add_argument(
+        "--data", default=d.data, help="labelled data for mAP: a dataset .yaml or a folder of images + labels"
+    )
 
 
 def add_run_id(parser: argparse.ArgumentParser) -> None:
@@ -155,19 +264,36 @@ def run_id_of(args) -> str:
     if args.run_id and args.run and args.run_id != args.run:
         raise BenchError(f"two run ids given, {args.run_id} and --run {args.run}: give one")
     if not (args.run_id or args.run):
-        raise BenchError(f"give the run's id: python -m engine {args.command} RUN_ID (python -m engine runs "
-                         "lists them)")
+        raise BenchError(
+            f"give the run's id: python -m engine {args.command} RUN_ID (python -m engine runs lists them)"
+        )
     return args.run_id or args.run
 
 
 def config_from_args(args) -> RunConfig:
     return RunConfig(
-        model=args.model, runtimes=parse_runtimes(args.runtimes), precisions=parse_name_list(args.precisions),
-        batch_sizes=parse_int_list(args.batch, "--batch"), modes=parse_modes(args.modes), images=list(args.images),
-        imgsz=args.imgsz, warmup=args.warmup, iters=args.iters, min_duration_s=args.min_duration, threads=args.threads,
+        model=args.model,
+        runtimes=parse_runtimes(args.runtimes),
+        precisions=parse_name_list(args.precisions),
+        batch_sizes=parse_int_list(args.batch, "--batch"),
+        modes=parse_modes(args.modes),
+        images=list(args.images),
+        imgsz=args.imgsz,
+        warmup=args.warmup,
+        iters=args.iters,
+        min_duration_s=args.min_duration,
+        threads=args.threads,
         in_flight=args.in_flight,
-        timeout_s=args.timeout, memory_limit_mb=args.memory_limit, db=args.db, machine_label=args.label, note=args.note,
-        reference=args.reference, parity_iou=args.parity_iou, data=args.data,
+        conf=args.conf,
+        iou=args.iou,
+        timeout_s=args.timeout,
+        memory_limit_mb=args.memory_limit,
+        db=args.db,
+        machine_label=args.label,
+        note=args.note,
+        reference=args.reference,
+        parity_iou=args.parity_iou,
+        data=args.data,
     )
 
 
@@ -180,37 +306,40 @@ def command_run(args) -> int:
     runner = Runner(config, on_event=progress_printer())
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a CI job's timeout or `kill` stops it as Ctrl-C does
     try:
-        with benchmark_lock(on_wait=lambda: print("another benchmark is running on this machine; waiting",
-                                                  file=sys.stderr)):
+        with benchmark_lock(
+            on_wait=lambda: print("another benchmark is running on this machine; waiting", file=sys.stderr)
+        ):
             outcome = runner.run()
     except Interrupted as stop:
-        return report_interrupted(stop.outcome, args.json)
+        return report_interrupted(config.db, stop.outcome, args.json)
     if args.bundle:
         from engine.bundle import write_bundle
 
         print(f"bundle written to {write_bundle(config.db, outcome.run_id, args.bundle)}", file=sys.stderr)
+    document = run_document(config.db, outcome.run_id)  # what `show` prints, from the same view
     if not args.json:
-        print_table(outcome.results)  # before the watch's read: a failure there must not cost the run's table
+        print_run(document)  # before the watch's read: a failure there must not cost the run's table
     verdicts = regressions_of_run(config.db, outcome.run_id)[0]
     if args.json:
-        print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "results": outcome.results,
-                          **picks(outcome.results), "regression_watch": [v.to_dict() for v in verdicts]},
-                         default=str))
+        print(json.dumps({**document, "regression_watch": [v.to_dict() for v in verdicts]}, default=str))
     else:
         print_watch(verdicts)
     regressed = args.fail_on_regression and any(v.regressed for v in verdicts)
     return 0 if outcome.all_completed and not regressed else 1
 
 
-def report_interrupted(outcome, as_json: bool) -> int:
+def report_interrupted(db: str, outcome, as_json: bool) -> int:
     """What an interrupted `run` kept: its results so far (the table, or the JSON document) and how to see them."""
+    document = run_document(db, outcome.run_id)
     if as_json:
-        print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "results": outcome.results,
-                          **picks(outcome.results)}, default=str))
+        print(json.dumps(document, default=str))
     elif outcome.results:
-        print_table(outcome.results)
-    print(f"interrupted: run {outcome.run_id} is stored as cancelled with the {len(outcome.results)} result(s) "
-          f"measured before (python -m engine show {outcome.run_id})", file=sys.stderr)
+        print_run(document)
+    print(
+        f"interrupted: run {outcome.run_id} is stored as cancelled with the {len(outcome.results)} result(s) "
+        f"measured before (python -m engine show {outcome.run_id})",
+        file=sys.stderr,
+    )
     return 130
 
 
@@ -231,17 +360,21 @@ def command_job(args) -> int:
     runner = Runner(config, on_event=on_event, should_cancel=lambda: jobs.cancel_requested(folder))
     jobs.write_status(folder, run_id=runner.run_id)
     try:
-        with jobs.benchmark_lock(on_wait=lambda: jobs.write_status(folder, state="queued", message="waiting for the run before it")):
+        with jobs.benchmark_lock(
+            on_wait=lambda: jobs.write_status(folder, state="queued", message="waiting for the run before it")
+        ):
             if jobs.cancel_requested(folder):
                 jobs.write_status(folder, state="cancelled", finished_at=time.time())
                 return 1
             jobs.write_status(folder, state="running", started_at=time.time())
             outcome = runner.run()
             # inside the lock: the next queued job's start must come after this one's finish
-            state = {"completed": "finished", "partial": "finished", "failed": "finished"}.get(outcome.status,
-                                                                                               outcome.status)
-            jobs.write_status(folder, state=state, run_status=outcome.status, run_id=outcome.run_id,
-                              finished_at=time.time())
+            state = {"completed": "finished", "partial": "finished", "failed": "finished"}.get(
+                outcome.status, outcome.status
+            )
+            jobs.write_status(
+                folder, state=state, run_status=outcome.status, run_id=outcome.run_id, finished_at=time.time()
+            )
     except Interrupted as stop:
         jobs.write_status(folder, state="cancelled", run_id=stop.outcome.run_id, finished_at=time.time())
         return 130
@@ -282,11 +415,22 @@ def command_runs(args) -> int:
     for run in runs:
         results = [r for r in every_result if r["run_id"] == run["run_id"]]
         note = json.loads(run.get("config") or "{}").get("note", "")
-        listed.append({"run_id": run["run_id"], "started_at": run["started_at"], "status": run["status"],
-                       "machine_id": run["machine_id"], "machine_label": run["machine_label"], "model": run["model"],
-                       "weights_trained": run["weights_trained"], "imgsz": run["imgsz"],
-                       "threads": results[0]["threads"] if results else None, "results": len(results),
-                       "completed": sum(r["status"] == "completed" for r in results), "note": note})
+        listed.append(
+            {
+                "run_id": run["run_id"],
+                "started_at": run["started_at"],
+                "status": run["status"],
+                "machine_id": run["machine_id"],
+                "machine_label": run["machine_label"],
+                "model": run["model"],
+                "weights_trained": run["weights_trained"],
+                "imgsz": run["imgsz"],
+                "threads": results[0]["threads"] if results else None,
+                "results": len(results),
+                "completed": sum(r["status"] == "completed" for r in results),
+                "note": note,
+            }
+        )
     if args.json:
         print(json.dumps(listed, default=str))
         return 0
@@ -298,30 +442,24 @@ def command_runs(args) -> int:
     for run, machine in zip(listed, machines):
         note = f"  {run['note']}" if run["note"] else ""
         threads = f" · {run['threads']} thread{'' if run['threads'] == 1 else 's'}" if run["threads"] else ""
-        print(f"{run['run_id']:<24} {run['started_at']:%Y-%m-%d %H:%M} {run['status']:<11} "
-              f"{run['completed']:>4}/{run['results']:<4}  {machine} / "
-              f"{models.model_and_weights(run['model'], run['weights_trained'])} {run['imgsz']} px{threads}{note}")
+        print(
+            f"{run['run_id']:<24} {run['started_at']:%Y-%m-%d %H:%M} {run['status']:<11} "
+            f"{run['completed']:>4}/{run['results']:<4}  {machine} / "
+            f"{models.model_and_weights(run['model'], run['weights_trained'])} {run['imgsz']} px{threads}{note}"
+        )
     return 0
 
 
 def command_show(args) -> int:
     """A stored run's table and closing fastest line, as `run` printed them, from any machine's DB."""
-    from engine import api, store
+    from engine import store
 
     store.require_run(args.db, args.run_id)
-    run = records(api.runs(args.db, {"run_id": args.run_id}))[0]
-    results = records(api.results_summary(args.db, {"run_id": args.run_id}))
-    results.sort(key=lambda r: (r["runtime"], r["precision"], r["mode"], r["batch"]))  # lean before ultralytics
+    document = run_document(args.db, args.run_id)
     if args.json:
-        print(json.dumps({"run_id": run["run_id"], "status": run["status"], "results": results, **picks(results)},
-                         default=str))
-        return 0
-    meaningless = ": boxes and scores mean nothing" if run["weights_trained"] is False else ""
-    status = api.status_and_reason(run["status"], run["error"])  # "cancelled (interrupted by Ctrl-C or SIGTERM)"
-    print(f"run {run['run_id']}: {status}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
-          f"{run['machine_label']}; {run['imgsz']} px; model "
-          f"{models.model_and_weights(run['model'], run['weights_trained'])}{meaningless}")
-    print_table(results)
+        print(json.dumps(document, default=str))
+    else:
+        print_run(document)
     return 0
 
 
@@ -339,50 +477,24 @@ def command_compare(args) -> int:
     if run_a is None:
         run_a = api.baseline_for(run_b, api.results_summary(args.db))
         if run_a is None:
-            raise BenchError(f"no run before {run_b} completed any of its configurations: give the baseline, "
-                             f"python -m engine compare RUN_A {run_b}")
+            raise BenchError(
+                f"no run before {run_b} completed any of its configurations: give the baseline, "
+                f"python -m engine compare RUN_A {run_b}"
+            )
     every_a, every_b = (api.results_summary(args.db, {"run_id": run_id}) for run_id in (run_a, run_b))
     rows = [records(api.runs(args.db, {"run_id": run_id}))[0] for run_id in (run_a, run_b)]
     comparison = api.compare_runs(every_a, every_b, runs=(rows[0], rows[1]))
-    slower = [f"{row['label']} {row['infer_ms_ratio']:.2f}x" for row in records(comparison.table)
-              if args.fail_above and row["infer_ms_ratio"] > args.fail_above]
+    slower = [
+        f"{row['label']} {row['infer_ms_ratio']:.2f}x"
+        for row in records(comparison.table)
+        if args.fail_above and row["infer_ms_ratio"] > args.fail_above
+    ]
     gate = 1 if args.fail_above and (slower or comparison.parity_worse or comparison.failed_in.get("B")) else 0
     if args.json:
-        print(json.dumps({"run_a": run_a, "run_b": run_b, "setting_changes": comparison.setting_changes,
-                          "library_changes": comparison.library_changes,
-                          "relabelled": comparison.relabelled, "only_in": comparison.only_in,
-                          "failed_in": comparison.failed_in, "parity_worse": comparison.parity_worse,
-                          "compared": records(comparison.table), "slower": slower}, default=str))
+        print(json.dumps(comparison_document(comparison, run_a, run_b, slower), default=str))
         return gate
     chosen = ", the newest earlier run sharing a configuration" if len(args.run_ids) == 1 else ""
-    for name, run_id, run in ((f"A (baseline{chosen})", run_a, rows[0]), ("B", run_b, rows[1])):
-        print(f"{name}: run {run_id}, {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
-              f"{run['machine_label']}; {models.model_and_weights(run['model'], run['weights_trained'])}")
-    if comparison.setting_changes:
-        print("these runs differ in more than the runtimes: " + "; ".join(comparison.setting_changes))
-    if comparison.library_changes:
-        print("library versions differ: " + "; ".join(comparison.library_changes))
-    if comparison.relabelled:
-        print(f"the same machine under two labels: {comparison.relabelled}")
-    table = comparison.table
-    if table.empty:
-        print("no configuration completed in both runs, so nothing is compared")
-    else:
-        width = max(len(label) for label in table["label"])
-        print(f"{'configuration':<{width}}  {'parity A → B':<14} {'infer A':>8} {'infer B':>8} {'B / A':>6} "
-              f"{'total A':>8} {'total B':>8} {'B / A':>6}")
-        for row in records(table.sort_values("label")):
-            parity = f"{row['parity_verdict_a'] or '-'} → {row['parity_verdict_b'] or '-'}"
-            print(f"{row['label']:<{width}}  {parity:<14} {row['infer_ms_a']:>8.2f} {row['infer_ms_b']:>8.2f} "
-                  f"{row['infer_ms_ratio']:>5.2f}x {row['total_ms_a']:>8.2f} {row['total_ms_b']:>8.2f} "
-                  f"{row['total_ms_ratio']:>5.2f}x")
-        print("(medians in ms per image; B / A under 1: B takes less time)")
-    for name, alone in comparison.only_in.items():
-        print(f"only in run {name}, so not compared: {', '.join(alone)}")
-    for name, failed in sorted(comparison.failed_in.items()):
-        print(f"not compared, failed in run {name}: {', '.join(failed)}")
-    if comparison.parity_worse:
-        print("detections changed: parity is worse in run B for " + "; ".join(comparison.parity_worse))
+    print_comparison(comparison, ((f"A (baseline{chosen})", run_a, rows[0]), ("B", run_b, rows[1])))
     if slower:
         print(f"slower than --fail-above {args.fail_above:g}: " + "; ".join(slower))
     return gate
@@ -408,8 +520,10 @@ def command_delete(args) -> int:
     from engine.api import delete_run
 
     bundle, results = delete_run(args.db, args.run_id)
-    print(f"deleted run {args.run_id} and its {results} result(s); kept as {bundle} "
-          f"(python -m engine import {bundle} --db {database.display(args.db)} brings it back)")
+    print(
+        f"deleted run {args.run_id} and its {results} result(s); kept as {bundle} "
+        f"(python -m engine import {bundle} --db {database.display(args.db)} brings it back)"
+    )
     return 0
 
 
@@ -441,12 +555,19 @@ def command_check_regressions(args) -> int:
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts]))
     else:
-        print_verdicts(verdicts, args.fail_on_regression, f"nothing of run {args.run} to judge: newer runs measured "
-                       "each of its configurations again (check-regressions without --run judges those)"
-                       if args.run else "no results to judge yet")
+        print_verdicts(
+            verdicts,
+            args.fail_on_regression,
+            f"nothing of run {args.run} to judge: newer runs measured "
+            "each of its configurations again (check-regressions without --run judges those)"
+            if args.run
+            else "no results to judge yet",
+        )
         if superseded and verdicts:
-            print(f"({superseded} of run {args.run}'s results have newer ones in their configuration, judged in "
-                  "their place without --run)")
+            print(
+                f"({superseded} of run {args.run}'s results have newer ones in their configuration, judged in "
+                "their place without --run)"
+            )
     regressed = [v for v in verdicts if v.regressed]
     return 1 if regressed and args.fail_on_regression else 0
 
@@ -458,8 +579,10 @@ def command_cache(args) -> int:
 
     removed = []
     if args.prune:
-        removed = api.prune_cache(args.unused_days, on_wait=lambda: print(
-            "a benchmark is running on this machine; pruning waits for it", file=sys.stderr))
+        removed = api.prune_cache(
+            args.unused_days,
+            on_wait=lambda: print("a benchmark is running on this machine; pruning waits for it", file=sys.stderr),
+        )
     contents = api.cache_summary(args.unused_days)
     if args.json:
         print(json.dumps({**contents, "removed": removed}))
@@ -473,8 +596,10 @@ def command_cache(args) -> int:
     print(f"cache {contents['cache']}: {sum(row['mb'] for row in rows):.1f} MB in {entries_text(contents['entries'])}")
     print(f"{'kind':<12} {'entries':>7} {'MB':>9} {'can go':>7} {'MB':>9}  why")
     for row in rows:
-        print(f"{row['kind']:<12} {row['entries']:>7} {row['mb']:>9.1f} {row['removable']:>7} "
-              f"{row['removable_mb']:>9.1f}  {row['why']}")
+        print(
+            f"{row['kind']:<12} {row['entries']:>7} {row['mb']:>9.1f} {row['removable']:>7} "
+            f"{row['removable_mb']:>9.1f}  {row['why']}"
+        )
     going = sum(row["removable"] for row in rows)
     if going and not args.prune:
         days = "" if args.unused_days is None else f" --unused-days {args.unused_days:g}"
@@ -510,8 +635,10 @@ def command_peak(args) -> int:
         store.insert_machine_peak(args.db, machine["machine_id"], keep_peak(machine["machine_id"], peak, store.now()))
         from engine.database import display
 
-        print(f"stored as the peak of {machine['label']} on {peak['threads']} thread(s) in {display(args.db)}",
-              file=sys.stderr)
+        print(
+            f"stored as the peak of {machine['label']} on {peak['threads']} thread(s) in {display(args.db)}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -528,12 +655,24 @@ def command_compact(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"runtimes": command_runtimes, "run": command_run, "job": command_job,
-                "export": command_export, "cache": command_cache, "machine": command_machine, "peak": command_peak,
-                "bundle": command_bundle, "delete": command_delete, "import": command_import,
-                "restore": command_restore,
-                "check-regressions": command_check_regressions, "compact": command_compact, "runs": command_runs,
-                "show": command_show, "compare": command_compare}
+    handlers = {
+        "runtimes": command_runtimes,
+        "run": command_run,
+        "job": command_job,
+        "export": command_export,
+        "cache": command_cache,
+        "machine": command_machine,
+        "peak": command_peak,
+        "bundle": command_bundle,
+        "delete": command_delete,
+        "import": command_import,
+        "restore": command_restore,
+        "check-regressions": command_check_regressions,
+        "compact": command_compact,
+        "runs": command_runs,
+        "show": command_show,
+        "compare": command_compare,
+    }
     try:
         return handlers[args.command](args)
     except BenchError as error:

@@ -64,8 +64,11 @@ def prepare_labelled_data(spec: str, class_count: int | None) -> LabelledData:
 def _image_files(folder: Path) -> list[Path]:
     from engine.config import IMAGE_SUFFIXES
 
-    return sorted(p for p in folder.rglob("*")
-                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+    )
 
 
 def _images_from_folder(folder: Path) -> list[Path]:
@@ -146,8 +149,10 @@ def _check_label_file(label: Path, class_limit: int | None) -> int:
         if class_id != int(class_id) or class_id < 0:
             raise BenchError(f"{where}: class {fields[0]} is not a class index (0, 1, 2, ...)")
         if class_limit is not None and class_id >= class_limit:
-            raise BenchError(f"{where}: class {int(class_id)} is out of range: the model and data have "
-                             f"{class_limit} classes (0 to {class_limit - 1})")
+            raise BenchError(
+                f"{where}: class {int(class_id)} is out of range: the model and data have "
+                f"{class_limit} classes (0 to {class_limit - 1})"
+            )
         if not all(0.0 <= v <= 1.0 for v in values[1:]) or values[3] <= 0 or values[4] <= 0:
             raise BenchError(f"{where}: box {' '.join(fields[1:])} is not normalized (0-1, width and height > 0)")
         count += 1
@@ -175,7 +180,9 @@ def _mirror(pairs: list[tuple[Path, Path]], class_count: int) -> Path:
         except OSError:
             shutil.copyfile(image, linked)
         shutil.copyfile(label, partial / "labels" / f"{stem}.txt")
-    lines = [f"path: {folder}", "train: images", "val: images", "names:"] + [f"  {i}: '{i}'" for i in range(max(class_count, 1))]
+    lines = [f"path: {folder}", "train: images", "val: images", "names:"] + [
+        f"  {i}: '{i}'" for i in range(max(class_count, 1))
+    ]
     (partial / "data.yaml").write_text("\n".join(lines) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
@@ -205,8 +212,19 @@ def evaluate(runtime, data_yaml: str, batch: int, names: dict, save_dir: Path) -
             output = runtime.infer(np.ascontiguousarray(array, dtype=np.float32))
             return torch.from_numpy(np.array(output[:count], dtype=np.float32))
 
-    args = {"task": "detect", "mode": "val", "data": data_yaml, "imgsz": runtime.imgsz, "batch": batch,
-            "rect": False, "device": "cpu", "plots": False, "save_json": False, "verbose": False, "workers": 0}
+    args = {
+        "task": "detect",
+        "mode": "val",
+        "data": data_yaml,
+        "imgsz": runtime.imgsz,
+        "batch": batch,
+        "rect": False,
+        "device": "cpu",
+        "plots": False,
+        "save_json": False,
+        "verbose": False,
+        "workers": 0,
+    }
     validator = DetectionValidator(save_dir=Path(save_dir), args=args)
     stats = validator(model=RuntimeModule())
     return {

@@ -12,18 +12,71 @@ from pathlib import Path
 from engine import jobs, store
 from engine.compare import COMPARED as COMPARED_METRICS
 from engine.compare import Comparison, baseline_for, compare, library_changes, library_steps
-from engine.config import IMAGE_SUFFIXES, MAX_IN_FLIGHT, MODES, BenchError, RunConfig, usable_cpus, validate
+from engine.config import (
+    IMAGE_SUFFIXES,
+    MAX_BATCH,
+    MAX_IMGSZ,
+    MAX_IN_FLIGHT,
+    MAX_ITERS,
+    MAX_MIN_DURATION_S,
+    MAX_TIMEOUT_S,
+    MAX_WARMUP,
+    MIN_IMGSZ,
+    MODES,
+    BenchError,
+    RunConfig,
+    usable_cpus,
+    validate,
+)
 from engine.machine import told_apart
 from engine.runtimes import registry
 from engine.store import json_column, status_and_reason
 
 __all__ = [
-    "BenchError", "RunConfig", "MODES", "MAX_IN_FLIGHT", "IMAGE_SUFFIXES", "usable_cpus", "runtimes", "start_run",
-    "job_status", "cancel", "list_jobs", "log_tail",
-    "results_summary", "runs", "machines", "detections", "reference_detections", "result_images", "iteration_times",
-    "export_run", "write_bundle", "delete_run", "deleted_runs", "restore_run", "import_bundle", "regressions",
-    "regressions_of_run", "compare_runs", "COMPARED_METRICS", "baseline_for", "library_steps", "status_and_reason",
-    "json_column", "told_apart", "cache_summary", "prune_cache", "original_images",
+    "BenchError",
+    "RunConfig",
+    "MODES",
+    "MAX_IN_FLIGHT",
+    "IMAGE_SUFFIXES",
+    "usable_cpus",
+    "runtimes",
+    "start_run",
+    "MAX_BATCH",
+    "MIN_IMGSZ",
+    "MAX_IMGSZ",
+    "MAX_WARMUP",
+    "MAX_ITERS",
+    "MAX_MIN_DURATION_S",
+    "MAX_TIMEOUT_S",
+    "job_status",
+    "cancel",
+    "list_jobs",
+    "log_tail",
+    "results_summary",
+    "runs",
+    "machines",
+    "detections",
+    "reference_detections",
+    "result_images",
+    "iteration_times",
+    "export_run",
+    "write_bundle",
+    "delete_run",
+    "deleted_runs",
+    "restore_run",
+    "import_bundle",
+    "regressions",
+    "regressions_of_run",
+    "compare_runs",
+    "COMPARED_METRICS",
+    "baseline_for",
+    "library_steps",
+    "status_and_reason",
+    "json_column",
+    "told_apart",
+    "cache_summary",
+    "prune_cache",
+    "original_images",
 ]
 
 
@@ -82,8 +135,9 @@ def result_images(db: str, run_id: str):
 
     frame = store.result_images(db, run_id)
     if not frame.empty:
-        frame["annotated_path"] = [path if is_annotated_image(path, run_id) else None
-                                   for path in frame["annotated_path"]]
+        frame["annotated_path"] = [
+            path if is_annotated_image(path, run_id) else None for path in frame["annotated_path"]
+        ]
     return frame
 
 
@@ -95,15 +149,18 @@ def iteration_times(db: str, run_id: str):
 EXPORT_TABLES = ("results_summary", "runs", "results", "stats", "samples", "detections")
 
 
-def export_run(db: str, run_id: str, fmt: str, out_dir: str) -> list[Path]:
-    """Write one run's tables as Parquet or CSV files; returns the files written."""
+def export_run(db: str, run_id: str, fmt: str, out_dir: str = "") -> list[Path]:
+    """Write one run's tables as Parquet or CSV files; returns the files written. Without out_dir: exports/<run
+    id>/ in the database's artifacts folder, not the working folder (a repository's root, say)."""
     if fmt not in ("parquet", "csv"):
         raise BenchError(f"unknown export format {fmt!r}: use parquet or csv")
     from engine.names import require_id
 
     store.require_run(db, run_id)
     require_id(run_id)  # it names the files
-    folder = Path(out_dir)
+    from engine.database import artifacts_root
+
+    folder = Path(out_dir) if out_dir else artifacts_root(db) / "exports" / run_id
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for table in EXPORT_TABLES:
@@ -184,8 +241,9 @@ def regressions(db: str, filters: dict | None = None) -> list:
     wanted = sorted({run for v in compared for run in (v.previous_run_id, v.run_id)})  # not every run's row
     libraries = dict(store.runs(db, {"run_id": wanted})[["run_id", "libraries"]].values) if wanted else {}
     for verdict in compared:
-        verdict.library_changes = library_changes(*(json_column(libraries.get(run), {})
-                                                     for run in (verdict.previous_run_id, verdict.run_id)))
+        verdict.library_changes = library_changes(
+            *(json_column(libraries.get(run), {}) for run in (verdict.previous_run_id, verdict.run_id))
+        )
     return verdicts
 
 
@@ -212,8 +270,7 @@ def cache_summary(unused_days: float | None = None) -> dict:
 
     _check_unused_days(unused_days)
     entries = cache_contents.survey()
-    return {"cache": str(cache_dir()), "entries": len(entries),
-            "kinds": cache_contents.summary(entries, unused_days)}
+    return {"cache": str(cache_dir()), "entries": len(entries), "kinds": cache_contents.summary(entries, unused_days)}
 
 
 def prune_cache(unused_days: float | None = None, wait: bool = True, on_wait=None) -> list[dict] | None:

@@ -50,9 +50,13 @@ def write_bundle(db: str, run_id: str, out_path: str) -> Path:
                 archive.writestr(f"images/{Path(path).name}", data)
                 checksums[f"images/{Path(path).name}"] = _sha256(data)
         machine = tables["machines"].to_pylist()[0]
-        manifest = {"format": BUNDLE_FORMAT, "run_id": run_id, "identity": store.run_identity(db, run_id),
-                    "machine": json.loads(machine["fingerprint"]) if machine.get("fingerprint") else machine,
-                    "files": checksums}
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "run_id": run_id,
+            "identity": store.run_identity(db, run_id),
+            "machine": json.loads(machine["fingerprint"]) if machine.get("fingerprint") else machine,
+            "files": checksums,
+        }
         archive.writestr("manifest.json", json.dumps(manifest, indent=2, default=str))
     return out
 
@@ -69,12 +73,15 @@ def import_bundle(db: str, bundle_path: str, name: str | None = None) -> str:
             if store.run_identity(db, checked.run_id) is not None:
                 if store.run_with_identity(db, list(checked.identity)):
                     return "already present"
-                raise BundleRefused(name, f"run {checked.run_id} conflicts with a different run of the same id in "
-                                          f"{database.display(db)}")
+                raise BundleRefused(
+                    name,
+                    f"run {checked.run_id} conflicts with a different run of the same id in {database.display(db)}",
+                )
             present = store.result_ids_present(db, list(checked.result_ids))
             if present:
-                raise BundleRefused(name, f"{present} of its result ids are already in {database.display(db)} "
-                                          "under another run")
+                raise BundleRefused(
+                    name, f"{present} of its result ids are already in {database.display(db)} under another run"
+                )
         store.ensure_schema(db)
         try:
             store.import_run_parquet(db, checked.tables)

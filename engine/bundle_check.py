@@ -32,6 +32,7 @@ KIND_NAMES = {"manifest": "the manifest", "table": "a table", "image": "an image
 class BundleLimits:
     """Sane bounds for one run's bundle. A run over 200 photos with 30 configurations holds about 6,000 annotated
     images of a few hundred KB and tables of a few MB, far inside these; a zip bomb is not."""
+
     members: int = 50_000
     manifest_bytes: int = 16 * 2**20
     table_bytes: int = 512 * 2**20
@@ -59,8 +60,9 @@ class CheckedBundle:
     result_ids: tuple[str, ...]
 
 
-def check_bundle(path: str | Path, name: str, work: Path, artifacts_root: Path,
-                 limits: BundleLimits = LIMITS) -> CheckedBundle:
+def check_bundle(
+    path: str | Path, name: str, work: Path, artifacts_root: Path, limits: BundleLimits = LIMITS
+) -> CheckedBundle:
     """Everything about the bundle that needs no target database; work is an empty folder of ours."""
     try:
         archive = zipfile.ZipFile(path)
@@ -94,8 +96,14 @@ def check_bundle(path: str | Path, name: str, work: Path, artifacts_root: Path,
         result_ids = tuple(row[0] for row in staged.execute("SELECT result_id FROM results").fetchall())
         store.relocate_images(staged, run_id, {image: str(image_folder / image) for image in images})
         checked = store.write_staged(staged, clean)
-    return CheckedBundle(run_id=run_id, identity=tuple(manifest["identity"]), tables=checked, images=images,
-                         image_folder=image_folder, result_ids=result_ids)
+    return CheckedBundle(
+        run_id=run_id,
+        identity=tuple(manifest["identity"]),
+        tables=checked,
+        images=images,
+        image_folder=image_folder,
+        result_ids=result_ids,
+    )
 
 
 def _members(archive: zipfile.ZipFile, name: str, limits: BundleLimits, work: Path) -> dict[str, zipfile.ZipInfo]:
@@ -108,20 +116,29 @@ def _members(archive: zipfile.ZipFile, name: str, limits: BundleLimits, work: Pa
         member = info.filename
         kind = _kind(member)
         if kind is None:
-            raise BundleRefused(name, f"it holds {shown(member)}, which is not manifest.json, a known table under "
-                                      "tables/ or a .jpg under images/ (a bundle holds nothing outside tables/ and "
-                                      "images/)")
+            raise BundleRefused(
+                name,
+                f"it holds {shown(member)}, which is not manifest.json, a known table under "
+                "tables/ or a .jpg under images/ (a bundle holds nothing outside tables/ and "
+                "images/)",
+            )
         if member in members:
             raise BundleRefused(name, f"it holds {shown(member)} twice")
         if info.flag_bits & 0x1:
             raise BundleRefused(name, f"{shown(member)} is encrypted")
         limit = {"manifest": limits.manifest_bytes, "table": limits.table_bytes, "image": limits.image_bytes}[kind]
         if info.file_size > limit:
-            raise BundleRefused(name, f"{shown(member)} inflates to {info.file_size / 2**20:.1f} MiB, over the "
-                                      f"{limit / 2**20:g} MiB {KIND_NAMES[kind]} may have")
+            raise BundleRefused(
+                name,
+                f"{shown(member)} inflates to {info.file_size / 2**20:.1f} MiB, over the "
+                f"{limit / 2**20:g} MiB {KIND_NAMES[kind]} may have",
+            )
         if info.file_size > limits.ratio_from_bytes and info.file_size > limits.ratio * max(info.compress_size, 1):
-            raise BundleRefused(name, f"{shown(member)} inflates {info.file_size / max(info.compress_size, 1):.0f} "
-                                      "times: a zip bomb, not a run's files")
+            raise BundleRefused(
+                name,
+                f"{shown(member)} inflates {info.file_size / max(info.compress_size, 1):.0f} "
+                "times: a zip bomb, not a run's files",
+            )
         members[member] = info
     if MANIFEST not in members:
         raise BundleRefused(name, "it is not a run bundle: manifest.json is missing")
@@ -130,8 +147,9 @@ def _members(archive: zipfile.ZipFile, name: str, limits: BundleLimits, work: Pa
         raise BundleRefused(name, f"it inflates to {total / 2**30:.1f} GiB, over {limits.total_bytes / 2**30:g} GiB")
     free = shutil.disk_usage(work).free
     if total * 2 > free:  # its files, then the checked copy of its tables
-        raise BundleRefused(name, f"it inflates to {total / 2**20:.0f} MiB; the temporary folder has "
-                                  f"{free / 2**20:.0f} MiB free")
+        raise BundleRefused(
+            name, f"it inflates to {total / 2**20:.0f} MiB; the temporary folder has {free / 2**20:.0f} MiB free"
+        )
     return members
 
 
@@ -159,26 +177,43 @@ def _manifest(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limits
     if not isinstance(manifest, dict):
         raise BundleRefused(name, "it is not a run bundle: manifest.json is not an object")
     if manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleRefused(name, f"it has bundle format {shown(manifest.get('format'))}; this engine reads "
-                                  f"{BUNDLE_FORMAT}")
+        raise BundleRefused(
+            name, f"it has bundle format {shown(manifest.get('format'))}; this engine reads {BUNDLE_FORMAT}"
+        )
     try:
         require_id(manifest.get("run_id"))
     except BenchError as error:
         raise BundleRefused(name, f"its manifest's run id: {error}") from None
     identity = manifest.get("identity")
-    if not (isinstance(identity, list) and len(identity) == len(store.RUN_IDENTITY)
-            and all(isinstance(value, str) for value in identity) and identity[0] == manifest["run_id"]):
-        raise BundleRefused(name, "its manifest's run identity is not the run id, start, machine and model it "
-                                  "should be")
+    if not (
+        isinstance(identity, list)
+        and len(identity) == len(store.RUN_IDENTITY)
+        and all(isinstance(value, str) for value in identity)
+        and identity[0] == manifest["run_id"]
+    ):
+        raise BundleRefused(
+            name, "its manifest's run identity is not the run id, start, machine and model it should be"
+        )
     files = manifest.get("files")
-    if not (isinstance(files, dict) and all(isinstance(value, str) and len(value) == 64 and
-                                            all(c in "0123456789abcdef" for c in value) for value in files.values())):
+    if not (
+        isinstance(files, dict)
+        and all(
+            isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+            for value in files.values()
+        )
+    ):
         raise BundleRefused(name, "its manifest's file list is not a SHA-256 per file")
     return manifest
 
 
-def _extract_listed(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], listed: dict, name: str,
-                    limits: BundleLimits, work: Path) -> dict[str, Path]:
+def _extract_listed(
+    archive: zipfile.ZipFile,
+    members: dict[str, zipfile.ZipInfo],
+    listed: dict,
+    name: str,
+    limits: BundleLimits,
+    work: Path,
+) -> dict[str, Path]:
     """Every member into work/, each checked against its manifest's checksum; the manifest must list exactly the
     archive's members."""
     for member in listed:
@@ -245,8 +280,9 @@ def _check_columns(tables: dict[str, Path], name: str) -> None:
             raise BundleRefused(name, f"{member} names a column twice")
         unknown = [column for column in columns if column not in current]
         if unknown:
-            raise BundleRefused(name, f"{member} has columns this schema does not have: "
-                                      f"{', '.join(shown(c, 40) for c in unknown[:5])}")
+            raise BundleRefused(
+                name, f"{member} has columns this schema does not have: {', '.join(shown(c, 40) for c in unknown[:5])}"
+            )
         missing = sorted(created - set(columns))
         if missing:
             raise BundleRefused(name, f"{member} lacks columns: {', '.join(missing[:5])}")

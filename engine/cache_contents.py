@@ -53,7 +53,7 @@ class Entry:
 def survey() -> list[Entry]:
     """Every entry of the cache, one per export, reference, dataset, run's logs, model file, ..."""
     entries = []
-    makers = current_makers()  # hashes the engine's files: once, not per reference (14 ms)
+    makers = current_makers()  # hashes the engine's files: once, not per reference
     for top in sorted(cache_dir().iterdir()):
         kind = top.name if top.is_dir() else "other"
         try:
@@ -89,8 +89,16 @@ def summary(entries: list[Entry], unused_days: float | None = None) -> list[dict
         mine = [entry for entry in entries if entry.kind == kind]
         going = [entry for entry in mine if entry.removable(unused_days, now)]
         reasons = Counter(entry.removable(unused_days, now) for entry in going)
-        rows.append({"kind": kind, "entries": len(mine), "mb": _mb(mine), "removable": len(going),
-                     "removable_mb": _mb(going), "why": "; ".join(f"{n} {why}" for why, n in reasons.items())})
+        rows.append(
+            {
+                "kind": kind,
+                "entries": len(mine),
+                "mb": _mb(mine),
+                "removable": len(going),
+                "removable_mb": _mb(going),
+                "why": "; ".join(f"{n} {why}" for why, n in reasons.items()),
+            }
+        )
     return rows
 
 

@@ -27,8 +27,9 @@ class Comparison:
     library_changes: list[str] = field(default_factory=list)  # "openvino 2026.3.0 → 2026.4.1"
 
 
-def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...] = (),
-            runs: tuple[dict, dict] | None = None) -> Comparison:
+def compare(
+    every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...] = (), runs: tuple[dict, dict] | None = None
+) -> Comparison:
     """Every result of run A (the baseline) and of run B, failed ones included (a configuration that failed in
     one run is named, not dropped); `carry` names further columns to keep, as name_a and name_b; `runs`: the two
     runs' rows, for what their results do not say (library versions, the model file's hash)."""
@@ -36,27 +37,13 @@ def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...]
     with_mode = len({key[3] for key in _keys(done_a) | _keys(done_b)}) > 1  # names carry the mode where runs mix
     comparison = Comparison(table=pd.DataFrame())
     if runs:
-        run_a, run_b = runs
-        comparison.library_changes = library_changes(*(json_column(run.get("libraries"), {}) for run in runs))
-        sha_a, sha_b = run_a.get("model_sha256"), run_b.get("model_sha256")
-        if run_a.get("model") == run_b.get("model") and sha_a and sha_b and sha_a != sha_b:
-            comparison.setting_changes.append(f"model file: {run_a['model']} {sha_a[:8]} → {sha_b[:8]} (the same "
-                                              "name, other weights)")
+        _run_changes(comparison, *runs)
     if not done_a.empty and not done_b.empty:
-        comparison.setting_changes[:0] = [f"{label}: {done_a[name].iloc[0]} → {done_b[name].iloc[0]}"
-                                      for name, label in SETTINGS.items()
-                                      if done_a[name].iloc[0] != done_b[name].iloc[0]]
-        # a machine is its hardware fingerprint; its label is only a name a run gave it, so two runners both
-        # labelled "ci" are still two machines
-        (id_a, label_a), (id_b, label_b) = (tuple(map(str, done[["machine_id", "machine_label"]].iloc[0]))
-                                            for done in (done_a, done_b))
-        if id_a != id_b:
-            comparison.setting_changes.insert(0, f"machine: {label_a} ({id_a[:8]}) → {label_b} ({id_b[:8]})"
-                                              if label_a == label_b else f"machine: {label_a} → {label_b}")
-        elif label_a != label_b:
-            comparison.relabelled = f"{label_a} → {label_b}"
-    for name, mine, other, theirs, their_every in (("A", done_a, "B", done_b, every_b),
-                                                   ("B", done_b, "A", done_a, every_a)):
+        _setting_changes(comparison, done_a, done_b)
+    for name, mine, other, theirs, their_every in (
+        ("A", done_a, "B", done_b, every_b),
+        ("B", done_b, "A", done_a, every_a),
+    ):
         missing = sorted(_keys(mine) - _keys(theirs))
         failed_there = _keys(their_every) - _keys(theirs)
         failed = [name_of(key, with_mode) for key in missing if key in failed_there]
@@ -71,10 +58,46 @@ def compare(every_a: pd.DataFrame, every_b: pd.DataFrame, carry: tuple[str, ...]
         table[f"{metric}_ratio"] = table[f"{metric}_b"] / table[f"{metric}_a"]
     table["label"] = [name_of(key, with_mode) for key in table[KEYS].itertuples(index=False)]
     # faster means little if the detections changed: a library upgrade that breaks an export keeps its speed
-    comparison.parity_worse = [f"{row.label} {row.parity_verdict_a} → {row.parity_verdict_b}"
-                               for row in table.itertuples() if got_worse(row.parity_verdict_a, row.parity_verdict_b)]
+    comparison.parity_worse = [
+        f"{row.label} {row.parity_verdict_a} → {row.parity_verdict_b}"
+        for row in table.itertuples()
+        if got_worse(row.parity_verdict_a, row.parity_verdict_b)
+    ]
     comparison.table = table
     return comparison
+
+
+def _run_changes(comparison: Comparison, run_a: dict, run_b: dict) -> None:
+    """What the runs' rows say differs: library versions, and the model file under one name."""
+    comparison.library_changes = library_changes(*(json_column(run.get("libraries"), {}) for run in (run_a, run_b)))
+    sha_a, sha_b = run_a.get("model_sha256"), run_b.get("model_sha256")
+    if run_a.get("model") == run_b.get("model") and sha_a and sha_b and sha_a != sha_b:
+        comparison.setting_changes.append(
+            f"model file: {run_a['model']} {sha_a[:8]} → {sha_b[:8]} (the same name, other weights)"
+        )
+
+
+def _setting_changes(comparison: Comparison, done_a: pd.DataFrame, done_b: pd.DataFrame) -> None:
+    """What the results say differs: their settings, and the machine."""
+    comparison.setting_changes[:0] = [
+        f"{label}: {done_a[name].iloc[0]} → {done_b[name].iloc[0]}"
+        for name, label in SETTINGS.items()
+        if done_a[name].iloc[0] != done_b[name].iloc[0]
+    ]
+    # a machine is its hardware fingerprint; its label is only a name a run gave it, so two runners both
+    # labelled "ci" are still two machines
+    (id_a, label_a), (id_b, label_b) = (
+        tuple(map(str, done[["machine_id", "machine_label"]].iloc[0])) for done in (done_a, done_b)
+    )
+    if id_a != id_b:
+        comparison.setting_changes.insert(
+            0,
+            f"machine: {label_a} ({id_a[:8]}) → {label_b} ({id_b[:8]})"
+            if label_a == label_b
+            else f"machine: {label_a} → {label_b}",
+        )
+    elif label_a != label_b:
+        comparison.relabelled = f"{label_a} → {label_b}"
 
 
 def library_changes(libraries_a: dict, libraries_b: dict) -> list[str]:
@@ -84,8 +107,11 @@ def library_changes(libraries_a: dict, libraries_b: dict) -> list[str]:
     if not libraries_a or not libraries_b:
         return []
     names = list(libraries_a) + [name for name in libraries_b if name not in libraries_a]
-    return [f"{name} {libraries_a.get(name) or 'absent'} → {libraries_b.get(name) or 'absent'}"
-            for name in names if libraries_a.get(name) != libraries_b.get(name)]
+    return [
+        f"{name} {libraries_a.get(name) or 'absent'} → {libraries_b.get(name) or 'absent'}"
+        for name in names
+        if libraries_a.get(name) != libraries_b.get(name)
+    ]
 
 
 def library_steps(runs: pd.DataFrame) -> pd.DataFrame:
@@ -97,8 +123,14 @@ def library_steps(runs: pd.DataFrame) -> pd.DataFrame:
         versions = [json_column(value, {}) for value in machine_runs["libraries"]]
         for (_, run), before, now in zip(machine_runs.iloc[1:].iterrows(), versions, versions[1:]):
             if changes := library_changes(before, now):
-                steps.append({"started_at": run["started_at"], "run_id": run["run_id"],
-                              "machine_label": run["machine_label"], "changes": changes})
+                steps.append(
+                    {
+                        "started_at": run["started_at"],
+                        "run_id": run["run_id"],
+                        "machine_label": run["machine_label"],
+                        "changes": changes,
+                    }
+                )
     columns = ["started_at", "run_id", "machine_label", "changes"]
     return pd.DataFrame(steps, columns=columns).sort_values("started_at", ignore_index=True)
 

@@ -15,6 +15,11 @@ MAX_IMGSZ = 1920
 MAX_ITERS = 100_000
 MAX_WARMUP = 10_000
 MAX_IN_FLIGHT = 64
+MIN_IMGSZ = 32
+MAX_MIN_DURATION_S = 3600.0
+MAX_TIMEOUT_S = 24 * 3600.0
+# What `run` measures when no --runtimes is given: every CPU runtime
+DEFAULT_RUNTIMES = ("pytorch", "torchscript", "onnxruntime", "openvino", "tensorflow", "tflite")
 DEFAULT_MODEL = "yolov8n.pt"
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # lean: the engine's own numpy pipeline per runtime; ultralytics: the same artifact through Ultralytics' predictor
@@ -50,8 +55,10 @@ def check_threads(threads: int) -> None:
     if threads < 0:
         raise BenchError(f"threads {threads} is out of range: use 0 (all physical cores) or more")
     if threads > usable_cpus():
-        raise BenchError(f"threads {threads} is more than the {usable_cpus()} logical CPU(s) this machine gives "
-                         f"the run: use 0 (all physical cores) to {usable_cpus()}")
+        raise BenchError(
+            f"threads {threads} is more than the {usable_cpus()} logical CPU(s) this machine gives "
+            f"the run: use 0 (all physical cores) to {usable_cpus()}"
+        )
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ class Variant:
 @dataclass
 class RunConfig:
     model: str = DEFAULT_MODEL
-    runtimes: list[str] = field(default_factory=lambda: ["onnxruntime", "openvino"])
+    runtimes: list[str] = field(default_factory=lambda: list(DEFAULT_RUNTIMES))
     precisions: list[str] = field(default_factory=lambda: ["fp32"])
     batch_sizes: list[int] = field(default_factory=lambda: [1])
     modes: list[str] = field(default_factory=lambda: ["lean"])
@@ -98,7 +105,7 @@ class RunConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunConfig":
+    def from_dict(cls, data: dict) -> RunConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -129,6 +136,14 @@ def parse_name_list(text: str) -> list[str]:
     return [part.strip() for part in str(text).split(",") if part.strip()]
 
 
+def did_you_mean(name: str, known) -> str:
+    """ ", did you mean 'openvino'?" for a near miss ("openvno"); "" when nothing is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f", did you mean {close[0]!r}?" if close else ""
+
+
 def parse_runtimes(text: str) -> list[str]:
     """--runtimes: names (runtime:precision pins one), or 'all' for every runtime available on this machine."""
     names = parse_name_list(text)
@@ -147,6 +162,13 @@ def parse_modes(text: str) -> list[str]:
 
 def validate(config: RunConfig) -> None:
     """Raise BenchError for settings that cannot make a meaningful run. Needs no runtime library."""
+    _validate_matrix(config)
+    _validate_measuring(config)
+    _validate_inputs(config)
+
+
+def _validate_matrix(config: RunConfig) -> None:
+    """What is measured: runtimes, precisions, modes, batch sizes."""
     from engine.runtimes import registry
 
     if not config.runtimes:
@@ -155,10 +177,15 @@ def validate(config: RunConfig) -> None:
     for name in config.runtimes:
         base = name.split(":", 1)[0]
         if base not in known:
-            raise BenchError(f"unknown runtime {base!r}: choose from {', '.join(known)} or 'all'")
+            raise BenchError(
+                f"unknown runtime {base!r}{did_you_mean(base, known)}: choose from {', '.join(known)} or 'all'"
+            )
     for precision in config.precisions:
         if precision != "all" and precision not in PRECISIONS:
-            raise BenchError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)} or 'all'")
+            raise BenchError(
+                f"unknown precision {precision!r}{did_you_mean(precision, PRECISIONS)}: choose from "
+                f"{', '.join(PRECISIONS)} or 'all'"
+            )
     if not config.modes:
         raise BenchError("no pipeline mode given: pass --modes, e.g. --modes lean,ultralytics")
     for mode in config.modes:
@@ -169,32 +196,45 @@ def validate(config: RunConfig) -> None:
     for batch in config.batch_sizes:
         if not 1 <= batch <= MAX_BATCH:
             raise BenchError(f"batch size {batch} is out of range: use 1 to {MAX_BATCH}")
-    if not 32 <= config.imgsz <= MAX_IMGSZ or config.imgsz % 32:
-        raise BenchError(f"image size {config.imgsz} is not usable: use a multiple of 32 from 32 to {MAX_IMGSZ}")
+
+
+def _validate_measuring(config: RunConfig) -> None:
+    """How it is measured: input size, iterations, time, threads, limits, thresholds."""
+    if not MIN_IMGSZ <= config.imgsz <= MAX_IMGSZ or config.imgsz % 32:
+        raise BenchError(
+            f"image size {config.imgsz} is not usable: use a multiple of 32 from {MIN_IMGSZ} to {MAX_IMGSZ}"
+        )
     if not 1 <= config.iters <= MAX_ITERS:
         raise BenchError(f"iterations {config.iters} is out of range: use 1 to {MAX_ITERS}")
     if not 0 <= config.warmup <= MAX_WARMUP:
         raise BenchError(f"warm-up {config.warmup} is out of range: use 0 to {MAX_WARMUP}")
-    if not 0 <= config.min_duration_s <= 3600:
-        raise BenchError(f"minimum duration {config.min_duration_s} s is out of range: use 0 to 3600")
+    if not 0 <= config.min_duration_s <= MAX_MIN_DURATION_S:
+        raise BenchError(f"minimum duration {config.min_duration_s} s is out of range: use 0 to {MAX_MIN_DURATION_S:g}")
     if not 0 <= config.in_flight <= MAX_IN_FLIGHT:
         raise BenchError(f"requests in flight {config.in_flight} is out of range: use 0 (off) to {MAX_IN_FLIGHT}")
     check_threads(config.threads)
     if not 0 <= config.memory_limit_mb <= 16 * 2**20:
-        raise BenchError(f"memory limit {config.memory_limit_mb} MB is out of range: use 0 (80% of RAM) or a size in MB")
+        raise BenchError(
+            f"memory limit {config.memory_limit_mb} MB is out of range: use 0 (80% of RAM) or a size in MB"
+        )
     if config.memory_limit_mb and config.memory_limit_mb < 256:
         raise BenchError(f"memory limit {config.memory_limit_mb} MB is too small to load any runtime: use 256 or more")
-    if not 1 <= config.timeout_s <= 24 * 3600:
-        raise BenchError(f"timeout {config.timeout_s} s is out of range: use 1 to 86400")
+    if not 1 <= config.timeout_s <= MAX_TIMEOUT_S:
+        raise BenchError(f"timeout {config.timeout_s} s is out of range: use 1 to {MAX_TIMEOUT_S:g}")
     if not 0 < config.conf < 1 or not 0 < config.iou < 1:
         raise BenchError("confidence and IoU thresholds must lie strictly between 0 and 1")
     if not 0 < config.parity_iou < 1:
         raise BenchError(f"parity IoU {config.parity_iou} must lie strictly between 0 and 1")
+
+
+def _validate_inputs(config: RunConfig) -> None:
+    """What it reads and writes: the reference, labelled data, the label and note, the database."""
     if config.reference and Path(config.reference).suffix.lower() not in (".pt", ".yaml", ".yml"):
         raise BenchError(f"reference model {config.reference} must be a PyTorch .pt (or an architecture .yaml)")
     if config.data and not Path(config.data).expanduser().exists():
-        raise BenchError(f"labelled data {config.data} does not exist: give a dataset .yaml or a folder of "
-                         "images and labels")
+        raise BenchError(
+            f"labelled data {config.data} does not exist: give a dataset .yaml or a folder of images and labels"
+        )
     if len(config.machine_label) > 200 or len(config.note) > 2000:
         raise BenchError("machine label (200) or note (2000 characters) is too long")
     check_db_path(config.db)
@@ -229,8 +269,11 @@ def expand_variants(config: RunConfig) -> list[Variant]:
                 if variant not in variants:
                     variants.append(variant)
     if not variants:
-        offers = "; ".join(f"{name} offers {', '.join(registry.get(name.partition(':')[0]).precisions)}"
-                           for name in config.runtimes)
-        raise BenchError(f"none of the chosen runtimes offers precision {', '.join(config.precisions)} ({offers}): "
-                         "pass --precisions with one they offer, or 'all'")
+        offers = "; ".join(
+            f"{name} offers {', '.join(registry.get(name.partition(':')[0]).precisions)}" for name in config.runtimes
+        )
+        raise BenchError(
+            f"none of the chosen runtimes offers precision {', '.join(config.precisions)} ({offers}): "
+            "pass --precisions with one they offer, or 'all'"
+        )
     return variants

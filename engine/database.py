@@ -46,8 +46,13 @@ class SharedStore:
     data_path: Path
 
     def conninfo(self) -> str:
-        parts = {"dbname": self.dbname, "host": self.host, "port": str(self.port), "user": self.user,
-                 "password": self.password}
+        parts = {
+            "dbname": self.dbname,
+            "host": self.host,
+            "port": str(self.port),
+            "user": self.user,
+            "password": self.password,
+        }
         return " ".join(f"{key}={_quote(value)}" for key, value in parts.items() if value)
 
     def scrub(self, text: str) -> str:
@@ -89,15 +94,23 @@ def parse_shared(db: str) -> SharedStore:
         raise BenchError(f"shared store address {db!r} has a port that is not a number") from None
     data_path = (query.get("data_path") or [""])[0]
     if not data_path or not Path(data_path).is_absolute():
-        raise BenchError(f"shared store address {db!r} needs data_path=<an absolute folder> for its Parquet files, "
-                         f"e.g. {example}")
+        raise BenchError(
+            f"shared store address {db!r} needs data_path=<an absolute folder> for its Parquet files, e.g. {example}"
+        )
     unknown = set(query) - {"data_path"}
     if unknown:
-        raise BenchError(f"shared store address {db!r} has unknown options {', '.join(sorted(unknown))}: "
-                         "only data_path is understood")
-    return SharedStore(host=parts.hostname, port=port, dbname=unquote(parts.path.strip("/")),
-                       user=unquote(parts.username or ""), password=unquote(parts.password or ""),
-                       data_path=Path(data_path))
+        raise BenchError(
+            f"shared store address {db!r} has unknown options {', '.join(sorted(unknown))}: "
+            "only data_path is understood"
+        )
+    return SharedStore(
+        host=parts.hostname,
+        port=port,
+        dbname=unquote(parts.path.strip("/")),
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        data_path=Path(data_path),
+    )
 
 
 def display(db) -> str:
@@ -179,9 +192,10 @@ def _load_extensions(con) -> None:
         try:
             con.execute(f"LOAD '{file}'" if file and file.exists() else f"LOAD {name}")
         except duckdb.Error as error:
-            raise BenchError(f"the DuckDB extension {name} is not installed ({error}): "
-                             "pip install -r requirements.txt installs duckdb-ext-ducklake and duckdb-ext-postgres") \
-                from None
+            raise BenchError(
+                f"the DuckDB extension {name} is not installed ({error}): "
+                "pip install -r requirements.txt installs duckdb-ext-ducklake and duckdb-ext-postgres"
+            ) from None
 
 
 def _attach(store: SharedStore) -> duckdb.DuckDBPyConnection:
@@ -190,8 +204,10 @@ def _attach(store: SharedStore) -> duckdb.DuckDBPyConnection:
         _load_extensions(con)
         store.data_path.mkdir(parents=True, exist_ok=True)
         # ATTACH takes no parameters: the values are quoted as SQL string literals
-        statement = (f"ATTACH {_literal('ducklake:postgres:' + store.conninfo())} AS {LAKE} "
-                     f"(DATA_PATH {_literal(str(store.data_path) + '/')})")
+        statement = (
+            f"ATTACH {_literal('ducklake:postgres:' + store.conninfo())} AS {LAKE} "
+            f"(DATA_PATH {_literal(str(store.data_path) + '/')})"
+        )
         for attempt in range(INIT_ATTEMPTS):
             try:
                 con.execute(statement)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from engine import store
@@ -34,8 +34,10 @@ def delete_run(db: str, run_id: str) -> tuple[Path, int]:
     store.mark_interrupted_runs(db, pid_alive, socket.gethostname())
     (run,) = store.runs(db, {"run_id": [run_id]}).to_dict("records")
     if run["status"] == "running":
-        raise BenchError(f"run {run_id} is still running (started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
-                         f"{run['machine_label']}): cancel it, or wait for it to end, before deleting it")
+        raise BenchError(
+            f"run {run_id} is still running (started {run['started_at']:%Y-%m-%d %H:%M} UTC on "
+            f"{run['machine_label']}): cancel it, or wait for it to end, before deleting it"
+        )
     bundle = write_bundle(db, run_id, str(kept_bundle(db, run_id)))
     results = store.delete_run_rows(db, run_id)
     shutil.rmtree(artifacts_dir(db, run_id), ignore_errors=True)  # the bundle holds its images
@@ -45,10 +47,24 @@ def delete_run(db: str, run_id: str) -> tuple[Path, int]:
 def deleted_runs(db: str) -> list[dict]:
     """The kept bundles of deleted runs, newest deletion first."""
     folder = kept_folder(db)
-    found = sorted((path for path in folder.glob("*.zip") if is_id(path.stem)), key=lambda path: path.stat().st_mtime,
-                   reverse=True) if folder.is_dir() else []
-    return [{"run_id": path.stem, "path": path, "size_mb": path.stat().st_size / 2**20,
-             "deleted_at": datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)} for path in found]
+    found = (
+        sorted(
+            (path for path in folder.glob("*.zip") if is_id(path.stem)),
+            key=lambda path: path.stat().st_mtime,
+            reverse=True,
+        )
+        if folder.is_dir()
+        else []
+    )
+    return [
+        {
+            "run_id": path.stem,
+            "path": path,
+            "size_mb": path.stat().st_size / 2**20,
+            "deleted_at": datetime.fromtimestamp(path.stat().st_mtime, UTC),
+        }
+        for path in found
+    ]
 
 
 def restore_run(db: str, run_id: str) -> str:

@@ -82,8 +82,14 @@ def run_export(model_path: str, model_sha256: str, names: dict, request: dict, i
     if arguments["format"] == "saved_model" and not arguments.get("int8"):
         write_tflite_files(output)
     (folder / "done.json").write_text(
-        json.dumps({"output": str(output.relative_to(folder)), "request": request, "model_sha256": model_sha256,
-                    "seconds": time.perf_counter() - started})
+        json.dumps(
+            {
+                "output": str(output.relative_to(folder)),
+                "request": request,
+                "model_sha256": model_sha256,
+                "seconds": time.perf_counter() - started,
+            }
+        )
     )
     return output
 
@@ -97,10 +103,9 @@ def write_tflite_files(saved_model: Path) -> dict[str, Path]:
     from the SavedModel's serving function with the four box rows divided by the input size, and onnx2tf's
     float32 file is replaced. Converter settings are onnx2tf's: float32 plain, int8 its dynamic range (int8
     weights, float activations), the file Ultralytics' int8 SavedModel export ships as *_int8.tflite, made in
-    ~1.3 s instead of the ~100 s (AVX-512 EPYC, benchmarks/tflite_int8_export.py; ~185 s on an AVX2 one) that
-    export spends per batch size at 640 calibrating variants it then deletes or does not use. Against onnx2tf's
-    pixel files: boxes within 3e-5 px once multiplied back, scores identical, same speed (YOLOv8n at 640,
-    medians of 5 alternating rounds: 25.0/25.2 ms fp32, 13.3/13.3 ms int8). Ultralytics' metadata (a
+    seconds rather than the minutes that export spends per batch size calibrating variants it then deletes or
+    does not use (benchmarks/tflite_int8_export.py; docs/results/). Against onnx2tf's pixel files: the same boxes
+    once multiplied back, the same scores and speed. Ultralytics' metadata (a
     metadata.json zip member appended to the file) is copied from onnx2tf's file.
     """
     import zipfile
@@ -163,7 +168,7 @@ def _augmented(images: list[str], count: int, seed: int = 0):
         crop = rng.uniform(0.6, 1.0)
         ch, cw = int(height * crop), int(width * crop)
         y, x = rng.integers(0, height - ch + 1), rng.integers(0, width - cw + 1)
-        out = frame[y:y + ch, x:x + cw]
+        out = frame[y : y + ch, x : x + cw]
         if rng.random() < 0.5:
             out = out[:, ::-1]
         out = cv2.convertScaleAbs(out, alpha=rng.uniform(0.8, 1.2), beta=rng.uniform(-20, 20))

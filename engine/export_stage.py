@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from engine.config import RunConfig, Variant
 from engine.supervise import Cancelled, JobFailed, run_job
@@ -15,6 +15,7 @@ from engine.supervise import Cancelled, JobFailed, run_job
 @dataclass(frozen=True)
 class Artifact:
     """What a batch size's runtime loads, and how it was got."""
+
     path: str
     export_cached: bool | None  # None: the model file itself, nothing exported
     export_s: float
@@ -28,9 +29,16 @@ class ExportFailure:
     export_cached: bool | None
 
 
-def prepare_artifacts(variant: Variant, runtime_class, model: dict, images: list[str], config: RunConfig,
-                      log_folder: Path, emit: Callable[..., None], should_cancel: Callable[[], bool],
-                      ) -> tuple[dict[int, Artifact], list[ExportFailure]]:
+def prepare_artifacts(
+    variant: Variant,
+    runtime_class,
+    model: dict,
+    images: list[str],
+    config: RunConfig,
+    log_folder: Path,
+    emit: Callable[..., None],
+    should_cancel: Callable[[], bool],
+) -> tuple[dict[int, Artifact], list[ExportFailure]]:
     """Each batch size's artifact, in the order of config.batch_sizes, and the batch sizes that have none."""
     artifacts: dict[int, Artifact] = {}
     failures: list[ExportFailure] = []
@@ -55,24 +63,49 @@ def prepare_artifacts(variant: Variant, runtime_class, model: dict, images: list
     return artifacts, failures
 
 
-def _exported(variant: Variant, batch: int, request: dict, model: dict, images: list[str], config: RunConfig,
-              log_folder: Path, emit, should_cancel):
+def _exported(
+    variant: Variant,
+    batch: int,
+    request: dict,
+    model: dict,
+    images: list[str],
+    config: RunConfig,
+    log_folder: Path,
+    emit,
+    should_cancel,
+):
     """(output, whether it was cached, seconds exporting) or an ExportFailure."""
     from engine import export
 
     output = export.cached(export.export_key(model["sha256"], request))
     if output is not None:
         return output, True, 0.0
-    emit("stage", variant=variant.label, batch=batch, stage="export",
-         message=f"exporting {request['format']} (batch {batch})")
+    emit(
+        "stage",
+        variant=variant.label,
+        batch=batch,
+        stage="export",
+        message=f"exporting {request['format']} (batch {batch})",
+    )
     started = time.perf_counter()
     log_path = log_folder / f"export-{variant.runtime}-{variant.precision}-b{batch}.log"
     try:
-        output = Path(run_job("export", {"model_path": model["path"], "model_sha256": model["sha256"],
-                                         "names": model["names"], "request": request, "images": images,
-                                         "log_path": str(log_path)},
-                              config.timeout_s, should_cancel=should_cancel,
-                              memory_limit_mb=config.effective_memory_limit_mb))
+        output = Path(
+            run_job(
+                "export",
+                {
+                    "model_path": model["path"],
+                    "model_sha256": model["sha256"],
+                    "names": model["names"],
+                    "request": request,
+                    "images": images,
+                    "log_path": str(log_path),
+                },
+                config.timeout_s,
+                should_cancel=should_cancel,
+                memory_limit_mb=config.effective_memory_limit_mb,
+            )
+        )
     except JobFailed as error:
         return ExportFailure(batch, f"export to {request['format']} failed: {error}", False)
     return output, False, time.perf_counter() - started

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
-# Stored in each in-flight figure's settings; figures stored without it (before 2026-12-02's evening) timed
-# inference alone.
+# Stored in each in-flight figure's settings; figures stored without it (by older engines) timed inference alone.
 IN_FLIGHT_MEASURES = "end to end: preprocess, inference and postprocess of decoded frames"
 MATCH_IOU = 0.9  # the same model on other streams or threads: its boxes may move by rounding, not more
 
 
-def on_threads(count: int, batches: list[list], seconds: float, prepare: Callable[[int], object],
-               run_batch: Callable[[object, list], list]) -> tuple[int, dict[int, list], float]:
+def on_threads(
+    count: int,
+    batches: list[list],
+    seconds: float,
+    prepare: Callable[[int], object],
+    run_batch: Callable[[object, list], list],
+) -> tuple[int, dict[int, list], float]:
     """`count` Python threads taking `batches` in turn for about `seconds`. prepare(worker) runs on each thread
     first (a session or a model made there, and warmed) and the clock starts once all are ready; then
     run_batch(prepared, frames) gives a batch's detections. Returns the batches done, each batch index's
@@ -62,12 +66,17 @@ def same_boxes(expected: list[list[list]], found: dict[int, list[list]]) -> dict
     from engine.parity import match_detections
 
     finished = [index for index in range(len(expected)) if index in found]
-    checked = {"same_as_one_at_a_time": True, "batches": len(finished),
-               "boxes": sum(len(image) for index in finished for image in expected[index])}
+    checked = {
+        "same_as_one_at_a_time": True,
+        "batches": len(finished),
+        "boxes": sum(len(image) for index in finished for image in expected[index]),
+    }
     for index in finished:
         for image, (want, got) in enumerate(zip(expected[index], found[index])):
             if len(got) != len(want) or len(match_detections(want, got, MATCH_IOU)) != len(want):
-                return {**checked, "same_as_one_at_a_time": False,
-                        "difference": f"batch {index} image {image}: {len(got)} boxes in flight, "
-                                      f"{len(want)} one at a time"}
+                return {
+                    **checked,
+                    "same_as_one_at_a_time": False,
+                    "difference": f"batch {index} image {image}: {len(got)} boxes in flight, {len(want)} one at a time",
+                }
     return checked

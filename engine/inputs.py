@@ -3,8 +3,8 @@ and its models (--model and --reference resolved to files, in a worker where a .
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from engine import models
 from engine.config import IMAGE_SUFFIXES, BenchError, RunConfig
@@ -71,34 +71,45 @@ def _check_image(path: Path, Image) -> None:
         raise BenchError(f"image {path} cannot be decoded by OpenCV: convert it to JPEG or PNG")
 
 
-def resolve_model(spec: str, config: RunConfig, log_path: Path, emit: Callable[..., None],
-                  check_stop: Callable[[], bool]) -> dict:
+def resolve_model(
+    spec: str, config: RunConfig, log_path: Path, emit: Callable[..., None], check_stop: Callable[[], bool]
+) -> dict:
     """--model or --reference: a .pt file resolved before is read from what was kept (models.kept); else a worker
     loads it (it imports torch and unpickles the file)."""
     known = models.kept(spec)
     if known is not None:
-        emit("stage", stage="prepare model", message=f"resolving {spec}: known from an earlier run (the same file "
-             "contents)")
+        emit(
+            "stage",
+            stage="prepare model",
+            message=f"resolving {spec}: known from an earlier run (the same file contents)",
+        )
         return known.to_dict()
     emit("stage", stage="prepare model", message=f"resolving {spec}")
     try:
-        model = run_job("prepare", {"model": spec, "log_path": str(log_path)}, timeout_s=min(config.timeout_s, 600),
-                        memory_limit_mb=config.effective_memory_limit_mb,
-                        should_cancel=check_stop)  # nothing to cancel yet: Ctrl-C stops it
+        model = run_job(
+            "prepare",
+            {"model": spec, "log_path": str(log_path)},
+            timeout_s=min(config.timeout_s, 600),
+            memory_limit_mb=config.effective_memory_limit_mb,
+            should_cancel=check_stop,
+        )  # nothing to cancel yet: Ctrl-C stops it
     except JobFailed as error:
         raise BenchError(str(error).splitlines()[0]) from None
     models.keep(model)
     return model
 
 
-def resolve_reference_model(model: dict, config: RunConfig, log_path: Path, emit: Callable[..., None],
-                            check_stop: Callable[[], bool]) -> dict:
+def resolve_reference_model(
+    model: dict, config: RunConfig, log_path: Path, emit: Callable[..., None], check_stop: Callable[[], bool]
+) -> dict:
     """--reference, which must have the model's classes to be compared with it."""
     try:
         reference = resolve_model(config.reference, config, log_path, emit, check_stop)
     except BenchError as error:
         raise BenchError(f"reference model: {error}") from None
     if model["names"] and len(reference["names"]) != len(model["names"]):
-        raise BenchError(f"reference model {config.reference} has {len(reference['names'])} classes and "
-                         f"model {config.model} {len(model['names'])}: they cannot be compared")
+        raise BenchError(
+            f"reference model {config.reference} has {len(reference['names'])} classes and "
+            f"model {config.model} {len(model['names'])}: they cannot be compared"
+        )
     return reference

@@ -42,7 +42,7 @@ def lock_path() -> Path:
 def benchmark_lock(on_wait=None, wait: bool = True):
     """Held while measuring; a second run waits here (that is the queue). Yields whether it is held: with
     wait=False, False at once where a benchmark holds it."""
-    handle = open(lock_path(), "w")
+    handle = open(lock_path(), "w")  # noqa: SIM115 - held across the yield, closed in the finally below
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -92,10 +92,14 @@ def start(config: RunConfig) -> str:
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(config.to_dict()))
     write_status(folder, state="queued", job_id=job_id, created_at=time.time())
-    log = open(folder / "log.txt", "w")
+    log = open(folder / "log.txt", "w")  # noqa: SIM115 - the child process writes it; closed once handed over
     process = subprocess.Popen(
         [sys.executable, "-m", "engine", "job", str(folder)],
-        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
     write_status(folder, pid=process.pid)
     return job_id
@@ -147,7 +151,9 @@ def status(job_id: str) -> dict:
             continue
         entry = variants.setdefault(label, {"variant": label, "stage": "waiting"})
         if event["event"] in ("stage", "progress"):
-            entry.update({k: event[k] for k in ("stage", "batch", "done", "total", "elapsed_s", "message") if k in event})
+            entry.update(
+                {k: event[k] for k in ("stage", "batch", "done", "total", "elapsed_s", "message") if k in event}
+            )
         elif event["event"] == "variant_started":
             if current and current != label:
                 variants[current]["stage"] = "done"

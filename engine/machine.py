@@ -14,11 +14,38 @@ import sys
 from pathlib import Path
 
 LIBRARIES = (
-    "ultralytics", "torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "nncf",
-    "tensorflow", "ai-edge-litert", "tensorrt", "numpy", "opencv-python", "duckdb", "streamlit",
+    "ultralytics",
+    "torch",
+    "torchvision",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "openvino",
+    "nncf",
+    "tensorflow",
+    "ai-edge-litert",
+    "tensorrt",
+    "numpy",
+    "opencv-python",
+    "duckdb",
+    "streamlit",
 )
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni",
-             "amx_tile", "amx_bf16", "amx_int8", "neon", "asimd")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "neon",
+    "asimd",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -34,8 +61,15 @@ def library_versions() -> dict[str, str]:
 CPUINFO = Path("/proc/cpuinfo")
 # What tells two CPU generations apart where a hypervisor names both "AMD EPYC" with the same flags (a Zen 4 and a
 # Zen 5 VM: family 25 and 26): x86's family, model and stepping, Arm's implementer, part, variant and revision.
-CPU_ID_FIELDS = {"cpu family": "family", "model": "model", "stepping": "stepping", "CPU implementer": "implementer",
-                 "CPU part": "part", "CPU variant": "variant", "CPU revision": "revision"}
+CPU_ID_FIELDS = {
+    "cpu family": "family",
+    "model": "model",
+    "stepping": "stepping",
+    "CPU implementer": "implementer",
+    "CPU part": "part",
+    "CPU variant": "variant",
+    "CPU revision": "revision",
+}
 
 
 def _cpuinfo() -> dict:
@@ -82,7 +116,10 @@ def gpus() -> list[dict]:
     try:
         out = subprocess.run(
             ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []

@@ -57,7 +57,7 @@ class Stats:
     cv: float
 
     @classmethod
-    def from_values(cls, values) -> "Stats":
+    def from_values(cls, values) -> Stats:
         data = np.sort(np.asarray(values, dtype=np.float64))
         if data.size == 0:
             raise ValueError("no samples")

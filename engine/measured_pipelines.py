@@ -46,6 +46,7 @@ def in_flight_batches(pipeline, job: MeasureJob) -> tuple[list[list], list]:
 
 class LeanPipeline:
     """The runtime's own preprocess, infer and postprocess, timed stage by stage."""
+
     warmup_loads = False  # load() loads the model: warm-up is not part of the load time
     gives_raw = True
 
@@ -79,8 +80,9 @@ class LeanPipeline:
         raw, _ = self._call(paths, StageTimer())
         expected = (self.job.batch, 4 + len(self.job.names)) if self.job.names else (self.job.batch,)
         if tuple(raw.shape[: len(expected)]) != expected or raw.ndim != 3:
-            raise BenchError(f"model output shape {tuple(raw.shape)} is not a YOLO detection output for batch "
-                             f"{self.job.batch}")
+            raise BenchError(
+                f"model output shape {tuple(raw.shape)} is not a YOLO detection output for batch {self.job.batch}"
+            )
 
     def timed(self, paths: list[str]) -> StageSample:
         timer = StageTimer()
@@ -117,6 +119,7 @@ class LeanPipeline:
 
 class PredictorPipeline:
     """Ultralytics' predictor on the same artifact: boxes, no raw tensor."""
+
     warmup_loads = True  # the first call also loads the model inside Ultralytics
     gives_raw = False
     input_shape = None
@@ -132,8 +135,7 @@ class PredictorPipeline:
 
         job = self.job
         device = "0" if self.runtime_class.device == "gpu" else "cpu"  # a GPU runtime's row must not run on the CPU
-        self.predictor = UltralyticsPipeline(Path(self.model_file), job.imgsz, job.conf, job.iou, job.precision,
-                                             device)
+        self.predictor = UltralyticsPipeline(Path(self.model_file), job.imgsz, job.conf, job.iou, job.precision, device)
 
     def warm(self, paths: list[str]) -> None:
         self.predictor.iteration(paths)

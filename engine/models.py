@@ -75,8 +75,11 @@ def resolve(spec: str) -> ModelInfo:
         return _untrained_from_yaml(
             "yolov8n.yaml", reason=f"{DEFAULT_MODEL} could not be downloaded (offline?); built yolov8n.yaml instead"
         )
-    hint = f"; offline, --model {path.stem}.yaml benchmarks its architecture with untrained weights" \
-        if _is_detection_architecture(f"{path.stem}.yaml") else ""
+    hint = (
+        f"; offline, --model {path.stem}.yaml benchmarks its architecture with untrained weights"
+        if _is_detection_architecture(f"{path.stem}.yaml")
+        else ""
+    )
     raise BenchError(f"model {spec} is neither a local file nor downloadable: check the name or the network{hint}")
 
 
@@ -161,8 +164,16 @@ def _pt_model(path: Path, source: str) -> ModelInfo:
     from ultralytics.utils.torch_utils import get_flops
 
     gflops = get_flops(model, 640) or None
-    return ModelInfo(str(path), "pt", file_sha256(path), trained, source, names,
-                     display_name=_display_name(path, trained), gflops_640=gflops)
+    return ModelInfo(
+        str(path),
+        "pt",
+        file_sha256(path),
+        trained,
+        source,
+        names,
+        display_name=_display_name(path, trained),
+        gflops_640=gflops,
+    )
 
 
 def _kept_file(sha256: str) -> Path:
@@ -197,8 +208,16 @@ def kept(spec: str) -> ModelInfo | None:
     if contents.get("key") != _kept_key():
         return None
     names = {int(k): v for k, v in contents["names"].items()}
-    return ModelInfo(str(path), "pt", sha256, contents["trained"], source, names,
-                     display_name=_display_name(path, contents["trained"]), gflops_640=contents["gflops_640"])
+    return ModelInfo(
+        str(path),
+        "pt",
+        sha256,
+        contents["trained"],
+        source,
+        names,
+        display_name=_display_name(path, contents["trained"]),
+        gflops_640=contents["gflops_640"],
+    )
 
 
 def _onnx_model(path: Path) -> ModelInfo:
@@ -219,7 +238,8 @@ def _onnx_model(path: Path) -> ModelInfo:
     if len(inputs) != 1 or rank_in != 4 or rank_out != 3:
         raise BenchError(
             f"{path} does not look like a YOLO detection model: expected one 4-D image input and a 3-D "
-            f"(batch, 4 + classes, anchors) output, got {len(inputs)} input(s) of rank {rank_in}, output rank {rank_out}"
+            f"(batch, 4 + classes, anchors) output, got {len(inputs)} input(s) of rank {rank_in}, output rank "
+            f"{rank_out}"
         )
     metadata = {p.key: p.value for p in proto.metadata_props}
     try:
@@ -229,8 +249,16 @@ def _onnx_model(path: Path) -> ModelInfo:
     if metadata.get("task", "detect") != "detect":
         raise BenchError(f"{path} is a {metadata['task']} model; this lab benchmarks detection models")
     shape = [dim.dim_value or None for dim in inputs[0].type.tensor_type.shape.dim]  # 0 / a name: free
-    return ModelInfo(str(path), "onnx", file_sha256(path), None, f"ONNX file {path}", names, display_name=path.name,
-                     input_shape=shape)
+    return ModelInfo(
+        str(path),
+        "onnx",
+        file_sha256(path),
+        None,
+        f"ONNX file {path}",
+        names,
+        display_name=path.name,
+        input_shape=shape,
+    )
 
 
 def check_fixed_input(model: dict, imgsz: int, batch_sizes: list[int]) -> None:
@@ -244,12 +272,16 @@ def check_fixed_input(model: dict, imgsz: int, batch_sizes: list[int]) -> None:
     fixed = "x".join(str(dim or "?") for dim in shape)
     if height and width and (height, width) != (imgsz, imgsz):
         use = f"use --imgsz {height}" if height == width else "the lab measures square inputs"
-        raise BenchError(f"{name} takes {height}x{width} images only (its input is fixed at {fixed}): {use}, or "
-                         "export it with dynamic=True")
+        raise BenchError(
+            f"{name} takes {height}x{width} images only (its input is fixed at {fixed}): {use}, or "
+            "export it with dynamic=True"
+        )
     others = [size for size in batch_sizes if batch and size != batch]
     if others:
-        raise BenchError(f"{name} takes batch {batch} only (its input is fixed at {fixed}), not "
-                         f"{', '.join(map(str, others))}: use --batch {batch}, or export it with dynamic=True")
+        raise BenchError(
+            f"{name} takes batch {batch} only (its input is fixed at {fixed}), not "
+            f"{', '.join(map(str, others))}: use --batch {batch}, or export it with dynamic=True"
+        )
 
 
 def copy_into(info: ModelInfo, folder: Path) -> Path:

@@ -58,6 +58,11 @@ def is_plain_file_name(name: str, max_bytes: int = 255) -> bool:
     """One path component a folder can hold as it is: not empty, not . or .., no separator, no control
     character, at most max_bytes in UTF-8 (a file system's limit). Letters of any script are fine: an image's
     name is the user's photo's."""
-    return (bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
-            and not any(unicodedata.category(c)[0] == "C" for c in name)
-            and len(name.encode("utf-8", "surrogatepass")) <= max_bytes)
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and not any(unicodedata.category(c)[0] == "C" for c in name)
+        and len(name.encode("utf-8", "surrogatepass")) <= max_bytes
+    )

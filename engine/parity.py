@@ -65,7 +65,9 @@ class RawDiff:
         if self.problem:
             return
         if reference.shape != candidate.shape:
-            self.problem = f"output shape {tuple(candidate.shape)} differs from the reference's {tuple(reference.shape)}"
+            self.problem = (
+                f"output shape {tuple(candidate.shape)} differs from the reference's {tuple(reference.shape)}"
+            )
             return
         if not np.isfinite(candidate).all():
             self.problem = "output holds NaN or infinite values"
@@ -95,7 +97,7 @@ class RawDiff:
         return {**asdict(self), "max_abs": self.max_abs, "mean_abs": self.mean_abs, "rel_mean": self.rel_mean}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RawDiff":
+    def from_dict(cls, data: dict) -> RawDiff:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
@@ -165,19 +167,29 @@ class ParityReport:
     def row(self) -> dict:
         """The flat figures stored with the result."""
         return {
-            "reference": self.reference, "iou_threshold": self.iou_threshold, "verdict": self.verdict,
-            "reason": self.reason, "raw_max_abs": self.raw.max_abs if self.raw.images else None,
-            "raw_mean_abs": self.raw.mean_abs, "raw_rel_mean": self.raw.rel_mean,
+            "reference": self.reference,
+            "iou_threshold": self.iou_threshold,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "raw_max_abs": self.raw.max_abs if self.raw.images else None,
+            "raw_mean_abs": self.raw.mean_abs,
+            "raw_rel_mean": self.raw.rel_mean,
             "score_max_abs": self.raw.score_max_abs if self.raw.images else None,
-            "box_max_abs": self.raw.box_max_abs if self.raw.images else None, "raw_images": self.raw.images,
-            "reference_boxes": self.reference_boxes, "candidate_boxes": self.candidate_boxes,
-            "matched": self.matched, "missed": self.missed, "extra": self.extra, "mean_iou": self.mean_iou,
+            "box_max_abs": self.raw.box_max_abs if self.raw.images else None,
+            "raw_images": self.raw.images,
+            "reference_boxes": self.reference_boxes,
+            "candidate_boxes": self.candidate_boxes,
+            "matched": self.matched,
+            "missed": self.missed,
+            "extra": self.extra,
+            "mean_iou": self.mean_iou,
             "max_score_diff": self.max_score_diff,
         }
 
 
-def compare(reference_name: str, reference: dict, candidate: dict, raw: RawDiff, imgsz: int,
-            iou_threshold: float = DEFAULT_IOU) -> ParityReport:
+def compare(
+    reference_name: str, reference: dict, candidate: dict, raw: RawDiff, imgsz: int, iou_threshold: float = DEFAULT_IOU
+) -> ParityReport:
     """reference and candidate map image -> detections; raw holds the tensor figures of the same images."""
     report = ParityReport(reference_name, iou_threshold, raw=raw)
     ious, score_diffs = [], []
@@ -256,4 +268,3 @@ def _box_problems(report: ParityReport) -> list[str]:
     if report.max_score_diff is not None and report.max_score_diff > PASS_MAX_SCORE_DIFF:
         problems.append(f"scores differ by up to {report.max_score_diff:.3g}")
     return problems
-

@@ -7,6 +7,14 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DB_ENV = "YOLO_BENCH_DB"
+DEFAULT_DB = "results.duckdb"
+
+
+def default_db() -> str:
+    """The database a command or the dashboard uses when none is named: $YOLO_BENCH_DB, else results.duckdb in the
+    working folder."""
+    return os.environ.get(DB_ENV) or DEFAULT_DB
 
 
 def cache_dir() -> Path:
@@ -37,9 +45,13 @@ def is_annotated_image(path, run_id: str | None = None) -> bool:
         return False
     file = Path(path)
     folder = file.parent
-    return (file.suffix.lower() == ".jpg" and ".." not in file.parts and is_id(folder.name)
-            and (run_id is None or folder.name == run_id)
-            and (folder.parent.name.endswith(".artifacts") or folder.parent.name == "artifacts"))
+    return (
+        file.suffix.lower() == ".jpg"
+        and ".." not in file.parts
+        and is_id(folder.name)
+        and (run_id is None or folder.name == run_id)
+        and (folder.parent.name.endswith(".artifacts") or folder.parent.name == "artifacts")
+    )
 
 
 def sample_images() -> list[Path]:

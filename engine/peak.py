@@ -5,7 +5,7 @@ A small C kernel runs 12 independent fused multiply-add chains in the widest vec
 current x86 cores. Where the CPU has them, the same loop with the AVX-512 bf16 dot product (vdpbf16ps:
 32 multiply-adds per 512-bit instruction) and the VNNI int8 dot product (vpdpbusd: 64) gives the bf16
 and int8 peaks that bf16 and int8 results are set against. On a CPU with AMX (Intel Xeon since Sapphire
-Rapids) the tile unit measured 28 (bf16) and 7.7 (int8) times their rates, and oneDNN (OpenVINO, PyTorch)
+Rapids) the tile unit is many times faster than those vector instructions, and oneDNN (OpenVINO, PyTorch)
 uses it for bf16 and int8 convolutions: there the bf16 and int8 peaks are the AMX tile loops' (tdpbf16ps,
 tdpbusd on four accumulator tiles), and the method names the vector rates beside them. Compiled once with
 the system's cc into the cache. Without a compiler the fp32 figure falls back to a numpy matmul, which is
@@ -191,8 +191,9 @@ def _compile_with(flags: list[str]) -> Path | None:
     library.parent.mkdir(parents=True, exist_ok=True)
     source = library.with_suffix(".c")
     source.write_text(KERNEL)
-    done = subprocess.run([compiler, "-O3", "-shared", "-fPIC", *flags, str(source), "-o", str(library)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [compiler, "-O3", "-shared", "-fPIC", *flags, str(source), "-o", str(library)], capture_output=True, text=True
+    )
     return library if done.returncode == 0 else None
 
 
@@ -201,8 +202,9 @@ def _isa_flags() -> list[str]:
 
     flags = set(fingerprint()["isa_flags"])
     if "avx512f" in flags:
-        dot_products = [flag for cpu, flag in (("avx512_bf16", "-mavx512bf16"), ("avx512_vnni", "-mavx512vnni"))
-                        if cpu in flags]
+        dot_products = [
+            flag for cpu, flag in (("avx512_bf16", "-mavx512bf16"), ("avx512_vnni", "-mavx512vnni")) if cpu in flags
+        ]
         return ["-mavx512f", "-mfma", *dot_products, *(["-mavx512bw"] if dot_products else []), *_amx_flags(flags)]
     if "avx2" in flags and "fma" in flags:
         return ["-mavx2", "-mfma"]
@@ -240,8 +242,9 @@ def _best_rate(function, ops_per_iteration: int, threads: int, repeats: int, sec
     while _run_threads(function, iterations, 1) < seconds_per_repeat / 2:  # size one repeat
         iterations *= 2
     best_single = max(ops_per_iteration * iterations / _run_threads(function, iterations, 1) for _ in range(repeats))
-    best_all = max(ops_per_iteration * iterations * threads / _run_threads(function, iterations, threads)
-                   for _ in range(repeats))
+    best_all = max(
+        ops_per_iteration * iterations * threads / _run_threads(function, iterations, threads) for _ in range(repeats)
+    )
     return best_all, best_single
 
 
@@ -269,19 +272,27 @@ def measure_peak(threads: int, repeats: int = 5, seconds_per_repeat: float = 0.3
     elif amx_built and not kernel.amx_permitted():
         method += "; AMX not measured: the kernel refused the tile state (arch_prctl)"
     elif amx_built:
-        vector = [f"{name} {rate:.0f} {unit}" for name, rate, unit in
-                  (("vdpbf16ps", bf16, "GFLOP/s"), ("vpdpbusd", int8, "GOP/s")) if rate]
+        vector = [
+            f"{name} {rate:.0f} {unit}"
+            for name, rate, unit in (("vdpbf16ps", bf16, "GFLOP/s"), ("vpdpbusd", int8, "GOP/s"))
+            if rate
+        ]
         tiles = []
         if kernel.has_amx_bf16():
-            bf16 = _best_rate(kernel.amx_bf16_loop, AMX_TILE_PRODUCTS * 8192 * 2, threads, repeats,
-                              seconds_per_repeat)[0] / 1e9
+            bf16 = (
+                _best_rate(kernel.amx_bf16_loop, AMX_TILE_PRODUCTS * 8192 * 2, threads, repeats, seconds_per_repeat)[0]
+                / 1e9
+            )
             tiles.append("bf16: tdpbf16ps")
         if kernel.has_amx_int8():
-            int8 = _best_rate(kernel.amx_int8_loop, AMX_TILE_PRODUCTS * 16384 * 2, threads, repeats,
-                              seconds_per_repeat)[0] / 1e9
+            int8 = (
+                _best_rate(kernel.amx_int8_loop, AMX_TILE_PRODUCTS * 16384 * 2, threads, repeats, seconds_per_repeat)[0]
+                / 1e9
+            )
             tiles.append("int8: tdpbusd")
-        method += (f"; AMX ({', '.join(tiles)}, {AMX_TILE_PRODUCTS} accumulator tiles) for bf16 and int8 peaks"
-                   + (f", against the vector rates {', '.join(vector)}" if vector else ""))
+        method += f"; AMX ({', '.join(tiles)}, {AMX_TILE_PRODUCTS} accumulator tiles) for bf16 and int8 peaks" + (
+            f", against the vector rates {', '.join(vector)}" if vector else ""
+        )
     return Peak(best_all / 1e9, best_single / 1e9, threads, method, bf16, int8)
 
 
@@ -310,8 +321,11 @@ def lacks_rates(stored: dict) -> bool:
     flags = set(fingerprint()["isa_flags"])
     compiled = str(stored.get("method") or "").startswith("AVX-512")
     without_amx = bool(_amx_flags(flags)) and "AMX" not in str(stored.get("method"))
-    return compiled and (("avx512_bf16" in flags and stored.get("gflops_bf16") is None)
-                         or ("avx512_vnni" in flags and stored.get("gops_int8") is None) or without_amx)
+    return compiled and (
+        ("avx512_bf16" in flags and stored.get("gflops_bf16") is None)
+        or ("avx512_vnni" in flags and stored.get("gops_int8") is None)
+        or without_amx
+    )
 
 
 def _numpy_peak(threads: int) -> Peak:
@@ -331,8 +345,11 @@ def _numpy_peak(threads: int) -> Peak:
 def efficiency(model_gflops: float, infer_ms: float, peak_gflops: float) -> dict:
     """Achieved rate of one inference, its share of the peak, and the floor time the peak implies."""
     achieved = model_gflops / (infer_ms / 1000.0)
-    return {"achieved_gflops": achieved, "peak_fraction": achieved / peak_gflops,
-            "floor_ms": model_gflops / peak_gflops * 1000.0}
+    return {
+        "achieved_gflops": achieved,
+        "peak_fraction": achieved / peak_gflops,
+        "floor_ms": model_gflops / peak_gflops * 1000.0,
+    }
 
 
 def ensure_stored_peak(db, machine_id: str, threads: int, on_measure) -> None:

@@ -24,8 +24,11 @@ def fastest(results: Iterable[dict]) -> tuple[dict | None, list[dict]]:
 def least(results: Iterable[dict], column: str) -> dict | None:
     """The completed result with the lowest `column` (model_mb, peak_memory_mb) among those whose parity did not
     fail and that have the figure, as `fastest` trusts them; None when none has it."""
-    measured = [r for r in results if r.get("status") == "completed" and _number(r.get(column))
-                and r.get("parity_verdict") != "fail"]
+    measured = [
+        r
+        for r in results
+        if r.get("status") == "completed" and _number(r.get(column)) and r.get("parity_verdict") != "fail"
+    ]
     return min(measured, key=lambda r: r[column]) if measured else None
 
 

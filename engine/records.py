@@ -17,6 +17,7 @@ from engine.measure import Stats
 @dataclass(frozen=True)
 class MeasureJob:
     """One runtime, precision and mode at one batch size, in one worker process."""
+
     runtime: str
     precision: str
     mode: str
@@ -42,6 +43,7 @@ class MeasureJob:
 class StageSample:
     """One measured call's stages in nanoseconds (the whole batch's); other: the ultralytics predictor's time
     outside its own stage figures."""
+
     decode: int
     pre: int
     infer: int
@@ -56,6 +58,7 @@ class StageSample:
 @dataclass(frozen=True)
 class BatchMeasurement:
     """What a worker measured for one batch size; status 'failed' with an error and nothing else where it broke."""
+
     batch: int
     status: str
     error: str | None = None
@@ -74,6 +77,7 @@ class BatchMeasurement:
 class InFlightFigure:
     """Throughput with several requests in flight, measured after the batch's result; images_per_s None: the
     settings say why there is no figure."""
+
     batch: int
     requests: int
     images_per_s: float | None
@@ -145,6 +149,7 @@ class AccuracyRow:
 @dataclass(frozen=True)
 class ResultRecord:
     """One result as the store writes it: its row of results, then its measured children."""
+
     result_id: str
     run_id: str
     runtime: str

@@ -4,8 +4,8 @@ A reference (PyTorch fp32 on the checkpoint, or ONNX Runtime fp32 for a lone .on
 model file, the images' contents, the input size, the confidence and IoU thresholds, the libraries and the
 engine's own code below. A run like an earlier one takes its detections and raw outputs from
 `.cache/reference/<key>/` instead of computing them again (a spawned process that imports torch: several
-seconds on every run). A folder per run grew the cache by each run's raw outputs for good (2.8 MB per image
-at 640: 560 MB for a run over 200 photos).
+seconds on every run). A folder per run grew the cache by each run's raw outputs for good (a few MB per image
+at 640).
 
 A folder is complete when its detections.json exists: the job writes into a partial folder of its own, which
 is renamed into place only when whole, so a killed run or two runs at once never leave half a reference.
@@ -36,14 +36,20 @@ RECIPE = 1
 def current_makers() -> dict:
     """The part of a key that no later run can match once the libraries or the engine's code change."""
     versions = library_versions()
-    return {"recipe": RECIPE, "versions": {name: versions.get(name, "") for name in KEY_LIBRARIES},
-            "code": [file_sha256(ENGINE / name) for name in KEY_SOURCES]}
-
-
-def reference_material(runtime: str, model_sha256: str, images: list[str], imgsz: int, conf: float,
-                       iou: float) -> dict:
     return {
-        "runtime": runtime, "model": model_sha256, "imgsz": imgsz, "conf": conf, "iou": iou,
+        "recipe": RECIPE,
+        "versions": {name: versions.get(name, "") for name in KEY_LIBRARIES},
+        "code": [file_sha256(ENGINE / name) for name in KEY_SOURCES],
+    }
+
+
+def reference_material(runtime: str, model_sha256: str, images: list[str], imgsz: int, conf: float, iou: float) -> dict:
+    return {
+        "runtime": runtime,
+        "model": model_sha256,
+        "imgsz": imgsz,
+        "conf": conf,
+        "iou": iou,
         "images": [file_sha256(path) for path in images],  # contents, in the run's order: a path can be rewritten
         **current_makers(),
     }

@@ -97,14 +97,30 @@ def check(summary: pd.DataFrame) -> list[Verdict]:
                 outcome = "improvement"
             else:
                 outcome = "no change"
-        verdicts.append(Verdict(
-            str(newest["machine_label"]), str(newest["model"]), str(newest["runtime"]), str(newest["precision"]),
-            int(newest["batch"]), int(newest["imgsz"]), int(newest["threads"]), str(newest["result_id"]), outcome,
-            _optional(newest["infer_ms"]), _optional(newest["infer_ci_low_ms"]), _optional(newest["infer_ci_high_ms"]),
-            baseline, floor, len(earlier), str(newest["mode"]),
-            None if newest["status"] == "completed" else str(newest.get("error") or "no reason recorded"),
-            *_parity_change(newest, before), str(newest["run_id"]),
-            str(before[before["status"] == "completed"]["run_id"].iloc[-1]) if len(earlier) else None))
+        verdicts.append(
+            Verdict(
+                str(newest["machine_label"]),
+                str(newest["model"]),
+                str(newest["runtime"]),
+                str(newest["precision"]),
+                int(newest["batch"]),
+                int(newest["imgsz"]),
+                int(newest["threads"]),
+                str(newest["result_id"]),
+                outcome,
+                _optional(newest["infer_ms"]),
+                _optional(newest["infer_ci_low_ms"]),
+                _optional(newest["infer_ci_high_ms"]),
+                baseline,
+                floor,
+                len(earlier),
+                str(newest["mode"]),
+                None if newest["status"] == "completed" else str(newest.get("error") or "no reason recorded"),
+                *_parity_change(newest, before),
+                str(newest["run_id"]),
+                str(before[before["status"] == "completed"]["run_id"].iloc[-1]) if len(earlier) else None,
+            )
+        )
     return verdicts
 
 

@@ -12,20 +12,20 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from engine import models, store
-from engine.config import MAX_ITERS, RunConfig, Variant, expand_variants, validate
-from engine.export_stage import Artifact, prepare_artifacts, refusal_of
+from engine.config import RunConfig, Variant, expand_variants, validate
+from engine.export_stage import prepare_artifacts, refusal_of
 from engine.inputs import IMAGE_TYPES, resolve_images, resolve_model, resolve_reference_model
+from engine.measure_stage import MeasureStage
 from engine.names import new_id
 from engine.paths import cache_dir
 from engine.recording import Recorder
-from engine.records import MeasureJob
 from engine.reference_stage import compute_reference
 from engine.stop_signals import StopSignals
-from engine.supervise import Cancelled, JobFailed, pid_alive, run_job
+from engine.supervise import Cancelled, pid_alive
 
 OUTPUT_CLOSED = "its output was closed: the program reading it exited"  # a run's stored reason
 
@@ -56,20 +56,10 @@ class RunOutcome:
         return self.status == "completed"
 
 
-@dataclass
-class RunOutcome:
-    run_id: str
-    status: str
-    results: list[dict] = field(default_factory=list)
-
-    @property
-    def all_completed(self) -> bool:
-        return self.status == "completed"
-
-
 class Runner:
-    def __init__(self, config: RunConfig, on_event: EventSink | None = None,
-                 should_cancel: Callable[[], bool] = lambda: False):
+    def __init__(
+        self, config: RunConfig, on_event: EventSink | None = None, should_cancel: Callable[[], bool] = lambda: False
+    ):
         self.config = config
         self.on_event = on_event or (lambda event: None)
         self.cancel_requested = should_cancel  # the dashboard's Cancel
@@ -103,14 +93,18 @@ class Runner:
         store.check_readable(config.db)
         if left_out:
             names = ", ".join(os.path.basename(p) for p in left_out[:5]) + (" …" if len(left_out) > 5 else "")
-            self.emit("stage", stage="images", message=f"{len(images)} images; left out {len(left_out)} "
-                      f"file(s) that are not {IMAGE_TYPES}: {names}")
+            self.emit(
+                "stage",
+                stage="images",
+                message=f"{len(images)} images; left out {len(left_out)} file(s) that are not {IMAGE_TYPES}: {names}",
+            )
         check = self.stop_signals.check
         model = resolve_model(config.model, config, self.log_folder / "prepare.log", self.emit, check)
         models.check_fixed_input(model, config.imgsz, config.batch_sizes)
         if config.reference:
-            self.reference_model = resolve_reference_model(model, config, self.log_folder / "prepare-reference.log",
-                                                           self.emit, check)
+            self.reference_model = resolve_reference_model(
+                model, config, self.log_folder / "prepare-reference.log", self.emit, check
+            )
         if config.data:
             from engine.accuracy import prepare_labelled_data
 
@@ -128,8 +122,16 @@ class Runner:
         outcome = RunOutcome(self.run_id, "running", self.results)  # grows as results are stored
         db = self.config.db
         try:
-            self.recorder.reference = compute_reference(self.config, self.run_id, model, self.reference_model,
-                                                        images, self.log_folder, self.emit, self.should_cancel)
+            self.recorder.reference = compute_reference(
+                self.config,
+                self.run_id,
+                model,
+                self.reference_model,
+                images,
+                self.log_folder,
+                self.emit,
+                self.should_cancel,
+            )
             for variant in variants:
                 self.run_variant(variant, model, images)
         except (Cancelled, KeyboardInterrupt) as stop:
@@ -165,25 +167,26 @@ class Runner:
         machine = fingerprint(config.machine_label)
         store.upsert_machine(db, machine)
         self.ensure_machine_peak(machine["machine_id"])
-        gflops_640 = model.get("gflops_640")
-        store.insert_run(db, {
-            "run_id": self.run_id, "started_at": store.now(), "machine_id": machine["machine_id"],
-            "machine_label": machine["label"], "model": model["display_name"] or config.model,
-            "model_sha256": model["sha256"], "model_source": model["source"], "weights_trained": model["trained"],
-            "imgsz": config.imgsz, "images": images,
-            "config": {**config.to_dict(), "host": socket.gethostname()},  # whose pid it is, in a shared store
-            "libraries": machine["libraries"], "pid": os.getpid(),
-            "model_gflops": gflops_640 * (config.imgsz / 640) ** 2 if gflops_640 else None,  # FLOPs scale with pixels
-        })
-        self.emit("run_started", variants=[v.label for v in variants], batch_sizes=config.batch_sizes,
-                  model=model["display_name"], weights_trained=model["trained"], machine=machine["label"])
+        self.recorder.insert_run(machine, model, images)
+        self.emit(
+            "run_started",
+            variants=[v.label for v in variants],
+            batch_sizes=config.batch_sizes,
+            model=model["display_name"],
+            weights_trained=model["trained"],
+            machine=machine["label"],
+        )
 
     def ensure_machine_peak(self, machine_id: str) -> None:
         """This machine's peak rates in the database before any worker runs (engine/peak.py)."""
         from engine.peak import ensure_stored_peak
 
-        ensure_stored_peak(self.config.db, machine_id, self.config.effective_threads,
-                           lambda message: self.emit("stage", stage="peak", message=message))
+        ensure_stored_peak(
+            self.config.db,
+            machine_id,
+            self.config.effective_threads,
+            lambda message: self.emit("stage", stage="peak", message=message),
+        )
 
     def run_variant(self, variant: Variant, model: dict, images: list[str]) -> list[dict]:
         """One configuration at each batch size: its exports, then a worker process per batch size."""
@@ -195,53 +198,11 @@ class Runner:
         refusal = refusal_of(variant, runtime_class, model)
         if refusal:
             return [self.recorder.failed(base, batch, refusal) for batch in self.config.batch_sizes]
-        artifacts, failures = prepare_artifacts(variant, runtime_class, model, images, self.config, self.log_folder,
-                                                self.emit, self.should_cancel)
+        artifacts, failures = prepare_artifacts(
+            variant, runtime_class, model, images, self.config, self.log_folder, self.emit, self.should_cancel
+        )
         stored = [self.recorder.failed(base, f.batch, f.reason, export_cached=f.export_cached) for f in failures]
-        # One process per batch size: a second session in the same process ran 2x slower (measured).
+        measuring = MeasureStage(self.config, self.recorder, self.emit, self.should_cancel, self.log_folder)
         for batch in (b for b in self.config.batch_sizes if b in artifacts):
-            self.measure(variant, base, artifacts[batch], self.measure_job(variant, batch, artifacts[batch], model,
-                                                                           images), stored, model, images)
+            measuring.measure(variant, base, batch, artifacts[batch], model, images, stored)
         return stored
-
-    def measure_job(self, variant: Variant, batch: int, artifact: Artifact, model: dict,
-                    images: list[str]) -> MeasureJob:
-        config = self.config
-        return MeasureJob(
-            runtime=variant.runtime, precision=variant.precision, mode=variant.mode, batch=batch,
-            artifact=artifact.path, images=tuple(images), imgsz=config.imgsz, threads=config.effective_threads,
-            warmup=config.warmup, iters=config.iters, min_duration_s=config.min_duration_s, max_iters=MAX_ITERS,
-            conf=config.conf, iou=config.iou, names=model["names"], reference_raw=self.recorder.reference.folder,
-            data_yaml=self.recorder.labelled.yaml_path if self.recorder.labelled else None,
-            in_flight=config.in_flight or 0,
-            log_path=str(self.log_folder / f"measure-{variant.runtime}-{variant.precision}-{variant.mode}-b{batch}.log"))
-
-    def measure(self, variant: Variant, base: dict, artifact: Artifact, job: MeasureJob, stored: list[dict],
-                model: dict, images: list[str]) -> None:
-        """One batch size in its own worker; a worker that fails before its result costs that result, one that
-        fails in the in-flight step after it only the in-flight figure."""
-        state = {"result": None, "in_flight": False}
-
-        def on_message(kind: str, payload) -> None:
-            if kind == "progress":
-                state["in_flight"] = state["in_flight"] or payload.get("stage") == "in flight"
-                self.emit("progress", variant=variant.label, **payload)
-            elif kind == "result":
-                state["result"] = self.recorder.measured(base, artifact, payload, images, model)
-                stored.append(state["result"])
-            elif kind == "in_flight":
-                state["in_flight"] = False
-                self.recorder.in_flight(variant, stored, payload)
-
-        try:
-            run_job("measure", job, self.config.timeout_s, on_message, self.should_cancel,
-                    memory_limit_mb=self.config.effective_memory_limit_mb)
-        except JobFailed as error:
-            if state["result"] is None:
-                stored.append(self.recorder.failed(base, job.batch, f"measurement failed: {error}", artifact))
-            elif state["in_flight"]:  # its result is stored; only the in-flight step was lost
-                from engine.records import InFlightFigure
-
-                self.recorder.in_flight(variant, stored, InFlightFigure(
-                    job.batch, job.in_flight, None, {"error": f"the process failed measuring it: {error}"}))
-

@@ -13,7 +13,7 @@ import random
 import shutil
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -197,17 +197,17 @@ MIGRATIONS: dict[int, list[str]] = {
     7: [
         # v7: where a result ran, 'cpu' or 'gpu' (NULL before: CPU). The measured peaks are the CPU's, so a GPU
         # result gets no peak, share of peak or floor time in results_summary rather than the CPU's.
-        "ALTER TABLE results ADD COLUMN device VARCHAR",
+        "ALTER TABLE results ADD COLUMN device VARCHAR"
     ],
     8: [
         # v8: the worker's peak resident memory (host RAM, MiB) over one batch size's load, warm-up, measurement
         # and detections (engine/measure.py peak_memory_mb); NULL before, and where the OS does not say.
-        "ALTER TABLE results ADD COLUMN peak_memory_mb DOUBLE",
+        "ALTER TABLE results ADD COLUMN peak_memory_mb DOUBLE"
     ],
     9: [
         # v9: the model's size on disk as its runtime loads it (MiB: the .onnx, OpenVINO's .xml + .bin, the
         # SavedModel folder without its .tflite files...), from Runtime.artifact_mb; NULL before.
-        "ALTER TABLE results ADD COLUMN model_mb DOUBLE",
+        "ALTER TABLE results ADD COLUMN model_mb DOUBLE"
     ],
 }
 
@@ -273,7 +273,7 @@ LEFT JOIN accuracy a ON a.result_id = r.result_id
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _is_lock_error(error: Exception) -> bool:
@@ -311,8 +311,10 @@ def connect(db: str | Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S
 
 def _tables(con) -> set[str]:
     """This database's own tables (a shared store's connection also sees its PostgreSQL catalog's)."""
-    rows = con.execute("SELECT table_name FROM information_schema.tables "
-                       "WHERE table_catalog = current_database() AND table_schema = current_schema()").fetchall()
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_schema = current_schema()"
+    ).fetchall()
     return {row[0] for row in rows}
 
 
@@ -331,8 +333,9 @@ def _usable_version(con, db) -> int:
     if version == -1:
         raise BenchError(f"{name} holds tables that are not a results database: choose another --db")
     if version > SCHEMA_VERSION:
-        raise BenchError(f"{name} has schema version {version}, newer than this engine's {SCHEMA_VERSION}: "
-                         "upgrade the engine")
+        raise BenchError(
+            f"{name} has schema version {version}, newer than this engine's {SCHEMA_VERSION}: upgrade the engine"
+        )
     return version
 
 
@@ -435,14 +438,16 @@ def retry_conflicts(write):
             try:
                 return write(db, *args, **kwargs)
             except duckdb.TransactionException as error:
-                if not database.is_shared(db) or "conflict" not in str(error).lower() \
-                        or attempt == SHARED_WRITE_ATTEMPTS - 1:
+                if (
+                    not database.is_shared(db)
+                    or "conflict" not in str(error).lower()
+                    or attempt == SHARED_WRITE_ATTEMPTS - 1
+                ):
                     raise
                 time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
         raise AssertionError("unreachable")
 
     return retried
-
 
 
 @retry_conflicts
@@ -452,16 +457,32 @@ def upsert_machine(db, fingerprint: dict) -> None:
         if exists:
             con.execute(
                 "UPDATE machines SET label = ?, os = ?, python = ?, fingerprint = ? WHERE machine_id = ?",
-                [fingerprint["label"], fingerprint["os"], fingerprint["python"], json.dumps(fingerprint),
-                 fingerprint["machine_id"]],
+                [
+                    fingerprint["label"],
+                    fingerprint["os"],
+                    fingerprint["python"],
+                    json.dumps(fingerprint),
+                    fingerprint["machine_id"],
+                ],
             )
             return
         con.execute(
             "INSERT INTO machines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [fingerprint["machine_id"], fingerprint["label"], fingerprint["cpu_model"], fingerprint["arch"],
-             fingerprint["physical_cores"], fingerprint["logical_cores"], fingerprint["ram_gb"],
-             fingerprint["isa_flags"], fingerprint["gpus"], fingerprint["os"], fingerprint["python"],
-             json.dumps(fingerprint), now()],
+            [
+                fingerprint["machine_id"],
+                fingerprint["label"],
+                fingerprint["cpu_model"],
+                fingerprint["arch"],
+                fingerprint["physical_cores"],
+                fingerprint["logical_cores"],
+                fingerprint["ram_gb"],
+                fingerprint["isa_flags"],
+                fingerprint["gpus"],
+                fingerprint["os"],
+                fingerprint["python"],
+                json.dumps(fingerprint),
+                now(),
+            ],
         )
 
 
@@ -472,10 +493,22 @@ def insert_run(db, run: dict) -> None:
             """INSERT INTO runs (run_id, started_at, status, machine_id, machine_label, model, model_sha256,
                    model_source, weights_trained, imgsz, images, config, libraries, pid, model_gflops)
                VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [run["run_id"], run["started_at"], run["machine_id"], run["machine_label"], run["model"],
-             run["model_sha256"], run["model_source"], run["weights_trained"], run["imgsz"],
-             json.dumps(run["images"]), json.dumps(run["config"]), json.dumps(run["libraries"]), run["pid"],
-             run.get("model_gflops")],
+            [
+                run["run_id"],
+                run["started_at"],
+                run["machine_id"],
+                run["machine_label"],
+                run["model"],
+                run["model_sha256"],
+                run["model_source"],
+                run["weights_trained"],
+                run["imgsz"],
+                json.dumps(run["images"]),
+                json.dumps(run["config"]),
+                json.dumps(run["libraries"]),
+                run["pid"],
+                run.get("model_gflops"),
+            ],
         )
 
 
@@ -484,7 +517,9 @@ def machine_peak(db, machine_id: str, threads: int) -> dict | None:
     with connect(db, read_only=True) as con:
         rows = con.execute(
             "SELECT gflops_fp32, gflops_bf16, gops_int8, method, CAST(measured_at AS VARCHAR) FROM machine_peaks "
-            "WHERE machine_id = ? AND threads = ? ORDER BY measured_at DESC LIMIT 1", [machine_id, threads]).fetchall()
+            "WHERE machine_id = ? AND threads = ? ORDER BY measured_at DESC LIMIT 1",
+            [machine_id, threads],
+        ).fetchall()
     if not rows:
         return None
     return dict(zip(("gflops_fp32", "gflops_bf16", "gops_int8", "method", "measured_at"), rows[0]))
@@ -495,20 +530,32 @@ def insert_machine_peak(db, machine_id: str, peak: dict) -> None:
     """peak's `measured_at` (ISO text, as engine.peak keeps it) is when it was measured; without one, now."""
     measured_at = datetime.fromisoformat(peak["measured_at"]) if peak.get("measured_at") else now()
     with connect(db) as con:
-        con.execute("INSERT INTO machine_peaks (machine_id, measured_at, threads, gflops_fp32, method, gflops_bf16, "
-                    "gops_int8) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [machine_id, measured_at, peak["threads"], peak["gflops_fp32"], peak["method"],
-                     peak.get("gflops_bf16"), peak.get("gops_int8")])
+        con.execute(
+            "INSERT INTO machine_peaks (machine_id, measured_at, threads, gflops_fp32, method, gflops_bf16, "
+            "gops_int8) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                machine_id,
+                measured_at,
+                peak["threads"],
+                peak["gflops_fp32"],
+                peak["method"],
+                peak.get("gflops_bf16"),
+                peak.get("gops_int8"),
+            ],
+        )
 
 
 @retry_conflicts
 def record_in_flight(db, result_id: str, requests: int, images_per_s: float | None, how: dict) -> None:
     """Add the in-flight figure (or, with images_per_s None, why there is none) to a stored result."""
     with connect(db) as con:
-        settings = json.loads(con.execute("SELECT settings FROM results WHERE result_id = ?",
-                                          [result_id]).fetchone()[0] or "{}")
-        con.execute("UPDATE results SET in_flight = ?, in_flight_ips = ?, settings = ? WHERE result_id = ?",
-                    [requests, images_per_s, json.dumps({**settings, "in_flight": how}), result_id])
+        settings = json.loads(
+            con.execute("SELECT settings FROM results WHERE result_id = ?", [result_id]).fetchone()[0] or "{}"
+        )
+        con.execute(
+            "UPDATE results SET in_flight = ?, in_flight_ips = ?, settings = ? WHERE result_id = ?",
+            [requests, images_per_s, json.dumps({**settings, "in_flight": how}), result_id],
+        )
 
 
 @retry_conflicts
@@ -541,25 +588,65 @@ def insert_reference_detections(db, run_id: str, reference: str, detections: lis
     with connect(db) as con:
         con.executemany(
             "INSERT INTO reference_detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[run_id, reference, d["image"], d["det_index"], d["class_id"], d["class_name"], d["score"],
-              d["x1"], d["y1"], d["x2"], d["y2"]] for d in detections],
+            [
+                [
+                    run_id,
+                    reference,
+                    d["image"],
+                    d["det_index"],
+                    d["class_id"],
+                    d["class_name"],
+                    d["score"],
+                    d["x1"],
+                    d["y1"],
+                    d["x2"],
+                    d["y2"],
+                ]
+                for d in detections
+            ],
         )
 
 
 # ResultRecord's fields and the results table's columns, one by one (tests/test_records.py holds them together);
 # the store itself fills the two it owns.
 RESULT_COLUMNS = {
-    "result_id": "result_id", "run_id": "run_id", "runtime": "runtime", "precision": "precision", "batch": "batch",
-    "status": "status", "mode": "mode", "device": "device", "error": "error", "imgsz": "imgsz",
-    "input_shape": "input_shape", "threads": "threads", "settings": "settings", "export_cached": "export_cached",
-    "export_s": "export_s", "load_s": "load_s", "warmup": "warmup", "model_file": "model_file",
-    "in_flight": "in_flight", "in_flight_ips": "in_flight_ips", "peak_memory_mb": "peak_memory_mb",
+    "result_id": "result_id",
+    "run_id": "run_id",
+    "runtime": "runtime",
+    "precision": "precision",
+    "batch": "batch",
+    "status": "status",
+    "mode": "mode",
+    "device": "device",
+    "error": "error",
+    "imgsz": "imgsz",
+    "input_shape": "input_shape",
+    "threads": "threads",
+    "settings": "settings",
+    "export_cached": "export_cached",
+    "export_s": "export_s",
+    "load_s": "load_s",
+    "warmup": "warmup",
+    "model_file": "model_file",
+    "in_flight": "in_flight",
+    "in_flight_ips": "in_flight_ips",
+    "peak_memory_mb": "peak_memory_mb",
     "model_mb": "model_mb",
 }
 RESULT_COLUMNS_FILLED_BY_STORE = ("iterations", "finished_at")
-STATS_COLUMNS = {"n": "n", "mean": "mean_ms", "median": "median_ms", "p90": "p90_ms", "p99": "p99_ms",
-                 "min": "min_ms", "max": "max_ms", "stdev": "stdev_ms", "ci_low": "ci_low_ms", "ci_high": "ci_high_ms",
-                 "cv": "cv"}  # measure.Stats' fields and the stats table's columns
+STATS_COLUMNS = {
+    "n": "n",
+    "mean": "mean_ms",
+    "median": "median_ms",
+    "p90": "p90_ms",
+    "p99": "p99_ms",
+    "min": "min_ms",
+    "max": "max_ms",
+    "stdev": "stdev_ms",
+    "ci_low": "ci_low_ms",
+    "ci_high": "ci_high_ms",
+    "cv": "cv",
+}  # measure.Stats' fields and the stats table's columns
 
 
 def _result_values(record) -> list:
@@ -582,8 +669,10 @@ def _insert_dataclass_rows(con, table: str, result_id: str, rows) -> None:
     if not rows:
         return
     columns = [f.name for f in fields(rows[0])]
-    con.executemany(f"INSERT INTO {table} (result_id, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})",
-                    [[result_id, *(getattr(row, column) for column in columns)] for row in rows])
+    con.executemany(
+        f"INSERT INTO {table} (result_id, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})",
+        [[result_id, *(getattr(row, column) for column in columns)] for row in rows],
+    )
 
 
 @retry_conflicts
@@ -593,18 +682,25 @@ def insert_result(db, record) -> None:
     with connect(db) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f"INSERT INTO results ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                        _result_values(record))
+            con.execute(
+                f"INSERT INTO results ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                _result_values(record),
+            )
             if record.samples:
                 con.executemany(
                     "INSERT INTO samples (result_id, iteration, decode_ns, pre_ns, infer_ns, post_ns, other_ns) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [[record.result_id, i, s.decode, s.pre, s.infer, s.post, s.other]
-                     for i, s in enumerate(record.samples)])
+                    [
+                        [record.result_id, i, s.decode, s.pre, s.infer, s.post, s.other]
+                        for i, s in enumerate(record.samples)
+                    ],
+                )
             for stage, stats in record.stats.items():
-                con.execute(f"INSERT INTO stats (result_id, stage, {', '.join(STATS_COLUMNS.values())}) "
-                            f"VALUES (?, ?{', ?' * len(STATS_COLUMNS)})",
-                            [record.result_id, stage, *(getattr(stats, name) for name in STATS_COLUMNS)])
+                con.execute(
+                    f"INSERT INTO stats (result_id, stage, {', '.join(STATS_COLUMNS.values())}) "
+                    f"VALUES (?, ?{', ?' * len(STATS_COLUMNS)})",
+                    [record.result_id, stage, *(getattr(stats, name) for name in STATS_COLUMNS)],
+                )
             _insert_dataclass_rows(con, "detections", record.result_id, record.detections)
             _insert_dataclass_rows(con, "result_images", record.result_id, record.images)
             _insert_dataclass_rows(con, "parity", record.result_id, [record.parity] if record.parity else [])
@@ -620,13 +716,15 @@ def mark_interrupted_runs(db, is_alive, host: str) -> list[str]:
     """This host's runs left 'running' by a process that no longer exists are marked 'interrupted'. Runs of
     other hosts (a shared store, imported bundles) are theirs to judge: their pids mean nothing here."""
     with connect(db) as con:
-        rows = con.execute("SELECT run_id, pid, json_extract_string(config, '$.host') FROM runs "
-                           "WHERE status = 'running'").fetchall()
+        rows = con.execute(
+            "SELECT run_id, pid, json_extract_string(config, '$.host') FROM runs WHERE status = 'running'"
+        ).fetchall()
         dead = [run_id for run_id, pid, run_host in rows if run_host in (None, host) and not is_alive(pid)]
         for run_id in dead:
             con.execute(
                 "UPDATE runs SET status = 'interrupted', error = 'the engine process stopped before the run ended' "
-                "WHERE run_id = ?", [run_id],
+                "WHERE run_id = ?",
+                [run_id],
             )
     return dead
 
@@ -634,8 +732,13 @@ def mark_interrupted_runs(db, is_alive, host: str) -> list[str]:
 # Reads: each returns a pandas DataFrame; filters are always parameters, never pasted into SQL.
 
 SUMMARY_FILTERS = {
-    "run_id": "run_id", "machine_id": "machine_id", "model": "model", "runtime": "runtime",
-    "precision": "precision", "batch": "batch", "status": "status",
+    "run_id": "run_id",
+    "machine_id": "machine_id",
+    "model": "model",
+    "runtime": "runtime",
+    "precision": "precision",
+    "batch": "batch",
+    "status": "status",
 }
 
 
@@ -683,8 +786,9 @@ def runs(db, filters: dict | None = None):
 
 # A shared store has no primary keys: two machines of the same hardware seen first at the same moment can both
 # insert their row. Reads take the first one seen.
-UNIQUE_MACHINES = ("SELECT * FROM machines "
-                   "QUALIFY row_number() OVER (PARTITION BY machine_id ORDER BY first_seen, label) = 1")
+UNIQUE_MACHINES = (
+    "SELECT * FROM machines QUALIFY row_number() OVER (PARTITION BY machine_id ORDER BY first_seen, label) = 1"
+)
 
 
 def machines(db):
@@ -720,7 +824,7 @@ def result_images(db, run_id: str):
 def reference_detections(db, run_id: str):
     """The parity reference's boxes; a result's missed boxes are those no detection's reference_index names."""
     return _query(
-        db, "SELECT * FROM reference_detections WHERE run_id = ? ORDER BY image, det_index", [run_id], min_version=3,
+        db, "SELECT * FROM reference_detections WHERE run_id = ? ORDER BY image, det_index", [run_id], min_version=3
     )
 
 
@@ -732,7 +836,8 @@ def iteration_times(db, run_id: str):
         """SELECT s.result_id, s.iteration,
                   (s.pre_ns + s.infer_ns + s.post_ns + coalesce(s.other_ns, 0)) / r.batch / 1e6 AS total_ms
            FROM samples s JOIN results r USING (result_id) WHERE r.run_id = ? ORDER BY s.result_id, s.iteration""",
-        [run_id], min_version=4,  # other_ns since v4
+        [run_id],
+        min_version=4,  # other_ns since v4
     )
 
 
@@ -776,8 +881,11 @@ def export_run_arrow(db, run_id: str) -> dict:
     """Every table's rows of one run as Arrow tables (tables this file's schema lacks are left out)."""
     with connect(db, read_only=True) as con:
         present = _tables(con)
-        return {table: con.execute(query, [run_id]).fetch_arrow_table()
-                for table, query in BUNDLE_TABLES.items() if table in present}
+        return {
+            table: con.execute(query, [run_id]).fetch_arrow_table()
+            for table, query in BUNDLE_TABLES.items()
+            if table in present
+        }
 
 
 def require_run(db, run_id: str) -> None:
@@ -788,8 +896,7 @@ def require_run(db, run_id: str) -> None:
     if not database.exists(db):
         raise BenchError(f"database {database.display(db)} does not exist")
     if run_identity(db, run_id) is None:
-        raise BenchError(f"run {run_id} is not in {database.display(db)}: `python -m engine runs` lists the runs "
-                         "there")
+        raise BenchError(f"run {run_id} is not in {database.display(db)}: `python -m engine runs` lists the runs there")
 
 
 def run_identity(db, run_id: str) -> tuple | None:
@@ -802,9 +909,14 @@ def run_identity(db, run_id: str) -> tuple | None:
 
 
 # What a table's rows must name: the run's id, one of its results' ids, or its machine's id.
-OWNER_COLUMN = {"runs": "run_id", "results": "run_id", "reference_detections": "run_id",
-                "machines": "machine_id", "machine_peaks": "machine_id",
-                **{table: "result_id" for table in RESULT_TABLES}}
+OWNER_COLUMN = {
+    "runs": "run_id",
+    "results": "run_id",
+    "reference_detections": "run_id",
+    "machines": "machine_id",
+    "machine_peaks": "machine_id",
+    **dict.fromkeys(RESULT_TABLES, "result_id"),
+}
 REQUIRED_BUNDLE_TABLES = ("machines", "runs", "results")
 
 
@@ -824,8 +936,12 @@ def table_columns() -> dict[str, tuple[tuple[str, ...], frozenset[str]]]:
 
 
 def _columns(con, table: str) -> list[str]:
-    return [row[0] for row in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                                          "ORDER BY ordinal_position", [table]).fetchall()]
+    return [
+        row[0]
+        for row in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position", [table]
+        ).fetchall()
+    ]
 
 
 def parquet_columns(path: Path) -> list[str]:
@@ -864,15 +980,19 @@ def foreign_rows(con, run_id: str) -> list[str]:
     """What in staged rows does not belong to the run: a row of another run, of a result not the run's, of a
     machine not the run's, and a run that is not exactly one row."""
     problems = []
-    (runs, machine_id), = con.execute("SELECT count(*), any_value(machine_id) FROM runs").fetchall()
+    ((runs, machine_id),) = con.execute("SELECT count(*), any_value(machine_id) FROM runs").fetchall()
     if runs != 1 or con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0] != 1:
         problems.append(f"tables/runs.parquet holds {runs} run(s), not the one run its manifest names")
-    owners = {"run_id": ("= ?", [run_id]), "machine_id": ("IS NOT DISTINCT FROM ?", [machine_id]),
-              "result_id": ("IN (SELECT result_id FROM results WHERE run_id = ?)", [run_id])}
+    owners = {
+        "run_id": ("= ?", [run_id]),
+        "machine_id": ("IS NOT DISTINCT FROM ?", [machine_id]),
+        "result_id": ("IN (SELECT result_id FROM results WHERE run_id = ?)", [run_id]),
+    }
     for table, column in OWNER_COLUMN.items():
         condition, params = owners[column]
-        stray = con.execute(f"SELECT count(*) FROM {table} WHERE {column} IS NULL OR NOT ({column} {condition})",
-                            params).fetchall()[0][0]
+        stray = con.execute(
+            f"SELECT count(*) FROM {table} WHERE {column} IS NULL OR NOT ({column} {condition})", params
+        ).fetchall()[0][0]
         if stray:
             problems.append(f"tables/{table}.parquet holds {stray} row(s) of another {column.removesuffix('_id')}")
     if con.execute("SELECT count(*) FROM machines").fetchall()[0][0] > 1:
@@ -884,9 +1004,11 @@ def identity_matches(con, identity: list) -> bool:
     """Whether a run's row has the identity a manifest names (run_id, started_at, machine_id, model_sha256), its
     start compared as an instant: two machines write the same instant in different time zones."""
     run_id, started_at, machine_id, model_sha256 = identity
-    rows = con.execute("SELECT count(*) FROM runs WHERE run_id = ? AND started_at = TRY_CAST(? AS TIMESTAMPTZ) "
-                       "AND CAST(machine_id AS VARCHAR) = ? AND coalesce(CAST(model_sha256 AS VARCHAR), 'None') = ?",
-                       [run_id, started_at, machine_id, model_sha256]).fetchall()
+    rows = con.execute(
+        "SELECT count(*) FROM runs WHERE run_id = ? AND started_at = TRY_CAST(? AS TIMESTAMPTZ) "
+        "AND CAST(machine_id AS VARCHAR) = ? AND coalesce(CAST(model_sha256 AS VARCHAR), 'None') = ?",
+        [run_id, started_at, machine_id, model_sha256],
+    ).fetchall()
     return rows[0][0] == 1
 
 
@@ -898,10 +1020,14 @@ def run_with_identity(db, identity: list) -> bool:
 def relocate_images(con, run_id: str, paths: dict[str, str]) -> None:
     """Point a staged run's annotated images at where they are written here (by file name); a path to an image the
     bundle does not carry means nothing on this machine and becomes NULL."""
-    con.execute("CREATE TEMP TABLE relocated AS SELECT unnest(?::VARCHAR[]) AS name, unnest(?::VARCHAR[]) AS path",
-                [list(paths), list(paths.values())])
-    con.execute("UPDATE result_images SET annotated_path = (SELECT path FROM relocated "
-                "WHERE name = regexp_extract(annotated_path, '[^/\\\\]*$'))")
+    con.execute(
+        "CREATE TEMP TABLE relocated AS SELECT unnest(?::VARCHAR[]) AS name, unnest(?::VARCHAR[]) AS path",
+        [list(paths), list(paths.values())],
+    )
+    con.execute(
+        "UPDATE result_images SET annotated_path = (SELECT path FROM relocated "
+        "WHERE name = regexp_extract(annotated_path, '[^/\\\\]*$'))"
+    )
 
 
 def write_staged(con, folder: Path) -> dict[str, Path]:
@@ -922,8 +1048,9 @@ def result_ids_present(db, result_ids: list[str]) -> int:
     with connect(db, read_only=True) as con:
         if "results" not in _tables(con):
             return 0
-        return con.execute("SELECT count(*) FROM results WHERE result_id IN (SELECT unnest(?))",
-                           [result_ids]).fetchall()[0][0]
+        return con.execute(
+            "SELECT count(*) FROM results WHERE result_id IN (SELECT unnest(?))", [result_ids]
+        ).fetchall()[0][0]
 
 
 @retry_conflicts
@@ -937,12 +1064,18 @@ def import_run_parquet(db, files: dict[str, Path]) -> None:
                 if table not in BUNDLE_TABLES:
                     raise BenchError(f"bundle names an unknown table {table!r}")
                 if table == "machines":
-                    con.execute("INSERT INTO machines BY NAME SELECT * FROM read_parquet(?) "
-                                "WHERE machine_id NOT IN (SELECT machine_id FROM machines)", [str(path)])
+                    con.execute(
+                        "INSERT INTO machines BY NAME SELECT * FROM read_parquet(?) "
+                        "WHERE machine_id NOT IN (SELECT machine_id FROM machines)",
+                        [str(path)],
+                    )
                 elif table == "machine_peaks":  # a machine's peaks travel with each of its runs: add only new ones
-                    con.execute("INSERT INTO machine_peaks BY NAME SELECT * FROM read_parquet(?) p WHERE NOT EXISTS "
-                                "(SELECT 1 FROM machine_peaks q WHERE q.machine_id = p.machine_id "
-                                "AND q.measured_at = p.measured_at AND q.threads = p.threads)", [str(path)])
+                    con.execute(
+                        "INSERT INTO machine_peaks BY NAME SELECT * FROM read_parquet(?) p WHERE NOT EXISTS "
+                        "(SELECT 1 FROM machine_peaks q WHERE q.machine_id = p.machine_id "
+                        "AND q.measured_at = p.measured_at AND q.threads = p.threads)",
+                        [str(path)],
+                    )
                 else:
                     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)", [str(path)])
             con.execute("COMMIT")
@@ -962,8 +1095,10 @@ def delete_run_rows(db, run_id: str) -> int:
             results = con.execute("SELECT count(*) FROM results WHERE run_id = ?", [run_id]).fetchone()[0]
             for table in RESULT_TABLES:
                 if table in present:
-                    con.execute(f"DELETE FROM {table} WHERE result_id IN "
-                                "(SELECT result_id FROM results WHERE run_id = ?)", [run_id])
+                    con.execute(
+                        f"DELETE FROM {table} WHERE result_id IN (SELECT result_id FROM results WHERE run_id = ?)",
+                        [run_id],
+                    )
             for table in RUN_TABLES:
                 if table in present:
                     con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
@@ -977,13 +1112,18 @@ def delete_run_rows(db, run_id: str) -> int:
 # Shared-store upkeep: each committed write adds Parquet files (one per table it touches); reads slow down as
 # they pile up (100 runs: 8,000 files, a results_summary read of 0.5 s). Merging them is DuckLake's own job.
 
+
 def compact_shared(db) -> tuple[int, int]:
     """Merge the store's small data files and delete the replaced ones; returns the file counts before, after."""
     count = f"SELECT count(*) FROM ducklake_list_files('{database.LAKE}', ?)"
     with connect(db) as con:
-        tables = [row[0] for row in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
-            "AND table_schema = current_schema() AND table_type = 'BASE TABLE'").fetchall()]
+        tables = [
+            row[0]
+            for row in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+                "AND table_schema = current_schema() AND table_type = 'BASE TABLE'"
+            ).fetchall()
+        ]
 
         def files() -> int:
             return sum(con.execute(count, [table]).fetchone()[0] for table in tables)

@@ -10,8 +10,8 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from engine import worker
 
@@ -48,8 +48,14 @@ def _tree_rss_mb(pid: int) -> float:
         return 0.0
 
 
-def run_job(job: str, params, timeout_s: float, on_message: Callable[[str, dict], None] | None = None,
-            should_cancel: Callable[[], bool] = lambda: False, memory_limit_mb: float = 0):
+def run_job(
+    job: str,
+    params,
+    timeout_s: float,
+    on_message: Callable[[str, dict], None] | None = None,
+    should_cancel: Callable[[], bool] = lambda: False,
+    memory_limit_mb: float = 0,
+):
     """Run one job in a fresh spawned process; return its 'done' payload or raise JobFailed / Cancelled. params: a
     dict, or a MeasureJob for "measure"; its log_path, where it has one, gives the log's last lines to a failure.
 
@@ -65,11 +71,7 @@ def run_job(job: str, params, timeout_s: float, on_message: Callable[[str, dict]
     step = None  # {"seconds", "step", "until"} while the worker runs a step with its own limit
     try:
         while True:
-            if should_cancel():
-                raise Cancelled()
-            if memory_limit_mb and (used_mb := _tree_rss_mb(process.pid)) > memory_limit_mb:
-                raise JobFailed(f"used {used_mb:.0f} MB, over the memory limit of {memory_limit_mb:g} MB "
-                                "(the process was killed; raise --memory-limit)")
+            _check_running(process, should_cancel, memory_limit_mb)
             if receiver.poll(0.2):
                 try:
                     kind, payload = receiver.recv()
@@ -78,25 +80,13 @@ def run_job(job: str, params, timeout_s: float, on_message: Callable[[str, dict]
                 if kind == "done":
                     process.join(30)
                     return payload
-                if kind == "error":
-                    raise JobFailed(payload)
-                if kind == "deadline":  # the worker's next step should take at most this long (None: it ended)
-                    step = None if payload["seconds"] is None else {
-                        **payload, "until": time.monotonic() + payload["seconds"]}
-                    continue
-                if on_message:
-                    on_message(kind, payload)
+                step = _handled(kind, payload, step, on_message)
                 continue
             if not process.is_alive():
                 if receiver.poll(0):
                     continue
                 break
-            if time.monotonic() > deadline:
-                raise JobFailed(f"timed out after {timeout_s:g} s (the process was killed)"
-                                + _log_tail(log_path))
-            if step and time.monotonic() > step["until"]:
-                raise JobFailed(f"{step['step']} did not end within {step['seconds']:.0f} s (the process was killed)"
-                                + _log_tail(log_path))
+            _check_time(deadline, timeout_s, step, log_path)
         process.join(5)
         if should_cancel():  # Ctrl-C reaches the whole process group: a worker still starting dies of it
             raise Cancelled()
@@ -106,6 +96,38 @@ def run_job(job: str, params, timeout_s: float, on_message: Callable[[str, dict]
             process.kill()
             process.join(5)
         receiver.close()
+
+
+def _check_running(process, should_cancel: Callable[[], bool], memory_limit_mb: float) -> None:
+    """Cancelled when asked; JobFailed past the memory limit (the process and its children together)."""
+    if should_cancel():
+        raise Cancelled()
+    if memory_limit_mb and (used_mb := _tree_rss_mb(process.pid)) > memory_limit_mb:
+        raise JobFailed(
+            f"used {used_mb:.0f} MB, over the memory limit of {memory_limit_mb:g} MB "
+            "(the process was killed; raise --memory-limit)"
+        )
+
+
+def _handled(kind: str, payload, step: dict | None, on_message) -> dict | None:
+    """One message from the worker; returns the step deadline in force after it ("deadline": the worker's next step
+    should take at most this long; None seconds: it ended). An "error" is the job's failure."""
+    if kind == "error":
+        raise JobFailed(payload)
+    if kind == "deadline":
+        return None if payload["seconds"] is None else {**payload, "until": time.monotonic() + payload["seconds"]}
+    if on_message:
+        on_message(kind, payload)
+    return step
+
+
+def _check_time(deadline: float, timeout_s: float, step: dict | None, log_path: str | None) -> None:
+    if time.monotonic() > deadline:
+        raise JobFailed(f"timed out after {timeout_s:g} s (the process was killed)" + _log_tail(log_path))
+    if step and time.monotonic() > step["until"]:
+        raise JobFailed(
+            f"{step['step']} did not end within {step['seconds']:.0f} s (the process was killed)" + _log_tail(log_path)
+        )
 
 
 def _log_tail(log_path: str | None, lines: int = 3) -> str:

@@ -2,11 +2,11 @@
 
 Ultralytics chooses threads itself here; that is the point of the mode. The precision is the result's:
 OpenVINO's CPU plugin runs bf16 by default on CPUs that have it (Ultralytics pins f32 only on Windows), so
-an "fp32" row would otherwise hold a bf16 run (measured on an AVX-512 bf16 EPYC: boxes drifted, 10 of 36
-matched). The engine adds the row's precision hint (f32 or bf16) to the compile Ultralytics does, and reads
-back the precision that ran; a bf16 row is thus what Ultralytics does by default on such a CPU.
+an "fp32" row would otherwise hold a bf16 run (whose boxes drift from the fp32 reference's). The engine adds
+the row's precision hint (f32 or bf16) to the compile Ultralytics does, and reads back the precision that
+ran; a bf16 row is thus what Ultralytics does by default on such a CPU.
 Letterboxing is the other exception: `rect=False` gives it the same square input the lean pipeline gets (by
-default it pads .pt and dynamic models to the smallest stride multiple, 640x480 for bus.jpg, ~25% less
+default it pads .pt and dynamic models to the smallest stride multiple, 640x480 for bus.jpg, a quarter less
 work), so the two modes compare pipelines, not input sizes.
 Its per-image speed figures give preprocess, inference and postprocess; what the call took beyond
 them (the predictor's own bookkeeping) is kept as `other`, so stages still add up to the whole call.
@@ -20,14 +20,15 @@ import functools
 import time
 from pathlib import Path
 
-from engine.pipeline import Detection, decode_image
 from engine.in_flight import IN_FLIGHT_MEASURES, on_threads
+from engine.pipeline import Detection, decode_image
 from engine.runtimes.openvino import PRECISION_HINTS as OPENVINO_PRECISION_HINTS  # int8 is in the IR itself
 
 
 class UltralyticsPipeline:
-    def __init__(self, artifact: Path, imgsz: int, conf: float, iou: float, precision: str = "fp32",
-                 device: str = "cpu"):
+    def __init__(
+        self, artifact: Path, imgsz: int, conf: float, iou: float, precision: str = "fp32", device: str = "cpu"
+    ):
         """device: Ultralytics' name for where it runs, "cpu" or "0" (the first CUDA GPU, for GPU runtimes)."""
         from ultralytics import YOLO
 
@@ -57,23 +58,33 @@ class UltralyticsPipeline:
         results = self._predict(frames)
         call_ns = time.perf_counter_ns() - decoded
         speed = results[0].speed  # milliseconds per image, for the whole batch
-        stages = {name: int(speed[key] * 1e6 * len(frames))
-                  for name, key in (("pre", "preprocess"), ("infer", "inference"), ("post", "postprocess"))}
+        stages = {
+            name: int(speed[key] * 1e6 * len(frames))
+            for name, key in (("pre", "preprocess"), ("infer", "inference"), ("post", "postprocess"))
+        }
         stages["decode"] = decoded - start
         stages["other"] = max(0, call_ns - stages["pre"] - stages["infer"] - stages["post"])
         return stages, [_detections(result) for result in results]
 
     def _predict(self, frames: list) -> list:
-        return self.model.predict(frames, imgsz=self.imgsz, conf=self.conf, iou=self.iou, batch=len(frames),
-                                  rect=False, device=self.device, verbose=False)
+        return self.model.predict(
+            frames,
+            imgsz=self.imgsz,
+            conf=self.conf,
+            iou=self.iou,
+            batch=len(frames),
+            rect=False,
+            device=self.device,
+            verbose=False,
+        )
 
     def throughput(self, batches: list[list], requests: int, seconds: float) -> dict:
         """Images/s end to end with `requests` predictors at once, each its own YOLO model made on its own thread,
         as Ultralytics' thread-safe inference guide has it; batches of decoded frames taken in turn. The same
         dict as a runtime's throughput(), "found" holding each batch's detections of its last run."""
+
         def prepare(worker: int) -> UltralyticsPipeline:
-            pipeline = UltralyticsPipeline(self.artifact, self.imgsz, self.conf, self.iou, self.precision,
-                                           self.device)
+            pipeline = UltralyticsPipeline(self.artifact, self.imgsz, self.conf, self.iou, self.precision, self.device)
             pipeline._predict(batches[0])  # loads the model inside Ultralytics, and warms it
             return pipeline
 
@@ -81,14 +92,24 @@ class UltralyticsPipeline:
             return [_detections(result) for result in pipeline._predict(frames)]
 
         done, found, elapsed = on_threads(requests, batches, seconds, prepare, run_batch)
-        return {"in_flight": requests, "in_flight_ips": done * len(batches[0]) / elapsed, "found": found,
-                "in_flight_settings": {"measures": IN_FLIGHT_MEASURES, "predictors": requests,
-                                       "threading": "a YOLO model per thread (Ultralytics' thread-safe inference)"}}
+        return {
+            "in_flight": requests,
+            "in_flight_ips": done * len(batches[0]) / elapsed,
+            "found": found,
+            "in_flight_settings": {
+                "measures": IN_FLIGHT_MEASURES,
+                "predictors": requests,
+                "threading": "a YOLO model per thread (Ultralytics' thread-safe inference)",
+            },
+        }
 
     def settings(self) -> dict:
         predictor = self.model.predictor
-        settings = {"pipeline": "ultralytics predictor", "rect": bool(getattr(predictor.args, "rect", False)),
-                    "device": str(predictor.device)}
+        settings = {
+            "pipeline": "ultralytics predictor",
+            "rect": bool(getattr(predictor.args, "rect", False)),
+            "device": str(predictor.device),
+        }
         try:
             import torch
 

@@ -54,8 +54,9 @@ def entry(job: str, params, conn) -> None:
         elif job == "export":
             from engine.export import run_export
 
-            output = run_export(params["model_path"], params["model_sha256"], params["names"],
-                                params["request"], params["images"])
+            output = run_export(
+                params["model_path"], params["model_sha256"], params["names"], params["request"], params["images"]
+            )
             conn.send(("done", str(output)))
         elif job == "reference":
             conn.send(("done", reference(params)))
@@ -125,8 +126,9 @@ def measure(job: MeasureJob, conn) -> None:
     except BenchError as error:
         result = BatchMeasurement(batch=job.batch, status="failed", error=str(error))
     except Exception as error:
-        result = BatchMeasurement(batch=job.batch, status="failed",
-                                  error=f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=4)}")
+        result = BatchMeasurement(
+            batch=job.batch, status="failed", error=f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=4)}"
+        )
     conn.send(("result", result))
     # The in-flight figure comes after the result is stored: AsyncInferQueue has hung on AMD EPYC CPUs
     # (ultralytics/ultralytics#25923), and a crash or hang there must not cost what was measured.
@@ -169,10 +171,19 @@ def measure_batch(pipeline, job: MeasureJob, conn) -> BatchMeasurement:
     if job.data_yaml and pipeline.gives_raw:
         progress("mAP")
         accuracy = pipeline.accuracy(_validation_folder(job))
-    return BatchMeasurement(batch=job.batch, status="completed", samples=tuple(samples), settings=settings,
-                            input_shape=pipeline.input_shape, load_s=load_s, model_file=pipeline.model_file,
-                            detections=found, raw_diff=raw_diff.to_dict() if raw_diff else None,
-                            peak_memory_mb=memory, accuracy=accuracy)
+    return BatchMeasurement(
+        batch=job.batch,
+        status="completed",
+        samples=tuple(samples),
+        settings=settings,
+        input_shape=pipeline.input_shape,
+        load_s=load_s,
+        model_file=pipeline.model_file,
+        detections=found,
+        raw_diff=raw_diff.to_dict() if raw_diff else None,
+        peak_memory_mb=memory,
+        accuracy=accuracy,
+    )
 
 
 def measure_in_flight(step, job: MeasureJob) -> InFlightFigure:
@@ -218,7 +229,7 @@ def _detections_per_image(pipeline, job: MeasureJob):
     raw_diff = RawDiff() if compare else None
     images = list(job.images)
     for start in range(0, len(images), job.batch):
-        chunk = images[start:start + job.batch]
+        chunk = images[start : start + job.batch]
         raw, detections = pipeline.detect(chunk + [chunk[-1]] * (job.batch - len(chunk)))
         for offset, (path, dets) in enumerate(zip(chunk, detections)):
             found[path] = [d.__dict__ for d in dets]

@@ -25,7 +25,11 @@ def isolated_jobs(tmp_path_factory):
 def engine(*args: str, timeout: float = 900, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the CLI as a user would: a fresh process, text output."""
     return subprocess.run(
-        [sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "engine", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
 
@@ -98,8 +102,10 @@ def database_at_version(db: Path, version: int) -> None:
     store.apply_migrations_up_to(db, version)
     with duckdb.connect(str(db)) as con:
         con.execute("INSERT INTO runs (run_id, started_at, status, machine_id) VALUES ('old', now(), 'completed', 'm')")
-        con.execute("INSERT INTO results (result_id, run_id, runtime, precision, batch, status) "
-                    "VALUES ('old-r', 'old', 'onnxruntime', 'fp32', 1, 'completed')")
+        con.execute(
+            "INSERT INTO results (result_id, run_id, runtime, precision, batch, status) "
+            "VALUES ('old-r', 'old', 'onnxruntime', 'fp32', 1, 'completed')"
+        )
 
 
 def parse_json_output(done: subprocess.CompletedProcess) -> dict:

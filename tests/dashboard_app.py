@@ -57,13 +57,15 @@ def values_of(array) -> list:
     return list(array)
 
 
-def wait_for_job(job_id: str, until=lambda status: status["state"] not in ("queued", "running"),
-                 timeout_s: float = 300) -> dict:
+def wait_for_job(
+    job_id: str, until=lambda status: status["state"] not in ("queued", "running"), timeout_s: float = 300
+) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = api.job_status(job_id)
         if until(status):
             return status
         time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not get there in {timeout_s} s: {api.job_status(job_id)}\n"
-                         f"{api.log_tail(job_id)}")
+    raise AssertionError(
+        f"job {job_id} did not get there in {timeout_s} s: {api.job_status(job_id)}\n{api.log_tail(job_id)}"
+    )

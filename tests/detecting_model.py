@@ -75,7 +75,7 @@ def _build(target: Path, images: list, imgsz: int) -> Path:
         scores = model(inputs)[0][:, 4:].amax(1).flatten()
     logits = torch.logit(scores.clamp(1e-7, 1 - 1e-7)).sort(descending=True).values
     low, high = WANTED_ANCHORS
-    gaps = logits[low - 1:high - 1] - logits[low:high]
+    gaps = logits[low - 1 : high - 1] - logits[low:high]
     k = low - 1 + int(gaps.argmax())
     threshold_logit = float(logits[k] + logits[k + 1]) / 2
     bias = math.log(CONF / (1 - CONF)) - threshold_logit

@@ -59,7 +59,7 @@ class CorruptExportRuntime(OnnxRuntime):
     def artifact(cls, export_output, precision):
         corrupt = export_output.with_name("corrupt.onnx")
         data = bytearray(export_output.read_bytes())
-        data[len(data) // 3: len(data) // 3 + 4096] = bytes(4096)
+        data[len(data) // 3 : len(data) // 3 + 4096] = bytes(4096)
         corrupt.write_bytes(bytes(data[: len(data) // 2]))
         return corrupt
 
@@ -107,5 +107,14 @@ class InFlightRaisingRuntime(OnnxRuntime):
         raise RuntimeError("injected failure in flight")
 
 
-RUNTIMES = [CrashingRuntime, KilledRuntime, HangingRuntime, RaisingRuntime, CorruptExportRuntime, MemoryHogRuntime,
-            InFlightHangRuntime, InFlightCrashRuntime, InFlightRaisingRuntime]
+RUNTIMES = [
+    CrashingRuntime,
+    KilledRuntime,
+    HangingRuntime,
+    RaisingRuntime,
+    CorruptExportRuntime,
+    MemoryHogRuntime,
+    InFlightHangRuntime,
+    InFlightCrashRuntime,
+    InFlightRaisingRuntime,
+]

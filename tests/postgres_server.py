@@ -31,12 +31,19 @@ class Server:
         return f"ducklake+postgres://{USER}@127.0.0.1:{self.port}/{dbname}?data_path={data_path}"
 
     def create_database(self, name: str) -> None:
-        subprocess.run([*self.as_user, str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                        "-U", USER, name], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [*self.as_user, str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, name],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def stop(self) -> None:
-        subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast",
-                        "-w", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -68,9 +75,27 @@ def start() -> Server:
         shutil.chown(folder, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
-    subprocess.run([*as_user, str(bin_folder / "initdb"), "-D", str(folder / "data"), "-U", USER, "--auth=trust",
-                    "-E", "UTF8"], check=True, capture_output=True, timeout=120)
-    subprocess.run([*as_user, str(bin_folder / "pg_ctl"), "-D", str(folder / "data"), "-l", str(folder / "log"),
-                    "-o", f"-h 127.0.0.1 -p {port} -k {folder}", "-w", "start"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*as_user, str(bin_folder / "initdb"), "-D", str(folder / "data"), "-U", USER, "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(bin_folder / "pg_ctl"),
+            "-D",
+            str(folder / "data"),
+            "-l",
+            str(folder / "log"),
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {folder}",
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return Server(folder=folder, port=port, bin=bin_folder, as_user=as_user)

@@ -24,23 +24,75 @@ DETECTIONS_PER_RESULT = 4
 
 def write_run(db: str, writer: str, machine: dict, index: int) -> str:
     run_id = f"{writer}-{index:03d}-{uuid.uuid4().hex[:8]}"
-    store.insert_run(db, {
-        "run_id": run_id, "started_at": store.now(), "machine_id": machine["machine_id"],
-        "machine_label": machine["label"], "model": "yolov8n.yaml", "model_sha256": "test", "model_source": "test",
-        "weights_trained": False, "imgsz": 160, "images": ["00-bus.jpg"], "config": {"host": writer},
-        "libraries": {}, "pid": os.getpid(), "model_gflops": 0.55,
-    })
+    store.insert_run(
+        db,
+        {
+            "run_id": run_id,
+            "started_at": store.now(),
+            "machine_id": machine["machine_id"],
+            "machine_label": machine["label"],
+            "model": "yolov8n.yaml",
+            "model_sha256": "test",
+            "model_source": "test",
+            "weights_trained": False,
+            "imgsz": 160,
+            "images": ["00-bus.jpg"],
+            "config": {"host": writer},
+            "libraries": {},
+            "pid": os.getpid(),
+            "model_gflops": 0.55,
+        },
+    )
     for k in range(RESULTS_PER_RUN):
         result_id = f"{run_id}-r{k}"
-        samples = tuple(StageSample(decode=1_000, pre=2_000, infer=3_000_000 + i, post=4_000)
-                        for i in range(SAMPLES_PER_RESULT))
-        stats = {"infer": Stats(n=SAMPLES_PER_RESULT, mean=3.0, median=3.0, p90=3.0, p99=3.0, min=3.0, max=3.0,
-                                stdev=0.0, ci_low=3.0, ci_high=3.0, cv=0.0)}
-        detections = tuple(DetectionRow(image="00-bus.jpg", det_index=d, class_id=0, class_name="person", score=0.9,
-                                        x1=1.0, y1=2.0, x2=3.0, y2=4.0) for d in range(DETECTIONS_PER_RESULT))
-        store.insert_result(db, ResultRecord(result_id=result_id, run_id=run_id, runtime=f"runtime{k}",
-                                             precision="fp32", batch=1, status="ok", imgsz=160, threads=1,
-                                             samples=samples, stats=stats, detections=detections))
+        samples = tuple(
+            StageSample(decode=1_000, pre=2_000, infer=3_000_000 + i, post=4_000) for i in range(SAMPLES_PER_RESULT)
+        )
+        stats = {
+            "infer": Stats(
+                n=SAMPLES_PER_RESULT,
+                mean=3.0,
+                median=3.0,
+                p90=3.0,
+                p99=3.0,
+                min=3.0,
+                max=3.0,
+                stdev=0.0,
+                ci_low=3.0,
+                ci_high=3.0,
+                cv=0.0,
+            )
+        }
+        detections = tuple(
+            DetectionRow(
+                image="00-bus.jpg",
+                det_index=d,
+                class_id=0,
+                class_name="person",
+                score=0.9,
+                x1=1.0,
+                y1=2.0,
+                x2=3.0,
+                y2=4.0,
+            )
+            for d in range(DETECTIONS_PER_RESULT)
+        )
+        store.insert_result(
+            db,
+            ResultRecord(
+                result_id=result_id,
+                run_id=run_id,
+                runtime=f"runtime{k}",
+                precision="fp32",
+                batch=1,
+                status="ok",
+                imgsz=160,
+                threads=1,
+                samples=samples,
+                stats=stats,
+                detections=detections,
+            ),
+        )
     store.finish_run(db, run_id, "completed")
     return run_id
 

@@ -22,13 +22,25 @@ from tests.conftest import TEST_IMGSZ
 from tests.dashboard_app import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 RUN_TIMEOUT_MS = 240_000
-PAGE_TITLES = {"overview": "Overview", "run": "Run", "detections": "Detections", "history": "History",
-               "machines": "Machines", "compare": "Compare", "share": "Share"}
+PAGE_TITLES = {
+    "overview": "Overview",
+    "run": "Run",
+    "detections": "Detections",
+    "history": "History",
+    "machines": "Machines",
+    "compare": "Compare",
+    "share": "Share",
+}
 
 
 def free_port() -> int:
@@ -53,7 +65,10 @@ def server(served_db, tmp_path_factory):
     with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would stall the server
         process = subprocess.Popen(
             [sys.executable, "-m", "dashboard.serve", "--server.address", "127.0.0.1", "--server.port", str(port)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "YOLO_BENCH_DB": str(served_db)},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "YOLO_BENCH_DB": str(served_db)},
         )
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -131,8 +146,10 @@ def screenshot(page: Page, name: str) -> Path:
 
 
 def loaded_images(page: Page) -> int:
-    return page.evaluate("[...document.querySelectorAll(\"[data-testid='stImage'] img\")]"
-                         ".filter(image => image.complete && image.naturalWidth > 0).length")
+    return page.evaluate(
+        "[...document.querySelectorAll(\"[data-testid='stImage'] img\")]"
+        ".filter(image => image.complete && image.naturalWidth > 0).length"
+    )
 
 
 def fill_number(page: Page, label: str, value: int) -> None:
@@ -204,8 +221,10 @@ def test_every_page_opens_and_shows_its_content(page, server):
 
 def test_the_overview_headline_is_not_cut_in_a_laptop_window(page, server):
     """Five fixed columns cut 'onnxruntime:fp32' and '7.26 ms' to '…' between 1000 and 1280 px."""
-    cut = "[...document.querySelectorAll(\"[data-testid='stMetricValue'] div\")]" \
-          ".filter(value => value.scrollWidth > value.clientWidth).map(value => value.textContent)"
+    cut = (
+        "[...document.querySelectorAll(\"[data-testid='stMetricValue'] div\")]"
+        ".filter(value => value.scrollWidth > value.clientWidth).map(value => value.textContent)"
+    )
     for width in (1000, 1100, 1280, 1400):
         page.set_viewport_size({"width": width, "height": 900})
         open_app(page, server)
@@ -234,8 +253,13 @@ def test_the_shared_report_opens_offline_with_its_charts_and_images(page, server
     download.value.save_as(report)
 
     requested = []
-    page.route("**/*", lambda route: (requested.append(route.request.url),
-                                      route.continue_() if route.request.url.startswith("file:") else route.abort()))
+    page.route(
+        "**/*",
+        lambda route: (
+            requested.append(route.request.url),
+            route.continue_() if route.request.url.startswith("file:") else route.abort(),
+        ),
+    )
     page.goto(report.as_uri())
     expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible(timeout=30_000)
     assert [url for url in requested if not url.startswith(("file:", "data:"))] == [], "it needs no network"
@@ -261,8 +285,11 @@ def draw(page: Page, figure, width: int, folder: Path, marks: str = ".scatterlay
 
 
 def boxes_of(page: Page, selector: str) -> list[list[float]]:
-    return page.evaluate("""selector => [...document.querySelectorAll(selector)].map(e => {
-        const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })""", selector)
+    return page.evaluate(
+        """selector => [...document.querySelectorAll(selector)].map(e => {
+        const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })""",
+        selector,
+    )
 
 
 def crossing(a, b, slack=1.0) -> bool:
@@ -272,17 +299,30 @@ def crossing(a, b, slack=1.0) -> bool:
 AGREEMENT_CASES = {
     # the lean results of one run of every CPU runtime here (11-29): equal output differences side by side
     "raw difference": dict(
-        runtime=["openvino", "openvino", "tflite", "tflite", "onnxruntime", "tensorflow", "openvino", "torchscript",
-                 "pytorch"],
+        runtime=[
+            "openvino",
+            "openvino",
+            "tflite",
+            "tflite",
+            "onnxruntime",
+            "tensorflow",
+            "openvino",
+            "torchscript",
+            "pytorch",
+        ],
         precision=["int8", "bf16", "int8", "fp32", "fp32", "fp32", "fp32", "fp32", "fp32"],
         total_ms=[9.19, 13.48, 14.23, 25.30, 27.32, 30.58, 23.00, 28.20, 31.21],
-        parity_raw_mean_abs=[4.8e-7, 4.8e-7, 8.7e-8, 9.6e-8, 5.3e-8, 3.2e-8, 3.5e-9, 0.0, 0.0]),
+        parity_raw_mean_abs=[4.8e-7, 4.8e-7, 8.7e-8, 9.6e-8, 5.3e-8, 3.2e-8, 3.5e-9, 0.0, 0.0],
+    ),
     # trained weights: every runtime finds the reference's boxes, so every point sits on one line at 1.0
     "boxes agreeing": dict(
         runtime=["openvino", "openvino", "onnxruntime", "tflite", "openvino", "pytorch", "torchscript"],
         precision=["int8", "bf16", "fp32", "int8", "fp32", "fp32", "fp32"],
         total_ms=[9.2, 10.1, 12.3, 13.0, 14.1, 28.2, 29.0],
-        parity_matched=[12, 12, 12, 12, 12, 12, 12], parity_missed=0, parity_extra=0),
+        parity_matched=[12, 12, 12, 12, 12, 12, 12],
+        parity_missed=0,
+        parity_extra=0,
+    ),
 }
 
 
@@ -293,8 +333,17 @@ def test_speed_against_agreement_labels_cover_no_label_and_no_point(page, tmp_pa
     seen in a screenshot). Drawn by Plotly in Chromium, no label box may cross another or a marker."""
     from dashboard import charts
 
-    rows = pd.DataFrame({"status": "completed", "batch": 1, "imgsz": 640, "threads": 2, "mode": "lean",
-                         "parity_verdict": "pass", **AGREEMENT_CASES[case]})
+    rows = pd.DataFrame(
+        {
+            "status": "completed",
+            "batch": 1,
+            "imgsz": 640,
+            "threads": 2,
+            "mode": "lean",
+            "parity_verdict": "pass",
+            **AGREEMENT_CASES[case],
+        }
+    )
     draw(page, charts.speed_vs_agreement(rows), width, tmp_path)
     names = {f"{runtime}:{precision}" for runtime, precision in zip(rows["runtime"], rows["precision"])}
     if case == "boxes agreeing":  # no room for seven labels on one line: a colour and a legend entry each
@@ -310,7 +359,7 @@ def test_speed_against_agreement_labels_cover_no_label_and_no_point(page, tmp_pa
     assert {text for text, *_ in labels} == names, "what every point shares (lean, batch 1) is noise"
 
     for index, (text, *box) in enumerate(labels):
-        for other_text, *other in labels[index + 1:]:
+        for other_text, *other in labels[index + 1 :]:
             assert not crossing(box, other), f"{text!r} covers {other_text!r} at {width} px"
         assert not any(crossing(box, marker) for marker in markers), f"{text!r} covers a point at {width} px"
         assert plot[0] - 1 <= box[0] and box[2] <= plot[2] + 1, f"{text!r} runs out of the plot at {width} px"
@@ -322,16 +371,61 @@ def test_every_total_label_of_the_stage_bars_stays_inside_the_plot(page, tmp_pat
     window ("total 79.0 ms · 1", screenshot)."""
     from dashboard import charts
 
-    totals = [10.2, 12.4, 13.5, 14.2, 15.5, 24.1, 24.3, 26.2, 26.4, 28.5, 28.9, 29.6, 31.5, 33.5, 35.8, 48.4, 71.4,
-              79.0]
-    variants = [(runtime, precision, mode) for runtime, precision in [
-        ("openvino", "int8"), ("tflite", "int8"), ("openvino", "bf16"), ("openvino", "fp32"), ("tflite", "fp32"),
-        ("onnxruntime", "fp32"), ("torchscript", "fp32"), ("pytorch", "fp32"), ("tensorflow", "fp32")]
-        for mode in ("lean", "ultralytics")]
-    rows = pd.DataFrame([{"status": "completed", "runtime": runtime, "precision": precision, "mode": mode,
-                          "batch": 1, "imgsz": 640, "threads": 2, "run_id": "run", "pre_ms": 0.4,
-                          "infer_ms": total - 0.6, "post_ms": 0.2, "total_ms": total, "throughput_ips": 1000 / total}
-                         for (runtime, precision, mode), total in zip(variants, totals)])
+    totals = [
+        10.2,
+        12.4,
+        13.5,
+        14.2,
+        15.5,
+        24.1,
+        24.3,
+        26.2,
+        26.4,
+        28.5,
+        28.9,
+        29.6,
+        31.5,
+        33.5,
+        35.8,
+        48.4,
+        71.4,
+        79.0,
+    ]
+    variants = [
+        (runtime, precision, mode)
+        for runtime, precision in [
+            ("openvino", "int8"),
+            ("tflite", "int8"),
+            ("openvino", "bf16"),
+            ("openvino", "fp32"),
+            ("tflite", "fp32"),
+            ("onnxruntime", "fp32"),
+            ("torchscript", "fp32"),
+            ("pytorch", "fp32"),
+            ("tensorflow", "fp32"),
+        ]
+        for mode in ("lean", "ultralytics")
+    ]
+    rows = pd.DataFrame(
+        [
+            {
+                "status": "completed",
+                "runtime": runtime,
+                "precision": precision,
+                "mode": mode,
+                "batch": 1,
+                "imgsz": 640,
+                "threads": 2,
+                "run_id": "run",
+                "pre_ms": 0.4,
+                "infer_ms": total - 0.6,
+                "post_ms": 0.2,
+                "total_ms": total,
+                "throughput_ips": 1000 / total,
+            }
+            for (runtime, precision, mode), total in zip(variants, totals)
+        ]
+    )
     draw(page, charts.stage_bars(rows), width, tmp_path, marks=".textpoint text")
     plot = boxes_of(page, ".nsewdrag")[0]
     labels = boxes_of(page, ".textpoint text")
@@ -346,12 +440,22 @@ def test_a_legend_covers_neither_the_chart_title_nor_the_plot(page, tmp_path, wi
     the legend took two rows and its title on top of the plot and ran over the chart's title (screenshot)."""
     from dashboard import charts
 
-    rows = pd.DataFrame({"status": "completed", "batch": 1, "imgsz": 160, "threads": 2,
-                         "runtime": ["onnxruntime", "onnxruntime", "openvino", "openvino"],
-                         "precision": ["fp32", "fp32", "int8", "int8"], "mode": ["lean", "ultralytics"] * 2,
-                         "total_ms": [2.16, 2.69, 1.36, 2.30], "parity_verdict": ["pass", "pass", "fail", "fail"],
-                         "parity_matched": [42, 42, 9, 9], "parity_missed": [0, 0, 33, 33],
-                         "parity_extra": [0, 0, 45, 45]})
+    rows = pd.DataFrame(
+        {
+            "status": "completed",
+            "batch": 1,
+            "imgsz": 160,
+            "threads": 2,
+            "runtime": ["onnxruntime", "onnxruntime", "openvino", "openvino"],
+            "precision": ["fp32", "fp32", "int8", "int8"],
+            "mode": ["lean", "ultralytics"] * 2,
+            "total_ms": [2.16, 2.69, 1.36, 2.30],
+            "parity_verdict": ["pass", "pass", "fail", "fail"],
+            "parity_matched": [42, 42, 9, 9],
+            "parity_missed": [0, 0, 33, 33],
+            "parity_extra": [0, 0, 45, 45],
+        }
+    )
     draw(page, charts.speed_vs_agreement(rows), width, tmp_path)
     assert page.locator(".legend .traces").count() == 4, "the points are named by a legend here"
     legend = boxes_of(page, ".legend")[0]
@@ -367,18 +471,48 @@ def test_a_legend_below_the_plot_covers_neither_axis_titles_nor_plot(page, tmp_p
     titles on History (screenshot), when it was placed at a fraction of the plot's height below it."""
     from dashboard import charts
 
-    names = [(runtime, precision, mode) for runtime, precision in [
-        ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"), ("pytorch", "fp32"),
-        ("torchscript", "fp32"), ("tensorflow", "fp32"), ("tflite", "fp32"), ("tflite", "int8")]
-        for mode in ("lean", "ultralytics")]
-    rows = pd.DataFrame([{"status": "completed", "runtime": runtime, "precision": precision, "mode": mode,
-                          "batch": batch, "imgsz": 640, "threads": 2, "machine_label": "vm", "run_id": f"run{day}",
-                          "started_at": pd.Timestamp("2026-11-20", tz="UTC") + pd.Timedelta(days=day),
-                          "total_ms": 10.0 + index + batch, "infer_ms": 9.0 + index, "throughput_ips": 100.0 - index}
-                         for index, (runtime, precision, mode) in enumerate(names)
-                         for batch in (1, 4) for day in (0, 1)])
-    figure = (charts.batch_scaling(rows) if chart == "batch size"
-              else charts.history_lines(rows, "infer_ms", ["runtime", "precision", "mode"]))
+    names = [
+        (runtime, precision, mode)
+        for runtime, precision in [
+            ("onnxruntime", "fp32"),
+            ("openvino", "fp32"),
+            ("openvino", "bf16"),
+            ("openvino", "int8"),
+            ("pytorch", "fp32"),
+            ("torchscript", "fp32"),
+            ("tensorflow", "fp32"),
+            ("tflite", "fp32"),
+            ("tflite", "int8"),
+        ]
+        for mode in ("lean", "ultralytics")
+    ]
+    rows = pd.DataFrame(
+        [
+            {
+                "status": "completed",
+                "runtime": runtime,
+                "precision": precision,
+                "mode": mode,
+                "batch": batch,
+                "imgsz": 640,
+                "threads": 2,
+                "machine_label": "vm",
+                "run_id": f"run{day}",
+                "started_at": pd.Timestamp("2026-11-20", tz="UTC") + pd.Timedelta(days=day),
+                "total_ms": 10.0 + index + batch,
+                "infer_ms": 9.0 + index,
+                "throughput_ips": 100.0 - index,
+            }
+            for index, (runtime, precision, mode) in enumerate(names)
+            for batch in (1, 4)
+            for day in (0, 1)
+        ]
+    )
+    figure = (
+        charts.batch_scaling(rows)
+        if chart == "batch size"
+        else charts.history_lines(rows, "infer_ms", ["runtime", "precision", "mode"])
+    )
     draw(page, figure, width, tmp_path)
     legend = boxes_of(page, ".legend")[0]
     titles = boxes_of(page, ".g-xtitle text, .g-x2title text")
@@ -393,8 +527,12 @@ def test_a_ratio_near_one_is_not_printed_over_the_line_at_one(page, tmp_path):
     """Compare printed "0.98x" at its bar's end, right on the dashed line at 1 (screenshot)."""
     from dashboard import charts
 
-    compared = pd.DataFrame({"label": ["onnxruntime:fp32 · b4", "openvino:int8 · b1", "tflite:int8 · b1"],
-                             "infer_ms_ratio": [0.98, 1.17, 0.45]})
+    compared = pd.DataFrame(
+        {
+            "label": ["onnxruntime:fp32 · b4", "openvino:int8 · b1", "tflite:int8 · b1"],
+            "infer_ms_ratio": [0.98, 1.17, 0.45],
+        }
+    )
     draw(page, charts.ratio_bars(compared, "infer_ms"), 700, tmp_path, marks=".bars .point")
     line = boxes_of(page, ".shapelayer path")[0]
     labels = page.evaluate("""[...document.querySelectorAll('.annotation-text, .bartext')].map(t => {

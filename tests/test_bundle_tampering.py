@@ -28,6 +28,7 @@ FOREIGN_RUN = "20200101-000000-abcdef"
 @dataclass
 class Parts:
     """A bundle taken apart: its manifest and its members' bytes, in order; pack() zips it again."""
+
     manifest: dict
     members: dict[str, bytes]
     unlisted: dict[str, bytes] = field(default_factory=dict)  # in the zip, not in the manifest
@@ -74,6 +75,7 @@ class Parts:
 
 def one_row(schema: pa.Schema) -> pa.Table:
     """A plausible row of an empty table, to give a table that held none a row to tamper with."""
+
     def value(kind):
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             return "x"
@@ -84,6 +86,7 @@ def one_row(schema: pa.Schema) -> pa.Table:
         if pa.types.is_boolean(kind):
             return False
         return None
+
     return pa.table({f.name: pa.array([value(f.type)], f.type) for f in schema}, schema=schema)
 
 
@@ -106,6 +109,7 @@ def renamed(run_id):
     def tamper(parts: Parts) -> bytes:
         parts.rename_run(run_id)
         return parts.pack()
+
     return tamper
 
 
@@ -115,6 +119,7 @@ def member(name: str, data: bytes | None = None, listed: bool = True):
         if not listed:
             parts.unlisted[name] = parts.members.pop(name)
         return parts.pack()
+
     return tamper
 
 
@@ -125,6 +130,7 @@ def foreign_owner(table: str):
     def tamper(parts: Parts) -> bytes:
         parts.set_column(table, column, foreign, first_only=True)
         return parts.pack()
+
     return tamper
 
 
@@ -132,6 +138,7 @@ def with_rows(table: str, change):
     def tamper(parts: Parts) -> bytes:
         parts.set_table(table, change(parts.table(table)))
         return parts.pack()
+
     return tamper
 
 
@@ -139,6 +146,7 @@ def with_manifest(change):
     def tamper(parts: Parts) -> bytes:
         change(parts.manifest)
         return parts.pack()
+
     return tamper
 
 
@@ -155,6 +163,7 @@ def duplicated_member(parts: Parts) -> bytes:
     with zipfile.ZipFile(io.BytesIO(good)) as archive:
         entries = [(name, archive.read(name)) for name in archive.namelist()]
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zipfile warns of the duplicate name: that is the point
         return zip_of(entries + [("tables/runs.parquet", parts.members["tables/runs.parquet"])])
@@ -162,11 +171,13 @@ def duplicated_member(parts: Parts) -> bytes:
 
 def with_listed_files(change):
     """The manifest's file list changed after its checksums were filled in."""
+
     def tamper(parts: Parts) -> bytes:
         parts.pack()
         change(parts.manifest["files"])
         parts.keep_checksums = True
         return parts.pack()
+
     return tamper
 
 
@@ -202,6 +213,7 @@ def without_member(name: str):
     def tamper(parts: Parts) -> bytes:
         del parts.members[name]
         return parts.pack()
+
     return tamper
 
 
@@ -224,8 +236,9 @@ def started_not_a_time(parts: Parts) -> bytes:
 
 def second_machine(parts: Parts) -> bytes:
     rows = parts.table("machines")
-    other = rows.set_column(rows.schema.get_field_index("machine_id"), "machine_id",
-                            pa.array(["another-machine"] * rows.num_rows))
+    other = rows.set_column(
+        rows.schema.get_field_index("machine_id"), "machine_id", pa.array(["another-machine"] * rows.num_rows)
+    )
     parts.set_table("machines", pa.concat_tables([rows, other]))
     return parts.pack()
 
@@ -252,26 +265,35 @@ CASES = {
     "member in a nested folder": (member("images/sub/escape.jpg"), "is not manifest.json"),
     "member name with control characters": (member("images/bus\x1b[31m.jpg"), "is not manifest.json"),
     "member the manifest does not list": (member("images/extra.jpg", listed=False), "does not list"),
-    "manifest listing a file outside": (with_listed_files(lambda files: files.update({"images/../../escape.txt": "0" * 64})),
-                                    "outside tables/ and images/"),
+    "manifest listing a file outside": (
+        with_listed_files(lambda files: files.update({"images/../../escape.txt": "0" * 64})),
+        "outside tables/ and images/",
+    ),
     "an extra unknown table": (member("tables/secrets.parquet", b"PAR1"), "is not manifest.json"),
     "a file that is not an image": (member("images/notes.jpg", b"just text"), "is not a JPEG image"),
     "a member twice": (duplicated_member, "twice"),
-    **{f"a row of {table} belonging elsewhere": (foreign_owner(table), "of another" if table != "runs" else "run(s)")
-       for table in store.BUNDLE_TABLES},
+    **{
+        f"a row of {table} belonging elsewhere": (foreign_owner(table), "of another" if table != "runs" else "run(s)")
+        for table in store.BUNDLE_TABLES
+    },
     "foreign machine rows": (second_machine, "another machine"),
-    "duplicated result ids": (with_rows("results", lambda rows: pa.concat_tables([rows, rows])),
-                              "cannot take"),
+    "duplicated result ids": (with_rows("results", lambda rows: pa.concat_tables([rows, rows])), "cannot take"),
     "result ids of a run already present": (reused_result_ids, "already in"),
     "a table that is not Parquet": (not_parquet, "is not readable Parquet"),
     "a missing column": (with_rows("results", lambda rows: rows.drop_columns(["runtime"])), "lacks columns: runtime"),
-    "an unknown column": (with_rows("results", lambda rows: rows.append_column("evil", pa.array(
-        ["x"] * rows.num_rows))), "does not have: evil"),
+    "an unknown column": (
+        with_rows("results", lambda rows: rows.append_column("evil", pa.array(["x"] * rows.num_rows))),
+        "does not have: evil",
+    ),
     "a value of the wrong type": (started_not_a_time, "cannot take"),
-    "a wrong checksum": (with_listed_files(lambda files: files.update({"tables/stats.parquet": "0" * 64})),
-                          "checksum of tables/stats.parquet does not match"),
-    "checksums that are not SHA-256": (with_listed_files(lambda files: files.update(
-        dict.fromkeys(files, "not a checksum"))), "not a SHA-256"),
+    "a wrong checksum": (
+        with_listed_files(lambda files: files.update({"tables/stats.parquet": "0" * 64})),
+        "checksum of tables/stats.parquet does not match",
+    ),
+    "checksums that are not SHA-256": (
+        with_listed_files(lambda files: files.update(dict.fromkeys(files, "not a checksum"))),
+        "not a SHA-256",
+    ),
     "a truncated zip": (truncated, "not a readable zip bundle"),
     "a zip bomb": (zip_bomb, "zip bomb"),
     "an oversized image": (oversized_image, "over the 16 MiB"),
@@ -312,14 +334,19 @@ SCRATCH = "scratch-tmp"  # the fresh temporary folder an import may use while it
 
 
 def tree(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(path.relative_to(folder)): (path.lstat().st_size, path.lstat().st_mtime_ns)
-            for path in sorted(folder.rglob("*")) if SCRATCH not in path.relative_to(folder).parts}
+    return {
+        str(path.relative_to(folder)): (path.lstat().st_size, path.lstat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if SCRATCH not in path.relative_to(folder).parts
+    }
 
 
 def rows_of(db: str) -> dict[str, list]:
     with store.connect(db, read_only=True) as con:
-        return {table: sorted(map(repr, con.execute(f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {table}").fetchall()))
-                for table in store.BUNDLE_TABLES}  # as text: timestamps with time zones would need pytz
+        return {
+            table: sorted(map(repr, con.execute(f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {table}").fetchall()))
+            for table in store.BUNDLE_TABLES
+        }  # as text: timestamps with time zones would need pytz
 
 
 def test_at_least_thirty_tampered_bundles_are_tried():
@@ -344,8 +371,10 @@ def check_refusals(db: str, tampered: dict[str, Path], place: Path, monkeypatch,
         assert tree(place) == files, f"{case} left files behind"
         assert not any(scratch.iterdir()), f"{case} left its temporary files"
         assert sorted(os.listdir(ROOT)) == root, f"{case} wrote into the project folder"
-    assert not any(path.exists() for path in (place.parent / "climbed", place / "climbed", Path("/tmp/climbed"),
-                                              place.parent / "escape.jpg"))
+    assert not any(
+        path.exists()
+        for path in (place.parent / "climbed", place / "climbed", Path("/tmp/climbed"), place.parent / "escape.jpg")
+    )
 
 
 def test_tampered_bundles_leave_a_duckdb_file_byte_identical(good_bundle, tampered, tmp_path, monkeypatch):
@@ -373,8 +402,15 @@ def test_a_fresh_database_is_not_even_created_by_a_refused_bundle(tampered, tmp_
     assert list(tmp_path.iterdir()) == [], "no database file, no artifacts folder"
 
 
-@pytest.mark.parametrize("case", ["run id climbing out of the artifacts folder", "a table that is not Parquet",
-                                  "result ids of a run already present", "a zip bomb"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "run id climbing out of the artifacts folder",
+        "a table that is not Parquet",
+        "result ids of a run already present",
+        "a zip bomb",
+    ],
+)
 def test_the_cli_refuses_with_one_line_and_exit_code_2(good_bundle, tampered, tmp_path, case):
     db = tmp_path / "results.duckdb"
     assert engine("import", str(good_bundle), "--db", str(db)).returncode == 0
@@ -393,8 +429,10 @@ def test_an_annotated_path_of_another_machine_points_nowhere_here(good_bundle, t
     parts = take_apart(good_bundle)
     rows = parts.table("result_images")
     paths = ["/etc/passwd"] + rows.column("annotated_path").to_pylist()[1:]
-    parts.set_table("result_images", rows.set_column(rows.schema.get_field_index("annotated_path"),
-                                                     "annotated_path", pa.array(paths, pa.string())))
+    parts.set_table(
+        "result_images",
+        rows.set_column(rows.schema.get_field_index("annotated_path"), "annotated_path", pa.array(paths, pa.string())),
+    )
     bundle = tmp_path / "pointing.zip"
     bundle.write_bytes(parts.pack())
     db = tmp_path / "results.duckdb"
@@ -412,14 +450,16 @@ def test_the_machines_page_refuses_a_tampered_upload_and_imports_the_rest(good_b
     db = tmp_path / "results.duckdb"
     app = open_page(db, "machines")
     uploads = app.file_uploader(key="bundle_uploads")
-    uploads.upload("climbing.zip", tampered["run id climbing out of the artifacts folder"].read_bytes(),
-                   "application/zip")
+    uploads.upload(
+        "climbing.zip", tampered["run id climbing out of the artifacts folder"].read_bytes(), "application/zip"
+    )
     uploads.upload("teammate.zip", good_bundle.read_bytes(), "application/zip")
     app.run()
     app.button(key="import_bundles").click().run()
     assert not app.exception
-    assert "bundle climbing.zip refused: its manifest's run id: '../../../climbed' is not a run id" in \
-        text_of(app.error), text_of(app.error)
+    assert "bundle climbing.zip refused: its manifest's run id: '../../../climbed' is not a run id" in text_of(
+        app.error
+    ), text_of(app.error)
     assert "teammate.zip: imported" in text_of(app.success)
     assert not (tmp_path / "climbed").exists() and len(store.runs(db)) == 1
 

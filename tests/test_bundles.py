@@ -17,8 +17,10 @@ def summary(db):
 
 def counts(db):
     with duckdb.connect(str(db), read_only=True) as con:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-                for t in ("machines", "runs", "results", "samples", "stats", "detections", "result_images")}
+        return {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+            for t in ("machines", "runs", "results", "samples", "stats", "detections", "result_images")
+        }
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,12 @@ def test_a_bundle_round_trips_to_identical_summary_rows(filled_run, bundle, tmp_
     pd.testing.assert_frame_equal(summary(target), summary(filled_run["db"]))
     assert counts(target) == counts(filled_run["db"])
     with duckdb.connect(str(target), read_only=True) as con:
-        paths = [row[0] for row in con.execute("SELECT annotated_path FROM result_images WHERE annotated_path "
-                                               "IS NOT NULL").fetchall()]
+        paths = [
+            row[0]
+            for row in con.execute(
+                "SELECT annotated_path FROM result_images WHERE annotated_path IS NOT NULL"
+            ).fetchall()
+        ]
     assert paths and all(str(tmp_path / "gathered.artifacts") in p for p in paths), "images travel with the rows"
 
 
@@ -115,13 +121,28 @@ def test_delete_keeps_the_run_as_a_bundle_and_import_brings_it_back(filled_run, 
     lab = tmp_path / "lab.duckdb"
     assert engine("import", str(bundle), "--db", str(lab)).returncode == 0
     run_id = filled_run["run_id"]
-    live = {"run_id": "live", "started_at": pd.Timestamp("2026-11-29", tz="UTC"), "machine_id": "m-live",
-            "machine_label": "lab", "model": "yolov8n", "model_sha256": "x", "model_source": "test",
-            "weights_trained": False, "imgsz": 640, "images": [], "config": {"host": socket.gethostname()},
-            "libraries": {}, "pid": os.getpid()}
+    live = {
+        "run_id": "live",
+        "started_at": pd.Timestamp("2026-11-29", tz="UTC"),
+        "machine_id": "m-live",
+        "machine_label": "lab",
+        "model": "yolov8n",
+        "model_sha256": "x",
+        "model_source": "test",
+        "weights_trained": False,
+        "imgsz": 640,
+        "images": [],
+        "config": {"host": socket.gethostname()},
+        "libraries": {},
+        "pid": os.getpid(),
+    }
     store.insert_run(lab, live)
-    store.insert_result(lab, ResultRecord(result_id="live-r", run_id="live", runtime="onnxruntime", precision="fp32",
-                                          batch=1, status="completed"))
+    store.insert_result(
+        lab,
+        ResultRecord(
+            result_id="live-r", run_id="live", runtime="onnxruntime", precision="fp32", batch=1, status="completed"
+        ),
+    )
     refused = engine("delete", "live", "--db", str(lab))
     assert refused.returncode == 2 and "run live is still running" in refused.stderr, refused.stderr
     before = counts(lab)
@@ -134,8 +155,12 @@ def test_delete_keeps_the_run_as_a_bundle_and_import_brings_it_back(filled_run, 
     assert (left["runs"], left["results"], left["samples"]) == (1, 1, 0), "only the live run's rows are left"
     assert left["machines"] == before["machines"], "machines stay: other runs share them"
     from engine.store import export_run_arrow
-    left_of_it = {table: rows.num_rows for table, rows in export_run_arrow(lab, run_id).items()
-                  if table not in ("machines", "machine_peaks")}
+
+    left_of_it = {
+        table: rows.num_rows
+        for table, rows in export_run_arrow(lab, run_id).items()
+        if table not in ("machines", "machine_peaks")
+    }
     assert set(left_of_it.values()) == {0}, f"no table keeps a row of it: {left_of_it}"
     assert not (tmp_path / "lab.artifacts" / run_id).exists(), "its annotated images went with it"
     assert engine("delete", run_id, "--db", str(lab)).returncode == 2, "deleting twice: no such run"
@@ -143,6 +168,7 @@ def test_delete_keeps_the_run_as_a_bundle_and_import_brings_it_back(filled_run, 
     assert engine("import", str(kept), "--db", str(lab)).returncode == 0
     assert counts(lab) == before
     back = summary(lab)
-    pd.testing.assert_frame_equal(back[back["run_id"] == run_id].reset_index(drop=True), summary(filled_run["db"]),
-                                  check_dtype=False)  # nullable here: the live result has no image size
+    pd.testing.assert_frame_equal(
+        back[back["run_id"] == run_id].reset_index(drop=True), summary(filled_run["db"]), check_dtype=False
+    )  # nullable here: the live result has no image size
     assert (tmp_path / "lab.artifacts" / run_id).is_dir(), "and its images"

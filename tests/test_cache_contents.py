@@ -70,8 +70,9 @@ def test_prune_removes_what_an_upgrade_and_stopped_runs_left_and_the_next_run_st
     assert second.returncode == 0, second.stderr
     assert "kept from an earlier run" in second.stderr
     with duckdb.connect(str(db), read_only=True) as con:
-        cached = con.execute("SELECT export_cached FROM results JOIN runs USING (run_id) "
-                             "ORDER BY runs.started_at DESC LIMIT 1").fetchone()[0]
+        cached = con.execute(
+            "SELECT export_cached FROM results JOIN runs USING (run_id) ORDER BY runs.started_at DESC LIMIT 1"
+        ).fetchone()[0]
     assert cached, "the export kept through the prune served the next run"
 
 
@@ -97,8 +98,11 @@ def test_unused_days_go_by_when_a_run_last_read_an_entry(tmp_path, monkeypatch):
     reference = tmp_path / "reference" / ("3" * 24)
     reference.mkdir(parents=True)
     (reference / "detections.json").write_text("[[]]")
-    for path in (reference / "detections.json", tmp_path / "peak" / "machine-2threads.json",
-                 tmp_path / "models" / "yolov8n.pt"):
+    for path in (
+        reference / "detections.json",
+        tmp_path / "peak" / "machine-2threads.json",
+        tmp_path / "models" / "yolov8n.pt",
+    ):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
         os.utime(path, (long_ago, long_ago))
@@ -120,8 +124,14 @@ def test_pruning_waits_for_the_benchmark_measuring_now(tmp_path):
     env = {**os.environ, "YOLO_BENCH_CACHE": str(cache), "YOLO_BENCH_LOCK": str(lock)}
     with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        pruning = subprocess.Popen([sys.executable, "-m", "engine", "cache", "--prune"], cwd=ROOT, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        pruning = subprocess.Popen(
+            [sys.executable, "-m", "engine", "cache", "--prune"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert "pruning waits for it" in pruning.stderr.readline()
         assert unfinished.exists()
     out, _ = pruning.communicate(timeout=60)

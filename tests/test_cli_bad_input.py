@@ -44,22 +44,45 @@ def bad_files(tmp_path_factory, sample_images):
     random_onnx.write_bytes(bytes(range(256)) * 64)
     wrong_rank = folder / "wrong_rank.onnx"
     graph = onnx.helper.make_graph(
-        [onnx.helper.make_node("Identity", ["x"], ["y"])], "not_yolo",
+        [onnx.helper.make_node("Identity", ["x"], ["y"])],
+        "not_yolo",
         [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 10])],
-        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 10])])
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 10])],
+    )
     onnx.save(onnx.helper.make_model(graph), wrong_rank)
     models = {}
     for task in ("cls", "seg"):
         models[task] = folder / f"yolov8n-{task}.pt"
-        subprocess.run([sys.executable, "-c", f"from ultralytics import YOLO; YOLO('yolov8n-{task}.yaml').save(r'{models[task]}')"],
-                       check=True, capture_output=True, cwd=folder)
-    return {"truncated": truncated, "text": text, "empty": empty, "random_pt": random_pt,
-            "text_model": text_model, "newer": newer, "folder": folder, "tiny": tiny, "huge": huge,
-            "random_onnx": random_onnx, "wrong_rank": wrong_rank, "cls_pt": models["cls"], "seg_pt": models["seg"]}
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from ultralytics import YOLO; YOLO('yolov8n-{task}.yaml').save(r'{models[task]}')",
+            ],
+            check=True,
+            capture_output=True,
+            cwd=folder,
+        )
+    return {
+        "truncated": truncated,
+        "text": text,
+        "empty": empty,
+        "random_pt": random_pt,
+        "text_model": text_model,
+        "newer": newer,
+        "folder": folder,
+        "tiny": tiny,
+        "huge": huge,
+        "random_onnx": random_onnx,
+        "wrong_rank": wrong_rank,
+        "cls_pt": models["cls"],
+        "seg_pt": models["seg"],
+    }
 
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims a size and holds no pixels: what a decompression bomb's header looks like."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -106,24 +129,33 @@ def test_bad_input_is_refused_before_writing(case, bad_files, tmp_path):
     args, expected = CASES[case]
     args = [a.format(**bad_files) for a in args]
     db = tmp_path / "results.duckdb"
-    done = engine_run(db, "--runtimes", "onnxruntime", "--iters", "2", *args) if "--runtimes" not in args \
+    done = (
+        engine_run(db, "--runtimes", "onnxruntime", "--iters", "2", *args)
+        if "--runtimes" not in args
         else engine_run(db, "--iters", "2", *args)
+    )
     assert done.returncode == 2, done.stderr
     message = done.stderr.strip().splitlines()
     assert message[-1].startswith("error: ") and expected in message[-1], done.stderr
     assert not db.exists(), "nothing may be written for bad input"
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--batch", "1,2"], "takes batch 1 only (its input is fixed at 1x3x{size}x{size}), not 2: use --batch 1"),
-    (["--imgsz", "320"], "takes {size}x{size} images only (its input is fixed at 1x3x{size}x{size}): "
-                         "use --imgsz {size}"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--batch", "1,2"], "takes batch 1 only (its input is fixed at 1x3x{size}x{size}), not 2: use --batch 1"),
+        (
+            ["--imgsz", "320"],
+            "takes {size}x{size} images only (its input is fixed at 1x3x{size}x{size}): use --imgsz {size}",
+        ),
+    ],
+)
 def test_an_onnx_with_a_fixed_input_is_refused_other_sizes_before_running(filled_run, tmp_path, args, expected):
     """Asked for batch 2, a static export failed inside each runtime, after the run had started, in their words."""
     with duckdb.connect(str(filled_run["db"]), read_only=True) as con:
-        onnx_file = con.execute("SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
-                                ).fetchall()[0][0]
+        onnx_file = con.execute(
+            "SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
+        ).fetchall()[0][0]
     db = tmp_path / "results.duckdb"
     done = engine_run(db, "--model", onnx_file, "--runtimes", "onnxruntime", "--iters", "2", *args)
     assert done.returncode == 2, done.stderr
@@ -170,10 +202,10 @@ def test_newer_database_is_refused_and_unchanged(bad_files):
     assert _digest(bad_files["newer"]) == before
 
 
-@pytest.mark.parametrize("db_path, expected", [
-    ("/nonexistent-folder/results.duckdb", "does not exist"),
-    ("/proc/results.duckdb", "cannot be opened"),
-])
+@pytest.mark.parametrize(
+    "db_path, expected",
+    [("/nonexistent-folder/results.duckdb", "does not exist"), ("/proc/results.duckdb", "cannot be opened")],
+)
 def test_unwritable_database_path(db_path, expected):
     from pathlib import Path
 
@@ -205,8 +237,10 @@ def test_unusual_but_valid_images_are_measured(tmp_path, sample_images):
     db = tmp_path / "results.duckdb"
     done = engine_run(db, "--runtimes", "onnxruntime", "--iters", "2", "--images", str(folder))
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "3 images; left out 2 file(s) that are not .jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff: moving.gif, notes.txt" \
-        in done.stderr, done.stderr[-2000:]
+    assert (
+        "3 images; left out 2 file(s) that are not .jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff: moving.gif, notes.txt"
+        in done.stderr
+    ), done.stderr[-2000:]
     with duckdb.connect(str(db), read_only=True) as con:
         images = con.execute("SELECT count(*) FROM result_images").fetchall()[0][0]
     assert images == 3

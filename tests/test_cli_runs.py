@@ -16,8 +16,9 @@ ALL_RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
 
 def summary(db, run_id):
     with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute("SELECT * FROM results_summary WHERE run_id = ? ORDER BY runtime, precision, batch",
-                           [run_id]).df()
+        return con.execute(
+            "SELECT * FROM results_summary WHERE run_id = ? ORDER BY runtime, precision, batch", [run_id]
+        ).df()
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,21 @@ def every_runtime(tmp_path_factory):
     db = tmp_path_factory.mktemp("all") / "results.duckdb"
     runs, progress = [], []
     for _ in range(2):
-        done = engine_run(db, "--model", "yolov8n.pt", "--runtimes", ALL_RUNTIMES, "--precisions", "all",
-                          "--batch", "1", "--iters", "3", "--json", timeout=1500)
+        done = engine_run(
+            db,
+            "--model",
+            "yolov8n.pt",
+            "--runtimes",
+            ALL_RUNTIMES,
+            "--precisions",
+            "all",
+            "--batch",
+            "1",
+            "--iters",
+            "3",
+            "--json",
+            timeout=1500,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         runs.append(json.loads(done.stdout))
         progress.append(done.stderr)
@@ -37,9 +51,17 @@ def every_runtime(tmp_path_factory):
 def test_every_runtime_and_precision_completes(every_runtime):
     table = summary(every_runtime["db"], every_runtime["first"]["run_id"])
     got = set(zip(table.runtime, table.precision))
-    assert got == {("pytorch", "fp32"), ("torchscript", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"),
-                   ("openvino", "bf16"), ("openvino", "int8"), ("tensorflow", "fp32"), ("tflite", "fp32"),
-                   ("tflite", "int8")}
+    assert got == {
+        ("pytorch", "fp32"),
+        ("torchscript", "fp32"),
+        ("onnxruntime", "fp32"),
+        ("openvino", "fp32"),
+        ("openvino", "bf16"),
+        ("openvino", "int8"),
+        ("tensorflow", "fp32"),
+        ("tflite", "fp32"),
+        ("tflite", "int8"),
+    }
     assert (table.status == "completed").all(), table[["runtime", "precision", "error"]]
     assert (table.infer_ms > 0).all() and (table.pre_ms > 0).all() and (table.post_ms > 0).all()
     assert (table.imgsz == 160).all()
@@ -62,8 +84,11 @@ def test_settings_are_read_back_and_recorded(every_runtime):
     assert settings[("openvino", "fp32")]["inference_precision"] == "f32"
     assert settings[("openvino", "fp32")]["performance_hint"] == "LATENCY"
     assert settings[("tflite", "int8")]["model_file"].endswith("_int8.tflite")
-    assert settings[("pytorch", "fp32")]["memory_format"] == settings[("torchscript", "fp32")]["memory_format"] == (
-        "channels_last")
+    assert (
+        settings[("pytorch", "fp32")]["memory_format"]
+        == settings[("torchscript", "fp32")]["memory_format"]
+        == ("channels_last")
+    )
     with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
         shapes = con.execute("SELECT DISTINCT input_shape FROM results").fetchall()
     assert {tuple(s[0]) for s in shapes} <= {(1, 3, 160, 160), (1, 160, 160, 3)}
@@ -77,7 +102,9 @@ def test_each_result_records_its_worker_peak_memory(every_runtime, tmp_path):
     assert memory.notna().all() and (memory > 30).all() and (memory < 8000).all(), memory
     assert memory[("onnxruntime", "fp32")] < memory[("tensorflow", "fp32")] / 2, memory
     printed = engine_run(tmp_path / "results.duckdb", "--runtimes", "onnxruntime", "--iters", "2")
-    assert "peak MB" in printed.stdout.splitlines()[0], printed.stdout
+    first, header = printed.stdout.splitlines()[:2]  # the run's line and the table's header, as `show` prints them
+    assert first.startswith("run ") and "boxes and scores mean nothing" in first, printed.stdout
+    assert "peak MB" in header, printed.stdout
     assert "fastest: onnxruntime:fp32 b1, " in printed.stdout.splitlines()[-2], printed.stdout
 
 
@@ -92,14 +119,25 @@ def test_a_run_ends_with_the_regression_watch_on_its_results(tmp_path):
     with duckdb.connect(str(db)) as con:
         (run_id,) = con.execute("SELECT run_id FROM runs").fetchone()
         for copy in ("-a", "-b"):
-            con.execute("INSERT INTO runs SELECT * REPLACE (run_id || ? AS run_id, started_at - INTERVAL 1 DAY AS "
-                        "started_at) FROM runs WHERE run_id = ?", [copy, run_id])
-            con.execute("INSERT INTO stats SELECT * REPLACE (result_id || ? AS result_id) FROM stats WHERE "
-                        "result_id IN (SELECT result_id FROM results WHERE run_id = ?)", [copy, run_id])
-            con.execute("INSERT INTO results SELECT * REPLACE (result_id || ? AS result_id, run_id || ? AS run_id) "
-                        "FROM results WHERE run_id = ?", [copy, copy, run_id])
-        con.execute("UPDATE stats SET median_ms = median_ms / 100, ci_low_ms = ci_low_ms / 100, "
-                    "ci_high_ms = ci_high_ms / 100 WHERE stage = 'infer'")
+            con.execute(
+                "INSERT INTO runs SELECT * REPLACE (run_id || ? AS run_id, started_at - INTERVAL 1 DAY AS "
+                "started_at) FROM runs WHERE run_id = ?",
+                [copy, run_id],
+            )
+            con.execute(
+                "INSERT INTO stats SELECT * REPLACE (result_id || ? AS result_id) FROM stats WHERE "
+                "result_id IN (SELECT result_id FROM results WHERE run_id = ?)",
+                [copy, run_id],
+            )
+            con.execute(
+                "INSERT INTO results SELECT * REPLACE (result_id || ? AS result_id, run_id || ? AS run_id) "
+                "FROM results WHERE run_id = ?",
+                [copy, copy, run_id],
+            )
+        con.execute(
+            "UPDATE stats SET median_ms = median_ms / 100, ci_low_ms = ci_low_ms / 100, "
+            "ci_high_ms = ci_high_ms / 100 WHERE stage = 'infer'"
+        )
     second = engine_run(db, "--runtimes", "onnxruntime", "--iters", "3", "--fail-on-regression")
     last = second.stdout.splitlines()[-1]
     assert last.startswith("regression: onnxruntime:fp32 b1 infers in ") and "over its 3 earlier run(s)" in last, last
@@ -110,8 +148,11 @@ def test_each_result_records_the_size_of_the_model_its_runtime_loads(every_runti
     """Deploying on a phone or an edge box is decided on the file's size too: int8 files are a quarter of fp32."""
     run_id = every_runtime["first"]["run_id"]
     with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
-        files = dict(con.execute("SELECT runtime || ':' || precision, model_file FROM results WHERE run_id = ?",
-                                 [run_id]).fetchall())
+        files = dict(
+            con.execute(
+                "SELECT runtime || ':' || precision, model_file FROM results WHERE run_id = ?", [run_id]
+            ).fetchall()
+        )
     table = summary(every_runtime["db"], run_id)
     size = dict(zip(table.runtime + ":" + table.precision, table.model_mb))
     mib = lambda *paths: sum(Path(p).stat().st_size for p in paths) / 2**20  # noqa: E731
@@ -121,25 +162,33 @@ def test_each_result_records_the_size_of_the_model_its_runtime_loads(every_runti
     assert size["openvino:fp32"] == pytest.approx(mib(xml, xml.with_suffix(".bin"))) == size["openvino:bf16"]
     assert size["openvino:int8"] < size["openvino:fp32"] / 2 and size["tflite:int8"] < size["tflite:fp32"] / 2
     saved_model = Path(files["tensorflow:fp32"])
-    assert size["tensorflow:fp32"] == pytest.approx(mib(*(p for p in saved_model.rglob("*") if p.is_file()
-                                                          and p.suffix != ".tflite"))), "not the .tflite beside it"
+    assert size["tensorflow:fp32"] == pytest.approx(
+        mib(*(p for p in saved_model.rglob("*") if p.is_file() and p.suffix != ".tflite"))
+    ), "not the .tflite beside it"
     shown = engine("show", run_id, "--db", str(every_runtime["db"]))
     assert "model MB" in shown.stdout.splitlines()[1], shown.stdout
     onnx_line = next(line for line in shown.stdout.splitlines() if line.startswith("onnxruntime "))
     assert f"{size['onnxruntime:fp32']:.1f}" in onnx_line.split(), onnx_line
     smallest = min(size, key=size.get)
-    assert shown.stdout.splitlines()[-2].startswith(f"smallest on disk: {smallest}, {size[smallest]:.1f} MB; "
-                                                    "least memory: "), "the Overview's line, before fastest:"
-    assert every_runtime["first"]["smallest"] == table.set_index(table.runtime + ":" + table.precision).loc[
-        smallest, "result_id"], "--json names it as it names the fastest"
+    assert shown.stdout.splitlines()[-2].startswith(
+        f"smallest on disk: {smallest}, {size[smallest]:.1f} MB; least memory: "
+    ), "the Overview's line, before fastest:"
+    assert (
+        every_runtime["first"]["smallest"]
+        == table.set_index(table.runtime + ":" + table.precision).loc[smallest, "result_id"]
+    ), "--json names it as it names the fastest"
 
 
 def test_torchscript_settles_before_it_is_measured(every_runtime):
     """torch.jit profiles on its first call and optimises on its second (each about twice the steady time), so
     TorchScript gets two untimed calls even when --warmup 1 asks for one; the stored warm-up says what was done."""
     with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
-        warmups = dict(con.execute("SELECT runtime || ':' || precision, warmup FROM results WHERE run_id = ?",
-                                   [every_runtime["first"]["run_id"]]).fetchall())
+        warmups = dict(
+            con.execute(
+                "SELECT runtime || ':' || precision, warmup FROM results WHERE run_id = ?",
+                [every_runtime["first"]["run_id"]],
+            ).fetchall()
+        )
     assert warmups.pop("torchscript:fp32") == 2
     assert set(warmups.values()) == {1}, warmups  # the --warmup 1 that tests.conftest.engine_run asks for
 
@@ -149,18 +198,28 @@ def test_second_identical_run_exports_nothing_and_takes_the_reference_it_compute
     exported = table[table.runtime != "pytorch"]
     assert exported.export_cached.all(), exported[["runtime", "precision", "export_cached"]]
     progress = every_runtime["second_progress"]
-    assert "parity reference: pytorch:fp32 yolov8n-untrained-seed0.pt, kept from an earlier run with the same " \
-           "model, images and settings" in progress and "computing the parity reference" not in progress, progress
+    assert (
+        "parity reference: pytorch:fp32 yolov8n-untrained-seed0.pt, kept from an earlier run with the same "
+        "model, images and settings"
+        in progress
+        and "computing the parity reference" not in progress
+    ), progress
     with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
-        boxes = [con.execute("SELECT * EXCLUDE (run_id) FROM reference_detections WHERE run_id = ? ORDER BY ALL",
-                             [every_runtime[run]["run_id"]]).fetchall() for run in ("first", "second")]
+        boxes = [
+            con.execute(
+                "SELECT * EXCLUDE (run_id) FROM reference_detections WHERE run_id = ? ORDER BY ALL",
+                [every_runtime[run]["run_id"]],
+            ).fetchall()
+            for run in ("first", "second")
+        ]
     assert boxes[0] == boxes[1]
 
 
 def model_files(db, run_id) -> dict:
     with duckdb.connect(str(db), read_only=True) as con:
-        rows = con.execute("SELECT runtime, precision, batch, model_file, export_cached FROM results WHERE run_id = ?",
-                           [run_id]).fetchall()
+        rows = con.execute(
+            "SELECT runtime, precision, batch, model_file, export_cached FROM results WHERE run_id = ?", [run_id]
+        ).fetchall()
     return {(runtime, precision, batch): (Path(file), cached) for runtime, precision, batch, file, cached in rows}
 
 
@@ -179,7 +238,9 @@ def test_one_export_serves_what_it_can(every_runtime):
     batch2 = summary(every_runtime["db"], run_id).iloc[0]
     assert batch2.status == "completed" and batch2.parity_verdict == "pass", batch2.error
     assert model_files(every_runtime["db"], run_id)[("torchscript", "fp32", 2)] == (
-        first[("torchscript", "fp32", 1)][0], True)
+        first[("torchscript", "fp32", 1)][0],
+        True,
+    )
 
 
 def test_exports_agree_with_pytorch_on_detections(every_runtime):
@@ -187,7 +248,9 @@ def test_exports_agree_with_pytorch_on_detections(every_runtime):
     with duckdb.connect(str(every_runtime["db"]), read_only=True) as con:
         counts = con.execute(
             """SELECT r.runtime, r.precision, sum(i.detections) FROM result_images i JOIN results r USING (result_id)
-               WHERE r.run_id = ? GROUP BY ALL""", [every_runtime["first"]["run_id"]]).fetchall()
+               WHERE r.run_id = ? GROUP BY ALL""",
+            [every_runtime["first"]["run_id"]],
+        ).fetchall()
     fp32 = {runtime: n for runtime, precision, n in counts if precision == "fp32"}
     assert len(set(fp32.values())) == 1, fp32
 
@@ -230,8 +293,17 @@ def test_batch_sizes_give_per_image_figures(filled_run):
 
 def test_export_run_to_parquet_and_csv(filled_run, tmp_path):
     for fmt in ("parquet", "csv"):
-        done = engine("export", "--run", filled_run["run_id"], "--format", fmt, "--db", str(filled_run["db"]),
-                      "--out", str(tmp_path / fmt))
+        done = engine(
+            "export",
+            "--run",
+            filled_run["run_id"],
+            "--format",
+            fmt,
+            "--db",
+            str(filled_run["db"]),
+            "--out",
+            str(tmp_path / fmt),
+        )
         assert done.returncode == 0, done.stderr
         files = done.stdout.split()
         assert any(f.endswith(f"results_summary.{fmt}") for f in files)

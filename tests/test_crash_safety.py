@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import duckdb
 import psutil
 import pytest
+
 from engine import store
 from engine.config import RunConfig
 from engine.runner import Runner
@@ -22,8 +23,20 @@ from engine.supervise import Cancelled, run_job
 from tests.conftest import ROOT, TEST_IMGSZ, default_model_file, engine
 
 # The minimum duration keeps batch 2 measuring for a while after batch 1's result (the Ctrl-C test stops it there).
-RUN_ARGS = ["--runtimes", "onnxruntime,openvino", "--batch", "1,2", "--iters", "15", "--min-duration", "2",
-            "--warmup", "1", "--imgsz", str(TEST_IMGSZ)]
+RUN_ARGS = [
+    "--runtimes",
+    "onnxruntime,openvino",
+    "--batch",
+    "1,2",
+    "--iters",
+    "15",
+    "--min-duration",
+    "2",
+    "--warmup",
+    "1",
+    "--imgsz",
+    str(TEST_IMGSZ),
+]
 # The kills wait for what they aim at, and the concurrent runs need no time of measuring: no minimum duration.
 QUICK_ARGS = [arg for arg in RUN_ARGS if arg not in ("--min-duration", "2")]
 
@@ -33,6 +46,7 @@ class Kill:
     """Where a SIGKILL lands: after the first progress line that holds `line` (None: the engine's start), then,
     with `write`, at the next change to the database's files (DuckDB's file or its WAL: inside the next write),
     then `after` seconds more. `runs` and `results`: what the database may hold of the killed run."""
+
     phase: str
     line: str | None
     write: bool = False
@@ -63,10 +77,15 @@ WARM_CACHE_KILLS = [  # DuckDB writes a result's transaction to its WAL at commi
 def start_engine(db, cache, *extra, args=RUN_ARGS, progress: bool = False):
     env = {**os.environ, "YOLO_BENCH_CACHE": str(cache)}
     model = ("--model", default_model_file())
-    return subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", str(db), *model, *args, *extra],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL if progress else subprocess.PIPE,
-                            stderr=subprocess.PIPE if progress else subprocess.DEVNULL,
-                            start_new_session=True, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", "--db", str(db), *model, *args, *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL if progress else subprocess.PIPE,
+        stderr=subprocess.PIPE if progress else subprocess.DEVNULL,
+        start_new_session=True,
+        text=True,
+    )
 
 
 def check_consistent(db, results_of_completed: dict | None = None) -> list[tuple]:
@@ -78,8 +97,9 @@ def check_consistent(db, results_of_completed: dict | None = None) -> list[tuple
             return []
         runs = con.execute("SELECT run_id, status FROM runs ORDER BY started_at").fetchall()
         for run_id, status in runs:
-            results = con.execute("SELECT result_id, status, iterations FROM results WHERE run_id = ?",
-                                  [run_id]).fetchall()
+            results = con.execute(
+                "SELECT result_id, status, iterations FROM results WHERE run_id = ?", [run_id]
+            ).fetchall()
             if status == "completed":
                 expected = (results_of_completed or {}).get(run_id, 4)
                 assert len(results) == expected, f"run {run_id} says completed with {len(results)} of {expected}"
@@ -106,8 +126,9 @@ def kill_at(db, cache, kill: Kill) -> None:
     """Start the engine and SIGKILL its process group (workers too) at the kill's point."""
     process = start_engine(db, cache, args=QUICK_ARGS, progress=True)
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr] + [lines.put(None)],
-                     daemon=True).start()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in process.stderr] + [lines.put(None)], daemon=True
+    ).start()
     deadline = time.monotonic() + 300
     try:
         while kill.line is not None:
@@ -177,7 +198,10 @@ def test_killed_anywhere_the_store_stays_consistent(tmp_path):
     assert statuses.pop(ended) in {"interrupted", "completed"}, "completed when the kill came after its last write"
     assert set(statuses.values()) == {"interrupted"}, statuses
     assert {phase for phase, run_id in killed.items() if run_id} >= {
-        "the parity reference", "an export", *(kill.phase for kill in WARM_CACHE_KILLS)}
+        "the parity reference",
+        "an export",
+        *(kill.phase for kill in WARM_CACHE_KILLS),
+    }
 
 
 def test_two_runs_at_once_and_readers_polling(tmp_path):
@@ -225,10 +249,15 @@ def test_ctrl_c_or_sigterm_keeps_what_was_measured_and_marks_the_run_cancelled(t
     for stop in ("SIGINT to the group", "SIGTERM to the engine"):
         # as from a terminal: a shell that starts a job in the background (CI's, say) sets SIGINT to be ignored,
         # and Python then raises no KeyboardInterrupt
-        process = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", str(db), "--model",
-                                    default_model_file(), *RUN_ARGS],
-                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                   text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine", "run", "--db", str(db), "--model", default_model_file(), *RUN_ARGS],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         for line in process.stderr:  # the progress lines: wait until batch 1 is stored, batch 2 measuring
             if "onnxruntime:fp32 b1:" in line:
                 break

@@ -14,13 +14,21 @@ from engine.api import BenchError
 from tests.conftest import engine_run
 from tests.dashboard_app import open_page, text_of
 
-HOSTILE_NAME = "d'oh \"🚀\" ; DROP TABLE runs; --"
+HOSTILE_NAME = 'd\'oh "🚀" ; DROP TABLE runs; --'
 
 
-@pytest.mark.parametrize("name", [
-    "../../etc/passwd.jpg", "/absolute/path/model.onnx", "..\\..\\windows\\system32\\x.png",
-    "a" * 400 + ".jpg", "名前 with spaces.jpeg", ".hidden.png", "nul\x00byte.onnx",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc/passwd.jpg",
+        "/absolute/path/model.onnx",
+        "..\\..\\windows\\system32\\x.png",
+        "a" * 400 + ".jpg",
+        "名前 with spaces.jpeg",
+        ".hidden.png",
+        "nul\x00byte.onnx",
+    ],
+)
 def test_upload_names_are_generated_inside_the_private_folder(name):
     generated = upload_name(name, b"payload")
     assert "/" not in generated and "\\" not in generated and "\x00" not in generated and ".." not in generated
@@ -71,13 +79,15 @@ def hostile_db(tmp_path_factory, filled_run):
     """A real run of a real ONNX export whose file name carries quotes, unicode and SQL."""
     folder = tmp_path_factory.mktemp("hostile")
     with duckdb.connect(str(filled_run["db"]), read_only=True) as con:
-        onnx_file = con.execute("SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
-                                ).fetchall()[0][0]
+        onnx_file = con.execute(
+            "SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
+        ).fetchall()[0][0]
     model = folder / f"{HOSTILE_NAME}.onnx"
     shutil.copyfile(onnx_file, model)
     db = folder / "results.duckdb"
-    done = engine_run(db, "--model", str(model), "--runtimes", "onnxruntime", "--iters", "3",
-                      "--label", "machine 'ü' \"; --")
+    done = engine_run(
+        db, "--model", str(model), "--runtimes", "onnxruntime", "--iters", "3", "--label", "machine 'ü' \"; --"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return db
 

@@ -11,6 +11,8 @@ from tests.dashboard_app import figures, open_page, table_with, text_of, values_
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from history_scale import generate  # noqa: E402  (the benchmark's generator: a history from 3 machines)
 
+from tests.rows import run_row
+
 
 @pytest.fixture(scope="module")
 def fleet_db(tmp_path_factory):
@@ -43,7 +45,6 @@ def test_machines_page_names_the_fastest_machine_and_runtime_with_evidence(fleet
     assert f"{best['total_ms']:.2f} ms" in text and best["run_id"] in text
 
 
-
 def test_a_result_too_short_for_an_interval_says_so_instead_of_nan(tmp_path):
     from engine import store
     from engine.machine import fingerprint
@@ -54,15 +55,24 @@ def test_a_result_too_short_for_an_interval_says_so_instead_of_nan(tmp_path):
     machine = fingerprint()
     store.ensure_schema(db)
     store.upsert_machine(db, machine)
-    store.insert_run(db, {"run_id": "short", "started_at": store.now(), "machine_id": machine["machine_id"],
-                          "machine_label": "box", "model": "m", "model_sha256": "x", "model_source": "test",
-                          "weights_trained": False, "imgsz": 160, "images": [], "config": {}, "libraries": {},
-                          "pid": 1})
-    three = Stats(n=3, mean=3.0, median=3.0, p90=3.0, p99=3.0, min=3.0, max=3.0, stdev=0.0, ci_low=None,
-                  ci_high=None, cv=0.0)  # 3 iterations: too few for a 95% interval of the median
-    store.insert_result(db, ResultRecord(result_id="r", run_id="short", runtime="onnxruntime", precision="fp32",
-                                         batch=1, status="completed", imgsz=160, threads=2,
-                                         stats={"infer": three, "total": three}))
+    store.insert_run(db, run_row("short", machine_id=machine["machine_id"], model_sha256="x"))
+    three = Stats(
+        n=3, mean=3.0, median=3.0, p90=3.0, p99=3.0, min=3.0, max=3.0, stdev=0.0, ci_low=None, ci_high=None, cv=0.0
+    )  # 3 iterations: too few for a 95% interval of the median
+    store.insert_result(
+        db,
+        ResultRecord(
+            result_id="r",
+            run_id="short",
+            runtime="onnxruntime",
+            precision="fp32",
+            batch=1,
+            status="completed",
+            imgsz=160,
+            threads=2,
+            stats={"infer": three, "total": three},
+        ),
+    )
     store.finish_run(db, "short", "completed")
     app = open_page(db, "machines")
     assert not app.exception
@@ -80,10 +90,7 @@ def test_a_machine_card_names_the_other_labels_its_runs_carry(tmp_path):
     store.ensure_schema(db)
     for run_id, label in [("first", "vm"), ("second", "lab-box")]:
         store.upsert_machine(db, {**machine, "label": label})
-        store.insert_run(db, {"run_id": run_id, "started_at": store.now(), "machine_id": machine["machine_id"],
-                              "machine_label": label, "model": "m", "model_sha256": "x", "model_source": "test",
-                              "weights_trained": False, "imgsz": 160, "images": [], "config": {}, "libraries": {},
-                              "pid": 1})
+        store.insert_run(db, run_row(run_id, machine_id=machine["machine_id"], machine_label=label, model_sha256="x"))
         store.finish_run(db, run_id, "failed")
     app = open_page(db, "machines")
     assert not app.exception

@@ -15,8 +15,7 @@ import pytest
 from dashboard.images import OVERLAY_COLOR, PARITY_COLORS, overlay_boxes, parity_diff
 from engine import api
 from tests.conftest import TEST_IMGSZ, engine, engine_run
-from tests.dashboard_app import (HEAVY_MODULES, PAGES, ROOT, elements, figures, open_page, table_with, text_of,
-                                 values_of)
+from tests.dashboard_app import HEAVY_MODULES, PAGES, ROOT, elements, figures, open_page, table_with, text_of, values_of
 
 FAULTS = {"YOLO_BENCH_EXTRA_RUNTIMES": "tests.fault_runtimes"}
 
@@ -28,10 +27,10 @@ def two_runs_db(filled_db, tmp_path_factory) -> Path:
     db = tmp_path_factory.mktemp("two-runs") / "results.duckdb"
     shutil.copyfile(filled_db, db)
     with duckdb.connect(str(db), read_only=True) as con:
-        onnx_file = con.execute("SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
-                                ).fetchall()[0][0]
-    done = engine_run(db, "--model", onnx_file, "--runtimes", "onnxruntime,fault-segfault", "--iters", "3",
-                      env=FAULTS)
+        onnx_file = con.execute(
+            "SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
+        ).fetchall()[0][0]
+    done = engine_run(db, "--model", onnx_file, "--runtimes", "onnxruntime,fault-segfault", "--iters", "3", env=FAULTS)
     assert done.returncode == 1, done.stderr  # one result failed on purpose
     return db
 
@@ -86,9 +85,11 @@ def test_overview_shows_the_leaderboard_and_the_untrained_weights(filled_run):
     assert set(table["runtime"]) == {"onnxruntime", "openvino"}
     assert (table["model_mb"] > 0.1).all(), "each runtime's model size on disk, beside its speed"
     smallest, least_memory = (table.loc[table[column].idxmin()] for column in ("model_mb", "peak_memory_mb"))
-    assert (f"Smallest on disk: **{smallest['runtime']}:{smallest['precision']}** ({smallest['model_mb']:.1f} MB) "
-            f"· least memory: **{least_memory['runtime']}:{least_memory['precision']}** "
-            f"({least_memory['peak_memory_mb']:.0f} MB)") in text_of(app.caption)
+    assert (
+        f"Smallest on disk: **{smallest['runtime']}:{smallest['precision']}** ({smallest['model_mb']:.1f} MB) "
+        f"· least memory: **{least_memory['runtime']}:{least_memory['precision']}** "
+        f"({least_memory['peak_memory_mb']:.0f} MB)"
+    ) in text_of(app.caption)
 
 
 def test_overview_shows_each_result_mode_and_efficiency_against_the_measured_peak(filled_run):
@@ -112,8 +113,9 @@ def test_overview_shows_every_measured_iteration_around_the_medians(filled_run):
     (spread,) = [figure for figure in figures(app) if figure.layout.title.text == "Every measured iteration"]
     summary = api.results_summary(filled_run["db"], {"run_id": filled_run["run_id"], "batch": 1})
     boxes = {trace.name: values_of(trace.x) for trace in spread.data if trace.type == "box"}
-    assert list(boxes) == [f"{runtime}:fp32 · batch 1" for runtime in
-                           summary.sort_values("total_ms", ascending=False)["runtime"]], "the leaderboard's order"
+    assert list(boxes) == [
+        f"{runtime}:fp32 · batch 1" for runtime in summary.sort_values("total_ms", ascending=False)["runtime"]
+    ], "the leaderboard's order"
     for row in summary.itertuples():
         iterations = boxes[f"{row.runtime}:fp32 · batch 1"]
         assert len(iterations) == row.iterations
@@ -149,7 +151,7 @@ def test_overview_says_why_the_latest_run_did_not_complete(filled_run, tmp_path)
 
 def test_overview_batch_choice_changes_the_leaderboard(filled_db):
     app = open_page(filled_db)
-    batch_control = [control for control in app.get("button_group")][0]
+    batch_control = list(app.get("button_group"))[0]
     batch_control.set_value(2).run()
     assert not app.exception
     assert set(app.dataframe[0].value["batch"]) == {2}
@@ -179,18 +181,23 @@ def test_a_run_over_a_folder_of_many_images_lists_them_in_order_and_its_report_s
         given = json.loads(con.execute("SELECT images FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0])
         photos = [given[i % len(given)] for i in range(120)]
         con.execute("UPDATE runs SET images = ? WHERE run_id = ?", [json.dumps(photos), run_id])
-        rows = con.execute("SELECT result_id, annotated_path FROM result_images WHERE annotated_path IS NOT NULL "
-                           "AND image = '00-bus.jpg'").fetchall()
+        rows = con.execute(
+            "SELECT result_id, annotated_path FROM result_images WHERE annotated_path IS NOT NULL "
+            "AND image = '00-bus.jpg'"
+        ).fetchall()
         con.execute("DELETE FROM result_images")
         for result_id, path in rows:
             for index, photo in enumerate(photos):
-                con.execute("INSERT INTO result_images VALUES (?, ?, ?, 0)",
-                            [result_id, f"{index:02d}-{Path(photo).name}", path])
+                con.execute(
+                    "INSERT INTO result_images VALUES (?, ?, ?, 0)",
+                    [result_id, f"{index:02d}-{Path(photo).name}", path],
+                )
     app = open_page(db, "detections")
     assert not app.exception
     picker = app.selectbox(key="detections_image")
-    assert [int(label.split("(")[1].split(" of ")[0]) for label in picker.options] == list(range(1, 121)), \
+    assert [int(label.split("(")[1].split(" of ")[0]) for label in picker.options] == list(range(1, 121)), (
         "the run's own order"
+    )
     assert picker.options[101] == "zidane.jpg (102 of 120)", "the file's name, not the engine's key"
     report = data.run_report(str(db), run_id)
     assert "The first 6 of the run's 120 images; the dashboard's Detections page shows every one." in report
@@ -215,8 +222,10 @@ def test_overlay_of_a_model_with_boxes_shows_both_runtimes_boxes_and_parity(dete
     assert on_bus["openvino"] > 0
     assert app.selectbox(key="reference").value.endswith("onnxruntime-fp32-b1")
     overlay_caption = app.get("image")[-1].proto.imgs[0].caption
-    assert (f"onnxruntime:fp32 · batch 1 ({on_bus['onnxruntime']} boxes, its own colours) with "
-            f"openvino:fp32 · batch 1 ({on_bus['openvino']} boxes, in magenta)") == overlay_caption
+    assert (
+        f"onnxruntime:fp32 · batch 1 ({on_bus['onnxruntime']} boxes, its own colours) with "
+        f"openvino:fp32 · batch 1 ({on_bus['openvino']} boxes, in magenta)"
+    ) == overlay_caption
     assert [metric.label for metric in app.metric] == ["Parity of the overlaid runtime"]
     assert len(app.dataframe) == 2, "each runtime's boxes as a table under its image"
 
@@ -255,8 +264,10 @@ def test_a_faster_result_that_failed_parity_is_not_named_fastest(detecting_db, t
     summary = api.results_summary(str(db))
     fastest, runner_up = summary.sort_values("total_ms").head(2).itertuples()
     with duckdb.connect(str(db)) as con:
-        con.execute("UPDATE parity SET verdict = 'fail', reason = 'found 3 of the reference''s 42 boxes' "
-                    "WHERE result_id = ?", [fastest.result_id])
+        con.execute(
+            "UPDATE parity SET verdict = 'fail', reason = 'found 3 of the reference''s 42 boxes' WHERE result_id = ?",
+            [fastest.result_id],
+        )
     overview = open_page(db)
     assert not overview.exception
     named = [(metric.value, metric.delta) for metric in overview.metric if metric.label == "Fastest"]
@@ -271,10 +282,14 @@ def test_a_faster_result_that_failed_parity_is_not_named_fastest(detecting_db, t
 
     run = api.runs(str(db)).iloc[0]
     report = run_report(run, None, api.results_summary(str(db)), api.result_images(str(db), run["run_id"]))
-    assert (f"<td>fastest</td>\n      <td>{runner_up.runtime}:{runner_up.precision} · batch 1: "
-            f"{runner_up.total_ms:.2f} ms per image end to end, parity pass</td>") in report
-    assert (f"<td>faster, failed parity</td>\n      <td>{fastest.runtime}:{fastest.precision} · batch 1: "
-            f"{fastest.total_ms:.2f} ms, found 3 of the reference's 42 boxes</td>") in report
+    assert (
+        f"<td>fastest</td>\n      <td>{runner_up.runtime}:{runner_up.precision} · batch 1: "
+        f"{runner_up.total_ms:.2f} ms per image end to end, parity pass</td>"
+    ) in report
+    assert (
+        f"<td>faster, failed parity</td>\n      <td>{fastest.runtime}:{fastest.precision} · batch 1: "
+        f"{fastest.total_ms:.2f} ms, found 3 of the reference's 42 boxes</td>"
+    ) in report
 
 
 def test_the_results_table_shows_parity_beside_the_speed(detecting_db):
@@ -287,8 +302,9 @@ def test_each_detection_card_says_whether_its_boxes_are_the_reference_s(detectin
     app = open_page(detecting_db, "detections")
     assert not app.exception
     cards = [caption for caption in app.caption if "detection(s)" in str(caption.value)]
-    assert len(cards) == 2 and all(str(card.value).endswith(" · parity **pass**") for card in cards), \
-        [card.value for card in cards]
+    assert len(cards) == 2 and all(str(card.value).endswith(" · parity **pass**") for card in cards), [
+        card.value for card in cards
+    ]
 
 
 def test_parity_diff_shows_the_verdict_over_the_original_image(detecting_db):
@@ -303,10 +319,18 @@ def test_parity_diff_shows_the_verdict_over_the_original_image(detecting_db):
 
 def test_parity_diff_draws_matched_extra_and_missed_boxes_apart(sample_images):
     box = {"class_name": "person", "score": 0.9}
-    candidate = pd.DataFrame([{**box, "x1": 50.0, "y1": 60.0, "x2": 300.0, "y2": 400.0, "reference_index": 0},
-                              {**box, "x1": 400.0, "y1": 500.0, "x2": 600.0, "y2": 700.0, "reference_index": None}])
-    reference = pd.DataFrame([{**box, "det_index": 0, "x1": 50.0, "y1": 60.0, "x2": 300.0, "y2": 400.0},
-                              {**box, "det_index": 1, "x1": 100.0, "y1": 800.0, "x2": 250.0, "y2": 1000.0}])
+    candidate = pd.DataFrame(
+        [
+            {**box, "x1": 50.0, "y1": 60.0, "x2": 300.0, "y2": 400.0, "reference_index": 0},
+            {**box, "x1": 400.0, "y1": 500.0, "x2": 600.0, "y2": 700.0, "reference_index": None},
+        ]
+    )
+    reference = pd.DataFrame(
+        [
+            {**box, "det_index": 0, "x1": 50.0, "y1": 60.0, "x2": 300.0, "y2": 400.0},
+            {**box, "det_index": 1, "x1": 100.0, "y1": 800.0, "x2": 250.0, "y2": 1000.0},
+        ]
+    )
     drawn = parity_diff(sample_images[0], candidate, reference)
     assert drawn.getpixel((50, 200)) == PARITY_COLORS["matched"]
     assert drawn.getpixel((600, 650)) == PARITY_COLORS["extra"], "right edge of the extra box"
@@ -326,9 +350,12 @@ def test_boxes_are_drawn_on_a_phone_photo_turned_as_the_engine_saw_it(sample_ima
     Image.open(sample_images[0]).transpose(Image.Transpose.ROTATE_90).save(sideways, exif=exif, quality=95)
     engine_saw = cv2.cvtColor(cv2.imread(str(sideways), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     box = {"class_name": "person", "score": 0.9, "x1": 50.0, "y1": 60.0, "x2": 300.0, "y2": 400.0}
-    drawings = {"parity diff": parity_diff(sideways, pd.DataFrame([{**box, "reference_index": 0}]),
-                                           pd.DataFrame([{**box, "det_index": 0}])),
-                "overlay": overlay_boxes(sideways, pd.DataFrame([box]))}
+    drawings = {
+        "parity diff": parity_diff(
+            sideways, pd.DataFrame([{**box, "reference_index": 0}]), pd.DataFrame([{**box, "det_index": 0}])
+        ),
+        "overlay": overlay_boxes(sideways, pd.DataFrame([box])),
+    }
     for name, drawn in drawings.items():
         pixels = np.asarray(drawn, dtype=np.float32)
         assert pixels.shape == engine_saw.shape, f"{name}: drawn on the stored, sideways pixels"
@@ -372,8 +399,10 @@ def test_the_overview_deletes_a_run_and_keeps_its_bundle(filled_run, tmp_path):
     app.button(key=f"delete-{run_id}").click().run()
     assert not app.exception and not app.error
     kept = tmp_path / "results.artifacts" / "deleted" / f"{run_id}.zip"
-    assert f"Deleted run `{run_id}` and its 4 result(s); its bundle is kept: `python -m engine import {kept}`" \
-        in text_of(app.success), text_of(app.success)
+    assert (
+        f"Deleted run `{run_id}` and its 4 result(s); its bundle is kept: `python -m engine import {kept}`"
+        in text_of(app.success)
+    ), text_of(app.success)
     assert kept.is_file() and not (tmp_path / "results.artifacts" / run_id).exists()
     assert api.runs(str(db)).empty, "the run is gone"
     assert [b.label for b in app.button if b.label.startswith("Start a quick run")], "the empty Overview follows"
@@ -386,8 +415,9 @@ def test_the_overview_deletes_a_run_and_keeps_its_bundle(filled_run, tmp_path):
 
     api.delete_run(str(db), run_id)  # deleted from the CLI, say: the Machines page lists it, and restores it
     overview = open_page(db)
-    assert "its 1 run(s) were deleted, and their bundles are kept. Restore them on the **Machines** page" \
-        in text_of(overview.info), text_of(overview.info)
+    assert "its 1 run(s) were deleted, and their bundles are kept. Restore them on the **Machines** page" in text_of(
+        overview.info
+    ), text_of(overview.info)
     machines = open_page(db, "machines")
     assert not machines.error, "a machine with no run left (its list of run labels empty) broke the page"
     assert "**last seen:** no run stored" in text_of(machines.markdown)
@@ -422,8 +452,9 @@ def test_history_deletes_the_run_of_a_picked_row(two_runs_db, tmp_path):
     assert "Pick a row to act on its run" in text_of(app.caption)
     table = app.dataframe[0].value
     newest = api.runs(str(db))["run_id"].iloc[0]
-    assert table["run_id"].iloc[0] == newest and table["started_at"].is_monotonic_decreasing, \
+    assert table["run_id"].iloc[0] == newest and table["started_at"].is_monotonic_decreasing, (
         "newest first: after months of runs, the one just made is not at the bottom of a scrolled table"
+    )
     older = table["run_id"].iloc[-1]
     app.session_state["history_table-0"] = {"selection": {"rows": [len(table) - 1], "columns": [], "cells": []}}
     app.run()
@@ -442,8 +473,10 @@ def test_a_link_to_one_run_shares_that_run(filled_run):
     assert app.radio(key="share_source").value == "The History selection"
     app.query_params.update({"run": filled_run["run_id"], "share": "run"})  # History's "Share its report"
     app.run()
-    assert app.radio(key="share_source").value == "One run" and app.selectbox(key="run_picker").value == \
-        filled_run["run_id"]
+    assert (
+        app.radio(key="share_source").value == "One run"
+        and app.selectbox(key="run_picker").value == filled_run["run_id"]
+    )
 
 
 def test_history_marks_the_run_where_library_versions_changed(two_runs_db, tmp_path):
@@ -453,8 +486,9 @@ def test_history_marks_the_run_where_library_versions_changed(two_runs_db, tmp_p
     newer, older = api.runs(db)["run_id"].tolist()
     with duckdb.connect(str(db)) as con:
         was = json.loads(con.execute("SELECT libraries FROM runs WHERE run_id = ?", [older]).fetchall()[0][0])
-        con.execute("UPDATE runs SET libraries = ? WHERE run_id = ?",
-                    [json.dumps({**was, "openvino": "2099.1.0"}), newer])
+        con.execute(
+            "UPDATE runs SET libraries = ? WHERE run_id = ?", [json.dumps({**was, "openvino": "2099.1.0"}), newer]
+        )
     app = open_page(db, "history")
     assert not app.exception
     (marks,) = [trace for trace in figures(app)[0].data if trace.name == "library versions changed"]
@@ -463,11 +497,13 @@ def test_history_marks_the_run_where_library_versions_changed(two_runs_db, tmp_p
     older_day = api.runs(db)["started_at"].iloc[1]  # against the machine's run before, even when it is not shown
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE runs SET started_at = started_at + INTERVAL 2 DAY WHERE run_id = ?", [newer])
-    app.date_input(key="history_dates").set_value((older_day.date() + pd.Timedelta(days=1),
-                                                   older_day.date() + pd.Timedelta(days=3))).run()
+    app.date_input(key="history_dates").set_value(
+        (older_day.date() + pd.Timedelta(days=1), older_day.date() + pd.Timedelta(days=3))
+    ).run()
     assert set(app.dataframe[0].value["run_id"]) == {newer}
     assert [trace.text for trace in figures(app)[0].data if trace.name == "library versions changed"] == [
-        ("openvino 2099.1.0",)]
+        ("openvino 2099.1.0",)
+    ]
     unchanged = open_page(two_runs_db, "history")
     assert not [trace for trace in figures(unchanged)[0].data if trace.name == "library versions changed"]
 
@@ -537,8 +573,9 @@ def test_compare_gives_the_ratio_of_each_shared_result(two_runs_db):
     older, newer = summary["infer_ms"].tolist()
     assert compared["infer_ms_ratio"].iloc[0] == pytest.approx(newer / older)
     assert "model: " in text_of(app.warning), "the page warns that the two runs used different models"
-    assert "Only in run A, so not compared: onnxruntime:fp32 · b2, openvino:fp32 · b1, openvino:fp32 · b2." \
-        in text_of(app.caption), "what the ratios leave out is named"
+    assert "Only in run A, so not compared: onnxruntime:fp32 · b2, openvino:fp32 · b1, openvino:fp32 · b2." in text_of(
+        app.caption
+    ), "what the ratios leave out is named"
     left_out = next(caption for caption in app.caption if caption.value.startswith("Only in run A"))
     assert left_out.proto.help == "onnxruntime:fp32 · b2, openvino:fp32 · b1, openvino:fp32 · b2"
 
@@ -550,12 +587,15 @@ def test_compare_names_library_upgrades_and_other_weights_under_the_same_name(tw
     shutil.copyfile(two_runs_db, db)
     newer, older = api.runs(db)["run_id"].tolist()
     with duckdb.connect(str(db)) as con:
-        ((libraries, model, sha),) = con.execute("SELECT libraries, model, model_sha256 FROM runs WHERE run_id = ?",
-                                                 [older]).fetchall()
+        ((libraries, model, sha),) = con.execute(
+            "SELECT libraries, model, model_sha256 FROM runs WHERE run_id = ?", [older]
+        ).fetchall()
         was = json.loads(libraries)
         upgraded = {name: version for name, version in was.items() if name != "tensorflow"} | {"onnxruntime": "9.9.9"}
-        con.execute("UPDATE runs SET libraries = ?, model = ?, model_sha256 = ? WHERE run_id = ?",
-                    [json.dumps(upgraded), model, "f" * 64, newer])
+        con.execute(
+            "UPDATE runs SET libraries = ?, model = ?, model_sha256 = ? WHERE run_id = ?",
+            [json.dumps(upgraded), model, "f" * 64, newer],
+        )
     expected = [f"onnxruntime {was['onnxruntime']} → 9.9.9", f"tensorflow {was['tensorflow']} → absent"]
     app = open_page(db, "compare")
     assert not app.exception
@@ -594,8 +634,10 @@ def test_the_cli_compare_gives_what_the_compare_page_gives(two_runs_db):
     ratio = row["infer_ms_ratio"]
     gate = engine("compare", runs[1], runs[0], "--db", str(two_runs_db), "--fail-above", f"{ratio * 0.99:.4f}")
     assert gate.returncode == 1 and "slower than --fail-above" in gate.stdout, "a CI gate on B's slowdown"
-    assert engine("compare", runs[1], runs[0], "--db", str(two_runs_db), "--fail-above",
-                  f"{ratio * 1.01:.4f}").returncode == 0
+    assert (
+        engine("compare", runs[1], runs[0], "--db", str(two_runs_db), "--fail-above", f"{ratio * 1.01:.4f}").returncode
+        == 0
+    )
 
 
 def test_the_cli_compare_gate_fails_on_a_configuration_that_failed_in_b(two_runs_db, tmp_path):
@@ -603,8 +645,11 @@ def test_the_cli_compare_gate_fails_on_a_configuration_that_failed_in_b(two_runs
     shutil.copyfile(two_runs_db, db)
     older, newer = api.runs(db)["run_id"].tolist()[::-1]
     with duckdb.connect(str(db)) as con:  # the candidate's ONNX Runtime batch 1 crashed
-        con.execute("UPDATE results SET status = 'failed', error = 'worker crashed' WHERE runtime = 'onnxruntime' "
-                    "AND batch = 1 AND run_id = ?", [newer])
+        con.execute(
+            "UPDATE results SET status = 'failed', error = 'worker crashed' WHERE runtime = 'onnxruntime' "
+            "AND batch = 1 AND run_id = ?",
+            [newer],
+        )
     gate = engine("compare", older, newer, "--db", str(db), "--fail-above", "100")
     assert gate.returncode == 1 and "not compared, failed in run B: onnxruntime:fp32 · b1" in gate.stdout, gate.stdout
     assert engine("compare", older, newer, "--db", str(db)).returncode == 0, "without --fail-above: no gate"
@@ -615,8 +660,10 @@ def test_compare_names_a_result_that_failed_in_one_run(two_runs_db, tmp_path):
     db = tmp_path / "results.duckdb"
     shutil.copyfile(two_runs_db, db)
     with duckdb.connect(str(db)) as con:  # the baseline's ONNX Runtime batch 1 failed, as a crash leaves it
-        con.execute("UPDATE results SET status = 'failed', error = 'worker crashed' WHERE runtime = 'onnxruntime' "
-                    "AND batch = 1 AND run_id = (SELECT min(run_id) FROM runs)")
+        con.execute(
+            "UPDATE results SET status = 'failed', error = 'worker crashed' WHERE runtime = 'onnxruntime' "
+            "AND batch = 1 AND run_id = (SELECT min(run_id) FROM runs)"
+        )
     app = open_page(db, "compare")
     assert not app.exception
     assert "Not compared: onnxruntime:fp32 · b1 failed in run A." in text_of(app.warning)
@@ -643,7 +690,8 @@ def test_two_machines_of_one_label_are_told_apart_by_their_fingerprint(two_runs_
     cards = [header.value.split(": ")[-1] for header in overview.subheader if "computer" in header.value]
     assert cards == [f"ci ({machine_id[:8]})", "ci (f00dfeed)"], "the machine that ran last first"
     assert sorted(overview.sidebar.multiselect[0].options) == sorted(
-        f"ci · {cpu} ({machine[:8]})" for machine, cpu in api.machines(str(db))[["machine_id", "cpu_model"]].values)
+        f"ci · {cpu} ({machine[:8]})" for machine, cpu in api.machines(str(db))[["machine_id", "cpu_model"]].values
+    )
     with duckdb.connect(str(db)) as con:  # the same machine, relabelled between the runs
         con.execute("UPDATE runs SET machine_id = ?", [machine_id])
         con.execute("UPDATE runs SET machine_label = 'ci-2' WHERE run_id = (SELECT max(run_id) FROM runs)")
@@ -658,18 +706,23 @@ def test_compare_names_a_configuration_whose_parity_got_worse(detecting_db, dete
     db = tmp_path / "parity-changed.duckdb"
     shutil.copyfile(detecting_db, db)
     with duckdb.connect(str(db), read_only=True) as con:
-        (first_run,), = con.execute("SELECT run_id FROM runs").fetchall()
+        ((first_run,),) = con.execute("SELECT run_id FROM runs").fetchall()
     done = engine_run(db, "--model", str(detecting_model), "--runtimes", "onnxruntime", "--iters", "3")
     assert done.returncode == 0, done.stderr[-3000:]
     with duckdb.connect(str(db)) as con:
-        con.execute("UPDATE parity SET verdict = 'fail', reason = 'found 3 of the reference''s 42 boxes' WHERE "
-                    "result_id IN (SELECT result_id FROM results WHERE run_id <> ?)", [first_run])
+        con.execute(
+            "UPDATE parity SET verdict = 'fail', reason = 'found 3 of the reference''s 42 boxes' WHERE "
+            "result_id IN (SELECT result_id FROM results WHERE run_id <> ?)",
+            [first_run],
+        )
     app = open_page(db, "compare")
     assert not app.exception
     assert "parity is worse in run B for onnxruntime:fp32 · b1 pass → fail" in text_of(app.error)
     table = app.dataframe[0].value.set_index("runtime")
     assert (table.loc["onnxruntime", "parity_verdict_a"], table.loc["onnxruntime", "parity_verdict_b"]) == (
-        "pass", "fail")
+        "pass",
+        "fail",
+    )
     second_run = next(run for run in api.runs(db)["run_id"] if run != first_run)
     gate = engine("compare", first_run, second_run, "--db", str(db), "--fail-above", "100")
     assert gate.returncode == 1, "however fast, an export that lost its boxes fails the gate"
@@ -692,7 +745,9 @@ def test_compare_holds_the_newest_run_against_the_newest_that_shares_a_configura
     newest, pytorch_run = api.runs(db)["run_id"].iloc[:2]
     app = open_page(db, "compare")
     assert (app.selectbox(key="compare_a").value, app.selectbox(key="compare_b").value) == (
-        filled_run["run_id"], newest)
+        filled_run["run_id"],
+        newest,
+    )
     assert app.dataframe[0].value["runtime"].tolist() == ["onnxruntime"], "something to compare, at once"
     label = app.selectbox(key="compare_b").options[0]  # half-width: what tells runs apart comes first
     assert label.endswith(f" · {TEST_IMGSZ} px · {newest}") and "completed" not in label, label
@@ -702,10 +757,24 @@ def test_compare_holds_the_newest_run_against_the_newest_that_shares_a_configura
 def test_the_default_baseline_has_the_same_thread_count_where_one_does():
     """A CI job's two-thread run was held against the one-thread run tried just before it ("threads: 1 → 2")."""
     runs = [("r1", 2), ("r2", 1), ("r3", 2), ("r4", 1)]
-    results = pd.DataFrame([{"run_id": run_id, "threads": threads, "status": "completed", "runtime": "onnxruntime",
-                             "precision": "fp32", "batch": 1, "mode": "lean", "model": "yolov8n", "imgsz": 640,
-                             "machine_id": "m1", "started_at": pd.Timestamp("2026-11-20") + pd.Timedelta(days=day)}
-                            for day, (run_id, threads) in enumerate(runs)])
+    results = pd.DataFrame(
+        [
+            {
+                "run_id": run_id,
+                "threads": threads,
+                "status": "completed",
+                "runtime": "onnxruntime",
+                "precision": "fp32",
+                "batch": 1,
+                "mode": "lean",
+                "model": "yolov8n",
+                "imgsz": 640,
+                "machine_id": "m1",
+                "started_at": pd.Timestamp("2026-11-20") + pd.Timedelta(days=day),
+            }
+            for day, (run_id, threads) in enumerate(runs)
+        ]
+    )
     assert api.baseline_for("r3", results) == "r1" and api.baseline_for("r4", results) == "r2"
     assert api.baseline_for("r2", results) == "r1", "no earlier one-thread run: the newest on the machine"
 
@@ -749,8 +818,12 @@ def test_the_fastest_machine_is_judged_at_one_image_size(filled_db, tmp_path):
 def test_share_builds_a_report_and_csv_downloads(filled_run):
     app = open_page(filled_run["db"], "share")
     labels = [button.proto.label for button in elements(app, "download_button")]
-    assert labels == ["Download the HTML report", "Results as CSV", "Every table of the run (CSV, zip)",
-                      "Bundle for another machine's dashboard (zip)"]
+    assert labels == [
+        "Download the HTML report",
+        "Results as CSV",
+        "Every table of the run (CSV, zip)",
+        "Bundle for another machine's dashboard (zip)",
+    ]
     app.radio(key="share_source").set_value("The History selection").run()
     assert not app.exception
     assert "Selection: " in text_of(app.caption)
@@ -761,8 +834,9 @@ def report_results(report: str) -> list[dict]:
     import re
 
     section = report.split("<h2>Results", 1)[1].split("<h2>", 1)[0]
-    rows = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
-            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", section, re.S)]
+    rows = [
+        re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", section, re.S)
+    ]
     return [dict(zip(rows[0], row)) for row in rows[1:]]
 
 
@@ -775,8 +849,10 @@ def test_the_report_lists_results_fastest_first_and_failures_last(filled_run, tw
     assert [float(row["total ms"]) for row in rows] == sorted(float(row["total ms"]) for row in rows)
     assert "error" not in rows[0], "no result failed: no empty error column"
     smallest = min(rows, key=lambda row: float(row["model MB"]))
-    assert (f"<td>smallest on disk</td>\n      <td>{smallest['runtime']}:{smallest['precision']}: "
-            f"{smallest['model MB']} MB</td>") in report, "named as on the Overview"
+    assert (
+        f"<td>smallest on disk</td>\n      <td>{smallest['runtime']}:{smallest['precision']}: "
+        f"{smallest['model MB']} MB</td>"
+    ) in report, "named as on the Overview"
     assert all(row["peak MB"].isdigit() for row in rows), "whole MB, as on the dashboard"
     assert all(row["stability"].split(" (cv ")[0] in ("stable", "⚠ unstable") for row in rows), "words, not True"
     failing_run = api.runs(two_runs_db)["run_id"].iloc[0]  # onnxruntime beside a runtime that crashes

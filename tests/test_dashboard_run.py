@@ -47,8 +47,9 @@ def test_run_page_starts_a_run_that_finishes_and_survives_a_reload(tmp_path):
     assert status["state"] == "finished", status
     assert status["run_status"] == "completed"
     assert [variant["variant"] for variant in status["variants"]] == ["onnxruntime:fp32"]
-    assert (status["variants"][0].get("done"), status["variants"][0].get("total")) == (3, 3), \
+    assert (status["variants"][0].get("done"), status["variants"][0].get("total")) == (3, 3), (
         "the progress ends on the last measured count, not on the last of the twice-a-second reports"
+    )
 
     app.run()
     assert f"Run {status['run_id']} finished: completed." in text_of(app.success)
@@ -79,8 +80,9 @@ def test_run_page_runs_both_pipeline_modes_and_requests_in_flight(tmp_path):
     assert status["run_status"] == "completed", status
 
     shown = {variant["variant"]: [r["mode"] for r in variant.get("results", [])] for variant in status["variants"]}
-    assert shown == {"onnxruntime:fp32": ["lean"], "onnxruntime:fp32/ultralytics": ["ultralytics"]}, \
+    assert shown == {"onnxruntime:fp32": ["lean"], "onnxruntime:fp32/ultralytics": ["ultralytics"]}, (
         "each mode's result is listed on its own progress row"
+    )
     assert status["variants"][0]["stage"] == "done", "a variant is done once the next one starts"
     results = api.results_summary(str(db), {"run_id": status["run_id"]}).set_index("mode")
     assert sorted(results.index) == ["lean", "ultralytics"]
@@ -128,8 +130,9 @@ def test_cancel_stops_a_measuring_run_and_it_shows_as_cancelled(tmp_path):
     status = wait_for_job(job_id, timeout_s=60)
     assert status["state"] == "cancelled", status
     assert run_in_db(db, status["run_id"])["status"] == "cancelled"
-    assert api.results_summary(str(db), {"run_id": status["run_id"]}).empty, \
+    assert api.results_summary(str(db), {"run_id": status["run_id"]}).empty, (
         "the configuration it was measuring gets no 'failed' row: the regression watch would say it stopped working"
+    )
     app.run()
     assert "was cancelled" in text_of(app.warning)
 
@@ -148,8 +151,9 @@ def test_two_runs_started_within_a_second_both_complete_one_after_the_other(tmp_
 
 def test_an_uploaded_model_and_image_are_benchmarked(tmp_path, filled_run, sample_images):
     with duckdb.connect(str(filled_run["db"]), read_only=True) as con:
-        onnx_file = con.execute("SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
-                                ).fetchall()[0][0]  # the real YOLO export the filled run measured
+        onnx_file = con.execute(
+            "SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
+        ).fetchall()[0][0]  # the real YOLO export the filled run measured
     db = tmp_path / "results.duckdb"
     app = open_page(db, "run")
     app.radio(key="model_source").set_value("Upload a model").run()
@@ -166,8 +170,9 @@ def test_an_uploaded_model_and_image_are_benchmarked(tmp_path, filled_run, sampl
     assert run["model"].endswith("-street-detector.onnx"), "a generated name that keeps the user's stem"
     app.run()
     (recent,) = [table.value for table in app.dataframe if "job" in table.value]
-    assert recent.set_index("job").loc[status["job_id"], "what"].startswith(f"{run['model']} · onnxruntime"), \
+    assert recent.set_index("job").loc[status["job_id"], "what"].startswith(f"{run['model']} · onnxruntime"), (
         "the recent jobs name the model as its results do"
+    )
     image = Path(json.loads(run["images"])[0])
     assert image.parent.parent == uploads_folder() and image.name == "my-street.jpg", image
     app.switch_page("pages/views/detections.py").run()

@@ -40,8 +40,11 @@ def test_the_readme_has_no_dated_measurement_section():
 
 def test_the_architecture_page_names_every_module_and_page():
     architecture = (ROOT / "docs" / "architecture.md").read_text()
-    files = [*(ROOT / "engine").rglob("*.py"), *(ROOT / "dashboard").rglob("*.py"),
-             *(path for path in (ROOT / "pages").rglob("*") if path.is_file())]
+    files = [
+        *(ROOT / "engine").rglob("*.py"),
+        *(ROOT / "dashboard").rglob("*.py"),
+        *(path for path in (ROOT / "pages").rglob("*") if path.is_file()),
+    ]
     relative = sorted(path.relative_to(ROOT).as_posix() for path in files if "__pycache__" not in path.parts)
     assert "engine/store.py" in relative and any(path.startswith("pages/") for path in relative)
     missing = [path for path in relative if not re.search(rf"(?<![\w/.-]){re.escape(path)}(?![\w/-])", architecture)]

@@ -13,8 +13,20 @@ FAULTS = {"YOLO_BENCH_EXTRA_RUNTIMES": "tests.fault_runtimes"}
 
 def test_faulty_runtimes_fail_alone(tmp_path):
     db = tmp_path / "results.duckdb"
-    done = engine_run(db, "--runtimes", "fault-segfault,fault-killed,fault-hang,fault-raise,fault-corrupt-export,onnxruntime",
-                      "--batch", "1", "--iters", "3", "--timeout", "25", "--json", env=FAULTS, timeout=600)
+    done = engine_run(
+        db,
+        "--runtimes",
+        "fault-segfault,fault-killed,fault-hang,fault-raise,fault-corrupt-export,onnxruntime",
+        "--batch",
+        "1",
+        "--iters",
+        "3",
+        "--timeout",
+        "25",
+        "--json",
+        env=FAULTS,
+        timeout=600,
+    )
     assert done.returncode == 1, "a run with failed results exits non-zero"
     document = json.loads(done.stdout)
     by_runtime = {r["runtime"]: r for r in document["results"]}
@@ -28,23 +40,44 @@ def test_faulty_runtimes_fail_alone(tmp_path):
     with duckdb.connect(str(db), read_only=True) as con:
         stored = dict(con.execute("SELECT runtime, status FROM results_summary").fetchall())
         run_status = con.execute("SELECT status FROM runs").fetchall()[0][0]
-    assert stored == {"fault-segfault": "failed", "fault-killed": "failed", "fault-hang": "failed",
-                      "fault-raise": "failed", "fault-corrupt-export": "failed", "onnxruntime": "completed"}
+    assert stored == {
+        "fault-segfault": "failed",
+        "fault-killed": "failed",
+        "fault-hang": "failed",
+        "fault-raise": "failed",
+        "fault-corrupt-export": "failed",
+        "onnxruntime": "completed",
+    }
     assert run_status == "partial"
 
     overview = open_page(db)  # the dashboard stays up and says what happened to each
     assert not overview.exception
     failures = text_of(overview.error)
-    for runtime, reason in [("fault-segfault", "SIGSEGV"), ("fault-killed", "SIGKILL"), ("fault-hang", "timed out"),
-                            ("fault-raise", "injected failure"), ("fault-corrupt-export", "corrupt.onnx")]:
+    for runtime, reason in [
+        ("fault-segfault", "SIGSEGV"),
+        ("fault-killed", "SIGKILL"),
+        ("fault-hang", "timed out"),
+        ("fault-raise", "injected failure"),
+        ("fault-corrupt-export", "corrupt.onnx"),
+    ]:
         assert f"{runtime}:fp32 batch 1" in failures and reason in failures, runtime
     assert len(overview.dataframe) > 0, "the completed ONNX Runtime result is still on the leaderboard"
 
 
 def test_memory_hog_is_killed_at_its_limit_and_the_limit_is_recorded(tmp_path):
     db = tmp_path / "results.duckdb"
-    done = engine_run(db, "--runtimes", "fault-memory,onnxruntime", "--iters", "3", "--memory-limit", "1500",
-                      "--json", env=FAULTS, timeout=600)
+    done = engine_run(
+        db,
+        "--runtimes",
+        "fault-memory,onnxruntime",
+        "--iters",
+        "3",
+        "--memory-limit",
+        "1500",
+        "--json",
+        env=FAULTS,
+        timeout=600,
+    )
     assert done.returncode == 1
     by_runtime = {r["runtime"]: r for r in json.loads(done.stdout)["results"]}
     assert "over the memory limit of 1500 MB" in by_runtime["fault-memory"]["error"]
@@ -60,17 +93,36 @@ def test_a_crash_or_hang_in_flight_keeps_the_one_at_a_time_result(tmp_path):
     """The in-flight figure is measured after the result is stored; when it hangs, crashes or raises, the
     result stays completed with its latency, and says why it has no in-flight figure."""
     db = tmp_path / "results.duckdb"
-    faults = {"fault-in-flight-hang": "the in-flight measurement did not end within 3",  # ~33 s, not --timeout
-              "fault-in-flight-crash": "crashed with SIGSEGV", "fault-in-flight-raise": "injected failure in flight"}
+    faults = {
+        "fault-in-flight-hang": "the in-flight measurement did not end within 3",  # ~33 s, not --timeout
+        "fault-in-flight-crash": "crashed with SIGSEGV",
+        "fault-in-flight-raise": "injected failure in flight",
+    }
     started = time.monotonic()
-    done = engine_run(db, "--runtimes", ",".join([*faults, "onnxruntime"]), "--iters", "3", "--in-flight", "2",
-                      "--timeout", "600", "--json", env=FAULTS, timeout=600)
+    done = engine_run(
+        db,
+        "--runtimes",
+        ",".join([*faults, "onnxruntime"]),
+        "--iters",
+        "3",
+        "--in-flight",
+        "2",
+        "--timeout",
+        "600",
+        "--json",
+        env=FAULTS,
+        timeout=600,
+    )
     assert time.monotonic() - started < 300, "the hang cost its in-flight allowance, not the job's 600 s timeout"
     assert done.returncode == 0, done.stderr[-3000:]
     assert all(r["status"] == "completed" for r in json.loads(done.stdout)["results"])
     with duckdb.connect(str(db), read_only=True) as con:
-        rows = {row[0]: row[1:] for row in con.execute(
-            "SELECT runtime, infer_ms, in_flight, in_flight_ips, settings FROM results_summary").fetchall()}
+        rows = {
+            row[0]: row[1:]
+            for row in con.execute(
+                "SELECT runtime, infer_ms, in_flight, in_flight_ips, settings FROM results_summary"
+            ).fetchall()
+        }
     assert rows["onnxruntime"][2] > 0
     for runtime, reason in faults.items():
         infer_ms, in_flight, in_flight_ips, settings = rows[runtime]

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from engine import api
-from engine.pipeline import Detection
 from engine.in_flight import IN_FLIGHT_MEASURES, same_boxes
+from engine.pipeline import Detection
 from tests.conftest import engine_run
 from tests.dashboard_app import open_page
 
@@ -18,8 +18,17 @@ from tests.dashboard_app import open_page
 def in_flight_run(tmp_path_factory, detecting_model) -> dict:
     """Of the model that finds boxes, so that the in-flight pipeline's boxes can be checked."""
     db = tmp_path_factory.mktemp("in-flight") / "results.duckdb"
-    done = engine_run(db, "--model", str(detecting_model), "--runtimes", "onnxruntime,openvino,torchscript",
-                      "--iters", "2", "--in-flight", "2")
+    done = engine_run(
+        db,
+        "--model",
+        str(detecting_model),
+        "--runtimes",
+        "onnxruntime,openvino,torchscript",
+        "--iters",
+        "2",
+        "--in-flight",
+        "2",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return {"db": db, "table": done.stdout}  # the CLI's closing table on stdout
 
@@ -58,7 +67,10 @@ def detection(x1: float, class_id: int = 0) -> Detection:
 def test_same_boxes_names_a_batch_whose_boxes_differ():
     expected = [[[detection(10.0)]], [[detection(200.0), detection(300.0, 2)]]]
     assert same_boxes(expected, {0: [[detection(10.5)]], 1: [[detection(200.0), detection(300.0, 2)]]}) == {
-        "same_as_one_at_a_time": True, "batches": 2, "boxes": 3}
+        "same_as_one_at_a_time": True,
+        "batches": 2,
+        "boxes": 3,
+    }
     swapped = same_boxes(expected, {0: expected[1][0:1], 1: expected[0]})  # another batch's detections
     assert not swapped["same_as_one_at_a_time"] and swapped["difference"].startswith("batch 0 image 0")
     other_class = same_boxes(expected, {0: [[detection(10.0, 5)]], 1: expected[1]})
@@ -69,7 +81,7 @@ def test_same_boxes_names_a_batch_whose_boxes_differ():
 
 def test_the_cli_table_has_a_column_for_images_per_second_in_flight(in_flight_run):
     """The figures were only on progress lines, gone from the table a user reads at the end."""
-    lines = in_flight_run["table"].splitlines()
+    lines = in_flight_run["table"].splitlines()[1:]  # after the run's line, as `show` prints it
     header = lines[0].split()
     assert "x2" in header, lines[0]
     column = header.index("x2") - 1  # "img/s x2" is two words; rows have one value per column
@@ -117,8 +129,19 @@ def test_the_ultralytics_mode_runs_predictors_in_flight_each_with_its_own_model(
     """The fastest-vs-fastest comparison is fair only if the predictor gets its own way of running several at
     once: a YOLO model per thread, as Ultralytics' thread-safe inference guide has it."""
     db = tmp_path / "results.duckdb"
-    done = engine_run(db, "--model", str(detecting_model), "--runtimes", "openvino", "--modes", "ultralytics",
-                      "--iters", "2", "--in-flight", "2")
+    done = engine_run(
+        db,
+        "--model",
+        str(detecting_model),
+        "--runtimes",
+        "openvino",
+        "--modes",
+        "ultralytics",
+        "--iters",
+        "2",
+        "--in-flight",
+        "2",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     row = api.results_summary(db).iloc[0]
     assert row["mode"] == "ultralytics" and row["in_flight"] == 2 and row["in_flight_ips"] > 0

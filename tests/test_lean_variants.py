@@ -43,8 +43,13 @@ def assert_folded_gives_the_unfolded_outputs_and_boxes(folded, unfolded, sample_
         float_batch, _ = unfolded.preprocess(frames)
         raw_unfolded = unfolded.infer(float_batch)
         np.testing.assert_allclose(raw_folded, raw_unfolded, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(folded.infer(float_batch), raw_unfolded, rtol=1e-4, atol=1e-4,
-                                   err_msg="a float32 NCHW batch (reference, mAP) is converted back for the model")
+        np.testing.assert_allclose(
+            folded.infer(float_batch),
+            raw_unfolded,
+            rtol=1e-4,
+            atol=1e-4,
+            err_msg="a float32 NCHW batch (reference, mAP) is converted back for the model",
+        )
         found = folded.postprocess(raw_folded, placements, 0.25, 0.45)[0]
         expected = unfolded.postprocess(raw_unfolded, placements, 0.25, 0.45)[0]
         # The same boxes; coordinates within 0.05 px (the raw outputs agree to 1e-4 relative, and rounding both

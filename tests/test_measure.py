@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from engine.measure import Stats, StageTimer, median_ci_indices
+from engine.measure import StageTimer, Stats, median_ci_indices
 
 
 def test_stats_of_one_to_ten():

@@ -30,7 +30,8 @@ def summary(db, run_id=None):
 def yolo_label_lines(detections, width: int, height: int) -> str:
     return "".join(
         f"{d.class_id} {(d.x1 + d.x2) / 2 / width:.6f} {(d.y1 + d.y2) / 2 / height:.6f} "
-        f"{(d.x2 - d.x1) / width:.6f} {(d.y2 - d.y1) / height:.6f}\n" for d in detections
+        f"{(d.x2 - d.x1) / width:.6f} {(d.y2 - d.y1) / height:.6f}\n"
+        for d in detections
     )
 
 
@@ -61,8 +62,20 @@ def labelled_data(tmp_path_factory, detecting_model, sample_images):
 def parity_run(tmp_path_factory, detecting_model, labelled_data):
     """PyTorch, ONNX Runtime and OpenVINO (fp32 and int8) against the PyTorch reference, with mAP."""
     db = tmp_path_factory.mktemp("parity") / "results.duckdb"
-    done = engine_run(db, "--model", str(detecting_model), "--runtimes", "pytorch,onnxruntime,openvino",
-                      "--precisions", "fp32,int8", "--iters", "2", "--data", str(labelled_data), "--json")
+    done = engine_run(
+        db,
+        "--model",
+        str(detecting_model),
+        "--runtimes",
+        "pytorch,onnxruntime,openvino",
+        "--precisions",
+        "fp32,int8",
+        "--iters",
+        "2",
+        "--data",
+        str(labelled_data),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return {"db": db, "document": json.loads(done.stdout), "table": summary(db)}
 
@@ -74,8 +87,7 @@ def test_the_detecting_model_outputs_a_few_dozen_boxes_and_is_not_called_trained
     assert not parity_run["table"].weights_trained.any()
 
 
-def test_the_detecting_model_is_the_same_bytes_whatever_torch_s_thread_count(detecting_model, sample_images,
-                                                                             tmp_path):
+def test_the_detecting_model_is_the_same_bytes_whatever_torch_s_thread_count(detecting_model, sample_images, tmp_path):
     """The tests that run it share its exports through the cache only if every build gives the same file."""
     import torch
 
@@ -117,7 +129,8 @@ def test_each_detection_names_the_reference_box_it_matched(parity_run):
     with duckdb.connect(str(parity_run["db"]), read_only=True) as con:
         rows = con.execute(
             """SELECT r.runtime, r.precision, count(d.reference_index), count(*) - count(d.reference_index)
-               FROM detections d JOIN results r USING (result_id) GROUP BY ALL""").fetchall()
+               FROM detections d JOIN results r USING (result_id) GROUP BY ALL"""
+        ).fetchall()
         references = con.execute("SELECT count(*) FROM reference_detections").fetchall()[0][0]
     table = parity_run["table"]
     for runtime, precision, matched, extra in rows:
@@ -132,8 +145,16 @@ def test_map_matches_ultralytics_val_for_the_pytorch_row(parity_run, detecting_m
     change completely with the input shape: rect=True gives a different number, not a worse engine.)"""
     from ultralytics import YOLO
 
-    metrics = YOLO(str(detecting_model)).val(data=str(labelled_data), imgsz=TEST_IMGSZ, batch=1, device="cpu",
-                                             rect=False, plots=False, verbose=False, project=str(tmp_path))
+    metrics = YOLO(str(detecting_model)).val(
+        data=str(labelled_data),
+        imgsz=TEST_IMGSZ,
+        batch=1,
+        device="cpu",
+        rect=False,
+        plots=False,
+        verbose=False,
+        project=str(tmp_path),
+    )
     table = parity_run["table"]
     pytorch = table.loc[("pytorch", "fp32")]
     assert abs(pytorch.map50 - metrics.box.map50) <= 0.01
@@ -145,8 +166,9 @@ def test_map_matches_ultralytics_val_for_the_pytorch_row(parity_run, detecting_m
         assert row.map_data == str(labelled_data)
     assert abs(table.loc[("onnxruntime", "fp32")].map50 - pytorch.map50) <= 0.01
     memory = table["peak_memory_mb"]
-    assert memory[("onnxruntime", "fp32")] < memory[("pytorch", "fp32")] / 2, \
+    assert memory[("onnxruntime", "fp32")] < memory[("pytorch", "fp32")] / 2, (
         "peak memory is read before mAP: Ultralytics' validator would add PyTorch to every runtime's figure"
+    )
 
 
 @pytest.mark.parametrize("noise, verdict", [(0.02, "fail"), (0.002, "drift")])
@@ -158,8 +180,9 @@ def test_weights_changed_after_export_do_not_pass(parity_run, detecting_model, t
 
     exported = parity_run["table"].loc[("onnxruntime", "fp32")]
     with duckdb.connect(str(parity_run["db"]), read_only=True) as con:
-        onnx_file = con.execute("SELECT model_file FROM results WHERE result_id = ?",
-                                [exported.result_id]).fetchall()[0][0]
+        onnx_file = con.execute("SELECT model_file FROM results WHERE result_id = ?", [exported.result_id]).fetchall()[
+            0
+        ][0]
     proto = onnx.load(onnx_file)
     rng = np.random.default_rng(0)
     for tensor in proto.graph.initializer:
@@ -170,11 +193,13 @@ def test_weights_changed_after_export_do_not_pass(parity_run, detecting_model, t
     perturbed = tmp_path / "perturbed.onnx"
     onnx.save(proto, str(perturbed))
     db = tmp_path / "results.duckdb"
-    done = engine_run(db, "--model", str(perturbed), "--reference", str(detecting_model), "--runtimes", "onnxruntime",
-                      "--iters", "2")
+    done = engine_run(
+        db, "--model", str(perturbed), "--reference", str(detecting_model), "--runtimes", "onnxruntime", "--iters", "2"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"resolving {detecting_model}: known from an earlier run (the same file contents)" in done.stderr, \
+    assert f"resolving {detecting_model}: known from an earlier run (the same file contents)" in done.stderr, (
         "the parity run resolved this checkpoint: no worker imports torch to read it again"
+    )
     row = summary(db).loc[("onnxruntime", "fp32")]
     assert row.parity_reference == "pytorch:fp32 detecting.pt"
     assert row.parity_verdict == verdict, row.parity_reason
@@ -208,14 +233,17 @@ def test_bad_labels_stop_the_run_naming_file_and_line(tmp_path, sample_images):
     assert not db.exists(), "nothing stored"
 
 
-@pytest.mark.parametrize("content, message", [
-    ("0 0.5 0.5 0.2\n", "line 1: 4 values"),
-    ("0 0.5 0.5 0.2 0.2\n80 0.5 0.5 0.2 0.2\n", "line 2: class 80 is out of range"),
-    ("-1 0.5 0.5 0.2 0.2\n", "line 1: class -1 is not a class index"),
-    ("1.5 0.5 0.5 0.2 0.2\n", "line 1: class 1.5 is not a class index"),
-    ("0 0.5 0.5 1.2 0.2\n", "line 1: box 0.5 0.5 1.2 0.2 is not normalized"),
-    ("\n\n0 0.5 0.5 0 0.2\n", "line 3: box"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("0 0.5 0.5 0.2\n", "line 1: 4 values"),
+        ("0 0.5 0.5 0.2 0.2\n80 0.5 0.5 0.2 0.2\n", "line 2: class 80 is out of range"),
+        ("-1 0.5 0.5 0.2 0.2\n", "line 1: class -1 is not a class index"),
+        ("1.5 0.5 0.5 0.2 0.2\n", "line 1: class 1.5 is not a class index"),
+        ("0 0.5 0.5 1.2 0.2\n", "line 1: box 0.5 0.5 1.2 0.2 is not normalized"),
+        ("\n\n0 0.5 0.5 0 0.2\n", "line 3: box"),
+    ],
+)
 def test_malformed_label_lines_are_named(tmp_path, sample_images, content, message):
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()
@@ -260,9 +288,19 @@ def test_migration_to_version_3_backs_up_and_adds_parity(empty_db):
     table = store.results_summary(empty_db)
     assert table.result_id.tolist() == ["old-r"]
     assert table.parity_verdict.isna().all() and table.map50.isna().all()
-    assert {"parity_verdict", "parity_raw_max_abs", "parity_raw_mean_abs", "parity_matched", "parity_missed",
-            "parity_extra", "parity_mean_iou", "parity_max_score_diff", "parity_reference", "map50",
-            "map50_95"} <= set(table.columns)
+    assert {
+        "parity_verdict",
+        "parity_raw_max_abs",
+        "parity_raw_mean_abs",
+        "parity_matched",
+        "parity_missed",
+        "parity_extra",
+        "parity_mean_iou",
+        "parity_max_score_diff",
+        "parity_reference",
+        "map50",
+        "map50_95",
+    } <= set(table.columns)
     assert store.reference_detections(empty_db, "old").empty
 
 
@@ -274,22 +312,27 @@ def box(x1, y1, x2, y2, score=0.9, class_id=0):
 
 
 def test_iou_of_known_boxes():
-    ious = parity.iou_matrix(np.array([[0, 0, 10, 10]], float), np.array([[0, 0, 10, 10], [5, 0, 15, 10],
-                                                                          [20, 20, 30, 30]], float))
+    ious = parity.iou_matrix(
+        np.array([[0, 0, 10, 10]], float), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], float)
+    )
     assert ious[0].tolist() == pytest.approx([1.0, 50 / 150, 0.0])
 
 
 def test_matching_is_one_to_one_by_class_and_iou():
     reference = [box(0, 0, 10, 10), box(100, 100, 120, 120, class_id=3), box(50, 50, 60, 60)]
-    candidate = [box(1, 0, 11, 10, score=0.8),  # IoU 0.82 with the first
-                 box(0, 0, 10, 10, score=0.85),  # IoU 1 with the first: wins it
-                 box(100, 100, 120, 120, class_id=4),  # right place, wrong class
-                 box(56, 50, 66, 60)]  # IoU 0.25 with the third: below 0.5
+    candidate = [
+        box(1, 0, 11, 10, score=0.8),  # IoU 0.82 with the first
+        box(0, 0, 10, 10, score=0.85),  # IoU 1 with the first: wins it
+        box(100, 100, 120, 120, class_id=4),  # right place, wrong class
+        box(56, 50, 66, 60),
+    ]  # IoU 0.25 with the third: below 0.5
     matches = parity.match_detections(reference, candidate, 0.5)
     assert [(m.reference_index, m.candidate_index) for m in matches] == [(0, 1)]
     assert matches[0].iou == 1.0 and matches[0].score_diff == pytest.approx(0.05)
-    assert [(m.reference_index, m.candidate_index) for m in parity.match_detections(reference, candidate, 0.2)] \
-        == [(0, 1), (2, 3)]
+    assert [(m.reference_index, m.candidate_index) for m in parity.match_detections(reference, candidate, 0.2)] == [
+        (0, 1),
+        (2, 3),
+    ]
 
 
 def _raw(images=2, box_err=0.0, score_err=0.0, seed=0):
@@ -339,8 +382,9 @@ def test_without_detections_the_raw_tensor_decides():
     assert parity.compare("ref", nothing, nothing, parity.RawDiff(), 160).verdict == "fail"
 
 
-def test_the_reference_is_kept_by_its_images_contents_and_settings_not_their_paths(tmp_path, sample_images,
-                                                                                    monkeypatch):
+def test_the_reference_is_kept_by_its_images_contents_and_settings_not_their_paths(
+    tmp_path, sample_images, monkeypatch
+):
     from engine import reference_cache
     from engine.reference_cache import partial_folder, publish, reference_folder, reference_key, stored_detections
 
@@ -353,8 +397,14 @@ def test_the_reference_is_kept_by_its_images_contents_and_settings_not_their_pat
 
     key = key_of()
     assert key_of(images=[str(copy), both[1]]) == key, "a copy elsewhere"
-    others = [key_of(model="abd"), key_of(imgsz=320), key_of(conf=0.3), key_of(iou=0.5), key_of(runtime="onnxruntime"),
-              key_of(images=both[::-1])]
+    others = [
+        key_of(model="abd"),
+        key_of(imgsz=320),
+        key_of(conf=0.3),
+        key_of(iou=0.5),
+        key_of(runtime="onnxruntime"),
+        key_of(images=both[::-1]),
+    ]
     copy.write_bytes(sample_images[1].read_bytes())  # the same path, other contents
     others.append(key_of(images=[str(copy), both[1]]))
     engine_copy = tmp_path / "engine"  # an engine update that changes the letterbox

@@ -1,6 +1,7 @@
 """The machine's peak rates: the fp32 FMA kernel, and the bf16 / int8 dot products where the CPU has them."""
 
 import os
+from datetime import UTC
 
 import pytest
 
@@ -42,12 +43,18 @@ def test_a_peak_stored_before_bf16_and_int8_is_measured_again_where_the_cpu_has_
 def test_a_peak_stored_before_amx_was_measured_is_measured_again_where_the_cpu_has_it():
     """On a Xeon with AMX, OpenVINO's bf16 ran at 233% of the vector bf16 peak stored before AMX was measured."""
     flags = set(fingerprint()["isa_flags"])
-    vector_only = {"gflops_fp32": 420.0, "gflops_bf16": 209.0, "gops_int8": 1541.0,
-                   "method": "AVX-512 FMA kernel, 12 independent chains x 16 fp32 lanes, best of 5; bf16: vdpbf16ps, "
-                             "12 chains; int8: vpdpbusd (VNNI), 12 chains"}
+    vector_only = {
+        "gflops_fp32": 420.0,
+        "gflops_bf16": 209.0,
+        "gops_int8": 1541.0,
+        "method": "AVX-512 FMA kernel, 12 independent chains x 16 fp32 lanes, best of 5; bf16: vdpbf16ps, "
+        "12 chains; int8: vpdpbusd (VNNI), 12 chains",
+    }
     assert lacks_rates(vector_only) == ({"amx_tile", "amx_bf16"} <= flags or {"amx_tile", "amx_int8"} <= flags)
-    refused = {**vector_only, "method": vector_only["method"] + "; AMX not measured: the kernel refused the tile "
-                                                                 "state (arch_prctl)"}
+    refused = {
+        **vector_only,
+        "method": vector_only["method"] + "; AMX not measured: the kernel refused the tile state (arch_prctl)",
+    }
     assert not lacks_rates(refused), "a kernel that refuses AMX must not cost every run a new measurement"
 
 
@@ -62,7 +69,7 @@ def test_the_peak_command_refuses_more_threads_than_cpus(tmp_path):
 def test_a_database_new_to_this_machine_gets_the_peak_measured_here_before(tmp_path, monkeypatch):
     """The peak is the machine's, not the database's: a run into a fresh results file measured it again (8 s of
     the kernels on the 12-02 VM), which every CI job writing a database of its own paid."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from engine import store
     from engine.config import RunConfig
@@ -70,9 +77,15 @@ def test_a_database_new_to_this_machine_gets_the_peak_measured_here_before(tmp_p
     from engine.runner import Runner
 
     monkeypatch.setenv("YOLO_BENCH_CACHE", str(tmp_path / "cache"))
-    measured = {"gflops_fp32": 123.0, "per_core_gflops": 61.5, "threads": 2, "method": "test kernel",
-                "gflops_bf16": None, "gops_int8": None}
-    keep_peak("m1", measured, datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc))
+    measured = {
+        "gflops_fp32": 123.0,
+        "per_core_gflops": 61.5,
+        "threads": 2,
+        "method": "test kernel",
+        "gflops_bf16": None,
+        "gops_int8": None,
+    }
+    keep_peak("m1", measured, datetime(2026, 11, 28, 9, 30, tzinfo=UTC))
     events = []
     for name in ("first.duckdb", "second.duckdb"):
         db = tmp_path / name
@@ -93,8 +106,9 @@ def test_a_compiler_without_the_amx_flags_still_measures_the_vector_peaks_once(m
         pytest.skip("this CPU has no AMX")
     monkeypatch.setenv("YOLO_BENCH_CACHE", str(tmp_path))
     build = peak_module._compile_with
-    monkeypatch.setattr(peak_module, "_compile_with",
-                        lambda flags: None if any(f.startswith("-mamx") for f in flags) else build(flags))
+    monkeypatch.setattr(
+        peak_module, "_compile_with", lambda flags: None if any(f.startswith("-mamx") for f in flags) else build(flags)
+    )
     peak = measure_peak(1, repeats=1, seconds_per_repeat=0.05)
     assert "the compiler does not know its flags" in peak.method and "tdpbf16ps" not in peak.method
     assert peak.gflops_bf16 > 0 and peak.gops_int8 > 0, "the vector rates instead"

@@ -28,8 +28,9 @@ def modes_run(tmp_path_factory, detecting_model):
     db = tmp_path_factory.mktemp("modes") / "results.duckdb"
     runtimes = ",".join((*CPU_RUNTIMES, "openvino:bf16"))
     # "both", as the help offers it (it was once refused as an unknown mode): every row below has both modes
-    done = engine_run(db, "--model", str(detecting_model), "--runtimes", runtimes, "--modes", "both", "--iters", "2",
-                      "--json")
+    done = engine_run(
+        db, "--model", str(detecting_model), "--runtimes", runtimes, "--modes", "both", "--iters", "2", "--json"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return {"db": db, "run_id": parse_json_output(done)["run_id"]}
 
@@ -40,11 +41,14 @@ def boxes(db, run_id: str, runtime: str, mode: str) -> dict[str, list[dict]]:
             """SELECT d.image, d.x1, d.y1, d.x2, d.y2, d.score, d.class_id FROM detections d
                JOIN results r USING (result_id)
                WHERE r.run_id = ? AND r.runtime = ? AND r.precision = 'fp32' AND r.mode = ?
-               ORDER BY d.image, d.det_index""", [run_id, runtime, mode]).fetchall()
+               ORDER BY d.image, d.det_index""",
+            [run_id, runtime, mode],
+        ).fetchall()
     found: dict[str, list[dict]] = {}
     for image, x1, y1, x2, y2, score, class_id in rows:
         found.setdefault(image, []).append(
-            {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": score, "class_id": class_id})
+            {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": score, "class_id": class_id}
+        )
     return found
 
 
@@ -53,7 +57,9 @@ def summary(db, run_id: str):
         return con.execute(
             """SELECT runtime, precision, mode, status, error, parity_verdict, parity_reason, other_ms, total_ms,
                       pre_ms + infer_ms + post_ms, peak_fraction, achieved_gflops, floor_ms
-               FROM results_summary WHERE run_id = ?""", [run_id]).fetchall()
+               FROM results_summary WHERE run_id = ?""",
+            [run_id],
+        ).fetchall()
 
 
 @pytest.mark.parametrize("runtime", CPU_RUNTIMES)
@@ -66,16 +72,32 @@ def test_lean_and_ultralytics_modes_find_the_same_boxes(modes_run, runtime):
         matches = match_detections(lean_boxes, ultralytics[image], SAME_BOX_IOU)
         assert len(lean_boxes) == len(ultralytics[image]) == len(matches), (
             f"{runtime} {image}: {len(lean_boxes)} lean boxes, {len(ultralytics[image])} ultralytics boxes, "
-            f"{len(matches)} matched at IoU >= {SAME_BOX_IOU} and the same class")
+            f"{len(matches)} matched at IoU >= {SAME_BOX_IOU} and the same class"
+        )
 
 
 def test_every_result_completes_with_mode_parity_and_efficiency(modes_run):
     rows = summary(modes_run["db"], modes_run["run_id"])
     assert {(runtime, precision, mode) for runtime, precision, mode, *_ in rows} == {
-        (r, p, m) for r, p in [(r, "fp32") for r in CPU_RUNTIMES] + [("openvino", "bf16")]
-        for m in ("lean", "ultralytics")}
-    for (runtime, precision, mode, status, error, verdict, reason, other_ms, total_ms, stage_sum, fraction, achieved,
-         floor) in rows:
+        (r, p, m)
+        for r, p in [(r, "fp32") for r in CPU_RUNTIMES] + [("openvino", "bf16")]
+        for m in ("lean", "ultralytics")
+    }
+    for (
+        runtime,
+        precision,
+        mode,
+        status,
+        error,
+        verdict,
+        reason,
+        other_ms,
+        total_ms,
+        stage_sum,
+        fraction,
+        achieved,
+        floor,
+    ) in rows:
         assert status == "completed", f"{runtime} {mode}: {error}"
         assert 0 < fraction < 1.5 and achieved > 0 and floor > 0, f"{runtime} {mode}: efficiency {fraction}"
         if mode == "ultralytics":
@@ -96,8 +118,10 @@ def test_ultralytics_mode_runs_openvino_at_the_precision_its_row_names(modes_run
 
     has_bf16 = bool({"avx512_bf16", "amx_bf16"} & set(fingerprint()["isa_flags"]))
     with duckdb.connect(str(modes_run["db"]), read_only=True) as con:
-        rows = con.execute("SELECT precision, mode, settings FROM results WHERE run_id = ? AND runtime = 'openvino'",
-                           [modes_run["run_id"]]).fetchall()
+        rows = con.execute(
+            "SELECT precision, mode, settings FROM results WHERE run_id = ? AND runtime = 'openvino'",
+            [modes_run["run_id"]],
+        ).fetchall()
     ran = {(precision, mode): json.loads(settings)["inference_precision"] for precision, mode, settings in rows}
     assert ran[("fp32", "ultralytics")] == ran[("fp32", "lean")] == "f32"
     devices = {(precision, mode): json.loads(settings).get("device") for precision, mode, settings in rows}
@@ -131,8 +155,9 @@ def test_detections_name_the_ultralytics_mode_beside_its_lean_twin(modes_run):
     captions = [image.proto.imgs[0].caption for image in app.get("image")]
     assert "onnxruntime:fp32 · lean · batch 1" in captions
     lean_at = captions.index("onnxruntime:fp32 · lean · batch 1")
-    assert captions[lean_at + 1] == "onnxruntime:fp32 · ultralytics · batch 1", \
+    assert captions[lean_at + 1] == "onnxruntime:fp32 · ultralytics · batch 1", (
         "each runtime's ultralytics-mode image follows its lean one, named as on the Overview's bars"
+    )
     assert len(set(captions)) == len(captions)
 
 
@@ -141,8 +166,9 @@ def test_detections_show_only_the_runtimes_picked(modes_run):
     from tests.dashboard_app import open_page
 
     app = open_page(modes_run["db"], "detections")
-    show = next(control for control in app.get("button_group")
-                if control.key == f"detections_shown-{modes_run['run_id']}")
+    show = next(
+        control for control in app.get("button_group") if control.key == f"detections_shown-{modes_run['run_id']}"
+    )
     assert len(show.value) == len(app.get("image")) == 2 * (len(CPU_RUNTIMES) + 1), "all of them at first"
     picked = [result_id for result_id in show.value if result_id.endswith(("openvino-fp32-b1", "tflite-fp32-b1"))]
     show.set_value(picked).run()
@@ -168,8 +194,9 @@ def test_a_result_passed_over_for_failed_parity_is_named_with_its_mode(modes_run
     shutil.copyfile(modes_run["db"], db)
     fastest = api.results_summary(str(db)).sort_values("total_ms").iloc[0]
     with duckdb.connect(str(db)) as con:
-        con.execute("UPDATE parity SET verdict = 'fail', reason = 'made to fail' WHERE result_id = ?",
-                    [fastest.result_id])
+        con.execute(
+            "UPDATE parity SET verdict = 'fail', reason = 'made to fail' WHERE result_id = ?", [fastest.result_id]
+        )
     named = f"{fastest.runtime}:{fastest.precision} · {fastest['mode']} · batch 1"
     app = open_page(db)
     assert not app.exception

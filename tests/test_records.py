@@ -8,6 +8,7 @@ import duckdb
 from engine import store
 from engine.measure import Stats
 from engine.records import ResultRecord, StageSample
+from tests.rows import run_row
 
 
 def _columns(table: str) -> set[str]:
@@ -15,14 +16,19 @@ def _columns(table: str) -> set[str]:
         for version in range(1, store.SCHEMA_VERSION + 1):
             for statement in store.MIGRATIONS[version]:
                 con.execute(statement)
-        return {row[0] for row in con.execute("SELECT column_name FROM information_schema.columns "
-                                              "WHERE table_name = ?", [table]).fetchall()}
+        return {
+            row[0]
+            for row in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+            ).fetchall()
+        }
 
 
 def test_every_result_field_has_a_column_and_every_column_a_field():
     assert set(store.RESULT_COLUMNS) == set(ResultRecord.column_fields()), "a record field without a column"
-    assert set(store.RESULT_COLUMNS.values()) | set(store.RESULT_COLUMNS_FILLED_BY_STORE) == _columns("results"), \
+    assert set(store.RESULT_COLUMNS.values()) | set(store.RESULT_COLUMNS_FILLED_BY_STORE) == _columns("results"), (
         "a results column without a field"
+    )
 
 
 def test_every_stats_field_has_a_column():
@@ -33,25 +39,48 @@ def test_every_stats_field_has_a_column():
 def test_the_child_rows_are_their_tables_columns():
     from engine.records import AccuracyRow, DetectionRow, ImageRow, ParityRow
 
-    for record, table in ((DetectionRow, "detections"), (ImageRow, "result_images"), (ParityRow, "parity"),
-                          (AccuracyRow, "accuracy")):
+    for record, table in (
+        (DetectionRow, "detections"),
+        (ImageRow, "result_images"),
+        (ParityRow, "parity"),
+        (AccuracyRow, "accuracy"),
+    ):
         assert {f.name for f in fields(record)} | {"result_id"} == _columns(table), table
     assert {f.name for f in fields(StageSample)} == {c.removesuffix("_ns") for c in _columns("samples")} - {
-        "result_id", "iteration"}
+        "result_id",
+        "iteration",
+    }
 
 
 def test_a_record_round_trips_through_the_store(tmp_path):
     db = tmp_path / "results.duckdb"
     store.ensure_schema(db)
-    store.insert_run(db, {"run_id": "run1", "started_at": store.now(), "machine_id": "m1", "machine_label": "box",
-                          "model": "m", "model_sha256": "abc", "model_source": "test", "weights_trained": False,
-                          "imgsz": 160, "images": [], "config": {}, "libraries": {}, "pid": 1})
-    record = ResultRecord(result_id="r1", run_id="run1", runtime="onnxruntime", precision="fp32", batch=2,
-                          status="completed", mode="lean", device="cpu", imgsz=160, input_shape=(2, 3, 160, 160),
-                          threads=2, settings={"threads": 2}, export_cached=True, export_s=1.5, load_s=0.25,
-                          warmup=1, model_file="m.onnx", in_flight=2, in_flight_ips=40.0, peak_memory_mb=200.0,
-                          model_mb=12.0, samples=(StageSample(1, 2, 3, 4),) * 6,
-                          stats={"infer": Stats.from_values([3.0] * 6)})
+    store.insert_run(db, run_row())
+    record = ResultRecord(
+        result_id="r1",
+        run_id="run1",
+        runtime="onnxruntime",
+        precision="fp32",
+        batch=2,
+        status="completed",
+        mode="lean",
+        device="cpu",
+        imgsz=160,
+        input_shape=(2, 3, 160, 160),
+        threads=2,
+        settings={"threads": 2},
+        export_cached=True,
+        export_s=1.5,
+        load_s=0.25,
+        warmup=1,
+        model_file="m.onnx",
+        in_flight=2,
+        in_flight_ips=40.0,
+        peak_memory_mb=200.0,
+        model_mb=12.0,
+        samples=(StageSample(1, 2, 3, 4),) * 6,
+        stats={"infer": Stats.from_values([3.0] * 6)},
+    )
     store.insert_result(db, record)
     with duckdb.connect(str(db), read_only=True) as con:
         query = "SELECT * EXCLUDE (finished_at) FROM results"  # a time with a zone would need pytz

@@ -13,28 +13,49 @@ from engine.records import ParityRow, ResultRecord, StageSample
 from engine.regressions import check
 from tests.conftest import engine
 
-BASE = {"machine_id": "m1", "machine_label": "lab", "model": "yolov8n", "runtime": "onnxruntime",
-        "precision": "fp32", "batch": 1, "mode": "lean", "imgsz": 640, "threads": 2, "status": "completed"}
+BASE = {
+    "machine_id": "m1",
+    "machine_label": "lab",
+    "model": "yolov8n",
+    "runtime": "onnxruntime",
+    "precision": "fp32",
+    "batch": 1,
+    "mode": "lean",
+    "imgsz": 640,
+    "threads": 2,
+    "status": "completed",
+}
 
 
 def history(*medians, newest_ci=None):
     rows = []
     for i, median in enumerate(medians):
-        low, high = (newest_ci if (newest_ci and i == len(medians) - 1) else (median * 0.99, median * 1.01))
-        rows.append({**BASE, "result_id": f"r{i}", "run_id": f"run{i}",
-                     "started_at": pd.Timestamp("2026-11-01") + pd.Timedelta(days=i),
-                     "infer_ms": median, "infer_ci_low_ms": low, "infer_ci_high_ms": high})
+        low, high = newest_ci if (newest_ci and i == len(medians) - 1) else (median * 0.99, median * 1.01)
+        rows.append(
+            {
+                **BASE,
+                "result_id": f"r{i}",
+                "run_id": f"run{i}",
+                "started_at": pd.Timestamp("2026-11-01") + pd.Timedelta(days=i),
+                "infer_ms": median,
+                "infer_ci_low_ms": low,
+                "infer_ci_high_ms": high,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("medians, newest_ci, expected", [
-    ((10.0, 10.2, 9.9, 12.0), (11.8, 12.2), "regression"),
-    ((10.0, 10.2, 9.9, 8.0), (7.9, 8.1), "improvement"),
-    ((10.0, 10.2, 9.9, 10.1), (9.8, 10.4), "no change"),
-    ((10.0, 10.2, 9.9, 11.0), (9.9, 12.0), "no change"),  # median moved, but its interval does not clear
-    ((10.0, 13.0, 10.0, 12.5), (12.4, 12.6), "no change"),  # a noisy history raises the floor to 30%
-    ((10.0, 12.0), (11.9, 12.1), "not enough history"),
-])
+@pytest.mark.parametrize(
+    "medians, newest_ci, expected",
+    [
+        ((10.0, 10.2, 9.9, 12.0), (11.8, 12.2), "regression"),
+        ((10.0, 10.2, 9.9, 8.0), (7.9, 8.1), "improvement"),
+        ((10.0, 10.2, 9.9, 10.1), (9.8, 10.4), "no change"),
+        ((10.0, 10.2, 9.9, 11.0), (9.9, 12.0), "no change"),  # median moved, but its interval does not clear
+        ((10.0, 13.0, 10.0, 12.5), (12.4, 12.6), "no change"),  # a noisy history raises the floor to 30%
+        ((10.0, 12.0), (11.9, 12.1), "not enough history"),
+    ],
+)
 def test_verdicts(medians, newest_ci, expected):
     (verdict,) = check(history(*medians, newest_ci=newest_ci))
     assert verdict.verdict == expected
@@ -42,47 +63,73 @@ def test_verdicts(medians, newest_ci, expected):
 
 
 def test_configurations_are_judged_apart():
-    mixed = pd.concat([history(10.0, 10.1, 10.0, 14.0, newest_ci=(13.9, 14.1)),
-                       history(10.0, 10.1, 10.0, 10.0).assign(batch=2, result_id=lambda f: f.result_id + "b2")])
+    mixed = pd.concat(
+        [
+            history(10.0, 10.1, 10.0, 14.0, newest_ci=(13.9, 14.1)),
+            history(10.0, 10.1, 10.0, 10.0).assign(batch=2, result_id=lambda f: f.result_id + "b2"),
+        ]
+    )
     verdicts = {v.batch: v.verdict for v in check(mixed)}
     assert verdicts == {1: "regression", 2: "no change"}
 
 
 def test_pipeline_modes_are_judged_apart():
     """One run's ultralytics-mode result is no history for its lean result, nor the other way round."""
-    mixed = pd.concat([history(10.0, 10.1, 10.0, 10.0),
-                       history(14.0, 14.1, 14.0).assign(mode="ultralytics", result_id=lambda f: f.result_id + "u")])
+    mixed = pd.concat(
+        [
+            history(10.0, 10.1, 10.0, 10.0),
+            history(14.0, 14.1, 14.0).assign(mode="ultralytics", result_id=lambda f: f.result_id + "u"),
+        ]
+    )
     verdicts = {v.mode: (v.verdict, v.history) for v in check(mixed)}
     assert verdicts == {"lean": ("no change", 3), "ultralytics": ("no change", 2)}
 
 
 def test_a_newest_result_that_failed_is_judged_not_hidden():
     """A crash in the newest run used to leave the verdict of the run before it ('no change')."""
-    failed = {**BASE, "result_id": "crash", "run_id": "run9", "started_at": pd.Timestamp("2026-11-09"),
-              "status": "failed",
-              "error": "worker process crashed with SIGSEGV", "infer_ms": None, "infer_ci_low_ms": None,
-              "infer_ci_high_ms": None}
+    failed = {
+        **BASE,
+        "result_id": "crash",
+        "run_id": "run9",
+        "started_at": pd.Timestamp("2026-11-09"),
+        "status": "failed",
+        "error": "worker process crashed with SIGSEGV",
+        "infer_ms": None,
+        "infer_ci_low_ms": None,
+        "infer_ci_high_ms": None,
+    }
     (verdict,) = check(pd.concat([history(10.0, 10.1, 10.0), pd.DataFrame([failed])]))
     assert (verdict.verdict, verdict.result_id, verdict.history) == ("stopped working", "crash", 3)
     assert verdict.previous_run_id == "run2", "the run of the last result that completed: what changed since"
     assert verdict.infer_ms is None and verdict.baseline_ms == 10.0 and "SIGSEGV" in verdict.error
     (never,) = check(pd.DataFrame([failed]))
     assert (never.verdict, never.history) == ("failed", 0), "it never worked: nothing regressed"
-    (recovered,) = check(pd.concat([pd.DataFrame([failed]), history(10.0, 10.1, 10.0).assign(
-        started_at=lambda f: f.started_at + pd.Timedelta(days=30))]))
+    (recovered,) = check(
+        pd.concat(
+            [
+                pd.DataFrame([failed]),
+                history(10.0, 10.1, 10.0).assign(started_at=lambda f: f.started_at + pd.Timedelta(days=30)),
+            ]
+        )
+    )
     assert recovered.verdict == "no change", "an older failure is no history and no verdict"
 
 
 def test_parity_worse_than_the_run_before_is_flagged_apart_from_speed():
     """A library upgrade that breaks an export keeps its speed: the detections changing is the news."""
     verdicts = ["pass", "drift", "pass", "fail"]
-    rows = history(10.0, 10.1, 10.0, 10.0).assign(parity_verdict=verdicts,
-                                                   parity_reason=["", "", "", "found 3 of the reference's 42 boxes"])
+    rows = history(10.0, 10.1, 10.0, 10.0).assign(
+        parity_verdict=verdicts, parity_reason=["", "", "", "found 3 of the reference's 42 boxes"]
+    )
     (verdict,) = check(rows)
     assert (verdict.verdict, verdict.parity_change) == ("no change", "pass -> fail"), "against the run just before"
     assert verdict.parity_reason == "found 3 of the reference's 42 boxes" and verdict.regressed
-    for unflagged in [("fail", "fail", "pass"), ("pass", "drift", "drift"), ("pass", "pass", None),
-                      (None, None, "fail")]:  # better, the same, no verdict now, none before
+    for unflagged in [
+        ("fail", "fail", "pass"),
+        ("pass", "drift", "drift"),
+        ("pass", "pass", None),
+        (None, None, "fail"),
+    ]:  # better, the same, no verdict now, none before
         (same,) = check(history(10.0, 10.1, 10.0).assign(parity_verdict=list(unflagged)))
         assert same.parity_change is None and not same.regressed, unflagged
     (no_column,) = check(history(10.0, 10.1, 10.0))
@@ -92,29 +139,62 @@ def test_parity_worse_than_the_run_before_is_flagged_apart_from_speed():
 def _store_run(db, run_id, day, results, parity=None, imgsz=640, libraries=None):
     """One run whose results are {runtime: inference ms} for completed ones, {runtime: reason} for failed ones;
     parity: {runtime: (verdict, reason)}; libraries: {name: version}, as the engine records them."""
-    store.insert_run(db, {"run_id": run_id, "started_at": pd.Timestamp(f"2026-11-{day:02d}", tz="UTC"),
-                          "machine_id": "m1", "machine_label": "lab", "model": "yolov8n", "model_sha256": "x",
-                          "model_source": "test", "weights_trained": False, "imgsz": imgsz, "images": [],
-                          "config": {}, "libraries": libraries or {}, "pid": 1})
+    store.insert_run(
+        db,
+        {
+            "run_id": run_id,
+            "started_at": pd.Timestamp(f"2026-11-{day:02d}", tz="UTC"),
+            "machine_id": "m1",
+            "machine_label": "lab",
+            "model": "yolov8n",
+            "model_sha256": "x",
+            "model_source": "test",
+            "weights_trained": False,
+            "imgsz": imgsz,
+            "images": [],
+            "config": {},
+            "libraries": libraries or {},
+            "pid": 1,
+        },
+    )
     for runtime, outcome in results.items():
         failed = isinstance(outcome, str)
         samples, per_stage = [], {}
         if not failed:
-            samples = [StageSample(decode=1, pre=1_000_000, infer=int(outcome * 1e6) + i * 1000, post=1)
-                       for i in range(20)]
-            per_stage = {stage: Stats.from_values([getattr(s, stage) / 1e6 for s in samples])
-                         for stage in ("decode", "pre", "infer", "post")}
+            samples = [
+                StageSample(decode=1, pre=1_000_000, infer=int(outcome * 1e6) + i * 1000, post=1) for i in range(20)
+            ]
+            per_stage = {
+                stage: Stats.from_values([getattr(s, stage) / 1e6 for s in samples])
+                for stage in ("decode", "pre", "infer", "post")
+            }
             per_stage["total"] = Stats.from_values([s.total / 1e6 for s in samples])
-        store.insert_result(db, ResultRecord(
-            result_id=f"{run_id}-{runtime}", run_id=run_id, runtime=runtime, precision="fp32", batch=1,
-            status="failed" if failed else "completed", error=outcome if failed else None, imgsz=imgsz, threads=2,
-            samples=tuple(samples), stats=per_stage, parity=_parity_row(*(parity or {}).get(runtime, (None, None)))))
+        store.insert_result(
+            db,
+            ResultRecord(
+                result_id=f"{run_id}-{runtime}",
+                run_id=run_id,
+                runtime=runtime,
+                precision="fp32",
+                batch=1,
+                status="failed" if failed else "completed",
+                error=outcome if failed else None,
+                imgsz=imgsz,
+                threads=2,
+                samples=tuple(samples),
+                stats=per_stage,
+                parity=_parity_row(*(parity or {}).get(runtime, (None, None))),
+            ),
+        )
     store.finish_run(db, run_id, "completed")
 
 
 def _parity_row(verdict, reason):
-    return ParityRow(reference="pytorch:fp32 yolov8n.pt", iou_threshold=0.5, verdict=verdict, reason=reason) \
-        if verdict else None
+    return (
+        ParityRow(reference="pytorch:fp32 yolov8n.pt", iou_threshold=0.5, verdict=verdict, reason=reason)
+        if verdict
+        else None
+    )
 
 
 def test_cli_fails_on_a_regression_only_when_asked(tmp_path):
@@ -127,7 +207,7 @@ def test_cli_fails_on_a_regression_only_when_asked(tmp_path):
     lines = report.stdout.splitlines()
     assert report.returncode == 0 and lines[0].split()[5:7] == ["size", "thr"], report.stdout
     size_at = lines[0].index("size")  # two sizes of one runtime are two histories, told apart by the column
-    verdicts = {line[size_at - 1:size_at + 4].strip(): line[:20].strip() for line in lines[1:-1]}
+    verdicts = {line[size_at - 1 : size_at + 4].strip(): line[:20].strip() for line in lines[1:-1]}
     assert verdicts == {"640": "regression", "320": "not enough history"}, report.stdout
     assert lines[-1] == "1 of 2 configuration(s) regressed (--fail-on-regression would exit 1)", report.stdout
     failing = engine("check-regressions", "--db", str(db), "--fail-on-regression")
@@ -147,8 +227,9 @@ def test_cli_fails_when_a_configuration_stopped_working(tmp_path):
     store.ensure_schema(db)
     for day, infer_ms in ((1, 60.0), (2, 61.0), (3, 60.5)):
         _store_run(db, f"run{day}", day, {"onnxruntime": infer_ms})
-    _store_run(db, "run4", 4, {"onnxruntime": "measurement failed: worker process crashed with SIGSEGV",
-                               "openvino": 50.0})
+    _store_run(
+        db, "run4", 4, {"onnxruntime": "measurement failed: worker process crashed with SIGSEGV", "openvino": 50.0}
+    )
     report = engine("check-regressions", "--db", str(db))
     assert report.returncode == 0, report.stderr
     assert "stopped working" in report.stdout and "SIGSEGV" in report.stdout, report.stdout
@@ -159,8 +240,12 @@ def test_cli_fails_when_a_configuration_stopped_working(tmp_path):
     app = open_page(db, "overview")  # the latest run, where OpenVINO completed and ONNX Runtime crashed
     assert not app.exception
     flagged = text_of(app.error).replace("*", "")
-    assert "stopped working: onnxruntime:fp32 batch 1 failed in this run; it completed in its 3 earlier run(s), " \
-           "median 60.5" in flagged and "ms. measurement failed: worker process crashed with SIGSEGV" in flagged
+    assert (
+        "stopped working: onnxruntime:fp32 batch 1 failed in this run; it completed in its 3 earlier run(s), "
+        "median 60.5"
+        in flagged
+        and "ms. measurement failed: worker process crashed with SIGSEGV" in flagged
+    )
 
 
 def test_cli_on_a_single_run_has_not_enough_history(filled_db):
@@ -174,8 +259,9 @@ def test_the_overview_flags_a_regression(tmp_path):
     db = tmp_path / "results.duckdb"
     store.ensure_schema(db)
     for day, infer_ms, version in ((1, 60.0, "1.31.0"), (2, 61.0, "1.31.0"), (3, 60.5, "1.31.0"), (4, 80.0, "1.32.0")):
-        _store_run(db, f"run{day}", day, {"onnxruntime": infer_ms},
-                   libraries={"onnxruntime": version, "numpy": "2.1.3"})
+        _store_run(
+            db, f"run{day}", day, {"onnxruntime": infer_ms}, libraries={"onnxruntime": version, "numpy": "2.1.3"}
+        )
     app = open_page(db, "overview")
     assert not app.exception
     flagged = text_of(app.error).replace("*", "")
@@ -208,5 +294,7 @@ def test_cli_and_overview_flag_parity_that_got_worse(tmp_path):
     assert engine("check-regressions", "--db", str(db), "--fail-on-regression").returncode == 1
     app = open_page(db, "overview")
     assert not app.exception
-    assert "detections changed: onnxruntime:fp32 batch 1 parity went pass → fail against the run before: found 3 " \
-           "of the reference's 42 boxes" in text_of(app.error).replace("*", "")
+    assert (
+        "detections changed: onnxruntime:fp32 batch 1 parity went pass → fail against the run before: found 3 "
+        "of the reference's 42 boxes" in text_of(app.error).replace("*", "")
+    )

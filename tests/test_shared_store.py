@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -47,9 +46,16 @@ def summary(db) -> pd.DataFrame:
 
 
 def test_four_writers_at_once_lose_nothing_and_duplicate_nothing(lake):
-    writers = [subprocess.Popen([sys.executable, "-m", "tests.shared_store_writer", lake, f"writer{i}",
-                                 str(RUNS_PER_WRITER)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for i in range(WRITERS)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.shared_store_writer", lake, f"writer{i}", str(RUNS_PER_WRITER)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(WRITERS)
+    ]
     written = []
     for writer in writers:
         out, err = writer.communicate(timeout=600)
@@ -64,14 +70,15 @@ def test_four_writers_at_once_lose_nothing_and_duplicate_nothing(lake):
     assert len(results) == len(written) * shared_store_writer.RESULTS_PER_RUN
     assert results["result_id"].is_unique
     assert (results["iterations"] == shared_store_writer.SAMPLES_PER_RESULT).all()
-    for run_id in written[:: RUNS_PER_WRITER]:  # one run per writer, read back whole
+    for run_id in written[::RUNS_PER_WRITER]:  # one run per writer, read back whole
         samples = store.run_table(lake, run_id, "samples")
         assert len(samples) == shared_store_writer.RESULTS_PER_RUN * shared_store_writer.SAMPLES_PER_RESULT
         detections = store.detections(lake, run_id)
         assert len(detections) == shared_store_writer.RESULTS_PER_RUN * shared_store_writer.DETECTIONS_PER_RESULT
     machines = store.machines(lake)
-    assert len(machines) == 1 and machines.loc[0, "runs"] == len(written), \
+    assert len(machines) == 1 and machines.loc[0, "runs"] == len(written), (
         "the writers share one hardware id: one machine row however the race went"
+    )
 
     before, after = store.compact_shared(lake)  # upkeep merges the many small files and loses nothing
     assert after < before
@@ -89,14 +96,17 @@ def test_an_engine_run_lands_in_the_shared_store_with_its_images(lake, tmp_path)
     data_path = database.parse_shared(lake).data_path
     assert len(images) and all(str(data_path / "artifacts" / run_id) in path for path in images["annotated_path"])
     assert all(__import__("pathlib").Path(path).exists() for path in images["annotated_path"])
-    assert list((data_path / "main").rglob("*.parquet")) or list(data_path.rglob("*.parquet")), \
+    assert list((data_path / "main").rglob("*.parquet")) or list(data_path.rglob("*.parquet")), (
         "rows are Parquet files in the data folder"
+    )
 
 
 def test_bundles_carry_runs_between_a_file_and_the_shared_store(filled_run, lake, tmp_path):
     bundle = tmp_path / "run.zip"
-    assert engine("bundle", "--run", filled_run["run_id"], "--db", str(filled_run["db"]),
-                  "--out", str(bundle)).returncode == 0
+    assert (
+        engine("bundle", "--run", filled_run["run_id"], "--db", str(filled_run["db"]), "--out", str(bundle)).returncode
+        == 0
+    )
     into_lake = engine("import", str(bundle), "--db", lake)
     assert into_lake.returncode == 0 and "imported" in into_lake.stdout, into_lake.stderr
     again = engine("import", str(bundle), "--db", lake)
@@ -134,15 +144,21 @@ def test_the_dashboard_reads_the_shared_store_with_the_same_views(filled_run, la
     assert not machines.exception and len(machines.dataframe) > 0
 
 
-@pytest.mark.parametrize("address, message", [
-    ("ducklake+postgres://bench@127.0.0.1:5432/lake", "needs data_path"),
-    ("ducklake+postgres://bench@127.0.0.1:5432/lake?data_path=relative/folder", "needs data_path"),
-    ("ducklake+postgres://bench@127.0.0.1:notaport/lake?data_path=/tmp/x", "port"),
-    ("ducklake+postgres:///lake?data_path=/tmp/x", "not of the form"),
-    ("ducklake+postgres://bench@127.0.0.1:5432/lake?data_path=/tmp/x&mode=rw", "unknown options"),
-    ("ducklake+postgres://bench:s3cret@127.0.0.1:notaport/lake?data_path=/tmp/x", "bench:\\*\\*\\*@127.0.0.1:notaport"),
-    ("ducklake+postgres://bench:s3cret@127.0.0.1:5432/lake", "needs data_path"),
-])
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        ("ducklake+postgres://bench@127.0.0.1:5432/lake", "needs data_path"),
+        ("ducklake+postgres://bench@127.0.0.1:5432/lake?data_path=relative/folder", "needs data_path"),
+        ("ducklake+postgres://bench@127.0.0.1:notaport/lake?data_path=/tmp/x", "port"),
+        ("ducklake+postgres:///lake?data_path=/tmp/x", "not of the form"),
+        ("ducklake+postgres://bench@127.0.0.1:5432/lake?data_path=/tmp/x&mode=rw", "unknown options"),
+        (
+            "ducklake+postgres://bench:s3cret@127.0.0.1:notaport/lake?data_path=/tmp/x",
+            "bench:\\*\\*\\*@127.0.0.1:notaport",
+        ),
+        ("ducklake+postgres://bench:s3cret@127.0.0.1:5432/lake", "needs data_path"),
+    ],
+)
 def test_a_malformed_address_is_refused_with_a_clear_message(address, message):
     with pytest.raises(BenchError, match=message) as refused:
         database.parse_shared(address)
@@ -163,8 +179,11 @@ def test_a_run_missing_from_the_store_is_named_without_the_password(filled_run, 
     engine("bundle", "--run", filled_run["run_id"], "--db", str(filled_run["db"]), "--out", str(bundle))
     with_password = lake.replace(f"{postgres_server.USER}@", f"{postgres_server.USER}:s3cret@")
     assert engine("import", str(bundle), "--db", with_password).returncode == 0, "the server trusts any password"
-    for command in (["export", "--run", "no-such-run", "--out", str(tmp_path)], ["show", "no-such-run"],
-                    ["bundle", "--run", "no-such-run", "--out", str(tmp_path / "x.zip")]):
+    for command in (
+        ["export", "--run", "no-such-run", "--out", str(tmp_path)],
+        ["show", "no-such-run"],
+        ["bundle", "--run", "no-such-run", "--out", str(tmp_path / "x.zip")],
+    ):
         done = engine(*command, "--db", with_password)
         assert done.returncode == 2 and "no-such-run is not in" in done.stderr, done.stderr
         assert "s3cret" not in done.stderr + done.stdout, command

@@ -4,35 +4,46 @@ import hashlib
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import duckdb
 import pandas as pd
 import pytest
-
-from dataclasses import replace
 
 from engine import store
 from engine.config import BenchError
 from engine.measure import Stats
 from engine.records import ResultRecord, StageSample
 from tests.conftest import database_at_version
+from tests.rows import run_row
 
 SAMPLES = (StageSample(decode=1_000_000, pre=2_000_000, infer=3_000_000, post=500_000),) * 3
-STATS = {"infer": Stats(n=3, mean=3.0, median=3.0, p90=3.0, p99=3.0, min=3.0, max=3.0, stdev=0.0, ci_low=None,
-                        ci_high=None, cv=0.0)}
+STATS = {
+    "infer": Stats(
+        n=3, mean=3.0, median=3.0, p90=3.0, p99=3.0, min=3.0, max=3.0, stdev=0.0, ci_low=None, ci_high=None, cv=0.0
+    )
+}
 
 
 def _result(result_id="r1", run_id="run1", **changes) -> ResultRecord:
-    record = ResultRecord(result_id=result_id, run_id=run_id, runtime="onnxruntime", precision="fp32", batch=1,
-                          status="completed", imgsz=160, threads=2, settings={"threads": 2}, samples=SAMPLES,
-                          stats=STATS)
+    record = ResultRecord(
+        result_id=result_id,
+        run_id=run_id,
+        runtime="onnxruntime",
+        precision="fp32",
+        batch=1,
+        status="completed",
+        imgsz=160,
+        threads=2,
+        settings={"threads": 2},
+        samples=SAMPLES,
+        stats=STATS,
+    )
     return replace(record, **changes)
 
 
 def _run(run_id="run1"):
-    return {"run_id": run_id, "started_at": store.now(), "machine_id": "m1", "machine_label": "box", "model": "m",
-            "model_sha256": "abc", "model_source": "test", "weights_trained": False, "imgsz": 160, "images": [],
-            "config": {}, "libraries": {}, "pid": 1}
+    return run_row(run_id)
 
 
 def test_new_database_gets_current_schema_and_view(empty_db):
@@ -40,9 +51,28 @@ def test_new_database_gets_current_schema_and_view(empty_db):
     with duckdb.connect(str(empty_db), read_only=True) as con:
         assert con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == store.SCHEMA_VERSION
         columns = {row[0] for row in con.execute("DESCRIBE results_summary").fetchall()}
-    required = {"run_id", "started_at", "machine_id", "machine_label", "model", "weights_trained", "runtime",
-                "precision", "batch", "imgsz", "threads", "status", "error", "pre_ms", "infer_ms", "post_ms",
-                "infer_p90_ms", "infer_p99_ms", "throughput_ips", "stable"}
+    required = {
+        "run_id",
+        "started_at",
+        "machine_id",
+        "machine_label",
+        "model",
+        "weights_trained",
+        "runtime",
+        "precision",
+        "batch",
+        "imgsz",
+        "threads",
+        "status",
+        "error",
+        "pre_ms",
+        "infer_ms",
+        "post_ms",
+        "infer_p90_ms",
+        "infer_p99_ms",
+        "throughput_ips",
+        "stable",
+    }
     assert required <= columns
 
 
@@ -112,9 +142,16 @@ def test_reads_of_a_missing_database_are_empty(empty_db):
 
 def test_writer_waits_for_a_lock_held_by_another_process(empty_db):
     store.ensure_schema(empty_db)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import duckdb, time, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(3)"
-    ), str(empty_db)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            ("import duckdb, time, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(3)"),
+            str(empty_db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     started = time.monotonic()
     store.insert_run(empty_db, _run("waited"))
@@ -158,8 +195,9 @@ def test_efficiency_columns_come_from_the_machine_peak(empty_db):
     store.ensure_schema(empty_db)
     store.insert_run(empty_db, {**_run(), "model_gflops": 0.5})
     store.insert_machine_peak(empty_db, "m1", {"threads": 2, "gflops_fp32": 200.0, "method": "test"})
-    store.insert_result(empty_db, _result(mode="ultralytics", samples=tuple(replace(s, other=100_000)
-                                                                            for s in SAMPLES)))
+    store.insert_result(
+        empty_db, _result(mode="ultralytics", samples=tuple(replace(s, other=100_000) for s in SAMPLES))
+    )
     row = store.results_summary(empty_db).iloc[0]
     assert row["mode"] == "ultralytics"
     assert row["achieved_gflops"] == pytest.approx(0.5 / 0.003)
@@ -172,8 +210,9 @@ def test_efficiency_columns_come_from_the_machine_peak(empty_db):
 def test_bf16_and_int8_results_are_set_against_their_own_peak_where_the_cpu_has_one(empty_db):
     store.ensure_schema(empty_db)
     store.insert_run(empty_db, {**_run(), "model_gflops": 0.5})
-    store.insert_machine_peak(empty_db, "m1", {"threads": 2, "gflops_fp32": 200.0, "method": "test",
-                                               "gflops_bf16": 400.0, "gops_int8": None})
+    store.insert_machine_peak(
+        empty_db, "m1", {"threads": 2, "gflops_fp32": 200.0, "method": "test", "gflops_bf16": 400.0, "gops_int8": None}
+    )
     for precision in ("fp32", "bf16", "int8"):
         store.insert_result(empty_db, _result(precision, "run1", precision=precision))
     rows = store.results_summary(empty_db).set_index("precision")

@@ -97,13 +97,14 @@ class Runtime:
 
     offers_in_flight = False  # throughput() below: several batches at once, end to end
 
-    def throughput(self, batches: list[list[np.ndarray]], requests: int, seconds: float, conf: float,
-                   iou: float) -> dict:
+    def throughput(
+        self, batches: list[list[np.ndarray]], requests: int, seconds: float, conf: float, iou: float
+    ) -> dict:
         """Images/s end to end with `requests` batches in flight for about `seconds`, after load() and the latency
         measurement: batches of decoded frames, taken in turn, each preprocessed, inferred and postprocessed as
         one at a time, several at once. {"in_flight": requests, "in_flight_ips": images/s, "in_flight_settings":
-        {how it was done, with engine.in_flight.IN_FLIGHT_MEASURES}, "found": {index in batches: the detections of its last run}},
-        which the worker checks against the one-at-a-time pipeline's."""
+        {how it was done, with engine.in_flight.IN_FLIGHT_MEASURES}, "found": {index in batches: the detections of
+        its last run}}, which the worker checks against the one-at-a-time pipeline's."""
         raise NotImplementedError
 
     def settings(self) -> dict:

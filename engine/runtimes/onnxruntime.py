@@ -34,8 +34,9 @@ class OnnxRuntime(Runtime):
 
     offers_in_flight = True
 
-    def throughput(self, batches: list[list[np.ndarray]], requests: int, seconds: float, conf: float,
-                   iou: float) -> dict:
+    def throughput(
+        self, batches: list[list[np.ndarray]], requests: int, seconds: float, conf: float, iou: float
+    ) -> dict:
         """One session per request, the threads shared out among them, each on its own Python thread doing
         preprocess, inference and postprocess in turn (ONNX Runtime releases the GIL in run())."""
         threads = max(1, self.threads // requests)
@@ -50,9 +51,16 @@ class OnnxRuntime(Runtime):
             return self.postprocess(session.run(None, {self.input_name: tensor})[0], placements, conf, iou)
 
         done, found, elapsed = on_threads(requests, batches, seconds, prepare, run_batch)
-        return {"in_flight": requests, "in_flight_ips": done * self.batch / elapsed, "found": found,
-                "in_flight_settings": {"measures": IN_FLIGHT_MEASURES, "sessions": requests,
-                                       "threads_per_session": threads}}
+        return {
+            "in_flight": requests,
+            "in_flight_ips": done * self.batch / elapsed,
+            "found": found,
+            "in_flight_settings": {
+                "measures": IN_FLIGHT_MEASURES,
+                "sessions": requests,
+                "threads_per_session": threads,
+            },
+        }
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]

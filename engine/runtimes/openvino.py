@@ -63,8 +63,9 @@ class OpenVinoRuntime(Runtime):
 
     offers_in_flight = True
 
-    def throughput(self, batches: list[list[np.ndarray]], requests: int, seconds: float, conf: float,
-                   iou: float) -> dict:
+    def throughput(
+        self, batches: list[list[np.ndarray]], requests: int, seconds: float, conf: float, iou: float
+    ) -> dict:
         """The same model compiled with the THROUGHPUT hint (several streams) and fed by an AsyncInferQueue:
         this thread preprocesses the next batch while earlier ones infer, and each request's callback
         postprocesses its own output before the request is reused."""
@@ -102,11 +103,17 @@ class OpenVinoRuntime(Runtime):
         elapsed = time.perf_counter() - started
         if finished["error"] is not None:
             raise finished["error"]
-        return {"in_flight": requests, "in_flight_ips": finished["batches"] * self.batch / elapsed,
-                "found": finished["found"],
-                "in_flight_settings": {"measures": IN_FLIGHT_MEASURES, "performance_hint": "THROUGHPUT",
-                                       "num_streams": int(compiled.get_property("NUM_STREAMS")),
-                                       "infer_requests": requests}}
+        return {
+            "in_flight": requests,
+            "in_flight_ips": finished["batches"] * self.batch / elapsed,
+            "found": finished["found"],
+            "in_flight_settings": {
+                "measures": IN_FLIGHT_MEASURES,
+                "performance_hint": "THROUGHPUT",
+                "num_streams": int(compiled.get_property("NUM_STREAMS")),
+                "infer_requests": requests,
+            },
+        }
 
     def preprocess(self, frames: list[np.ndarray]) -> tuple[np.ndarray, list]:
         if not self.fold_preprocessing:
@@ -128,9 +135,12 @@ class OpenVinoRuntime(Runtime):
         return {
             "threads": int(read("INFERENCE_NUM_THREADS")),
             "performance_hint": str(read("PERFORMANCE_HINT")),
-            "inference_precision": read("INFERENCE_PRECISION_HINT").get_type_name(),  # effective, e.g. f32 when bf16 is absent
+            "inference_precision": read(
+                "INFERENCE_PRECISION_HINT"
+            ).get_type_name(),  # effective, e.g. f32 when bf16 is absent
             "num_streams": int(read("NUM_STREAMS")),
-            "preprocessing": "in the model (PrePostProcessor, u8 NHWC BGR input)" if self.fold_preprocessing
+            "preprocessing": "in the model (PrePostProcessor, u8 NHWC BGR input)"
+            if self.fold_preprocessing
             else "numpy (f32 NCHW RGB input)",
             "openvino": ov.__version__,
         }
@@ -144,8 +154,7 @@ def fold_preprocessing(model):
     from openvino.preprocess import ColorFormat, PrePostProcessor
 
     steps = PrePostProcessor(model)
-    steps.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
-        ColorFormat.BGR)
+    steps.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
     steps.input().model().set_layout(ov.Layout("NCHW"))
     steps.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
     return steps.build()

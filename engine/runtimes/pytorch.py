@@ -15,9 +15,9 @@ def set_torch_threads(threads: int) -> None:
     os.environ["MKL_NUM_THREADS"] = str(threads)
 
 
-# Channels-last weights let oneDNN run its NHWC convolutions without reordering around each layer: YOLOv8n at
-# 640 on 2 threads of an AVX-512 EPYC took 26.5 ms instead of 32-43 ms (eager and TorchScript alike; outputs
-# within 3e-5; benchmarks/lean_variants.py: 1.21x end to end). The first convolution converts the NCHW input.
+# Channels-last weights let oneDNN run its NHWC convolutions without reordering around each layer (faster, with
+# the same outputs within float rounding: benchmarks/lean_variants.py). The first convolution converts the NCHW
+# input.
 MEMORY_FORMAT = "channels_last"
 
 
@@ -40,8 +40,8 @@ class PyTorchRuntime(Runtime):
     # The lean pipeline hands the letterboxed uint8 BGR frames over as float32 in their own NHWC memory: viewed as
     # NCHW that is channels-last already, as the weights are, so no transposition and no reorder before the first
     # convolution, whose weights take the colour order and the 1/255 scale instead (it is linear: the same
-    # outputs within float rounding). At 640 on 2 threads of a Xeon with AMX: pre 3.1 -> 1.9 ms and inference
-    # 51.0 -> 48.4 ms, 0.93x end to end (benchmarks/lean_variants.py, 2026-12-02).
+    # outputs within float rounding). It saves a pass over the batch in preprocessing and a reorder before the
+    # first convolution (benchmarks/lean_variants.py measures it against the unfolded pipeline).
     fold_preprocessing = True
 
     def load(self) -> None:
@@ -77,9 +77,15 @@ class PyTorchRuntime(Runtime):
     def settings(self) -> dict:
         import torch
 
-        return {**self._threads, "torch": torch.__version__, "device": "cpu", "memory_format": MEMORY_FORMAT,
-                "preprocessing": "u8 BGR NHWC frames as float32; colour order and 1/255 in the first convolution"
-                if self.fold_preprocessing else "numpy (f32 NCHW RGB input)"}
+        return {
+            **self._threads,
+            "torch": torch.__version__,
+            "device": "cpu",
+            "memory_format": MEMORY_FORMAT,
+            "preprocessing": "u8 BGR NHWC frames as float32; colour order and 1/255 in the first convolution"
+            if self.fold_preprocessing
+            else "numpy (f32 NCHW RGB input)",
+        }
 
 
 def fold_into_first_convolution(model) -> None:

@@ -43,8 +43,13 @@ class PyTorchCudaRuntime(Runtime):
     def settings(self) -> dict:
         import torch
 
-        return {"device": torch.cuda.get_device_name(0), "cuda": torch.version.cuda, "dtype": str(self.dtype),
-                "torch": torch.__version__, "threads": self.threads}
+        return {
+            "device": torch.cuda.get_device_name(0),
+            "cuda": torch.version.cuda,
+            "dtype": str(self.dtype),
+            "torch": torch.__version__,
+            "threads": self.threads,
+        }
 
 
 RUNTIMES = [PyTorchCudaRuntime]

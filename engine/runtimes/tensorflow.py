@@ -38,8 +38,8 @@ class TensorFlowRuntime(Runtime):
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(self.threads)
-        # onnx2tf's graph has independent branches: one inter-op thread per core ran YOLOv8n at 640 in 30.3 ms
-        # against 32.5 ms with 1 (AVX-512 EPYC, 2 threads, medians of 30 calls, 5 alternating process pairs)
+        # onnx2tf's graph has independent branches: one inter-op thread per core runs them side by side (measured
+        # faster than a single inter-op thread, in alternating process pairs)
         tf.config.threading.set_inter_op_parallelism_threads(self.threads)
         self._tf = tf
         self.model = tf.saved_model.load(str(self.model_path))

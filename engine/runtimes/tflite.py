@@ -64,8 +64,7 @@ class TFLiteRuntime(Runtime):
             "threads": self.threads,
             "input_dtype": np.dtype(self.input["dtype"]).name,
             "model_file": self.model_path.name,
-            **({"quantization": "dynamic range (int8 weights, float activations)"} if self.precision == "int8"
-               else {}),
+            **({"quantization": "dynamic range (int8 weights, float activations)"} if self.precision == "int8" else {}),
             "ai_edge_litert": getattr(ai_edge_litert, "__version__", ""),
         }
 

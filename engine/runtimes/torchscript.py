@@ -15,7 +15,7 @@ class TorchScriptRuntime(Runtime):
     description = "TorchScript (traced) on CPU"
     requires = ("torch",)
     # torch.jit's profiling executor records shapes on the first call and builds the optimised graph on the
-    # second; both took about twice the steady time here (52 ms against 27), so neither is measured.
+    # second; both take far longer than a steady call, so neither is measured.
     settle_calls = 2
 
     @classmethod

@@ -7,8 +7,9 @@ from dashboard.deletion import delete_button, show_deleted
 from dashboard.jobs import quick_run_button
 from engine import api
 
-db, filters = ui.page_header("Overview", "Each machine's latest run: where every runtime spends its time per image, "
-                              "fastest first.")
+db, filters = ui.page_header(
+    "Overview", "Each machine's latest run: where every runtime spends its time per image, fastest first."
+)
 show_deleted(db)
 summary = data.results(db, filters)
 if summary.empty:
@@ -30,42 +31,62 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
     status = api.status_and_reason(run["run_status"], runs.loc[runs["run_id"] == run["run_id"], "error"].iloc[0])
     with st.container(border=True):
         st.subheader(f":material/computer: {names[machine_id]}")
-        st.caption(f"Run `{run['run_id']}` started {ui.utc(run['started_at'])} · model "
-                   f"**{ui.model_and_weights(run['model'], run['weights_trained'])}** · "
-                   f"{run['imgsz']} px · {run['threads']} thread{'' if run['threads'] == 1 else 's'} · run "
-                   f"{status}")
+        st.caption(
+            f"Run `{run['run_id']}` started {ui.utc(run['started_at'])} · model "
+            f"**{ui.model_and_weights(run['model'], run['weights_trained'])}** · "
+            f"{run['imgsz']} px · {run['threads']} thread{'' if run['threads'] == 1 else 's'} · run "
+            f"{status}"
+        )
         delete_button(db, run["run_id"], int((summary["run_id"] == run["run_id"]).sum()))
         ui.weights_warning(rows["weights_trained"])
         batches = sorted(rows["batch"].unique().tolist())
         batch = batches[0]
         if len(batches) > 1:
-            batch = st.segmented_control("Batch size", batches, default=batches[0], key=f"batch-{machine_id}",
-                                         required=True)
+            batch = st.segmented_control(
+                "Batch size", batches, default=batches[0], key=f"batch-{machine_id}", required=True
+            )
         shown = rows[rows["batch"] == batch]
         best, passed_over = charts.fastest(shown)
         # a row that wraps, each metric as wide as its value: in five fixed columns a 1100-1280 px window
         # cut 'onnxruntime:fp32' to 'onnxruntime:f…' and '7.26 ms' to '7.2…'
         metrics = st.container(horizontal=True, gap="medium")
         verdict = best.get("parity_verdict")
-        metrics.metric("Fastest", f"{best['runtime']}:{best['precision']}",
-                       f"{best['mode']} mode" + (f" · parity {verdict}" if isinstance(verdict, str) else ""),
-                       delta_color="off", delta_arrow="off", width="content",
-                       help="Lowest total per image among results whose detections did not fail parity")
-        metrics.metric("Total per image", f"{best['total_ms']:.2f} ms", width="content",
-                       help="Median of pre-process + inference + post-process")
-        metrics.metric("Images/s", f"{best['throughput_ips']:.0f}", width="content",
-                       help="1000 / total per image: one request at a time")
+        metrics.metric(
+            "Fastest",
+            f"{best['runtime']}:{best['precision']}",
+            f"{best['mode']} mode" + (f" · parity {verdict}" if isinstance(verdict, str) else ""),
+            delta_color="off",
+            delta_arrow="off",
+            width="content",
+            help="Lowest total per image among results whose detections did not fail parity",
+        )
+        metrics.metric(
+            "Total per image",
+            f"{best['total_ms']:.2f} ms",
+            width="content",
+            help="Median of pre-process + inference + post-process",
+        )
+        metrics.metric(
+            "Images/s",
+            f"{best['throughput_ips']:.0f}",
+            width="content",
+            help="1000 / total per image: one request at a time",
+        )
         peak_share = ui.efficiency(shown.loc[[best.name]])["peak_share"].iloc[0]
         # too long for a metric: the reason goes below
         missing = peak_share in (ui.PEAK_MISSING, ui.GPU_PEAK_MISSING, ui.FLOPS_MISSING)
         value, _, kind = peak_share.partition(" of ")  # "40% of int8": the precision's own peak goes below too
-        metrics.metric("Its share of peak", "—" if missing else value,
-                       peak_share if missing else (f"of the {kind} peak" if kind else None),
-                       delta_color="off", delta_arrow="off", width="content",
-                       help="Its inference GFLOP/s over this machine's measured peak rate at its precision "
-                            "(fp32, or the bf16 / int8 rate where the CPU has one)")
-        metrics.metric("Stable results", f"{int(shown['stable'].fillna(False).sum())} of {len(shown)}",
-                       width="content")
+        metrics.metric(
+            "Its share of peak",
+            "—" if missing else value,
+            peak_share if missing else (f"of the {kind} peak" if kind else None),
+            delta_color="off",
+            delta_arrow="off",
+            width="content",
+            help="Its inference GFLOP/s over this machine's measured peak rate at its precision "
+            "(fp32, or the bf16 / int8 rate where the CPU has one)",
+        )
+        metrics.metric("Stable results", f"{int(shown['stable'].fillna(False).sum())} of {len(shown)}", width="content")
         ui.leanest(shown)
         ui.passed_over(passed_over, among=shown)
         st.caption(ui.peak_words(rows))

@@ -4,8 +4,11 @@ import streamlit as st
 
 from dashboard import charts, data, ui
 
-db, filters = ui.page_header("Share", "One HTML file that opens anywhere, offline: its charts, detection images, "
-                              "settings and machine travel inside it. Tables come as CSV.")
+db, filters = ui.page_header(
+    "Share",
+    "One HTML file that opens anywhere, offline: its charts, detection images, "
+    "settings and machine travel inside it. Tables come as CSV.",
+)
 runs = data.runs_with_results(db, filters)
 ui.stop_when_empty(runs, db, "reports to share")
 
@@ -34,22 +37,44 @@ else:
 
 ui.weights_warning(results["weights_trained"])
 completed = int((results["status"] == "completed").sum())
-st.markdown(f"The report holds **{results['run_id'].nunique()} run(s)**, **{completed} completed result(s)** "
-            f"of {len(results)}, and weighs {len(report) / 1e6:.1f} MB (plotly.js is inside it).")
+st.markdown(
+    f"The report holds **{results['run_id'].nunique()} run(s)**, **{completed} completed result(s)** "
+    f"of {len(results)}, and weighs {len(report) / 1e6:.1f} MB (plotly.js is inside it)."
+)
 buttons = st.container(horizontal=True)  # in three columns the fourth button sat alone on a row below
 with buttons:
-    st.download_button("Download the HTML report", report.encode(), file_name=f"{name}.html", mime="text/html",
-                       type="primary", icon=":material/description:", on_click="ignore", key="report_download")
+    st.download_button(
+        "Download the HTML report",
+        report.encode(),
+        file_name=f"{name}.html",
+        mime="text/html",
+        type="primary",
+        icon=":material/description:",
+        on_click="ignore",
+        key="report_download",
+    )
     ui.csv_download(results, f"{name}-results.csv", "Results as CSV")
     if source == "One run":
-        st.download_button("Every table of the run (CSV, zip)", data.run_tables_zip(db, run_id),
-                           file_name=f"{name}-tables.zip", mime="application/zip", on_click="ignore",
-                           icon=":material/folder_zip:", key="tables_download")
-        st.download_button("Bundle for another machine's dashboard (zip)", data.run_bundle(db, run_id),
-                           file_name=f"{name}-bundle.zip", mime="application/zip", on_click="ignore",
-                           icon=":material/move_to_inbox:", key="bundle_download",
-                           help="Import it on the Machines page of another dashboard, or with "
-                                "`python -m engine import FILE --db results.duckdb`")
+        st.download_button(
+            "Every table of the run (CSV, zip)",
+            data.run_tables_zip(db, run_id),
+            file_name=f"{name}-tables.zip",
+            mime="application/zip",
+            on_click="ignore",
+            icon=":material/folder_zip:",
+            key="tables_download",
+        )
+        st.download_button(
+            "Bundle for another machine's dashboard (zip)",
+            data.run_bundle(db, run_id),
+            file_name=f"{name}-bundle.zip",
+            mime="application/zip",
+            on_click="ignore",
+            icon=":material/move_to_inbox:",
+            key="bundle_download",
+            help="Import it on the Machines page of another dashboard, or with "
+            "`python -m engine import FILE --db results.duckdb`",
+        )
 st.subheader("What it shows")
 if completed:
     st.plotly_chart(charts.stage_bars(results), key="share_preview")
