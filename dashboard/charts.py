@@ -56,7 +56,13 @@ def completed(results: pd.DataFrame) -> pd.DataFrame:
 def stability(results: pd.DataFrame) -> list[str]:
     """Each result's inference stability in words, for the dashboard's tables and the report alike."""
     return [
-        ("—" if pd.isna(cv) else f"stable (cv {cv:.0%})" if ok else f"⚠ unstable (cv {cv:.0%})")
+        "—"
+        if pd.isna(cv)
+        else f"too few samples (cv {cv:.0%})"
+        if pd.isna(ok)
+        else f"stable (cv {cv:.0%})"
+        if ok
+        else f"⚠ unstable (cv {cv:.0%})"
         for ok, cv in zip(results["stable"], results["infer_cv"])
     ]
 

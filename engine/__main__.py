@@ -21,6 +21,7 @@ from engine.cli_output import (
     run_document,
 )
 from engine.config import BenchError, RunConfig, parse_int_list, parse_modes, parse_name_list, parse_runtimes
+from engine.measure import MIN_CI_SAMPLES
 
 DEFAULTS = RunConfig()  # the CLI's defaults are RunConfig's
 DB_HELP = "a DuckDB file, or a shared store: ducklake+postgres://USER@HOST:PORT/DBNAME?data_path=/shared/folder"
@@ -303,6 +304,12 @@ def command_run(args) -> int:
     from engine.runner import Interrupted, Runner
 
     config = config_from_args(args)
+    if config.iters < MIN_CI_SAMPLES and config.min_duration_s == 0:
+        print(
+            f"warning: --iters {config.iters} is too few for a 95% interval of the median ({MIN_CI_SAMPLES} or "
+            "more): the regression watch and compare give this run no verdict, and stability is not judged",
+            file=sys.stderr,
+        )
     runner = Runner(config, on_event=progress_printer())
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a CI job's timeout or `kill` stops it as Ctrl-C does
     try:
@@ -475,26 +482,33 @@ def command_compare(args) -> int:
         store.require_run(args.db, run_id)
     run_a, run_b = args.run_ids if len(args.run_ids) == 2 else (None, args.run_ids[0])
     if run_a is None:
-        run_a = api.baseline_for(run_b, api.results_summary(args.db))
-        if run_a is None:
-            raise BenchError(
-                f"no run before {run_b} completed any of its configurations: give the baseline, "
-                f"python -m engine compare RUN_A {run_b}"
+        run_a = api.baseline_for(run_b, api.results_summary(args.db), api.runs(args.db))
+        if run_a is None:  # a first run of a model, size or machine: nothing to hold it against, nothing failed
+            print(
+                f"no baseline: no run before {run_b} completed one of its configurations with the same model file, "
+                f"image size and machine (python -m engine compare RUN_A {run_b} compares with any run)"
             )
+            return 0
     every_a, every_b = (api.results_summary(args.db, {"run_id": run_id}) for run_id in (run_a, run_b))
     rows = [records(api.runs(args.db, {"run_id": run_id}))[0] for run_id in (run_a, run_b)]
-    comparison = api.compare_runs(every_a, every_b, runs=(rows[0], rows[1]))
-    slower = [
-        f"{row['label']} {row['infer_ms_ratio']:.2f}x"
-        for row in records(comparison.table)
-        if args.fail_above and row["infer_ms_ratio"] > args.fail_above
-    ]
+    comparison = api.compare_runs(every_a, every_b, carry=("iterations",), runs=(rows[0], rows[1]))
+    compared = records(comparison.table)
+    # a ratio is a verdict only where both medians have a 95% interval: fewer iterations, and it is noise
+    thin = [f"{row['label']} ({min(row['iterations_a'], row['iterations_b']):.0f})" for row in compared
+            if min(row["iterations_a"] or 0, row["iterations_b"] or 0) < MIN_CI_SAMPLES]  # fmt: skip
+    slower = [f"{row['label']} {row['infer_ms_ratio']:.2f}x" for row in compared
+              if args.fail_above and row["infer_ms_ratio"] > args.fail_above
+              and min(row["iterations_a"] or 0, row["iterations_b"] or 0) >= MIN_CI_SAMPLES]  # fmt: skip
     gate = 1 if args.fail_above and (slower or comparison.parity_worse or comparison.failed_in.get("B")) else 0
     if args.json:
-        print(json.dumps(comparison_document(comparison, run_a, run_b, slower), default=str))
+        print(json.dumps({**comparison_document(comparison, run_a, run_b, slower), "not_enough_samples": thin},
+                         default=str))  # fmt: skip
         return gate
     chosen = ", the newest earlier run sharing a configuration" if len(args.run_ids) == 1 else ""
     print_comparison(comparison, ((f"A (baseline{chosen})", run_a, rows[0]), ("B", run_b, rows[1])))
+    if thin:
+        print(f"not enough samples for a verdict (iterations; {MIN_CI_SAMPLES} or more give a 95% interval): "
+              + "; ".join(thin))  # fmt: skip
     if slower:
         print(f"slower than --fail-above {args.fail_above:g}: " + "; ".join(slower))
     return gate

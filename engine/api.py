@@ -29,6 +29,7 @@ from engine.config import (
     validate,
 )
 from engine.machine import told_apart
+from engine.measure import MIN_CI_SAMPLES
 from engine.runtimes import registry
 from engine.store import json_column, status_and_reason
 
@@ -41,6 +42,7 @@ __all__ = [
     "usable_cpus",
     "runtimes",
     "start_run",
+    "MIN_CI_SAMPLES",
     "MAX_BATCH",
     "MIN_IMGSZ",
     "MAX_IMGSZ",

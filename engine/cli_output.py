@@ -8,8 +8,9 @@ import sys
 from dataclasses import asdict
 
 from engine import models
+from engine.measure import MIN_CI_SAMPLES
 from engine.ranking import fastest, least
-from engine.regressions import MIN_HISTORY
+from engine.regressions import MIN_HISTORY, NOT_ENOUGH_SAMPLES
 
 
 def progress_printer(stream=sys.stderr):
@@ -167,8 +168,14 @@ def print_watch(verdicts: list) -> None:
         if v.parity_change:
             print(f"detections changed: {result_name(asdict(v))} parity {v.parity_change}: {v.parity_reason}")
     print_library_changes([v for v in verdicts if v.flagged or v.parity_change])
+    thin = [v for v in verdicts if v.verdict.startswith(NOT_ENOUGH_SAMPLES)]
+    if thin:
+        print(
+            f"regression watch: {len(thin)} configuration(s) have {thin[0].verdict}, too few iterations for a "
+            f"95% interval of the median, so no verdict (--iters {MIN_CI_SAMPLES} or more gives one)"
+        )
     judged = sum(v.judged for v in verdicts)
-    if not flagged and not any(v.parity_change for v in verdicts):
+    if not flagged and not thin and not any(v.parity_change for v in verdicts):
         print(
             f"regression watch: no change beyond the noise in {judged} configuration(s) with history"
             if judged

@@ -135,21 +135,26 @@ def library_steps(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(steps, columns=columns).sort_values("started_at", ignore_index=True)
 
 
-def baseline_for(run_b: str, results: pd.DataFrame) -> str | None:
+def baseline_for(run_b: str, results: pd.DataFrame, runs: pd.DataFrame | None = None) -> str | None:
     """The run to hold run B against when none is chosen: the newest run before B that completed one of B's
-    configurations, on B's machine, model, image size and thread count where one did, then without the thread
-    count, then on its model and image size alone, else any; None when no earlier run shares one. The run just
-    before B may have measured other runtimes, used one thread to try it, or been another machine's in a shared
-    store."""
+    configurations with the same model file (its hash, where `runs` gives it; else its name), image size and
+    machine, of B's thread count where one is; None when there is none. A run of another model, input size or
+    machine is no baseline: against it a first run of a new model would read as a regression."""
     done = results[results["status"] == "completed"]
     mine = done[done["run_id"] == run_b]
     if mine.empty:
         return None
     shares = done[KEYS].apply(tuple, axis=1).isin(_keys(mine))
     earlier = done[(done["started_at"] < mine["started_at"].iloc[0]) & shares]
-    alike = earlier[(earlier["model"] == mine["model"].iloc[0]) & (earlier["imgsz"] == mine["imgsz"].iloc[0])]
-    here = alike[alike["machine_id"] == mine["machine_id"].iloc[0]]
-    for candidates in (here[here["threads"] == mine["threads"].iloc[0]], here, alike, earlier):
+    same = earlier[
+        (earlier["model"] == mine["model"].iloc[0])
+        & (earlier["imgsz"] == mine["imgsz"].iloc[0])
+        & (earlier["machine_id"] == mine["machine_id"].iloc[0])
+    ]
+    if runs is not None and not runs.empty and "model_sha256" in runs:
+        sha = runs.drop_duplicates("run_id").set_index("run_id")["model_sha256"]
+        same = same[same["run_id"].map(sha) == sha.get(run_b)]
+    for candidates in (same[same["threads"] == mine["threads"].iloc[0]], same):
         if not candidates.empty:
             return str(candidates.sort_values("started_at")["run_id"].iloc[-1])
     return None

@@ -27,11 +27,14 @@ class StageTimer:
             self.ns[name] = self.ns.get(name, 0) + time.perf_counter_ns() - start
 
 
+MIN_CI_SAMPLES = 6  # the fewest samples whose order statistics bound the median at 95%
+
+
 def median_ci_indices(n: int, confidence: float = 0.95) -> tuple[int, int] | None:
     """Order-statistic (distribution-free) confidence interval of the median: 0-based ranks, or None if n < 6."""
     from scipy.stats import binom
 
-    if n < 6:
+    if n < MIN_CI_SAMPLES:
         return None
     alpha = 1 - confidence
     low = int(binom.ppf(alpha / 2, n, 0.5))  # rank k such that P(X < k) <= alpha/2

@@ -6,7 +6,9 @@ MIN_FLOOR): what repeated runs of unchanged code already vary by. The newest res
 its median's 95% confidence interval clears the earlier median by more than that floor:
 - regression:  ci_low  > baseline x (1 + floor)
 - improvement: ci_high < baseline x (1 - floor)
-With fewer than MIN_HISTORY earlier results the verdict is "not enough history", never a guess.
+With fewer than MIN_HISTORY earlier results the verdict is "not enough history", never a guess; a result with
+too few iterations for a 95% interval of its median (fewer than 6), newest or earlier, is no evidence either:
+"not enough samples (N)", never flagged, never a CI failure.
 A newest result that failed is judged too, not hidden behind the last one that completed: "stopped working"
 when the configuration completed before (a regression for CI), "failed" when it never did.
 Apart from speed, a newest result whose parity verdict is worse than the one before it (pass < drift < fail)
@@ -25,6 +27,7 @@ from engine.parity import VERDICTS, got_worse
 CONFIG_KEY = ("machine_id", "model", "runtime", "precision", "batch", "mode", "imgsz", "threads")
 MIN_HISTORY = 2
 MIN_FLOOR = 0.03  # 3%: below this a VM's clock and neighbours alone move the median
+NOT_ENOUGH_SAMPLES = "not enough samples"  # too few iterations for a 95% interval of the median, on either side
 
 
 @dataclass
@@ -37,7 +40,8 @@ class Verdict:
     imgsz: int
     threads: int
     result_id: str
-    verdict: str  # regression | improvement | no change | not enough history | stopped working | failed
+    # regression | improvement | no change | not enough history | not enough samples (N) | stopped working | failed
+    verdict: str
     infer_ms: float | None  # None when the newest result failed
     ci_low_ms: float | None
     ci_high_ms: float | None
@@ -65,7 +69,7 @@ class Verdict:
     def judged(self) -> bool:
         """Whether there was history to judge it against (a failure of a configuration that never completed has
         none either)."""
-        return self.verdict not in ("not enough history", "failed")
+        return self.verdict != "failed" and not self.verdict.startswith("not enough")
 
     @property
     def regressed(self) -> bool:
@@ -81,22 +85,12 @@ def check(summary: pd.DataFrame) -> list[Verdict]:
     for _, group in rows.sort_values("started_at").groupby(list(CONFIG_KEY), sort=True):
         newest, before = group.iloc[-1], group.iloc[:-1]
         earlier = before[before["status"] == "completed"]["infer_ms"]
-        baseline = floor = None
-        outcome = "not enough history"
+        baseline, floor, outcome = None, None, "not enough history"
         if newest["status"] != "completed":
             outcome = "stopped working" if len(earlier) else "failed"
             baseline = float(earlier.median()) if len(earlier) else None
         elif len(earlier) >= MIN_HISTORY:
-            baseline = float(earlier.median())
-            floor = max(MIN_FLOOR, float((earlier - baseline).abs().max() / baseline))
-            low = newest["infer_ci_low_ms"] if pd.notna(newest["infer_ci_low_ms"]) else newest["infer_ms"]
-            high = newest["infer_ci_high_ms"] if pd.notna(newest["infer_ci_high_ms"]) else newest["infer_ms"]
-            if low > baseline * (1 + floor):
-                outcome = "regression"
-            elif high < baseline * (1 - floor):
-                outcome = "improvement"
-            else:
-                outcome = "no change"
+            outcome, baseline, floor = _judged(newest, before[before["status"] == "completed"])
         verdicts.append(
             Verdict(
                 str(newest["machine_label"]),
@@ -122,6 +116,27 @@ def check(summary: pd.DataFrame) -> list[Verdict]:
             )
         )
     return verdicts
+
+
+def _judged(newest: pd.Series, earlier: pd.DataFrame) -> tuple[str, float | None, float | None]:
+    """(verdict, baseline, noise floor) of a completed result against the completed ones before it. Only results
+    with a 95% interval of their median are evidence: a newest result without one, or a history with fewer than
+    MIN_HISTORY such results, is "not enough samples (N)" (N: its iterations), never flagged."""
+    evidence = earlier[earlier["infer_ci_low_ms"].notna()]["infer_ms"]
+    if pd.isna(newest["infer_ci_low_ms"]) or len(evidence) < MIN_HISTORY:
+        thin = newest if pd.isna(newest["infer_ci_low_ms"]) else earlier[earlier["infer_ci_low_ms"].isna()].iloc[-1]
+        return f"{NOT_ENOUGH_SAMPLES} ({_count(thin.get('iterations'))})", None, None
+    baseline = float(evidence.median())
+    floor = max(MIN_FLOOR, float((evidence - baseline).abs().max() / baseline))
+    if newest["infer_ci_low_ms"] > baseline * (1 + floor):
+        return "regression", baseline, floor
+    if newest["infer_ci_high_ms"] < baseline * (1 - floor):
+        return "improvement", baseline, floor
+    return "no change", baseline, floor
+
+
+def _count(value) -> str:
+    return "?" if value is None or pd.isna(value) else str(int(value))
 
 
 def _parity_change(newest: pd.Series, before: pd.DataFrame) -> tuple[str | None, str | None]:

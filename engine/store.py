@@ -21,7 +21,7 @@ import duckdb
 from engine import database
 from engine.config import BenchError
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 LOCK_WAIT_S = 60.0
 SHARED_SCHEMA_ATTEMPTS = 10
 
@@ -209,6 +209,10 @@ MIGRATIONS: dict[int, list[str]] = {
         # SavedModel folder without its .tflite files...), from Runtime.artifact_mb; NULL before.
         "ALTER TABLE results ADD COLUMN model_mb DOUBLE"
     ],
+    10: [
+        # v10: no table changes; the results_summary view, made again after every migration, calls a result
+        # `stable` only where it has the samples for a 95% interval of its median (NULL: too few to judge).
+    ],
 }
 
 RESULTS_SUMMARY_VIEW = """
@@ -230,7 +234,7 @@ SELECT
     infer.cv AS infer_cv,
     infer.n AS iterations,
     CASE WHEN total.median_ms > 0 THEN 1000.0 / total.median_ms END AS throughput_ips,
-    infer.cv <= {unstable_cv} AS stable,
+    CASE WHEN infer.ci_low_ms IS NOT NULL THEN infer.cv <= {unstable_cv} END AS stable,
     r.export_cached, r.settings, r.finished_at,
     p.verdict AS parity_verdict, p.reason AS parity_reason, p.reference AS parity_reference,
     p.raw_max_abs AS parity_raw_max_abs, p.raw_mean_abs AS parity_raw_mean_abs,

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# No download can succeed: tests of the offline fallback test it, not the machine's network
+NO_NETWORK = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "YOLO_OFFLINE": "1"}
 TEST_IMGSZ = 160  # small input keeps every real runtime quick on 2 cores
 
 
@@ -42,12 +44,13 @@ def engine_run(db: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
 
 @functools.cache
 def default_model_file() -> str:
-    """The file the default model name resolves to here (offline the untrained fallback, online the real weights),
-    resolved once and kept. A run of the default name spawns a worker that imports torch to try the download (3 s
+    """The file the default model name resolves to offline (the untrained fallback, on every machine), resolved
+    once and kept. A run of the default name spawns a worker that imports torch to try the download (3 s
     of a 6 s test run); a run of this path reads what was kept of it. The default name's own path stays tested where
     a run is started without --model: every runtime's CLI run, the dashboard's and the browser's runs."""
     code = "from engine import models; info = models.resolve(''); models.keep(info.to_dict()); print(info.path)"
     env = {key: value for key, value in os.environ.items() if key != "YOLO_BENCH_CACHE"}  # the lasting cache
+    env.update(NO_NETWORK)  # the untrained fallback on every machine, so tests that name it hold everywhere
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, check=True)
     return done.stdout.strip().splitlines()[-1]
 

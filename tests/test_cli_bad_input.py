@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import onnx
 import pytest
 from PIL import Image
 
-from tests.conftest import TEST_IMGSZ, engine_run
+from tests.conftest import NO_NETWORK, TEST_IMGSZ, engine_run
 
 
 def _digest(path):
@@ -124,20 +125,37 @@ CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def holding_db(tmp_path_factory):
+    """A database that already holds a run (the kept fixture's): bad input must leave it byte for byte."""
+    from engine import api
+    from tests.test_fixture_bundle import FIXTURES
+
+    db = tmp_path_factory.mktemp("holding") / "results.duckdb"
+    api.import_bundle(str(db), str(FIXTURES / "run-before-typed-records.zip"))
+    return db
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_refused_before_writing(case, bad_files, tmp_path):
+def test_bad_input_is_refused_before_writing(case, bad_files, holding_db, tmp_path):
     args, expected = CASES[case]
     args = [a.format(**bad_files) for a in args]
-    db = tmp_path / "results.duckdb"
-    done = (
-        engine_run(db, "--runtimes", "onnxruntime", "--iters", "2", *args)
-        if "--runtimes" not in args
-        else engine_run(db, "--iters", "2", *args)
-    )
-    assert done.returncode == 2, done.stderr
-    message = done.stderr.strip().splitlines()
-    assert message[-1].startswith("error: ") and expected in message[-1], done.stderr
-    assert not db.exists(), "nothing may be written for bad input"
+    for db in (tmp_path / "results.duckdb", tmp_path / "held.duckdb"):
+        if db.name == "held.duckdb":
+            shutil.copyfile(holding_db, db)
+        before = _digest(db) if db.exists() else None
+        runtimes = () if "--runtimes" in args else ("--runtimes", "onnxruntime")
+        done = engine_run(db, *runtimes, "--iters", "6", *args)
+        assert done.returncode == 2, done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and expected in errors[0], done.stderr
+        assert done.stderr.rstrip().endswith(errors[0]) and "Traceback" not in done.stderr, done.stderr
+        if before is None:
+            assert not db.exists(), "nothing may be written for bad input"
+        else:
+            assert _digest(db) == before and sorted(p.name for p in tmp_path.iterdir()) == sorted(["held.duckdb"]), (
+                "a database that was there is left byte for byte, with nothing beside it"
+            )
 
 
 @pytest.mark.parametrize(
@@ -176,9 +194,6 @@ def test_runtimes_all_means_every_runtime_available_here(tmp_path):
     offers = "; ".join(f"{info.name} offers {', '.join(info.precisions)}" for info in available)
     assert f"none of the chosen runtimes offers precision fp16 ({offers})" in done.stderr, done.stderr
     assert not db.exists()
-
-
-NO_NETWORK = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "YOLO_OFFLINE": "1"}
 
 
 @pytest.mark.parametrize("name, hint", [("yolo11n.pt", True), ("yolov8s.pt", True), ("yolo_nonesuch.pt", False)])

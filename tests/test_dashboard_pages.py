@@ -779,13 +779,32 @@ def test_the_default_baseline_has_the_same_thread_count_where_one_does():
     assert api.baseline_for("r2", results) == "r1", "no earlier one-thread run: the newest on the machine"
 
 
+def test_the_default_baseline_is_a_run_of_the_same_model_file_size_and_machine():
+    """compare RUN_B once held an untrained yolov8n against a trained YOLOv8s ("detections changed", 2.53x slower,
+    exit 1 under --fail-above): a first run of a new model failed the CI gate."""
+    rows = [("a", "m1", "yolov8n", "sha-n", 640), ("b", "m2", "yolov8n", "sha-n", 640),
+            ("c", "m1", "yolov8n", "sha-n", 320), ("d", "m1", "yolov8n", "sha-other", 640),
+            ("e", "m1", "yolov8n", "sha-n", 640)]  # fmt: skip
+    results = pd.DataFrame([
+        {"run_id": run_id, "threads": 2, "status": "completed", "runtime": "onnxruntime", "precision": "fp32",
+         "batch": 1, "mode": "lean", "model": model, "imgsz": imgsz, "machine_id": machine,
+         "started_at": pd.Timestamp("2026-11-20") + pd.Timedelta(days=day)}
+        for day, (run_id, machine, model, _, imgsz) in enumerate(rows)
+    ])  # fmt: skip
+    runs = pd.DataFrame({"run_id": [r[0] for r in rows], "model_sha256": [r[3] for r in rows]})
+    assert api.baseline_for("e", results, runs) == "a", "not b (another machine), c (320 px) nor d (another file)"
+    assert api.baseline_for("d", results, runs) is None, "the first run of that file has no baseline"
+    assert api.baseline_for("b", results, runs) is None, "nor the first run on a machine"
+
+
 def test_the_cli_compare_given_run_b_alone_chooses_the_baseline_as_the_page_does(filled_run, three_runs_db):
     newest, pytorch_run = api.runs(three_runs_db)["run_id"].iloc[:2]
     done = engine("compare", newest, "--db", str(three_runs_db), "--json")
     assert done.returncode == 0, done.stderr
     assert (json.loads(done.stdout)["run_a"], json.loads(done.stdout)["run_b"]) == (filled_run["run_id"], newest)
-    done = engine("compare", pytorch_run, "--db", str(three_runs_db))
-    assert done.returncode == 2 and f"python -m engine compare RUN_A {pytorch_run}" in done.stderr, done.stderr
+    done = engine("compare", pytorch_run, "--db", str(three_runs_db), "--fail-above", "1.5")
+    assert done.returncode == 0 and done.stdout.startswith("no baseline: "), done.stderr
+    assert f"python -m engine compare RUN_A {pytorch_run}" in done.stdout
 
 
 def test_compare_with_one_run_asks_for_another(filled_db):

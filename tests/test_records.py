@@ -91,3 +91,15 @@ def test_a_record_round_trips_through_the_store(tmp_path):
         actual = row[column] if name != "settings" else json.loads(row[column])
         assert actual == expected, name
     assert row["iterations"] == 6
+
+
+def test_statistics_are_per_image_whatever_the_batch():
+    """A batch of 4 measured in 8 ms is 2 ms per image in every stage and in the total."""
+    from engine.recording import _stats
+    from engine.records import BatchMeasurement
+
+    sample = StageSample(decode=4_000_000, pre=4_000_000, infer=8_000_000, post=4_000_000, other=None)
+    stats = _stats(BatchMeasurement(batch=4, status="completed", samples=(sample,) * 6))
+    assert {stage: s.median for stage, s in stats.items()} == {
+        "decode": 1.0, "pre": 1.0, "infer": 2.0, "post": 1.0, "total": 4.0}  # fmt: skip
+    assert stats["infer"].n == 6 and stats["infer"].ci_low == 2.0

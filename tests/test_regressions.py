@@ -136,7 +136,7 @@ def test_parity_worse_than_the_run_before_is_flagged_apart_from_speed():
     assert no_column.parity_change is None
 
 
-def _store_run(db, run_id, day, results, parity=None, imgsz=640, libraries=None):
+def _store_run(db, run_id, day, results, parity=None, imgsz=640, libraries=None, iterations=20):
     """One run whose results are {runtime: inference ms} for completed ones, {runtime: reason} for failed ones;
     parity: {runtime: (verdict, reason)}; libraries: {name: version}, as the engine records them."""
     store.insert_run(
@@ -162,7 +162,8 @@ def _store_run(db, run_id, day, results, parity=None, imgsz=640, libraries=None)
         samples, per_stage = [], {}
         if not failed:
             samples = [
-                StageSample(decode=1, pre=1_000_000, infer=int(outcome * 1e6) + i * 1000, post=1) for i in range(20)
+                StageSample(decode=1, pre=1_000_000, infer=int(outcome * 1e6) + i * 1000, post=1)
+                for i in range(iterations)
             ]
             per_stage = {
                 stage: Stats.from_values([getattr(s, stage) / 1e6 for s in samples])
@@ -298,3 +299,33 @@ def test_cli_and_overview_flag_parity_that_got_worse(tmp_path):
         "detections changed: onnxruntime:fp32 batch 1 parity went pass → fail against the run before: found 3 "
         "of the reference's 42 boxes" in text_of(app.error).replace("*", "")
     )
+
+
+def test_a_result_without_an_interval_gets_no_verdict():
+    """Two runs of --iters 3 once read "regression: 6.53 ms against 6.09 ms" and failed CI: with fewer than 6
+    iterations the median has no 95% interval, and the watch fell back to the median without saying so."""
+    thin = history(10.0, 10.2, 9.9, 13.0).assign(iterations=[20, 20, 20, 3])
+    thin.loc[3, ["infer_ci_low_ms", "infer_ci_high_ms"]] = None
+    (verdict,) = check(thin)
+    assert verdict.verdict == "not enough samples (3)", verdict
+    assert not verdict.flagged and not verdict.regressed and not verdict.judged
+    thin_history = history(10.0, 10.2, 13.0, newest_ci=(12.9, 13.1)).assign(iterations=[3, 20, 20])
+    thin_history.loc[0, ["infer_ci_low_ms", "infer_ci_high_ms"]] = None
+    (earlier,) = check(thin_history)
+    assert earlier.verdict == "not enough samples (3)", "an earlier result without an interval is no evidence"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        print_watch([verdict])
+    assert "not enough samples (3)" in printed.getvalue() and "--iters 6" in printed.getvalue()
+
+
+def test_check_regressions_never_fails_on_thin_evidence(tmp_path):
+    db = tmp_path / "results.duckdb"
+    store.ensure_schema(db)
+    for day, infer_ms in ((1, 60.0), (2, 61.0), (3, 60.5)):
+        _store_run(db, f"run{day}", day, {"onnxruntime": infer_ms})
+    _store_run(db, "run4", 4, {"onnxruntime": 80.0}, iterations=3)
+    done = engine("check-regressions", "--db", str(db), "--fail-on-regression")
+    assert done.returncode == 0 and "not enough samples (3)" in done.stdout, done.stdout + done.stderr
+    summary = api.results_summary(str(db)).set_index("run_id")
+    assert pd.isna(summary.loc["run4", "stable"]) and bool(summary.loc["run1", "stable"]), "stable needs evidence"

@@ -112,16 +112,22 @@ def test_foreign_database_is_refused(empty_db):
 
 
 def test_result_is_written_whole_or_not_at_all(empty_db):
+    """A result whose last rows fail leaves none of its rows: not its results row, samples or stats (written
+    first), which a write without its transaction would keep."""
+    from engine.records import DetectionRow
+
     store.ensure_schema(empty_db)
     store.insert_run(empty_db, _run())
     store.insert_result(empty_db, _result())
-    with pytest.raises(duckdb.Error):  # the same result id again violates the primary key
-        store.insert_result(empty_db, _result())
+    broken = DetectionRow(image=None, det_index=0, class_id=0, class_name="person", score=0.9, x1=0, y1=0, x2=1, y2=1)
+    with pytest.raises(duckdb.Error):  # a detection without its image violates NOT NULL, after the other rows
+        store.insert_result(empty_db, _result("r2", detections=(broken,)))
     with duckdb.connect(str(empty_db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM results").fetchall()[0][0] == 1, "r2's row was rolled back"
         assert con.execute("SELECT count(*) FROM samples").fetchall()[0][0] == 3
         assert con.execute("SELECT count(*) FROM stats").fetchall()[0][0] == 1
     summary = store.results_summary(empty_db)
-    assert summary.loc[0, "infer_ms"] == 3.0 and bool(summary.loc[0, "stable"])
+    assert summary.loc[0, "infer_ms"] == 3.0 and pd.isna(summary.loc[0, "stable"]), "3 samples: too few to judge"
 
 
 def test_filters_are_parameters_not_sql(empty_db):

@@ -23,7 +23,7 @@ column_a, column_b = st.columns(2)
 with column_b:
     run_b = ui.pick_run(runs, "Run B", key="compare_b", default_index=0, shared=False)
 with column_a:  # by default the newest earlier run that measured something B measured
-    baseline = api.baseline_for(run_b, data.results(db, filters))
+    baseline = api.baseline_for(run_b, data.results(db, filters), data.runs(db))
     options = runs["run_id"].tolist()
     run_a = ui.pick_run(
         runs,

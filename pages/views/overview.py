@@ -86,7 +86,15 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
             help="Its inference GFLOP/s over this machine's measured peak rate at its precision "
             "(fp32, or the bf16 / int8 rate where the CPU has one)",
         )
-        metrics.metric("Stable results", f"{int(shown['stable'].fillna(False).sum())} of {len(shown)}", width="content")
+        judged = shown["stable"].notna()  # a result with too few samples for an interval is not judged
+        metrics.metric(
+            "Stable results",
+            f"{int(shown['stable'].fillna(False).sum())} of {int(judged.sum())}",
+            width="content",
+            help=None
+            if judged.all()
+            else f"{int((~judged).sum())} result(s) had too few iterations (fewer than 6) to judge",
+        )
         ui.leanest(shown)
         ui.passed_over(passed_over, among=shown)
         st.caption(ui.peak_words(rows))

@@ -122,6 +122,10 @@ with st.container(border=True):
     iters = iters_column.number_input(
         "Measured iterations", 1, MAX_ITERS, DEFAULTS.iters, key="iters", help="About 300 make the p99 meaningful"
     )
+    if iters < api.MIN_CI_SAMPLES:
+        st.warning(f"{iters} iterations are too few for a 95% interval of the median ({api.MIN_CI_SAMPLES} or more): "
+                   "the regression watch and Compare give this run no verdict, and stability is not judged.",
+                   icon=":material/warning:")  # fmt: skip
     with st.expander("More settings"):
         min_duration = st.number_input(
             "Minimum measuring time per result (s)",
