@@ -484,9 +484,10 @@ def command_compare(args) -> int:
     if run_a is None:
         run_a = api.baseline_for(run_b, api.results_summary(args.db), api.runs(args.db))
         if run_a is None:  # a first run of a model, size or machine: nothing to hold it against, nothing failed
+            why = (f"no run before {run_b} completed one of its configurations with the same model file, image size "
+                   f"and machine (python -m engine compare RUN_A {run_b} compares with any run)")  # fmt: skip
             print(
-                f"no baseline: no run before {run_b} completed one of its configurations with the same model file, "
-                f"image size and machine (python -m engine compare RUN_A {run_b} compares with any run)"
+                json.dumps({"run_a": None, "run_b": run_b, "no_baseline": why}) if args.json else f"no baseline: {why}"
             )
             return 0
     every_a, every_b = (api.results_summary(args.db, {"run_id": run_id}) for run_id in (run_a, run_b))

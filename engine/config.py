@@ -277,3 +277,34 @@ def expand_variants(config: RunConfig) -> list[Variant]:
             "pass --precisions with one they offer, or 'all'"
         )
     return variants
+
+
+def not_measured(config: RunConfig, variants: list[Variant]) -> list[str]:
+    """What the request names that no configuration measures, each with why: a precision a runtime does not offer,
+    and in flight where neither the runtime (lean mode) nor the mode offers it. Said before the run starts."""
+    from engine.runtimes import registry
+
+    said = []
+    for name in config.runtimes:
+        base, _, pinned = name.partition(":")
+        offered = registry.get(base).precisions
+        if not pinned and "all" not in config.precisions:
+            missing = [p for p in config.precisions if p not in offered]
+            if missing:
+                said.append(f"not measured: {base}:{','.join(missing)} ({base} offers {', '.join(offered)})")
+    if config.in_flight:
+        for variant in variants:
+            runtime = registry.get(variant.runtime)
+            offered = runtime.offers_in_flight if variant.mode == "lean" else runtime.device == "cpu"
+            if not offered:
+                said.append(f"not measured in flight: {variant.label} (it offers one request at a time only)")
+    return said
+
+
+def runnable_on_onnx(variants: list[Variant]) -> tuple[list[Variant], list[str]]:
+    """An .onnx file given as the model: the configurations whose runtime takes it, and the runtimes that do not
+    (they need the .pt)."""
+    from engine.runtimes import registry
+
+    takes = [v for v in variants if registry.get(v.runtime).accepts_onnx]
+    return takes, sorted({v.runtime for v in variants} - {v.runtime for v in takes})

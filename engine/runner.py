@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine import models, store
-from engine.config import RunConfig, Variant, expand_variants, validate
+from engine.config import BenchError, RunConfig, Variant, expand_variants, not_measured, runnable_on_onnx, validate
 from engine.export_stage import prepare_artifacts, refusal_of
 from engine.inputs import IMAGE_TYPES, resolve_images, resolve_model, resolve_reference_model
 from engine.measure_stage import MeasureStage
@@ -98,8 +98,12 @@ class Runner:
                 stage="images",
                 message=f"{len(images)} images; left out {len(left_out)} file(s) that are not {IMAGE_TYPES}: {names}",
             )
+        for said in not_measured(config, variants):
+            self.emit("stage", stage="plan", message=said)
         check = self.stop_signals.check
         model = resolve_model(config.model, config, self.log_folder / "prepare.log", self.emit, check)
+        if model["kind"] == "onnx":
+            variants = self.onnx_variants(variants)
         models.check_fixed_input(model, config.imgsz, config.batch_sizes)
         if config.reference:
             self.reference_model = resolve_reference_model(
@@ -111,6 +115,18 @@ class Runner:
             self.emit("stage", stage="check labels", message=f"checking the labels of {config.data}")
             self.recorder.labelled = prepare_labelled_data(config.data, len(model["names"]) or None)
         return variants, images, model
+
+    def onnx_variants(self, variants: list[Variant]) -> list[Variant]:
+        """An .onnx model runs on the runtimes that take the file; the others are named, not stored as failures."""
+        takes, cannot = runnable_on_onnx(variants)
+        if not takes:
+            raise BenchError(f"none of the chosen runtimes ({', '.join(cannot)}) runs an .onnx file given directly: "
+                             "choose onnxruntime or openvino, or give the .pt model")  # fmt: skip
+        if cannot:
+            measured = ", ".join(sorted({v.runtime for v in takes}))
+            self.emit("stage", stage="plan", message=f"an .onnx model: measuring {measured}; not {', '.join(cannot)}, "
+                      "which need the .pt model")  # fmt: skip
+        return takes
 
     def run(self) -> RunOutcome:
         with self.stop_signals:

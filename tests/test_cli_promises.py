@@ -76,3 +76,37 @@ def test_run_and_show_print_one_document(thin_run):
 def test_conf_and_iou_reach_the_run(thin_run):
     config = json.loads(api.runs(str(thin_run["db"]))["config"].iloc[0])
     assert (config["conf"], config["iou"]) == (0.5, 0.6)
+
+
+def test_what_a_request_names_but_cannot_run_is_named_before_it_starts(tmp_path):
+    """--precisions int8 ran openvino:int8 and never named onnxruntime; --in-flight said nothing where it is not
+    offered."""
+    db = tmp_path / "results.duckdb"
+    done = engine_run(db, "--runtimes", "openvino,onnxruntime", "--precisions", "int8", "--iters", "6")
+    assert done.returncode == 0, done.stderr
+    assert "not measured: onnxruntime:int8 (onnxruntime offers fp32" in done.stderr, done.stderr
+    assert done.stderr.index("not measured") < done.stderr.index("run "), "before the run starts"
+    flight = engine_run(db, "--runtimes", "onnxruntime,torchscript", "--in-flight", "2", "--iters", "6")
+    assert flight.returncode == 0, flight.stderr
+    assert "not measured in flight: torchscript:fp32" in flight.stderr and "onnxruntime:fp32 in flight" not in (
+        flight.stderr
+    )
+
+
+def test_an_onnx_model_with_the_default_runtimes_runs_those_that_take_it(filled_run, tmp_path):
+    """It stored a failed run of "pytorch cannot run an .onnx file given directly" rows."""
+    import duckdb
+
+    with duckdb.connect(str(filled_run["db"]), read_only=True) as con:
+        (onnx_file,) = con.execute(
+            "SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
+        ).fetchall()[0]
+    db = tmp_path / "results.duckdb"
+    done = engine_run(db, "--model", onnx_file, "--iters", "6", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "an .onnx model: measuring onnxruntime, openvino; not pytorch, tensorflow, tflite, torchscript" in (
+        done.stderr
+    ), done.stderr
+    document = json.loads(done.stdout)
+    assert document["status"] == "completed"
+    assert sorted(r["runtime"] for r in document["results"]) == ["onnxruntime", "openvino"]

@@ -30,7 +30,7 @@ def two_runs_db(filled_db, tmp_path_factory) -> Path:
         onnx_file = con.execute(
             "SELECT model_file FROM results WHERE runtime = 'onnxruntime' AND batch = 1"
         ).fetchall()[0][0]
-    done = engine_run(db, "--model", onnx_file, "--runtimes", "onnxruntime,fault-segfault", "--iters", "3", env=FAULTS)
+    done = engine_run(db, "--model", onnx_file, "--runtimes", "onnxruntime,fault-segfault", "--iters", "6", env=FAULTS)
     assert done.returncode == 1, done.stderr  # one result failed on purpose
     return db
 
@@ -602,9 +602,11 @@ def test_compare_names_library_upgrades_and_other_weights_under_the_same_name(tw
     assert "Library versions differ: " + "; ".join(expected) + "." in text_of(app.info), text_of(app.info)
     assert f"model file: {model} {sha[:8]} → ffffffff (the same name, other weights)" in text_of(app.warning)
     assert "model: " not in text_of(app.warning)
-    headless = engine("compare", newer, "--db", str(db), "--json")
+    headless = engine("compare", older, newer, "--db", str(db), "--json")  # other weights: no baseline by itself
     assert json.loads(headless.stdout)["library_changes"] == expected, headless.stderr
-    assert "library versions differ: " + "; ".join(expected) in engine("compare", newer, "--db", str(db)).stdout
+    assert "library versions differ: " + "; ".join(expected) in engine("compare", older, newer, "--db", str(db)).stdout
+    alone = json.loads(engine("compare", newer, "--db", str(db), "--json").stdout)
+    assert alone["run_a"] is None and alone["no_baseline"].startswith("no run before"), alone
     unchanged = open_page(two_runs_db, "compare")
     assert "Library versions differ" not in text_of(unchanged.info), "nothing said when nothing changed"
 
