@@ -179,6 +179,16 @@ def upload_allowed(name: str, trust_pt: bool) -> bool:
     return suffix in UPLOAD_SUFFIXES and (suffix != ".pt" or bool(trust_pt))
 
 
+def check_model_upload(upload, trust_pt) -> None:
+    """The server's own check of an uploaded model, after the uploader's: a request made by hand can carry a .pt
+    whatever the uploader allows, and a .pt runs code when loaded."""
+    if upload is not None and not upload_allowed(upload.name, trust_pt):
+        raise BenchError(
+            f"{upload.name} is a .pt file, which runs code when loaded: switch on 'Trust uploaded .pt files' to use "
+            "it, or upload an .onnx"
+        )
+
+
 def upload_name(name: str, payload: bytes) -> str:
     """A generated name: the content's hash, a short sanitised stem for people, the (allowed) suffix."""
     suffix = Path(name).suffix.lower()

@@ -406,7 +406,7 @@ def apply_migrations_up_to(db: str | Path, version: int) -> None:
         con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
         for target in range(1, version + 1):
             for statement in MIGRATIONS[target]:
-                con.execute(statement)
+                con.execute(_for_store(statement, database.is_shared(db)))
             con.execute("INSERT INTO schema_version VALUES (?, ?)", [target, now()])
 
 

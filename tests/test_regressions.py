@@ -329,3 +329,16 @@ def test_check_regressions_never_fails_on_thin_evidence(tmp_path):
     assert done.returncode == 0 and "not enough samples (3)" in done.stdout, done.stdout + done.stderr
     summary = api.results_summary(str(db)).set_index("run_id")
     assert pd.isna(summary.loc["run4", "stable"]) and bool(summary.loc["run1", "stable"]), "stable needs evidence"
+
+
+def test_two_machines_under_one_label_are_judged_apart():
+    """Two CI runners both labelled "ci": a slow runner's newest result is held against its own history, not
+    flagged against the fast runner's."""
+    fast = history(10.0, 10.1, 10.0).assign(machine_label="ci", machine_id="runner-a")
+    slow = history(20.0, 20.2, 20.1, newest_ci=(19.9, 20.3)).assign(
+        machine_label="ci", machine_id="runner-b", result_id=lambda f: "b-" + f.result_id,
+        started_at=lambda f: f.started_at + pd.Timedelta(hours=1),
+    )  # fmt: skip
+    verdicts = {v.result_id: v for v in check(pd.concat([fast, slow], ignore_index=True))}
+    assert verdicts["b-r2"].verdict == "no change" and verdicts["b-r2"].baseline_ms == pytest.approx(20.1)
+    assert verdicts["r2"].verdict == "no change" and len(verdicts) == 2, "one verdict per machine"

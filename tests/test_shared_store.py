@@ -18,6 +18,7 @@ from engine.config import BenchError
 from tests import postgres_server, shared_store_writer
 from tests.conftest import ROOT, engine, engine_run
 from tests.dashboard_app import open_page, text_of
+from tests.rows import run_row
 
 WRITERS = 4
 RUNS_PER_WRITER = 6
@@ -192,3 +193,20 @@ def test_a_run_missing_from_the_store_is_named_without_the_password(filled_run, 
 def test_compact_refuses_a_plain_file(tmp_path):
     done = engine("compact", "--db", str(tmp_path / "results.duckdb"))
     assert done.returncode == 2 and "for a shared store" in done.stderr
+
+
+def test_a_migration_keeps_the_store_s_old_snapshot_readable(lake):
+    """A shared store is not copied before a migration (a file is): DuckLake keeps the snapshot before it, which
+    an older engine's reader, or a person undoing the upgrade, can still query."""
+    store.apply_migrations_up_to(lake, store.SCHEMA_VERSION - 1)
+    store.insert_run(lake, run_row("before-upgrade"))
+    with store.connect(lake, read_only=True) as con:
+        (before,) = con.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots('{database.LAKE}')").fetchone()
+    store.ensure_schema(lake)
+    with store.connect(lake, read_only=True) as con:
+        now = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        then = con.execute(f"SELECT max(version) FROM schema_version AT (VERSION => {before})").fetchone()[0]
+        runs = con.execute(f"SELECT run_id FROM runs AT (VERSION => {before})").fetchall()
+    assert (now, then) == (store.SCHEMA_VERSION, store.SCHEMA_VERSION - 1)
+    assert runs == [("before-upgrade",)], "the rows as they were before the migration"
+    assert store.runs(lake)["run_id"].tolist() == ["before-upgrade"], "and as they are after it"

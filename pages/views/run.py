@@ -171,11 +171,7 @@ if start:
     try:
         if model_source == "Upload a model" and model_upload is None:
             raise BenchError("no model uploaded: choose an .onnx file, or pick the default model")
-        if model_upload is not None and not jobs.upload_allowed(model_upload.name, st.session_state.get("trust_pt")):
-            raise BenchError(
-                f"{model_upload.name} is a .pt file, which runs code when loaded: switch on "
-                "'Trust uploaded .pt files' to use it, or upload an .onnx"
-            )
+        jobs.check_model_upload(model_upload, st.session_state.get("trust_pt"))
         if images_source == "Upload images" and not image_uploads:
             raise BenchError("no images uploaded: add some, or use the shipped samples")
         model = (
