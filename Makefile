@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 PORT ?= 8501
 
-.PHONY: install browser postgres run test lint bench clean
+.PHONY: install browser postgres run test lint mutate bench clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ lint: install
 test: install browser postgres
 	YOLO_BENCH_REQUIRE_POSTGRES=1 $(PY) -m pytest tests --durations=25
 
+# Mutation testing, outside CI (it takes a while): mutmut mutates the modules pyproject.toml names and runs their
+# fast tests against each mutant; the score per module goes to docs/results/.
+mutate: install
+	$(PY) -m pip install -q mutmut==3.8.1
+	rm -rf mutants
+	$(PY) -m mutmut run
+	$(PY) benchmarks/mutation_report.py
+
 bench: install
 	$(PY) benchmarks/engine_overhead.py
 	$(PY) benchmarks/lean_variants.py
@@ -55,4 +63,4 @@ bench: install
 	$(PY) benchmarks/tflite_int8_export.py
 
 clean:
-	rm -rf .cache .jobs test-output
+	rm -rf .cache .jobs test-output mutants

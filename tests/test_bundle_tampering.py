@@ -306,8 +306,17 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def good_bundle(filled_run, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("good") / "run.zip"
+def good_bundle() -> Path:
+    """A real run's bundle, kept as a fixture (tests/fixtures): tampering needs no run of its own."""
+    from tests.test_fixture_bundle import FIXTURES
+
+    return FIXTURES / "run-before-typed-records.zip"
+
+
+@pytest.fixture(scope="module")
+def bundle_made_here(filled_run, tmp_path_factory) -> Path:
+    """A bundle of a run made on this machine: its original images are this machine's files."""
+    out = tmp_path_factory.mktemp("here") / "run.zip"
     done = engine("bundle", "--run", filled_run["run_id"], "--db", str(filled_run["db"]), "--out", str(out))
     assert done.returncode == 0, done.stderr
     return out
@@ -483,11 +492,11 @@ def test_restore_checks_the_kept_bundle_and_the_run_id(good_bundle, tampered, tm
     assert len(store.runs(db)) == 1 and not kept.exists()
 
 
-def test_paths_from_rows_open_nothing_outside_the_run(good_bundle, tmp_path):
+def test_paths_from_rows_open_nothing_outside_the_run(bundle_made_here, tmp_path):
     """A database filled before bundles were checked may hold any annotated path, and an imported run's own image
     paths name files of the machine that made it: the pages and reports open neither."""
     db = tmp_path / "results.duckdb"
-    assert api.import_bundle(str(db), str(good_bundle)) == "imported"
+    assert api.import_bundle(str(db), str(bundle_made_here)) == "imported"
     run = store.runs(db).iloc[0].to_dict()
     assert any(path is not None for path in api.original_images(run)), "made on this machine: its images open"
     elsewhere = {**run, "config": json.dumps({**json.loads(run["config"]), "host": "another-host"})}
