@@ -11,3 +11,23 @@ def run_row(run_id: str = "run1", **changes) -> dict:
         "config": {}, "libraries": {}, "pid": 1,
     }  # fmt: skip
     return {**row, **changes}
+
+
+def result_record(result_id: str = "r1", run_id: str = "run1", **changes):
+    """A completed ONNX Runtime result of run_id as the store writes it, changed where a test needs it."""
+    from dataclasses import replace
+
+    from engine.records import ResultRecord
+
+    record = ResultRecord(result_id=result_id, run_id=run_id, runtime="onnxruntime", precision="fp32", batch=1,
+                          status="completed", imgsz=160, threads=2)  # fmt: skip
+    return replace(record, **changes)
+
+
+def flat_stats(value_ms: float, n: int):
+    """Statistics of n samples all equal to value_ms; the median's 95% interval only from 6 samples on."""
+    from engine.measure import MIN_CI_SAMPLES, Stats
+
+    ci = value_ms if n >= MIN_CI_SAMPLES else None
+    return Stats(n=n, mean=value_ms, median=value_ms, p90=value_ms, p99=value_ms, min=value_ms, max=value_ms,
+                 stdev=0.0, ci_low=ci, ci_high=ci, cv=0.0)  # fmt: skip

@@ -11,7 +11,7 @@ from tests.dashboard_app import figures, open_page, table_with, text_of, values_
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from history_scale import generate  # noqa: E402  (the benchmark's generator: a history from 3 machines)
 
-from tests.rows import run_row
+from tests.rows import flat_stats, result_record, run_row
 
 
 @pytest.fixture(scope="module")
@@ -48,31 +48,14 @@ def test_machines_page_names_the_fastest_machine_and_runtime_with_evidence(fleet
 def test_a_result_too_short_for_an_interval_says_so_instead_of_nan(tmp_path):
     from engine import store
     from engine.machine import fingerprint
-    from engine.measure import Stats
-    from engine.records import ResultRecord
 
     db = tmp_path / "results.duckdb"
     machine = fingerprint()
     store.ensure_schema(db)
     store.upsert_machine(db, machine)
     store.insert_run(db, run_row("short", machine_id=machine["machine_id"], model_sha256="x"))
-    three = Stats(
-        n=3, mean=3.0, median=3.0, p90=3.0, p99=3.0, min=3.0, max=3.0, stdev=0.0, ci_low=None, ci_high=None, cv=0.0
-    )  # 3 iterations: too few for a 95% interval of the median
-    store.insert_result(
-        db,
-        ResultRecord(
-            result_id="r",
-            run_id="short",
-            runtime="onnxruntime",
-            precision="fp32",
-            batch=1,
-            status="completed",
-            imgsz=160,
-            threads=2,
-            stats={"infer": three, "total": three},
-        ),
-    )
+    three = flat_stats(3.0, 3)  # 3 iterations: too few for a 95% interval of the median
+    store.insert_result(db, result_record("r", "short", stats={"infer": three, "total": three}))
     store.finish_run(db, "short", "completed")
     app = open_page(db, "machines")
     assert not app.exception

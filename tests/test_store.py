@@ -12,34 +12,18 @@ import pytest
 
 from engine import store
 from engine.config import BenchError
-from engine.measure import Stats
 from engine.records import ResultRecord, StageSample
 from tests.conftest import database_at_version
-from tests.rows import run_row
+from tests.rows import flat_stats, result_record, run_row
 
 SAMPLES = (StageSample(decode=1_000_000, pre=2_000_000, infer=3_000_000, post=500_000),) * 3
-STATS = {
-    "infer": Stats(
-        n=3, mean=3.0, median=3.0, p90=3.0, p99=3.0, min=3.0, max=3.0, stdev=0.0, ci_low=None, ci_high=None, cv=0.0
-    )
-}
+STATS = {"infer": flat_stats(3.0, 3)}
 
 
 def _result(result_id="r1", run_id="run1", **changes) -> ResultRecord:
-    record = ResultRecord(
-        result_id=result_id,
-        run_id=run_id,
-        runtime="onnxruntime",
-        precision="fp32",
-        batch=1,
-        status="completed",
-        imgsz=160,
-        threads=2,
-        settings={"threads": 2},
-        samples=SAMPLES,
-        stats=STATS,
+    return result_record(
+        result_id, run_id, **{"settings": {"threads": 2}, "samples": SAMPLES, "stats": STATS, **changes}
     )
-    return replace(record, **changes)
 
 
 def _run(run_id="run1"):
