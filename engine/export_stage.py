@@ -111,11 +111,8 @@ def _exported(
     return output, False, time.perf_counter() - started
 
 
-def refusal_of(variant: Variant, runtime_class, model: dict) -> str | None:
-    """Why this configuration cannot run at all here, or None."""
+def refusal_of(variant: Variant, runtime_class) -> str | None:
+    """Why this configuration cannot run at all here (its runtime is unavailable), or None. An .onnx model's
+    runtimes that cannot take the file are left out before the run starts (Runner.onnx_variants)."""
     available, reason = runtime_class.availability()
-    if not available:
-        return f"{variant.runtime} is unavailable on this machine: {reason}"
-    if model["kind"] == "onnx" and not runtime_class.accepts_onnx:
-        return f"{variant.runtime} cannot run an .onnx file given directly; give the .pt model"
-    return None
+    return None if available else f"{variant.runtime} is unavailable on this machine: {reason}"

@@ -22,6 +22,7 @@ from engine.records import (
     InFlightFigure,
     ParityRow,
     ResultRecord,
+    from_row,
 )
 from engine.reference_stage import ParityReference
 
@@ -103,7 +104,7 @@ class Recorder:
             peak_memory_mb=measurement.peak_memory_mb,
         )
         report = self._parity(base["mode"], measurement)
-        parity = ParityRow.from_dict(report.row()) if report else ParityRow(verdict=None, reason=self.reference.error)
+        parity = from_row(ParityRow, report.row()) if report else ParityRow(verdict=None, reason=self.reference.error)
         names = {int(k): v for k, v in model.get("names", {}).items()}
         detections, image_rows = self._detection_rows(
             fields, measurement.detections, images, names, model, report.matches if report else {}
@@ -192,13 +193,14 @@ class Recorder:
     def _accuracy(self, accuracy: dict | None) -> AccuracyRow | None:
         if not self.labelled or accuracy is None:
             return None
-        return AccuracyRow.from_dict(
+        return from_row(
+            AccuracyRow,
             {
                 **accuracy,
                 "data": self.labelled.source,
                 "images": self.labelled.images,
                 "instances": self.labelled.instances,
-            }
+            },
         )
 
     def _detection_rows(

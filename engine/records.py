@@ -125,10 +125,6 @@ class ParityRow:
     mean_iou: float | None = None
     max_score_diff: float | None = None
 
-    @classmethod
-    def from_dict(cls, row: dict) -> ParityRow:
-        return cls(**{f.name: row.get(f.name) for f in fields(cls)})
-
 
 @dataclass(frozen=True)
 class AccuracyRow:
@@ -141,9 +137,11 @@ class AccuracyRow:
     recall: float | None = None
     error: str | None = None
 
-    @classmethod
-    def from_dict(cls, row: dict) -> AccuracyRow:
-        return cls(**{f.name: row.get(f.name) for f in fields(cls)})
+
+def from_row(record_type, row: dict):
+    """A child row (ParityRow, AccuracyRow) from the dict its module computes: its fields' values, None for those
+    the dict lacks; keys that are not fields are left out."""
+    return record_type(**{f.name: row.get(f.name) for f in fields(record_type)})
 
 
 @dataclass(frozen=True)

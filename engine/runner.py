@@ -211,7 +211,7 @@ class Runner:
         runtime_class = registry.get(variant.runtime)
         self.emit("variant_started", variant=variant.label)
         base = self.recorder.base(variant, runtime_class)
-        refusal = refusal_of(variant, runtime_class, model)
+        refusal = refusal_of(variant, runtime_class)
         if refusal:
             return [self.recorder.failed(base, batch, refusal) for batch in self.config.batch_sizes]
         artifacts, failures = prepare_artifacts(
