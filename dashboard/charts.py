@@ -212,45 +212,115 @@ def series_labels(rows: pd.DataFrame, split_by: list[str]) -> pd.Series:
     return label
 
 
+WEBGL_POINTS = 1000  # past this many points a figure draws with WebGL: SVG slows the browser to a crawl
+PANEL_PX = 200
+
+
+def history_points(results: pd.DataFrame, metric: str, split_by: list[str]) -> pd.DataFrame:
+    """Result rows as the points History draws (engine's history_points shape, no run sharing a point): each run's
+    median per series."""
+    rows = completed(results).dropna(subset=[metric])  # peak memory: none on results older than schema v8
+    keys = [SPLITS[name] for name in split_by]
+    points = rows.groupby([*keys, "run_id", "started_at"], as_index=False, dropna=False)[metric].median()
+    points = points.rename(columns={metric: "value"}).assign(runs=1)
+    return points.assign(low=points["value"], high=points["value"])
+
+
 def history_lines(
     results: pd.DataFrame, metric: str, split_by: list[str], library_steps: pd.DataFrame | None = None
 ) -> go.Figure:
-    """A chosen metric over time, one line per combination of the chosen split columns; library_steps (engine's
-    library_steps): a dotted line at each run whose library versions changed, the usual cause of a step."""
-    rows = completed(results).dropna(subset=[metric])  # peak memory: none on results older than schema v8
-    rows["series"] = series_labels(rows, split_by)
-    points = (
-        rows.groupby(["series", "run_id", "started_at"], as_index=False)[metric]
-        .median()
-        .sort_values(["series", "started_at"])
-    )
+    """A chosen metric over time from result rows, one line per combination of the chosen split columns."""
+    machines = results["machine_id"].nunique() if "machine_id" in results else 1
+    return history_figure(history_points(results, metric, split_by), metric, split_by, library_steps, machines > 1)
+
+
+def history_figure(
+    points: pd.DataFrame,
+    metric: str,
+    split_by: list[str],
+    library_steps: pd.DataFrame | None = None,
+    name_machines: bool = False,
+    panel_by: str | None = None,
+) -> go.Figure:
+    """History's points (history_points, or engine's reduced ones) as lines over time, one per series; a point that
+    stands for several runs gets a band from their minimum to their maximum. panel_by: one panel per value of that
+    SPLITS column (small multiples). library_steps (engine's library_steps): a dotted line at each run whose library
+    versions changed, the usual cause of a step."""
+    points = points.assign(series=series_labels(points, split_by)).sort_values(["series", "started_at"])
+    panel = SPLITS[panel_by] if panel_by else None
     figure = px.line(
         points,
         x="started_at",
-        y=metric,
+        y="value",
         color="series",
+        facet_row=panel,
+        facet_row_spacing=0.04 if panel else None,
         markers=True,
-        hover_data=["run_id"],
-        labels={"started_at": "run started (UTC)", metric: METRICS[metric], "series": ""},
+        hover_data=["run_id", "runs"] if (points["runs"] > 1).any() else ["run_id"],
+        labels={"started_at": "run started (UTC)", "value": METRICS[metric], "series": "", "runs": "runs"},
         color_discrete_sequence=PALETTE,
+        render_mode="webgl" if len(points) > WEBGL_POINTS else "svg",
     )
     for index, trace in enumerate(figure.data):
         trace.update(**line_style(index))
+    _add_bands(figure, points, panel)
+    if panel:  # each panel named on its side; the metric is in the title, not beside every panel
+        figure.for_each_annotation(lambda note: note.update(text=note.text.split("=", 1)[-1]))
+        figure.update_yaxes(title_text="")
     first, last = points["started_at"].min(), points["started_at"].max()
     if last - first < pd.Timedelta(minutes=1):
         # Runs started within a minute: Plotly would zoom to fractions of a second (ticks like 03:18:21.4745).
         figure.update_xaxes(range=[first - pd.Timedelta(hours=1), last + pd.Timedelta(hours=1)])
     if library_steps is not None and not library_steps.empty:
         span = max(last - first, pd.Timedelta(hours=2))
-        _mark_library_steps(figure, library_steps, points[metric].max(), rows["machine_id"].nunique() > 1, span)
-    return _layout(figure, f"{METRICS[metric]} over time")
+        _mark_library_steps(figure, library_steps, points["high"].max(), name_machines, span)
+    panels = points[panel].nunique() if panel else 1
+    return _layout(figure, f"{METRICS[metric]} over time", height=420 if panels == 1 else 120 + PANEL_PX * panels)
+
+
+def _add_bands(figure: go.Figure, points: pd.DataFrame, panel: str | None) -> None:
+    """Behind each line whose points stand for several runs, a band from their minimum to their maximum."""
+    lines = list(figure.data)
+    for trace in lines:
+        rows = points[points["series"] == trace.name]
+        if panel:
+            rows = rows[rows[panel].astype(str) == _panel_of(trace, panel)]
+        if not (rows["runs"] > 1).any():
+            continue
+        figure.add_scatter(
+            x=pd.concat([rows["started_at"], rows["started_at"][::-1]]),
+            y=pd.concat([rows["high"], rows["low"][::-1]]),
+            fill="toself",
+            fillcolor=trace.line.color,
+            opacity=0.2,
+            line=dict(width=0),
+            mode="lines",
+            name=trace.name,
+            legendgroup=trace.legendgroup,
+            showlegend=False,
+            hoverinfo="skip",
+            xaxis=trace.xaxis,
+            yaxis=trace.yaxis,
+        )
+
+
+def _panel_of(trace, panel: str) -> str:
+    """The facet value a Plotly Express trace was drawn in, from its hover template ("...<br>panel=value<br>...")."""
+    return next(part for part in trace.hovertemplate.split("<br>") if part.startswith(f"{panel}="))[len(panel) + 1 :]
+
+
+def _top_axes(figure: go.Figure) -> dict:
+    """The x and y axis names of the panel drawn highest, where a figure-wide mark goes."""
+    names = [name for name in figure.layout if name.startswith("yaxis")]
+    top = max(names, key=lambda name: figure.layout[name].domain[1] if figure.layout[name].domain else 1)
+    return {"xaxis": "x" + top[len("yaxis") :], "yaxis": "y" + top[len("yaxis") :]}
 
 
 def _mark_library_steps(
     figure: go.Figure, steps: pd.DataFrame, top: float, name_machines: bool, span: pd.Timedelta
 ) -> None:
     """A dotted line at each step, a marker on top labelled with its first new version (unless it would overlap
-    the label before: within a tenth of the time axis), every change on hover."""
+    the label before: within an eighth of the time axis), every change on hover."""
     figure.update_layout(
         shapes=[  # at once: add_shape one by one took 2.6 s for 180 steps
             dict(type="line", x0=at, x1=at, y0=0, y1=1, yref="paper", line=dict(color="grey", dash="dot", width=1))
@@ -264,7 +334,7 @@ def _mark_library_steps(
 
     labels, labelled_at = [], None
     for step in steps.itertuples():
-        crowded = labelled_at is not None and step.started_at - labelled_at < span / 10
+        crowded = labelled_at is not None and step.started_at - labelled_at < span / 8
         labels.append("" if crowded else short(step.changes))
         labelled_at = labelled_at if crowded else step.started_at
     hover = [
@@ -283,6 +353,7 @@ def _mark_library_steps(
         hovertext=hover,
         hoverinfo="text",
         marker=dict(symbol="diamond-open", size=10, color="grey"),
+        **_top_axes(figure),
     )
 
 
@@ -585,9 +656,14 @@ def leanest(results: pd.DataFrame, names: pd.Series) -> list[tuple[str, str, str
 def fastest_per_machine(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """For each machine, its fastest result as `fastest` picks it, fastest machine first; and the faster results
     passed over because they failed parity."""
-    picks = [fastest(rows) for _, rows in completed(results).groupby("machine_label")]
-    best = pd.DataFrame([pick for pick, _ in picks]).sort_values("total_ms").reset_index(drop=True)
-    return best, pd.concat([passed_over for _, passed_over in picks])
+    rows = completed(results)
+    by_machine: dict[str, list[dict]] = {}
+    for record in rows.assign(_row=rows.index).to_dict("records"):  # one conversion, not one per machine
+        by_machine.setdefault(record["machine_label"], []).append(record)
+    picks = [ranking.fastest(by_machine[label]) for label in sorted(by_machine)]
+    best = rows.loc[[pick["_row"] for pick, _ in picks if pick is not None]]
+    passed_over = rows.loc[[record["_row"] for _, passed in picks for record in passed]]
+    return best.sort_values("total_ms", kind="stable").reset_index(drop=True), passed_over
 
 
 def mode_costs(results: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from engine import api, database
 
 CACHE_TTL_S = 300
 RUNTIMES_TTL_S = 60
+RUN_CHOICES = 500  # a run picker's newest runs: a fleet's 100,000 in one list would be megabytes at every rerun
 _READERS: dict[str, Callable] = {}
 
 
@@ -50,6 +51,13 @@ reference_detections = per_database_state(api.reference_detections)
 regressions = per_database_state(api.regressions)
 result_images = per_database_state(api.result_images)
 iteration_times = per_database_state(api.iteration_times)
+run_models = per_database_state(api.run_models)
+_runs_with_results = per_database_state(api.runs_with_results)
+fastest_candidates = per_database_state(api.fastest_candidates)
+history_choices = per_database_state(api.history_choices)
+latest_runs = per_database_state(api.latest_runs)
+history_points = per_database_state(api.history_points)
+results_page = per_database_state(api.results_page)
 
 
 @st.cache_data(ttl=RUNTIMES_TTL_S, show_spinner=False)
@@ -57,29 +65,18 @@ def runtimes() -> list:
     return api.runtimes()
 
 
-def runs_with_results(db: str, filters: dict) -> pd.DataFrame:
-    """Runs (newest first) that match the sidebar filters and hold at least one result."""
-    summary = results(db, filters)
-    if summary.empty:
-        return pd.DataFrame()
-    return runs(db, {"run_id": sorted(summary["run_id"].unique())}).reset_index(drop=True)
+def runs_with_results(db: str, filters: dict, include: tuple = ()) -> pd.DataFrame:
+    """Runs (newest first) that match the sidebar filters and hold at least one result: the newest RUN_CHOICES, and
+    those include names (a link's run, the one picked before), which may be older."""
+    named = tuple(sorted({run_id for run_id in include if isinstance(run_id, str)}))
+    return _runs_with_results(db, filters, RUN_CHOICES, named).reset_index(drop=True)
 
 
 @per_database_state
-def library_steps(db: str) -> pd.DataFrame:
-    """Every run whose library versions differ from its machine's run before (engine's library_steps), computed
-    once per database change rather than at each click on the History page."""
-    return api.library_steps(runs(db))
-
-
-def latest_run_per_machine(summary: pd.DataFrame) -> pd.DataFrame:
-    """Each machine's newest run that completed at least one result, its completed results; the machine that ran
-    last comes first (a retired runner's last run goes below the ones measuring now)."""
-    completed = summary[summary["status"] == "completed"]
-    if completed.empty:
-        return completed
-    latest = completed.groupby("machine_id")["started_at"].transform("max")
-    return completed[completed["started_at"] == latest].sort_values("started_at", ascending=False, kind="stable")
+def library_steps(db: str, machine_ids: tuple[str, ...]) -> pd.DataFrame:
+    """The machines' runs whose library versions differ from the machine's run before (engine's library_steps),
+    computed once per database change rather than at each click on the History page."""
+    return api.library_steps(runs(db, {"machine_id": list(machine_ids)}))
 
 
 @per_database_state

@@ -70,7 +70,7 @@ def sidebar() -> None:
                 key="machine_filter",
                 placeholder="All machines",
             )
-            models = sorted(data.runs(db)["model"].dropna().unique().tolist()) if labels else []
+            models = data.run_models(db) if labels else []
             _keep_known("model_filter", models)
             st.multiselect("Models", models, key="model_filter", placeholder="All models")
 
@@ -121,6 +121,27 @@ def run_label(run: pd.Series) -> str:
     )
 
 
+def machines_shown(names: dict[str, str], key: str, shown: int = 3) -> list[str]:
+    """A few machines at a time, those that ran last first (names: machine id -> name, in that order), and a
+    picker for the rest; the URL carries the choice."""
+    if len(names) <= shown:
+        return list(names)
+    return st.multiselect(
+        f"Machines shown, of {len(names)} (those that ran last come first)",
+        list(names),
+        default=list(names)[:shown],
+        format_func=names.get,
+        key=key,
+        bind="query-params",
+    )
+
+
+def named_runs(*keys: str) -> tuple:
+    """The runs a page's pickers must offer even when older than the newest it lists: a link's, the one picked
+    before on any page, and those the given picker keys hold."""
+    return (st.query_params.get("run"), st.session_state.get("selected_run"), *(st.session_state.get(k) for k in keys))
+
+
 def pick_run(
     runs: pd.DataFrame, label: str = "Run", key: str = "run_picker", default_index: int = 0, shared: bool = True
 ) -> str:
@@ -138,6 +159,8 @@ def pick_run(
                 icon=":material/link_off:",
             )
     chosen = st.selectbox(label, options, format_func=labels.get, key=key)
+    if runs["matching"].iloc[0] > len(runs):
+        st.caption(f"The newest {len(runs)} of {runs['matching'].iloc[0]} runs; pick older ones in History's table.")
     if shared:
         st.session_state["selected_run"] = chosen
         st.query_params["run"] = chosen
@@ -166,6 +189,20 @@ def csv_download(frame: pd.DataFrame, file_name: str, label: str = "Download CSV
         mime="text/csv",
         icon=":material/download:",
         key=key or f"csv-{file_name}",
+        on_click="ignore",
+    )
+
+
+def csv_download_later(read, file_name: str, label: str) -> None:
+    """A CSV download whose rows are read only when it is clicked: a fleet's whole history is too much to read and
+    write out at every rerun."""
+    st.download_button(
+        label,
+        lambda: read().to_csv(index=False).encode(),
+        file_name=file_name,
+        mime="text/csv",
+        icon=":material/download:",
+        key=f"csv-{file_name}",
         on_click="ignore",
     )
 

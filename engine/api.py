@@ -120,6 +120,34 @@ def machines(db: str):
     return store.machines(db)
 
 
+def run_models(db: str) -> list[str]:
+    return store.run_models(db)
+
+
+def history_choices(db: str, filters: dict | None = None):
+    return store.history_choices(db, filters)
+
+
+def latest_runs(db: str, filters: dict | None = None, per_model: bool = False):
+    return store.latest_runs(db, filters, per_model)
+
+
+def runs_with_results(db: str, filters: dict | None, limit: int, include: tuple[str, ...] = ()):
+    return store.runs_with_results(db, filters, limit, include)
+
+
+def fastest_candidates(db: str, filters: dict | None = None):
+    return store.fastest_candidates(db, filters)
+
+
+def history_points(db: str, filters: dict | None, metric: str, splits: list[str], max_points: int):
+    return store.history_points(db, filters, metric, splits, max_points)
+
+
+def results_page(db: str, filters: dict | None, limit: int, offset: int):
+    return store.results_page(db, filters, limit, offset)
+
+
 def detections(db: str, run_id: str):
     return store.detections(db, run_id)
 

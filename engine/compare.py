@@ -116,8 +116,8 @@ def library_changes(libraries_a: dict, libraries_b: dict) -> list[str]:
 
 def library_steps(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs whose library versions differ from their machine's run before (among those given): started_at,
-    run_id, machine_label and changes (a list, as library_changes gives it), oldest first. A machine's first run
-    is no step."""
+    run_id, machine_id, machine_label and changes (a list, as library_changes gives it), oldest first. A machine's
+    first run is no step."""
     steps = []
     for _, machine_runs in runs.sort_values("started_at").groupby("machine_id", sort=False):
         versions = [json_column(value, {}) for value in machine_runs["libraries"]]
@@ -127,11 +127,12 @@ def library_steps(runs: pd.DataFrame) -> pd.DataFrame:
                     {
                         "started_at": run["started_at"],
                         "run_id": run["run_id"],
+                        "machine_id": run["machine_id"],
                         "machine_label": run["machine_label"],
                         "changes": changes,
                     }
                 )
-    columns = ["started_at", "run_id", "machine_label", "changes"]
+    columns = ["started_at", "run_id", "machine_id", "machine_label", "changes"]
     return pd.DataFrame(steps, columns=columns).sort_values("started_at", ignore_index=True)
 
 

@@ -845,6 +845,129 @@ def iteration_times(db, run_id: str):
     )
 
 
+# Reads shaped for the pages at fleet scale: each returns what a page draws, aggregated here, so that 100,000 runs
+# cost a page no more rows than 10 do.
+HISTORY_METRICS = frozenset(
+    ("infer_ms", "total_ms", "pre_ms", "post_ms", "infer_p99_ms", "throughput_ips", "peak_memory_mb")
+)
+HISTORY_SPLITS = frozenset(("runtime", "precision", "batch", "mode", "imgsz", "threads", "machine_label", "machine_id"))
+
+
+def run_models(db) -> list[str]:
+    """Every model a run names, for the sidebar's picker."""
+    models = _query(db, "SELECT DISTINCT model FROM runs WHERE model IS NOT NULL ORDER BY model")
+    return [] if models.empty else models["model"].tolist()
+
+
+def history_choices(db, filters: dict | None = None):
+    """One row per configuration (machine, model, runtime, precision, batch, mode, image size, threads) with a
+    completed result: the machine's newest label, the first and last run's start and the number of results; the
+    machine that ran last first."""
+    where, params = _where({**(filters or {}), "status": ["completed"]}, SUMMARY_FILTERS)
+    return _query(
+        db,
+        f"""SELECT machine_id, arg_max(machine_label, last_at) OVER (PARTITION BY machine_id) AS machine_label,
+                  model, runtime, precision, batch, mode, imgsz, threads, first_at, last_at, results
+           FROM (SELECT machine_id, arg_max(machine_label, started_at) AS machine_label, model, runtime, precision,
+                        batch, mode, imgsz, threads, min(started_at) AS first_at, max(started_at) AS last_at,
+                        count(*) AS results
+                 FROM results_summary{where}
+                 GROUP BY machine_id, model, runtime, precision, batch, mode, imgsz, threads)
+           ORDER BY max(last_at) OVER (PARTITION BY machine_id) DESC, machine_id, last_at DESC""",
+        params,
+    )
+
+
+def latest_runs(db, filters: dict | None = None, per_model: bool = False):
+    """Each machine's newest run that completed a result (its runs row), or each machine's newest of each model;
+    the machine that ran last first."""
+    where, params = _where({**(filters or {}), "status": ["completed"]}, SUMMARY_FILTERS)
+    return _query(
+        db,
+        f"""SELECT * FROM runs WHERE run_id IN (
+                SELECT arg_max(run_id, started_at) FROM results_summary{where}
+                GROUP BY machine_id{", model" if per_model else ""})
+            ORDER BY started_at DESC""",
+        params,
+    )
+
+
+def runs_with_results(db, filters: dict | None, limit: int, include: tuple[str, ...] = ()):
+    """The runs (newest first) with a result that matches: the newest `limit` of them and those `include` names,
+    each with `matching`, how many runs match in all."""
+    where, params = _where(filters, SUMMARY_FILTERS)
+    named = f" OR run_id IN ({', '.join('?' for _ in include)})" if include else ""
+    return _query(
+        db,
+        f"""SELECT * FROM (
+                SELECT *, count(*) OVER () AS matching, row_number() OVER (ORDER BY started_at DESC) AS newest
+                FROM runs WHERE run_id IN (SELECT run_id FROM results_summary{where}))
+            WHERE newest <= ?{named} ORDER BY started_at DESC""",
+        [*params, limit, *include],
+    ).drop(columns=["newest"], errors="ignore")
+
+
+def fastest_candidates(db, filters: dict | None = None):
+    """The completed results engine.ranking.fastest could pick per machine label, model and image size: the fastest
+    whose parity did not fail and the faster ones whose parity failed (where every one failed, the fastest), in
+    results_summary's order; results_at_size counts every completed result of the model at that size."""
+    where, params = _where({**(filters or {}), "status": ["completed"]}, SUMMARY_FILTERS)
+    return _query(
+        db,
+        f"""WITH done AS (
+                SELECT *, count(*) OVER (PARTITION BY model, imgsz) AS results_at_size
+                FROM results_summary{where}{" AND" if where else " WHERE"} isfinite(total_ms)),
+            best AS (
+                SELECT machine_label, model, imgsz, min(total_ms) AS any_ms,
+                       min(total_ms) FILTER (WHERE parity_verdict IS DISTINCT FROM 'fail') AS trusted_ms
+                FROM done GROUP BY machine_label, model, imgsz)
+            SELECT done.* FROM done JOIN best USING (machine_label, model, imgsz)
+            WHERE done.total_ms <= coalesce(best.trusted_ms, best.any_ms)
+            ORDER BY started_at, runtime, precision, batch""",
+        params,
+    )
+
+
+def history_points(db, filters: dict | None, metric: str, splits: list[str], max_points: int):
+    """A metric over time, one series per combination of the split columns: a run's median per series. Where a
+    series has more runs than max_points, each point takes as many consecutive runs as it needs to stay within
+    max_points: the median of their values, their minimum and maximum as low and high. A point of one run names it
+    in run_id; runs counts each point's runs."""
+    if metric not in HISTORY_METRICS or not set(splits) <= HISTORY_SPLITS:
+        raise ValueError(f"no history of {metric} split by {splits}")
+    where, params = _where({**(filters or {}), "status": ["completed"]}, SUMMARY_FILTERS)
+    where += f"{' AND' if where else ' WHERE'} {metric} IS NOT NULL"
+    keys = "".join(f"{column}, " for column in splits)
+    series = f"PARTITION BY {', '.join(splits)}" if splits else ""
+    return _query(
+        db,
+        f"""WITH per_run AS (
+                SELECT {keys}run_id, machine_id, started_at, median({metric}) AS value FROM results_summary{where}
+                GROUP BY {keys}run_id, machine_id, started_at),
+            numbered AS (
+                SELECT *, (row_number() OVER ({series} ORDER BY started_at, run_id) - 1)
+                          // ceil(count(*) OVER ({series}) / ?)::BIGINT AS bucket FROM per_run)
+            SELECT {keys}quantile_disc(started_at, 0.5) AS started_at, median(value) AS value, min(value) AS low,
+                   max(value) AS high, count(*) AS runs, CASE WHEN count(*) = 1 THEN any_value(run_id) END AS run_id,
+                   count(DISTINCT machine_id) AS machines
+            FROM numbered GROUP BY {keys}bucket ORDER BY {keys}started_at""",
+        [*params, max_points],
+    )
+
+
+def results_page(db, filters: dict | None, limit: int, offset: int):
+    """One page of the results that match, newest run first (each run's own order kept), and how many match."""
+    where, params = _where(filters, SUMMARY_FILTERS)
+    page = _query(
+        db,
+        f"""SELECT * FROM results_summary{where}
+            ORDER BY started_at DESC, run_id, runtime, precision, batch LIMIT ? OFFSET ?""",
+        [*params, limit, offset],
+    )
+    matching = _query(db, f"SELECT count(*) AS n FROM results_summary{where}", params)
+    return page, 0 if matching.empty else int(matching["n"].iloc[0])
+
+
 def run_table(db, run_id: str, table: str):
     """A run's rows of one table, for exports."""
     queries = {

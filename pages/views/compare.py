@@ -9,7 +9,7 @@ db, filters = ui.page_header(
     "Compare two runs",
     "A is the baseline. A ratio B / A under 1 means B takes less time; for images/s, over 1 means B is faster.",
 )
-runs = data.runs_with_results(db, {**filters, "status": "completed"})
+runs = data.runs_with_results(db, {**filters, "status": "completed"}, ui.named_runs("compare_a", "compare_b"))
 ui.stop_when_empty(runs, db, "two runs to compare")
 if len(runs) < 2:
     st.info(
@@ -23,7 +23,8 @@ column_a, column_b = st.columns(2)
 with column_b:
     run_b = ui.pick_run(runs, "Run B", key="compare_b", default_index=0, shared=False)
 with column_a:  # by default the newest earlier run that measured something B measured
-    baseline = api.baseline_for(run_b, data.results(db, filters), data.runs(db))
+    on_its_machine = {**filters, "machine_id": runs.loc[runs["run_id"] == run_b, "machine_id"].tolist()}
+    baseline = api.baseline_for(run_b, data.results(db, on_its_machine), data.runs(db, on_its_machine))
     options = runs["run_id"].tolist()
     run_a = ui.pick_run(
         runs,

@@ -13,7 +13,7 @@ db, filters = ui.page_header(
     "Detections",
     "The same image through each runtime (the smallest batch of each), with its boxes and per-image timings.",
 )
-runs = data.runs_with_results(db, {**filters, "status": "completed"})
+runs = data.runs_with_results(db, {**filters, "status": "completed"}, ui.named_runs("run_picker"))
 ui.stop_when_empty(runs, db, "annotated images")
 run_id = ui.pick_run(runs)
 images = data.result_images(db, run_id).dropna(subset=["annotated_path"])

@@ -10,6 +10,8 @@ from dashboard.deletion import deleted_runs_list, show_deleted
 from dashboard.jobs import save_upload
 from engine import api
 
+MACHINES_SHOWN = 6  # cards at a time, those that ran last first; the table below lists every machine
+
 db, filters = ui.page_header(
     "Machines", "Every machine that wrote to this database, identified by a hash of its hardware."
 )
@@ -33,8 +35,11 @@ chosen = filters.get("machine_id")
 if chosen:
     machines = machines[machines["machine_id"].isin(chosen)]
 
-names = api.told_apart(list(zip(machines["machine_id"], machines["label"])))  # "vm (30c5d48e)" where labels repeat
-for machine, name in zip(machines.itertuples(), names):
+# "vm (30c5d48e)" where labels repeat
+names = dict(zip(machines["machine_id"], api.told_apart(list(zip(machines["machine_id"], machines["label"])))))
+shown = ui.machines_shown(names, "machines_shown", MACHINES_SHOWN)
+for machine in machines[machines["machine_id"].isin(shown)].itertuples():
+    name = names[machine.machine_id]
     with st.container(border=True):
         st.subheader(f":material/computer: {name}")
         cpu = f"{machine.cpu_model} ({machine.cpu_id})" if isinstance(machine.cpu_id, str) else machine.cpu_model
@@ -65,8 +70,7 @@ for machine, name in zip(machines.itertuples(), names):
             st.json(api.json_column(machine.fingerprint))
 
 st.subheader("Fastest machine and runtime for a model")
-summary = data.results(db, filters)
-done = summary[summary["status"] == "completed"] if not summary.empty else summary
+done = data.fastest_candidates(db, filters)  # the rows the pick is made from, not every result
 if done.empty:
     st.caption("No completed result yet.")
 else:
@@ -74,7 +78,7 @@ else:
     model = st.selectbox("Model", models, key="fastest_model")
     of_model = done[done["model"] == model]
     # a smaller input is faster, not better: results are compared at one image size
-    sizes = of_model["imgsz"].value_counts()
+    sizes = of_model.groupby("imgsz")["results_at_size"].first().sort_values(ascending=False, kind="stable")
     imgsz = int(sizes.index[0])  # the size with the most results
     if len(sizes) > 1:
         imgsz = st.segmented_control(

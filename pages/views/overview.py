@@ -7,28 +7,32 @@ from dashboard.deletion import delete_button, show_deleted
 from dashboard.jobs import quick_run_button
 from engine import api
 
+MACHINES_SHOWN = 3  # a few cards at a time: a fleet of 20 stacked 40 charts on one page
+
 db, filters = ui.page_header(
     "Overview", "Each machine's latest run: where every runtime spends its time per image, fastest first."
 )
 show_deleted(db)
-summary = data.results(db, filters)
-if summary.empty:
-    ui.empty_state(db, "the leaderboard")
-    quick_run_button(db)
+newest = data.latest_runs(db, filters)  # each machine's newest run with a completed result, newest first
+if newest.empty:
+    some = data.results_page(db, filters, 500, 0)[0]
+    if some.empty:
+        ui.empty_state(db, "the leaderboard")
+        quick_run_button(db)
+    else:
+        st.warning("No result has completed yet. The failures are listed below; the Run page shows each run's log.")
+        ui.failures(some)
     st.stop()
 
-latest = data.latest_run_per_machine(summary)
-if latest.empty:
-    st.warning("No result has completed yet. The failures are listed below; the Run page shows each run's log.")
-    ui.failures(summary)
-    st.stop()
-
-runs = data.runs(db)
-named = list(zip(latest["machine_id"], latest["machine_label"]))
-names = dict(zip(latest["machine_id"], api.told_apart(named)))  # "ci (f00dfeed)" where labels repeat
-for machine_id, rows in latest.groupby("machine_id", sort=False):
+names = dict(zip(newest["machine_id"], api.told_apart(list(zip(newest["machine_id"], newest["machine_label"])))))
+shown = ui.machines_shown(names, "overview_machines", MACHINES_SHOWN)
+newest = newest[newest["machine_id"].isin(shown)]
+summary = data.results(db, {**filters, "run_id": newest["run_id"].tolist()})
+for run_row in newest.itertuples():
+    machine_id, this_run = run_row.machine_id, summary[summary["run_id"] == run_row.run_id]
+    rows = charts.completed(this_run)
     run = rows.iloc[0]
-    status = api.status_and_reason(run["run_status"], runs.loc[runs["run_id"] == run["run_id"], "error"].iloc[0])
+    status = api.status_and_reason(run_row.status, run_row.error)
     with st.container(border=True):
         st.subheader(f":material/computer: {names[machine_id]}")
         st.caption(
@@ -101,7 +105,6 @@ for machine_id, rows in latest.groupby("machine_id", sort=False):
         st.plotly_chart(charts.stage_bars(shown), key=f"stages-{machine_id}")
         ui.results_table(shown.sort_values("total_ms"), key=f"table-{machine_id}")
         ui.mode_costs(shown, key=f"modes-{machine_id}")
-        this_run = summary[summary["run_id"] == run["run_id"]]
         judged = set(this_run[this_run["batch"] == batch]["result_id"])  # failed ones too: "stopped working"
         ui.regression_watch([v for v in data.regressions(db, {"machine_id": [machine_id]}) if v.result_id in judged])
         agreement = charts.speed_vs_agreement(shown)

@@ -9,7 +9,7 @@ db, filters = ui.page_header(
     "One HTML file that opens anywhere, offline: its charts, detection images, "
     "settings and machine travel inside it. Tables come as CSV.",
 )
-runs = data.runs_with_results(db, filters)
+runs = data.runs_with_results(db, filters, ui.named_runs("run_picker"))
 ui.stop_when_empty(runs, db, "reports to share")
 
 if st.query_params.get("share") == "run":  # History's "Share its report": that run, whatever was shared before
