@@ -31,3 +31,22 @@ def flat_stats(value_ms: float, n: int):
     ci = value_ms if n >= MIN_CI_SAMPLES else None
     return Stats(n=n, mean=value_ms, median=value_ms, p90=value_ms, p99=value_ms, min=value_ms, max=value_ms,
                  stdev=0.0, ci_low=ci, ci_high=ci, cv=0.0)  # fmt: skip
+
+
+def plant_run(db, run_id: str, started_at, results: list[dict], machine_id: str = "m1", **run_changes) -> None:
+    """A completed run with the given results, each a dict of ResultRecord fields plus total_ms and infer_ms
+    (stored as flat statistics of `n` samples, 10 unless given) and verdict (its parity row, if given)."""
+    from dataclasses import replace
+
+    from engine.records import ParityRow
+
+    store.insert_run(db, run_row(run_id, started_at=started_at, machine_id=machine_id, **run_changes))
+    for number, result in enumerate(results):
+        result = dict(result)
+        total, infer, n = result.pop("total_ms", 10.0), result.pop("infer_ms", 8.0), result.pop("n", 10)
+        verdict = result.pop("verdict", None)
+        record = result_record(f"{run_id}-{number}", run_id, **result)
+        stats = {"total": flat_stats(total, n), "infer": flat_stats(infer, n)} if record.status == "completed" else {}
+        parity = ParityRow(verdict=verdict, reason=f"planted {verdict}") if verdict else None
+        store.insert_result(db, replace(record, stats=stats, parity=parity))
+    store.finish_run(db, run_id, "completed")
