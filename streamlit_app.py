@@ -20,6 +20,7 @@ page = st.navigation(
         st.Page("pages/views/history.py", title="History", icon=":material/timeline:"),
         st.Page("pages/views/machines.py", title="Machines", icon=":material/memory:"),
         st.Page("pages/views/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/views/recommend.py", title="Recommend", icon=":material/recommend:"),
         st.Page("pages/views/share.py", title="Share", icon=":material/share:"),
     ]
 )

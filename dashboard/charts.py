@@ -691,3 +691,47 @@ def mode_costs(results: pd.DataFrame) -> pd.DataFrame:
     )
     both["added_mb"] = (memory["ultralytics"] - memory["lean"]) if memory is not None else float("nan")
     return both.sort_values("ratio", ascending=False).reset_index().rename_axis(columns=None)
+
+
+def recommend_scatter(recommendation) -> go.Figure:
+    """Each configuration's p99 per call against its images/s: those that fit the budget and those out of it, a
+    ring around each on the Pareto front, the pick as a star."""
+    out = {r.candidate.result_id: r.broke for r in recommendation.rejected}
+    every = [c for c in [*recommendation.fitting, *(r.candidate for r in recommendation.rejected)] if c.p99_ms]
+    figure = go.Figure()
+    for fits, name, color in ((True, "meets the budget", "#28a745"), (False, "out of the budget", "#8c8c8c")):
+        shown = [c for c in every if (c.result_id not in out) == fits]
+        figure.add_scatter(
+            x=[c.p99_ms for c in shown],
+            y=[c.images_per_s for c in shown],
+            mode="markers",
+            name=name,
+            marker=dict(color=color, size=10),
+            hovertext=[c.name + "".join(f"<br>{words}" for words in out.get(c.result_id, ())) for c in shown],
+            hoverinfo="text",
+        )
+    front = [c for c in recommendation.front if c.p99_ms is not None]
+    figure.add_scatter(
+        x=[c.p99_ms for c in front],
+        y=[c.images_per_s for c in front],
+        mode="markers",
+        name="on the Pareto front",
+        marker=dict(symbol="circle-open", size=20, color="#1f6feb", line=dict(width=2)),
+        hoverinfo="skip",
+    )
+    pick = recommendation.pick
+    if pick and pick.p99_ms is not None:
+        figure.add_scatter(
+            x=[pick.p99_ms],
+            y=[pick.images_per_s],
+            mode="markers+text",
+            name="the pick",
+            text=[f"{pick.runtime}:{pick.precision} b{pick.batch}"],
+            textposition="bottom center",
+            marker=dict(symbol="star", size=18, color="#f0a202", line=dict(color="black", width=1)),
+            hovertext=[pick.name],
+            hoverinfo="text",
+        )
+    figure.update_xaxes(title_text="p99 latency per call (ms)", rangemode="tozero")
+    figure.update_yaxes(title_text="images per second", rangemode="tozero")
+    return _layout(figure, "Latency against throughput: the front and the pick")

@@ -165,6 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
         "no run used for DAYS days (remade when needed; model files and peaks stay)",
     )
 
+    add_recommend_options(
+        commands.add_parser(
+            "recommend",
+            parents=both,
+            help="what to ship under a budget (p99, images/s, parity, memory, size): the pick from stored results, "
+            "the Pareto front, and why each other configuration is out",
+        )
+    )
+
     commands.add_parser("machine", help="print this machine's fingerprint")
 
     peak = commands.add_parser(
@@ -253,6 +262,25 @@ def add_run_settings(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--data", default=d.data, help="labelled data for mAP: a dataset .yaml or a folder of images + labels"
     )
+
+
+def add_recommend_options(recommend: argparse.ArgumentParser) -> None:
+    recommend.add_argument("--machine", default="", help="a machine's label or id (default: every machine)")
+    recommend.add_argument("--model", default="", help="a model as the runs name it (default: the newest run's)")
+    recommend.add_argument("--max-p99-ms", type=float, default=None, help="p99 latency per call (a batch), at most")
+    recommend.add_argument(
+        "--min-ips", type=float, default=None, help="images/s at least (the in-flight figure where measured)"
+    )
+    recommend.add_argument(
+        "--parity",
+        choices=("pass", "drift", "any"),
+        default="pass",
+        help="the detections must pass parity (default), may drift, or anything goes",
+    )
+    recommend.add_argument("--max-memory-mb", type=float, default=None, help="the worker's peak memory, at most")
+    recommend.add_argument("--max-model-mb", type=float, default=None, help="the model file's size, at most")
+    recommend.add_argument("--precisions", default="", help="allowed precisions, e.g. fp32,int8 (default: all)")
+    recommend.add_argument("--gpu", action="store_true", help="GPU results may be picked (default: CPU only)")
 
 
 def add_run_id(parser: argparse.ArgumentParser) -> None:
@@ -657,6 +685,30 @@ def command_peak(args) -> int:
     return 0
 
 
+def command_recommend(args) -> int:
+    from engine import api, database
+    from engine.cli_output import print_recommendation
+    from engine.recommend import Budget
+
+    if not database.exists(args.db):
+        raise BenchError(f"database {database.display(args.db)} does not exist")
+    budget = Budget(
+        max_p99_ms=args.max_p99_ms,
+        min_images_per_s=args.min_ips,
+        parity=args.parity,
+        max_memory_mb=args.max_memory_mb,
+        max_model_mb=args.max_model_mb,
+        precisions=tuple(parse_name_list(args.precisions)) if args.precisions else (),
+        gpu=args.gpu,
+    )
+    recommendation, model = api.recommend(args.db, budget, args.machine or None, args.model or None)
+    if args.json:
+        print(json.dumps({"model": model, **recommendation.to_dict()}, default=str))
+    else:
+        print_recommendation(recommendation, model)
+    return 0 if recommendation.pick else 1
+
+
 def command_compact(args) -> int:
     from engine import database, store
 
@@ -687,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": command_runs,
         "show": command_show,
         "compare": command_compare,
+        "recommend": command_recommend,
     }
     try:
         return handlers[args.command](args)

@@ -259,6 +259,31 @@ def import_bundle(db: str, bundle_path: str, name: str | None = None) -> str:
     return merge(db, bundle_path, name)
 
 
+def recommend_candidates(db: str, filters: dict | None = None):
+    return store.recommend_candidates(db, filters)
+
+
+def machine_ids_named(db: str, name: str) -> list[str]:
+    return store.machine_ids_named(db, name)
+
+
+def recommend(db: str, budget, machine: str | None = None, model: str | None = None):
+    """What to ship under the budget (engine/recommend.py) from the stored results of one machine (an id or a
+    label; None: every machine) and one model (None: the newest run's)."""
+    from engine.recommend import recommend as pick
+
+    filters = {}
+    if machine:
+        filters["machine_id"] = machine_ids_named(db, machine)
+        if not filters["machine_id"]:
+            raise BenchError(f"no machine named {machine!r} here: `python -m engine runs` names the machines")
+    if not model:
+        newest = store.latest_runs(db, filters)
+        model = None if newest.empty else newest["model"].iloc[0]
+    rows = store.recommend_candidates(db, {**filters, "model": [model]}) if model else None
+    return pick([] if rows is None or rows.empty else rows.to_dict("records"), budget), model
+
+
 def regressions(db: str, filters: dict | None = None) -> list:
     """Each configuration's newest result against its history (engine/regressions.py)."""
     from engine.regressions import check

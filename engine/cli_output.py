@@ -293,3 +293,24 @@ def print_ratios(table) -> None:
             f"{row['total_ms_ratio']:>5.2f}x"
         )
     print("(medians in ms per image; B / A under 1: B takes less time)")
+
+
+def print_recommendation(recommendation, model: str | None) -> None:
+    """`recommend`'s text: the evidence, the pick and why, the Pareto front, and why each other one is out."""
+    print(f"model {model or '(none)'}: {recommendation.evidence}")
+    print(("pick: " if recommendation.pick else "") + recommendation.reason)
+    if recommendation.front:
+        print("Pareto front (no other configuration is better on p99, img/s, parity and memory together):")
+        width = max(len(c.name) for c in recommendation.front)
+        print(
+            f"  {'configuration':<{width}}  {'total ms':>8} {'p99/call':>8} {'img/s':>8} {'parity':<11} {'peak MB':>7}"
+        )
+        for c in recommendation.front:
+            p99 = "—" if c.p99_ms is None else f"{c.p99_ms:.1f}"
+            memory = "—" if c.peak_memory_mb is None else f"{c.peak_memory_mb:.0f}"
+            print(
+                f"  {c.name:<{width}}  {c.total_ms:>8.2f} {p99:>8} {c.images_per_s:>8.1f} "
+                f"{c.parity_verdict or 'not judged':<11} {memory:>7}"
+            )
+    for rejection in recommendation.rejected:
+        print(f"out: {rejection.candidate.name}: {'; '.join(rejection.broke)}")

@@ -928,6 +928,34 @@ def fastest_candidates(db, filters: dict | None = None):
     )
 
 
+def machine_ids_named(db, name: str) -> list[str]:
+    """The machines a name means: a machine id or its start, or a label the machine or one of its runs carries."""
+    found = _query(
+        db,
+        """SELECT machine_id FROM runs WHERE machine_label = ? OR starts_with(machine_id, ?)
+           UNION SELECT machine_id FROM machines WHERE label = ? OR starts_with(machine_id, ?)
+           ORDER BY machine_id""",
+        [name] * 4,
+    )
+    return [] if found.empty else found["machine_id"].tolist()
+
+
+def recommend_candidates(db, filters: dict | None = None):
+    """Each configuration's latest completed result (machine, model, image size, runtime, precision, batch, mode,
+    threads, device), with its total per image's p99 and 95% interval of the median: what a recommendation weighs."""
+    where, params = _where({**(filters or {}), "status": ["completed"]}, SUMMARY_FILTERS)
+    return _query(
+        db,
+        f"""SELECT s.*, t.p99_ms AS total_p99_ms, t.ci_low_ms AS total_ci_low_ms, t.ci_high_ms AS total_ci_high_ms
+            FROM results_summary s LEFT JOIN stats t ON t.result_id = s.result_id AND t.stage = 'total'{where}
+            QUALIFY row_number() OVER (
+                PARTITION BY machine_id, model, imgsz, runtime, precision, batch, mode, threads, device
+                ORDER BY started_at DESC, s.result_id) = 1
+            ORDER BY total_ms""",
+        params,
+    )
+
+
 def history_points(db, filters: dict | None, metric: str, splits: list[str], max_points: int):
     """A metric over time, one series per combination of the split columns: a run's median per series. Where a
     series has more runs than max_points, each point takes as many consecutive runs as it needs to stay within

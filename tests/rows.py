@@ -35,7 +35,8 @@ def flat_stats(value_ms: float, n: int):
 
 def plant_run(db, run_id: str, started_at, results: list[dict], machine_id: str = "m1", **run_changes) -> None:
     """A completed run with the given results, each a dict of ResultRecord fields plus total_ms and infer_ms
-    (stored as flat statistics of `n` samples, 10 unless given) and verdict (its parity row, if given)."""
+    (stored as flat statistics of `n` samples, 10 unless given; total_p99_ms and total_ci, a (low, high) pair, change
+    the total's) and verdict (its parity row, if given)."""
     from dataclasses import replace
 
     from engine.records import ParityRow
@@ -45,8 +46,14 @@ def plant_run(db, run_id: str, started_at, results: list[dict], machine_id: str 
         result = dict(result)
         total, infer, n = result.pop("total_ms", 10.0), result.pop("infer_ms", 8.0), result.pop("n", 10)
         verdict = result.pop("verdict", None)
+        total_stats = flat_stats(total, n)
+        if "total_p99_ms" in result:
+            total_stats = replace(total_stats, p99=result.pop("total_p99_ms"))
+        if "total_ci" in result:
+            low, high = result.pop("total_ci")
+            total_stats = replace(total_stats, ci_low=low, ci_high=high)
         record = result_record(f"{run_id}-{number}", run_id, **result)
-        stats = {"total": flat_stats(total, n), "infer": flat_stats(infer, n)} if record.status == "completed" else {}
+        stats = {"total": total_stats, "infer": flat_stats(infer, n)} if record.status == "completed" else {}
         parity = ParityRow(verdict=verdict, reason=f"planted {verdict}") if verdict else None
         store.insert_result(db, replace(record, stats=stats, parity=parity))
     store.finish_run(db, run_id, "completed")

@@ -39,6 +39,7 @@ PAGE_TITLES = {
     "history": "History",
     "machines": "Machines",
     "compare": "Compare",
+    "recommend": "Recommend",
     "share": "Share",
 }
 
@@ -207,6 +208,7 @@ def test_every_page_opens_and_shows_its_content(page, server):
         "history": ".js-plotly-plot",
         "machines": "[data-testid='stMetric']",
         "compare": "h1:has-text('Compare two runs')",
+        "recommend": "[data-testid='stAlertContentSuccess'], [data-testid='stAlertContentWarning']",
         "share": "[data-testid='stDownloadButton']",
     }
     for name, content in expected.items():
