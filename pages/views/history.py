@@ -48,8 +48,9 @@ days = dates_column.date_input("Dates (UTC)", (first_day, last_day), key="histor
 if len(days) == 2:
     filters["since"] = pd.Timestamp(days[0], tz="UTC")
     filters["until"] = pd.Timestamp(days[1], tz="UTC") + pd.Timedelta(days=1)
-st.session_state["history_filters"] = filters
 scope = history_scope.pick(db, choices, filters)
+# what Share's "History selection" reports: the question the charts answer, not a fleet's every result
+st.session_state["history_filters"] = filters if scope is None else scope.filters
 if scope is None:
     st.info("No completed result matches these filters. Widen them to see charts.")
 else:
