@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from engine.config import PRECISIONS, BenchError, did_you_mean
+
 PARITY_RULES = ("pass", "drift", "any")  # what parity a pick may have: pass only; pass or drift; anything
 PARITY_RANK = {"pass": 0, "drift": 1, None: 2, "fail": 3}  # no verdict: no reference to hold it against
 
@@ -27,7 +29,21 @@ class Budget:
 
     def __post_init__(self):
         if self.parity not in PARITY_RULES:
-            raise ValueError(f"parity must be one of {', '.join(PARITY_RULES)}, not {self.parity!r}")
+            raise BenchError(f"parity must be one of {', '.join(PARITY_RULES)}, not {self.parity!r}")
+        for name, value in (
+            ("p99 per call", self.max_p99_ms),
+            ("images/s", self.min_images_per_s),
+            ("peak memory", self.max_memory_mb),
+            ("model size", self.max_model_mb),
+        ):
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise BenchError(f"a {name} limit of {value} is out of range: give a positive number, or none")
+        for precision in self.precisions:
+            if precision not in PRECISIONS:
+                raise BenchError(
+                    f"unknown precision {precision!r}{did_you_mean(precision, PRECISIONS)}: choose from "
+                    f"{', '.join(PRECISIONS)}"
+                )
 
 
 @dataclass(frozen=True)

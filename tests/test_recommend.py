@@ -2,6 +2,7 @@
 "nothing fits", from a planted history whose answers are known; the CLI and the engine's API agree."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -126,9 +127,34 @@ def test_drift_precisions_throughput_in_flight_and_gpu_widen_or_narrow_the_choic
         api.recommend(planted, BUDGET, "nowhere", None)
 
 
-def test_a_budget_refuses_an_unknown_parity_rule():
-    with pytest.raises(ValueError, match="parity must be one of pass, drift, any"):
-        Budget(parity="perfect")
+@pytest.mark.parametrize(
+    "budget, message",
+    [
+        ({"parity": "perfect"}, "parity must be one of pass, drift, any, not 'perfect'"),
+        ({"max_p99_ms": -5.0}, "a p99 per call limit of -5.0 is out of range: give a positive number, or none"),
+        ({"min_images_per_s": 0.0}, "a images/s limit of 0.0 is out of range"),
+        ({"max_memory_mb": float("nan")}, "a peak memory limit of nan is out of range"),
+        ({"precisions": ("fp33",)}, "unknown precision 'fp33', did you mean 'fp32'?"),
+    ],
+)
+def test_a_budget_refuses_what_cannot_be_met_by_anything(budget, message):
+    with pytest.raises(BenchError, match=re.escape(message)):
+        Budget(**budget)
+
+
+def test_the_cli_says_what_is_wrong_in_one_line(planted):
+    done = subprocess.run(
+        [sys.executable, "-m", "engine", "recommend", "--db", planted, "--max-p99-ms", "-1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "error: a p99 per call limit of -1.0 is out of range: give a positive number, or none"
+    ]
+    empty = subprocess.run(
+        [sys.executable, "-m", "engine", "recommend", "--db", planted.replace("results", "missing")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert empty.returncode == 2 and "does not exist" in empty.stderr
 
 
 def test_the_cli_gives_the_apis_answer(planted):

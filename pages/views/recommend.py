@@ -43,9 +43,9 @@ def top(values, step: float) -> float:
 
 def limit(label: str, values, step: float, key: str, lower_is_open: bool = False) -> float | None:
     """A slider whose open end (right, or left for a floor) means no limit."""
-    end = top(values, step)
-    value = st.slider(label, 0.0, end, 0.0 if lower_is_open else end, step, key=key, bind="query-params")
-    return None if value == (0.0 if lower_is_open else end) else value
+    end, start = top(values, step), 0.0 if lower_is_open else step  # a ceiling of 0 is no budget anything meets
+    value = st.slider(label, start, end, start if lower_is_open else end, step, key=key, bind="query-params")
+    return None if value == (start if lower_is_open else end) else value
 
 
 p99_per_call = rows["total_p99_ms"] * rows["batch"]
