@@ -21,6 +21,7 @@ page = st.navigation(
         st.Page("pages/views/machines.py", title="Machines", icon=":material/memory:"),
         st.Page("pages/views/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("pages/views/recommend.py", title="Recommend", icon=":material/recommend:"),
+        st.Page("pages/views/profiles.py", title="Profiles", icon=":material/stacked_bar_chart:"),
         st.Page("pages/views/share.py", title="Share", icon=":material/share:"),
     ]
 )

@@ -735,3 +735,24 @@ def recommend_scatter(recommendation) -> go.Figure:
     figure.update_xaxes(title_text="p99 latency per call (ms)", rangemode="tozero")
     figure.update_yaxes(title_text="images per second", rangemode="tozero")
     return _layout(figure, "Latency against throughput: the front and the pick")
+
+
+def profile_bars(totals: pd.DataFrame, by: str) -> go.Figure:
+    """Each profiled result's ms per call as one stacked bar, split by stage or module type (engine.profiles
+    totals_by): where each runtime spends, side by side."""
+    figure = go.Figure()
+    order = totals.sum(axis=1).sort_values(ascending=False).index  # the largest part first, at the bars' left
+    for index, part in enumerate(order):
+        figure.add_bar(
+            y=list(totals.columns),
+            x=totals.loc[part].tolist(),
+            name=str(part) or "—",
+            orientation="h",
+            marker_color=PALETTE[index % len(PALETTE)],
+            hovertemplate=f"{part}: %{{x:.2f}} ms<extra>%{{y}}</extra>",
+        )
+    figure.update_layout(barmode="stack")
+    figure.update_xaxes(title_text="ms per call (profiled)", rangemode="tozero")
+    return _layout(
+        figure, f"Where each runtime spends, by {by}", height=200 + 40 * len(totals.columns), legend_below=True
+    )

@@ -515,3 +515,28 @@ def regression_watch(verdicts: list) -> None:
             else "Regression watch: each configuration needs three runs before "
             "changes are flagged (`python -m engine check-regressions` does the same in CI)."
         )
+
+
+def profile_summary(settings: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Each result of a run that asked for profiles: its profiler and calls, its profiled ms per call, the share
+    charged to a module and the profiled total over the measured inference median; or why it has none."""
+    from engine.cli_output import profile_lines
+
+    return pd.DataFrame(
+        [
+            {
+                "result": line["name"],
+                "profiler": line["profiler"] or MISSING,
+                "calls": line["calls"],
+                "profiled ms/call": None if line["error"] else round(line["profiled_ms"], 3),
+                "charged to a module": None
+                if line["error"] or line["mapped_share"] is None
+                else f"{line['mapped_share']:.0%}",
+                "of the inference median": None
+                if line["error"] or line["of_inference"] is None
+                else f"{line['of_inference']:.0%}",
+                "why none": line["error"] or "",
+            }
+            for line in profile_lines(settings, rows)
+        ]
+    )

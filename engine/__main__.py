@@ -174,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
+    profile = commands.add_parser(
+        "profile",
+        parents=both,
+        help="a run's per-layer profiles (run --profile N): each module's ms per call on each runtime, by stage, "
+        "module type and op type",
+    )
+    add_run_id(profile)
+
     commands.add_parser("machine", help="print this machine's fingerprint")
 
     peak = commands.add_parser(
@@ -234,6 +242,15 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         help="after the one-at-a-time latency, also measure images/s end to end (preprocess, inference, "
         "postprocess) with this many batches in flight (lean mode: OpenVINO, ONNX Runtime; "
         "ultralytics mode: a YOLO model per thread, CPU runtimes); 0 = off",
+    )
+    run.add_argument(
+        "--profile",
+        type=int,
+        default=d.profile,
+        metavar="N",
+        help="after everything else, N more calls under each runtime's own profiler, charged to the model's "
+        "modules (`python -m engine profile RUN_ID` shows them; ONNX Runtime, OpenVINO, PyTorch, TorchScript); "
+        "0 = off",
     )
     add_run_settings(run)
 
@@ -313,6 +330,7 @@ def config_from_args(args) -> RunConfig:
         min_duration_s=args.min_duration,
         threads=args.threads,
         in_flight=args.in_flight,
+        profile=args.profile,
         conf=args.conf,
         iou=args.iou,
         timeout_s=args.timeout,
@@ -685,6 +703,24 @@ def command_peak(args) -> int:
     return 0
 
 
+def command_profile(args) -> int:
+    from engine import api, database, store
+    from engine.cli_output import print_profiles, profile_document
+
+    if not database.exists(args.db):
+        raise BenchError(f"database {database.display(args.db)} does not exist")
+    run_id = run_id_of(args)
+    store.require_run(args.db, run_id)
+    settings, rows = api.profile_settings(args.db, run_id), api.profiles(args.db, run_id)
+    if settings.empty:
+        raise BenchError(f"run {run_id} has no profiles: run the benchmark with --profile N (e.g. 10) to take them")
+    if args.json:
+        print(json.dumps(profile_document(run_id, settings, rows), default=str))
+    else:
+        print_profiles(run_id, settings, rows)
+    return 0
+
+
 def command_recommend(args) -> int:
     from engine import api, database
     from engine.cli_output import print_recommendation
@@ -740,6 +776,7 @@ def main(argv: list[str] | None = None) -> int:
         "show": command_show,
         "compare": command_compare,
         "recommend": command_recommend,
+        "profile": command_profile,
     }
     try:
         return handlers[args.command](args)

@@ -259,6 +259,14 @@ def import_bundle(db: str, bundle_path: str, name: str | None = None) -> str:
     return merge(db, bundle_path, name)
 
 
+def profiles(db: str, run_id: str):
+    return store.profiles(db, run_id)
+
+
+def profile_settings(db: str, run_id: str):
+    return store.profile_settings(db, run_id)
+
+
 def recommend_candidates(db: str, filters: dict | None = None):
     return store.recommend_candidates(db, filters)
 

@@ -314,3 +314,52 @@ def print_recommendation(recommendation, model: str | None) -> None:
             )
     for rejection in recommendation.rejected:
         print(f"out: {rejection.candidate.name}: {'; '.join(rejection.broke)}")
+
+
+def profile_lines(settings, rows) -> list[dict]:
+    """Each profiled result: its name, profiler, calls, error, and its coverage against its inference median."""
+    from engine.profiles import ProfileRow, coverage, variant_name
+
+    fields = ("module", "module_type", "stage", "op_type", "ms", "ops", "names")
+    lines = []
+    for result in records(settings):
+        mine = [
+            ProfileRow(**{f: row[f] for f in fields}) for row in records(rows[rows["result_id"] == result["result_id"]])
+        ]
+        infer = result["infer_ms"] * result["batch"] if result["infer_ms"] is not None else None
+        lines.append({"result_id": result["result_id"], "name": variant_name(result), "profiler": result["profiler"],
+                      "calls": result["calls"], "error": result["error"], **coverage(mine, infer)})  # fmt: skip
+    return lines
+
+
+def profile_document(run_id: str, settings, rows) -> dict:
+    """`profile --json`: the run's profiled results, and every profile row."""
+    return {"run_id": run_id, "results": profile_lines(settings, rows), "rows": records(rows)}
+
+
+def print_profiles(run_id: str, settings, rows) -> None:
+    """`profile`'s text: each result's coverage, then the module-by-module table and where each runtime spends."""
+    from engine.profiles import module_table, totals_by
+
+    print(f"run {run_id}: per-layer profiles, ms per call, charged to the model's modules")
+    for line in profile_lines(settings, rows):
+        if line["error"]:
+            print(f"{line['name']}: no profile ({line['error']})")
+            continue
+        share = "" if line["of_inference"] is None else f", {line['of_inference']:.0%} of the inference median"
+        print(f"{line['name']} ({line['profiler']}, {line['calls']} calls): {line['profiled_ms']:.2f} ms, "
+              f"{line['mapped_share']:.0%} charged to a module{share}")  # fmt: skip
+    if rows.empty:
+        return
+    table = module_table(rows)
+    variants = [c for c in table.columns if c not in ("module", "module_type", "stage") and "/" not in c]
+    print(f"{'module':<10} {'type':<9} {'stage':<9} " + " ".join(f"{v:>22}" for v in variants))
+    for row in records(table):
+        cells = [f"{row[v]:>9.2f} ({row[v + ' / fastest']:>4.1f}x)    " if row[v] == row[v] else f"{'—':>22}"
+                 for v in variants]  # fmt: skip
+        print(f"{row['module']:<10} {row['module_type']:<9} {row['stage']:<9} " + " ".join(cells))
+    for column in ("stage", "op_type"):
+        totals = totals_by(rows, column)
+        for variant in totals.columns:
+            top = totals[variant].sort_values(ascending=False).head(4)
+            print(f"{variant} by {column.replace('_', ' ')}: " + ", ".join(f"{k} {v:.2f}" for k, v in top.items()))

@@ -15,6 +15,7 @@ MAX_IMGSZ = 1920
 MAX_ITERS = 100_000
 MAX_WARMUP = 10_000
 MAX_IN_FLIGHT = 64
+MAX_PROFILE_CALLS = 100
 MIN_IMGSZ = 32
 MAX_MIN_DURATION_S = 3600.0
 MAX_TIMEOUT_S = 24 * 3600.0
@@ -90,6 +91,7 @@ class RunConfig:
     min_duration_s: float = 0.0  # when > 0, keep iterating until this long has passed (and iters reached)
     threads: int = 0  # 0 means all physical cores
     in_flight: int = 0  # > 0: after the latency figures, images/s with this many requests in flight (where offered)
+    profile: int = 0  # > 0: after everything else, this many calls under the runtime's own profiler (where offered)
     conf: float = 0.25
     iou: float = 0.45
     timeout_s: float = 600.0  # per worker process (export or measurement)
@@ -210,6 +212,8 @@ def _validate_measuring(config: RunConfig) -> None:
         raise BenchError(f"warm-up {config.warmup} is out of range: use 0 to {MAX_WARMUP}")
     if not 0 <= config.min_duration_s <= MAX_MIN_DURATION_S:
         raise BenchError(f"minimum duration {config.min_duration_s} s is out of range: use 0 to {MAX_MIN_DURATION_S:g}")
+    if not 0 <= config.profile <= MAX_PROFILE_CALLS:
+        raise BenchError(f"profile calls {config.profile} is out of range: use 0 (off) to {MAX_PROFILE_CALLS}")
     if not 0 <= config.in_flight <= MAX_IN_FLIGHT:
         raise BenchError(f"requests in flight {config.in_flight} is out of range: use 0 (off) to {MAX_IN_FLIGHT}")
     check_threads(config.threads)
@@ -298,6 +302,13 @@ def not_measured(config: RunConfig, variants: list[Variant]) -> list[str]:
             offered = runtime.offers_in_flight if variant.mode == "lean" else runtime.device == "cpu"
             if not offered:
                 said.append(f"not measured in flight: {variant.label} (it offers one request at a time only)")
+    if config.profile:
+        for variant in variants:
+            runtime = registry.get(variant.runtime)
+            if variant.mode != "lean":
+                said.append(f"not profiled: {variant.label} (profiles are taken in the lean mode)")
+            elif not runtime.offers_profile():
+                said.append(f"not profiled: {variant.label} ({runtime.profile_unavailable})")
     return said
 
 

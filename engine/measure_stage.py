@@ -50,6 +50,8 @@ class MeasureStage:
             data_yaml=recorder.labelled.yaml_path if recorder.labelled else None,
             in_flight=config.in_flight or 0,
             log_path=str(self.log_folder / log_name),
+            profile=config.profile,
+            model_path=model.get("path"),
         )
 
     def measure(
@@ -76,6 +78,8 @@ class MeasureStage:
             elif kind == "in_flight":
                 state["in_flight"] = False
                 self.recorder.in_flight(variant, stored, payload)
+            elif kind == "profile":
+                self.recorder.profile(variant, stored, payload)
 
         limit_mb = self.config.effective_memory_limit_mb
         try:

@@ -116,6 +116,14 @@ class LeanPipeline:
         batches, expected = in_flight_batches(self, job)
         return self.runtime.throughput(batches, job.in_flight, IN_FLIGHT_S, job.conf, job.iou), expected
 
+    def profile(self, layout) -> tuple[list, str]:
+        """The runtime's own profiler over job.profile calls on the first batch of images, as infer() takes it."""
+        from engine.pipeline import decode_image
+
+        frames = [decode_image(path) for path in batch_of(self.job.images, self.job.batch, 0)]
+        tensor, _ = self.runtime.preprocess(frames)
+        return self.runtime.profile(tensor, self.job.profile, layout)
+
 
 class PredictorPipeline:
     """Ultralytics' predictor on the same artifact: boxes, no raw tensor."""
@@ -151,6 +159,11 @@ class PredictorPipeline:
 
     def accuracy(self, save_dir: Path) -> None:
         return None  # mAP goes through the engine's own pipeline
+
+    def profile(self, layout) -> tuple[list, str]:
+        from engine.profiles import ProfileNotOffered
+
+        raise ProfileNotOffered("profiles are taken in the lean mode, where the engine holds the runtime itself")
 
     def in_flight_step(self):
         if not (self.job.in_flight and self.runtime_class.device == "cpu"):

@@ -171,6 +171,23 @@ class Recorder:
             message += f"; NOT the boxes found one at a time ({boxes.get('difference')})"
         self.emit("stage", variant=variant.label, batch=figure.batch, stage="in flight", message=message)
 
+    def profile(self, variant: Variant, stored: list[dict], figure) -> None:
+        """The runtime's own profile (engine/profiles.py), taken after its result was stored: added to it."""
+        from engine.profiles import coverage
+
+        result = next(r for r in stored if r["batch"] == figure.batch)
+        store.record_profile(self.config.db, result["result_id"], figure)
+        if figure.error:
+            message = f"b{figure.batch} profile: none ({figure.error})"
+        else:
+            infer = result.get("infer_ms")  # per image
+            shares = coverage(figure.rows, infer * figure.batch if infer else None)
+            message = (
+                f"b{figure.batch} profile ({figure.profiler}, {figure.calls} calls): {shares['profiled_ms']:.2f} ms "
+                f"per call, {shares['mapped_share']:.0%} charged to a module"
+            )
+        self.emit("stage", variant=variant.label, batch=figure.batch, stage="profile", message=message)
+
     def _parity(self, mode: str, measurement: BatchMeasurement):
         """The result against the reference (engine/parity.py); None without a reference."""
         from engine.parity import RawDiff, compare

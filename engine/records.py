@@ -37,6 +37,8 @@ class MeasureJob:
     data_yaml: str | None = None  # labelled data for mAP
     in_flight: int = 0  # requests in flight after the latency measurement (0: none)
     log_path: str | None = None
+    profile: int = 0  # calls under the runtime's own profiler after the measurement (0: none)
+    model_path: str | None = None  # the .pt (or .yaml) the export started from: its modules name the profile's
 
 
 @dataclass(frozen=True)

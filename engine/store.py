@@ -21,7 +21,7 @@ import duckdb
 from engine import database
 from engine.config import BenchError
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 LOCK_WAIT_S = 60.0
 SHARED_SCHEMA_ATTEMPTS = 10
 
@@ -212,6 +212,20 @@ MIGRATIONS: dict[int, list[str]] = {
     10: [
         # v10: no table changes; the results_summary view, made again after every migration, calls a result
         # `stable` only where it has the samples for a 95% interval of its median (NULL: too few to judge).
+    ],
+    11: [
+        # v11: a result's per-layer profile (`run --profile N`, engine/profiles.py): per module and op type, the
+        # runtime's own profiler's ms per call; the profiler and its calls are in results.settings' "profile".
+        """CREATE TABLE profiles (
+            result_id VARCHAR NOT NULL,
+            module VARCHAR,
+            module_type VARCHAR,
+            stage VARCHAR,
+            op_type VARCHAR,
+            ms DOUBLE,
+            ops INTEGER,
+            names VARCHAR
+        )"""
     ],
 }
 
@@ -560,6 +574,55 @@ def record_in_flight(db, result_id: str, requests: int, images_per_s: float | No
             "UPDATE results SET in_flight = ?, in_flight_ips = ?, settings = ? WHERE result_id = ?",
             [requests, images_per_s, json.dumps({**settings, "in_flight": how}), result_id],
         )
+
+
+@retry_conflicts
+def record_profile(db, result_id: str, figure) -> None:
+    """A stored result's profile (an engine.profiles.ProfileFigure): its rows, and in its settings the profiler, the
+    calls and any error, in one transaction."""
+    with connect(db) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            settings = json.loads(
+                con.execute("SELECT settings FROM results WHERE result_id = ?", [result_id]).fetchone()[0] or "{}"
+            )
+            how = {"profiler": figure.profiler, "calls": figure.calls, "error": figure.error}
+            con.execute(
+                "UPDATE results SET settings = ? WHERE result_id = ?",
+                [json.dumps({**settings, "profile": how}), result_id],
+            )
+            _insert_dataclass_rows(con, "profiles", result_id, figure.rows)
+            con.execute("COMMIT")
+        except Exception:
+            _rollback(con)
+            raise
+
+
+def profiles(db, run_id: str):
+    """A run's profiles: each result's rows with its runtime, precision, batch, mode and inference median."""
+    return _query(
+        db,
+        """SELECT p.*, s.runtime, s.precision, s.batch, s.mode, s.infer_ms,
+                  json_extract_string(s.settings, '$.profile.profiler') AS profiler
+           FROM profiles p JOIN results_summary s USING (result_id) WHERE s.run_id = ?
+           ORDER BY s.runtime, s.precision, s.batch, s.mode, p.module, p.op_type""",
+        [run_id],
+        min_version=11,
+    )
+
+
+def profile_settings(db, run_id: str):
+    """Each completed result's profile settings (profiler, calls, error) where a profile was asked for."""
+    return _query(
+        db,
+        """SELECT result_id, runtime, precision, batch, mode, infer_ms,
+                  json_extract_string(settings, '$.profile.profiler') AS profiler,
+                  json_extract(settings, '$.profile.calls')::INTEGER AS calls,
+                  json_extract_string(settings, '$.profile.error') AS error
+           FROM results_summary WHERE run_id = ? AND json_extract(settings, '$.profile') IS NOT NULL
+           ORDER BY runtime, precision, batch, mode""",
+        [run_id],
+    )
 
 
 @retry_conflicts
@@ -1022,12 +1085,13 @@ BUNDLE_TABLES = {
     "result_images": "SELECT i.* FROM result_images i JOIN results r USING (result_id) WHERE r.run_id = ?",
     "parity": "SELECT p.* FROM parity p JOIN results r USING (result_id) WHERE r.run_id = ?",
     "accuracy": "SELECT a.* FROM accuracy a JOIN results r USING (result_id) WHERE r.run_id = ?",
+    "profiles": "SELECT p.* FROM profiles p JOIN results r USING (result_id) WHERE r.run_id = ?",
     "reference_detections": "SELECT * FROM reference_detections WHERE run_id = ?",
 }
 RUN_IDENTITY = ("run_id", "started_at", "machine_id", "model_sha256")
 # A run's own rows, which delete_run_rows removes: keyed by result, then by run (results after the rows naming them).
 # The machine's rows stay (other runs share them); a table added to bundles must be added here too.
-RESULT_TABLES = ("samples", "stats", "detections", "result_images", "parity", "accuracy")
+RESULT_TABLES = ("samples", "stats", "detections", "result_images", "parity", "accuracy", "profiles")
 RUN_TABLES = ("results", "reference_detections", "runs")
 assert set(BUNDLE_TABLES) == {"machines", "machine_peaks", *RESULT_TABLES, *RUN_TABLES}
 

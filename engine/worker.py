@@ -140,7 +140,25 @@ def measure(job: MeasureJob, conn) -> None:
         conn.send(("deadline", {"seconds": limit_s, "step": "the in-flight measurement"}))
         conn.send(("in_flight", measure_in_flight(in_flight, job)))
         conn.send(("deadline", {"seconds": None}))
+    if job.profile and result.status == "completed":
+        conn.send(("progress", {"batch": job.batch, "stage": "profile", "calls": job.profile}))
+        conn.send(("profile", measure_profile(pipeline, job)))
     gc.collect()
+
+
+def measure_profile(pipeline, job: MeasureJob):
+    """The runtime's own profile, charged to the model's modules, after everything else was sent: a runtime that
+    offers none, or fails here, says why and loses nothing measured."""
+    from engine.profiles import ProfileFigure, ProfileNotOffered, layout_of, rows_of
+
+    try:
+        layout = layout_of(job.model_path) if job.model_path and job.model_path.endswith((".pt", ".yaml")) else None
+        ops, profiler = pipeline.profile(layout)
+        return ProfileFigure(job.batch, job.profile, profiler, rows_of(ops, layout))
+    except ProfileNotOffered as reason:
+        return ProfileFigure(job.batch, job.profile, None, error=f"not offered: {reason}")
+    except Exception as error:
+        return ProfileFigure(job.batch, job.profile, None, error=f"{type(error).__name__}: {error}")
 
 
 def measure_batch(pipeline, job: MeasureJob, conn) -> BatchMeasurement:

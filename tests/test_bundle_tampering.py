@@ -306,11 +306,16 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def good_bundle() -> Path:
-    """A real run's bundle, kept as a fixture (tests/fixtures): tampering needs no run of its own."""
+def good_bundle(tmp_path_factory) -> Path:
+    """A real run's bundle, kept as a fixture (tests/fixtures), imported and bundled again by this engine: tampering
+    needs no run of its own, and the bundle holds every table this engine writes (the fixture predates some)."""
+    from engine import api
     from tests.test_fixture_bundle import FIXTURES
 
-    return FIXTURES / "run-before-typed-records.zip"
+    folder = tmp_path_factory.mktemp("good")
+    db = str(folder / "results.duckdb")
+    api.import_bundle(db, str(FIXTURES / "run-before-typed-records.zip"))
+    return Path(api.write_bundle(db, api.runs(db)["run_id"].iloc[0], str(folder / "run.zip")))
 
 
 @pytest.fixture(scope="module")

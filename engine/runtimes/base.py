@@ -110,3 +110,18 @@ class Runtime:
     def settings(self) -> dict:
         """Settings read back from the loaded runtime, stored with the result."""
         return {"threads_requested": self.threads}
+
+    # Why profile() raises engine.profiles.ProfileNotOffered: said on the result instead of a profile.
+    profile_unavailable = "its Python API gives no per-op timing"
+
+    @classmethod
+    def offers_profile(cls) -> bool:
+        return cls.profile is not Runtime.profile
+
+    def profile(self, batch, calls: int, layout) -> tuple[list, str]:
+        """After the measurement, `calls` more calls on the batch infer() takes, under this runtime's own profiler:
+        each op's name, type and mean ms per call (engine.profiles.OpTime) in execution order, and the profiler's
+        name and version. layout: the model's engine.profiles.ModuleLayout."""
+        from engine.profiles import ProfileNotOffered
+
+        raise ProfileNotOffered(f"{self.name}: {self.profile_unavailable}")

@@ -74,6 +74,16 @@ class PyTorchRuntime(Runtime):
         output = output[0] if isinstance(output, (list, tuple)) else output
         return output.numpy()
 
+    def profile(self, batch, calls: int, layout) -> tuple[list, str]:
+        """The model run module by module, each module timed (engine.profiles.timed_by_module)."""
+        from engine.profiles import timed_by_module
+
+        if isinstance(batch, np.ndarray):
+            batch = self._torch.from_numpy(batch)
+        modules = list(self.model.model)
+        ops = timed_by_module(modules, layout.sources, layout.types, batch, calls)
+        return ops, f"torch {self._torch.__version__} module timers"
+
     def settings(self) -> dict:
         import torch
 

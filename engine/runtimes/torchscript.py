@@ -44,6 +44,13 @@ class TorchScriptRuntime(Runtime):
         output = output[0] if isinstance(output, (list, tuple)) else output
         return output.numpy()
 
+    def profile(self, batch, calls: int, layout) -> tuple[list, str]:
+        """torch.profiler over the traced model, which keeps each op's module (engine.profiles.torchscript_profile)."""
+        from engine.profiles import torchscript_profile
+
+        tensor = self._torch.from_numpy(batch) if isinstance(batch, np.ndarray) else batch
+        return torchscript_profile(self.model, tensor, calls), f"torch {self._torch.__version__} (TorchScript)"
+
     def settings(self) -> dict:
         import torch
 

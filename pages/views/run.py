@@ -20,6 +20,7 @@ from engine.api import (
 
 BATCH_CHOICES = [2**i for i in range(MAX_BATCH.bit_length()) if 2**i <= MAX_BATCH]  # 1, 2, 4, ... MAX_BATCH
 DEFAULTS = RunConfig()  # every default and limit on this page is the engine's (engine/config.py)
+PROFILE_CALLS = 10  # the Profile checkbox's calls: `run --profile N` chooses
 
 st.title("Run a benchmark")
 db = ui.current_db()
@@ -149,6 +150,13 @@ with st.container(border=True):
             "per thread), for 2 s per result, checked to find the boxes found one at a time. One per core "
             "is a good start.",
         )
+        profile = st.checkbox(
+            "Profile",
+            key="profile",
+            help="After everything else, 10 more calls under each runtime's own profiler (ONNX Runtime, OpenVINO, "
+            "PyTorch, TorchScript), charged to the model's modules: the Profiles page shows which block runs "
+            "slowly on which runtime. It changes none of the measured figures.",
+        )
         reference = st.text_input(
             "Parity reference (.pt)",
             key="reference",
@@ -195,6 +203,7 @@ if start:
             threads=int(threads),
             timeout_s=float(timeout),
             in_flight=int(in_flight),
+            profile=PROFILE_CALLS if profile else 0,
             db=db,
             machine_label=machine_label.strip(),
             note=note.strip(),
