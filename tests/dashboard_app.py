@@ -15,7 +15,7 @@ from engine import api
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"
-PAGES = ("overview", "run", "detections", "history", "machines", "compare", "recommend", "share")
+PAGES = ("overview", "run", "detections", "history", "machines", "compare", "recommend", "profiles", "share")
 HEAVY_MODULES = ("torch", "tensorflow", "ultralytics", "onnxruntime", "openvino")
 APP_TIMEOUT_S = 60
 

@@ -40,6 +40,7 @@ PAGE_TITLES = {
     "machines": "Machines",
     "compare": "Compare",
     "recommend": "Recommend",
+    "profiles": "Profiles",
     "share": "Share",
 }
 
@@ -209,6 +210,7 @@ def test_every_page_opens_and_shows_its_content(page, server):
         "machines": "[data-testid='stMetric']",
         "compare": "h1:has-text('Compare two runs')",
         "recommend": "[data-testid='stAlertContentSuccess'], [data-testid='stAlertContentWarning']",
+        "profiles": "[data-testid='stAlertContentInfo']:has-text('This run took no profiles')",
         "share": "[data-testid='stDownloadButton']",
     }
     for name, content in expected.items():

@@ -142,3 +142,29 @@ def test_the_profiles_page_shows_where_each_runtime_spends(heavy_run):
     modules = app.dataframe[1].value
     assert modules["module"].tolist()[:3] == ["model.0", "model.1", "model.2"]
     assert "aten::_convolution" in text_of(app.markdown) or "Convolution" in text_of(app.markdown)
+
+
+def test_the_profiles_page_in_chromium(heavy_run):
+    """As a person opens it: both charts drawn, the module table there (the screenshot is looked at)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from benchmarks.dashboard_scale import CHROMIUM, Server
+    from tests.test_browser import CHROMIUM_ARGS, SCREENSHOTS, wait_until_idle
+
+    db, run_id, _ = heavy_run
+    server = Server(ROOT / db)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{server.url}profiles?run={run_id}")
+            wait_until_idle(page)
+            expect(page.locator(".js-plotly-plot .gtitle").filter(has_text="Where each runtime spends")).to_have_count(
+                2
+            )
+            expect(page.locator("[data-testid='stException']")).to_have_count(0)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=SCREENSHOTS / "profiles-heavy-model.png")
+            browser.close()
+    finally:
+        server.stop()
