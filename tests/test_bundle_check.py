@@ -4,9 +4,13 @@ names the problem, leaving the file and its folder as they were; and what a good
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import re
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 
 import duckdb
 import pyarrow as pa
@@ -182,3 +186,284 @@ def test_images_are_pointed_at_their_place_here_and_other_paths_at_nothing(tmp_p
     image = tmp_path / "results.artifacts" / parts.manifest["run_id"] / carried
     assert sorted(kept, key=str) == sorted([str(image)] + [None] * (rows.num_rows - 1), key=str)
     assert image.read_bytes() == a_jpeg()
+
+
+RUN = "20260301-120000-abcdef"
+
+
+def _run_with_images(db: Path, fingerprint: bool = True) -> Path:
+    """A run whose result names three annotated images: its own (a file), its own that is gone, and a file
+    elsewhere on this machine. Returns the run's own image."""
+    from engine.records import ImageRow
+    from tests.rows import flat_stats, result_record, run_row
+
+    store.ensure_schema(db)
+    machine = {"machine_id": "m1", "label": "box", "cpu_model": "Test CPU", "arch": "x86_64", "physical_cores": 2,
+               "logical_cores": 2, "ram_gb": 8, "isa_flags": [], "gpus": [], "os": "Linux",
+               "python": "3.11"}  # fmt: skip
+    store.upsert_machine(db, machine)
+    if not fingerprint:
+        with duckdb.connect(str(db)) as con:
+            con.execute("UPDATE machines SET fingerprint = NULL")
+    store.insert_run(db, run_row(RUN))
+    own = db.parent / "results.artifacts" / RUN / "0.jpg"
+    own.parent.mkdir(parents=True)
+    own.write_bytes(a_jpeg())
+    elsewhere = db.parent / "photo.jpg"
+    elsewhere.write_bytes(a_jpeg())
+    images = (ImageRow("a.jpg", str(own), 1), ImageRow("b.jpg", str(own.with_name("1.jpg")), 0),
+              ImageRow("c.jpg", str(elsewhere), 0))  # fmt: skip
+    store.insert_result(db, result_record("r1", RUN, stats={"infer": flat_stats(3.0, 6)}, images=images))
+    return own
+
+
+def test_a_bundle_carries_the_run_s_rows_and_own_images_and_imports_as_they_were(tmp_path):
+    from engine.bundle import write_bundle
+
+    source = tmp_path / "here" / "results.duckdb"
+    source.parent.mkdir()
+    own = _run_with_images(source)
+    bundle = write_bundle(str(source), RUN, str(tmp_path / "out" / "deep" / "run.zip"))
+    assert write_bundle(str(source), RUN, str(tmp_path / "out" / "deep" / "again.zip")).is_file(), "folder exists"
+    with zipfile.ZipFile(bundle) as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read("manifest.json"))
+        members = {name: archive.read(name) for name in names - {"manifest.json"}}
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    assert names == {"manifest.json", "images/0.jpg", *(f"tables/{table}.parquet" for table in store.BUNDLE_TABLES)}
+    assert manifest["format"] == 1 and manifest["run_id"] == RUN
+    assert manifest["identity"] == list(store.run_identity(source, RUN))
+    assert manifest["machine"]["machine_id"] == "m1" and manifest["machine"]["cpu_model"] == "Test CPU"
+    assert manifest["files"] == {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
+
+    target = tmp_path / "there" / "results.duckdb"
+    target.parent.mkdir()
+    assert api.import_bundle(str(target), str(bundle)) == "imported"
+    assert api.import_bundle(str(target), str(bundle)) == "already present"
+    moved = tmp_path / "there" / "results.artifacts" / RUN / "0.jpg"
+    assert moved.read_bytes() == own.read_bytes()
+    paths = store.result_images(target, RUN).set_index("image")["annotated_path"]
+    assert paths["a.jpg"] == str(moved) and paths[["b.jpg", "c.jpg"]].isna().all(), "only the bundle's own image"
+    for table in ("runs", "results", "stats"):
+        assert (
+            store.run_table(target, RUN, table)
+            .drop(columns="annotated_path", errors="ignore")
+            .equals(store.run_table(source, RUN, table))
+        ), table
+
+
+def test_a_machine_without_its_fingerprint_travels_as_its_row(tmp_path):
+    from engine.bundle import write_bundle
+
+    db = tmp_path / "results.duckdb"
+    _run_with_images(db, fingerprint=False)
+    with zipfile.ZipFile(write_bundle(str(db), RUN, str(tmp_path / "run.zip"))) as archive:
+        machine = json.loads(archive.read("manifest.json"))["machine"]
+    assert machine["machine_id"] == "m1" and machine["fingerprint"] is None
+    assert machine["first_seen"].startswith(str(store.now().year)), "its time as text"
+
+
+def test_an_import_refuses_a_run_it_already_holds_otherwise(tmp_path):
+    from engine.bundle import write_bundle
+
+    db = tmp_path / "results.duckdb"
+    _run_with_images(db)
+    bundle = write_bundle(str(db), RUN, str(tmp_path / "run.zip"))
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE runs SET model_sha256 = 'another model'")
+    with pytest.raises(BundleRefused, match=f"^bundle teammate.zip refused: run {RUN} conflicts with a different run"):
+        api.import_bundle(str(db), str(bundle), name="teammate.zip")
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE runs SET run_id = '20260301-120000-000000'")
+    with pytest.raises(BundleRefused, match=f"1 of its result ids are already in {db} under another run"):
+        api.import_bundle(str(db), str(bundle))
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM results")
+    (tmp_path / "results.artifacts" / RUN).mkdir(exist_ok=True)  # a folder left by the run deleted before
+    assert api.import_bundle(str(db), str(bundle)) == "imported"
+    assert (tmp_path / "results.artifacts" / RUN / "0.jpg").is_file()
+
+
+def _refused_by_check(folder: Path, data: bytes, **limits) -> str:
+    with pytest.raises(BundleRefused) as refused:
+        _checked(folder, data, **limits)
+    return str(refused.value).removeprefix("bundle bundle.zip refused: ")
+
+
+def _with_manifest(change) -> bytes:
+    parts = take_apart(GOOD)
+    parts.pack()  # fills in the checksums
+    parts.keep_checksums = True
+    change(parts.manifest)
+    return parts.pack()
+
+
+IDENTITY_REFUSAL = "its manifest's run identity is not the run id, start, machine and model it should be"
+FILES_REFUSAL = "its manifest's file list is not a SHA-256 per file"
+
+
+def _first_checksum(manifest: dict, change) -> None:
+    first = next(iter(manifest["files"]))
+    manifest["files"][first] = change(manifest["files"][first])
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m.update(identity=tuple(m["identity"])[:3]), IDENTITY_REFUSAL),
+        (lambda m: m.update(identity=m["identity"] + ["extra"]), IDENTITY_REFUSAL),
+        (lambda m: m.update(identity="the run"), IDENTITY_REFUSAL),
+        (lambda m: m["identity"].__setitem__(2, 7), IDENTITY_REFUSAL),
+        (lambda m: m["identity"].__setitem__(0, "20200101-000000-abcdef"), IDENTITY_REFUSAL),
+        (lambda m: m.pop("identity"), IDENTITY_REFUSAL),
+        (lambda m: m.update(files=list(m["files"])), FILES_REFUSAL),
+        (lambda m: _first_checksum(m, str.upper), FILES_REFUSAL),
+        (lambda m: _first_checksum(m, lambda value: value[:63]), FILES_REFUSAL),
+        (lambda m: _first_checksum(m, lambda value: value + "0"), FILES_REFUSAL),
+        (lambda m: _first_checksum(m, lambda value: "g" + value[1:]), FILES_REFUSAL),
+        (lambda m: m.pop("format"), "it has bundle format None; this engine reads 1"),
+    ],
+)
+def test_a_manifest_not_of_the_expected_shape_is_refused(tmp_path, change, message):
+    assert _refused_by_check(tmp_path, _with_manifest(change)) == message
+
+
+def test_a_manifest_that_is_not_an_object_is_refused(tmp_path):
+    parts = take_apart(GOOD)
+    data = _zip_of({**parts.members, "manifest.json": b"[1, 2]"})
+    assert _refused_by_check(tmp_path, data) == "it is not a run bundle: manifest.json is not an object"
+
+
+def _zip_of(members: dict[str, bytes], flag_bits: int = 0) -> bytes:
+    """members zipped, each with these general-purpose flag bits set in its headers (zipfile writes its own)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    data = bytearray(out.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        entry = archive.start_dir
+        for info in archive.infolist():
+            for offset in (info.header_offset + 6, entry + 8):  # the local header's flags, the central entry's
+                data[offset] |= flag_bits
+            entry += 46 + len(info.orig_filename.encode()) + len(info.extra) + len(info.comment)
+    return bytes(data)
+
+
+def _packed_members() -> dict[str, bytes]:
+    parts = take_apart(GOOD)
+    parts.pack()
+    return {**parts.members, "manifest.json": json.dumps(parts.manifest).encode()}
+
+
+def test_an_encrypted_member_is_refused_and_compression_options_are_not_encryption(tmp_path):
+    assert _checked(tmp_path, _zip_of(_packed_members(), flag_bits=0x2)).run_id  # zip -9 sets bit 1
+    (tmp_path / "encrypted").mkdir()
+    message = _refused_by_check(tmp_path / "encrypted", _zip_of(_packed_members(), flag_bits=0x1))
+    assert re.fullmatch(r"\S+ is encrypted", message), message
+
+
+def test_a_damaged_member_is_refused_naming_it(tmp_path):
+    data = bytearray(take_apart(GOOD).pack())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        info = archive.getinfo("tables/stats.parquet")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start + 10 : start + 40] = bytes(30)  # the deflated bytes, not the headers
+    assert _refused_by_check(tmp_path, bytes(data)).startswith("it is damaged: tables/stats.parquet cannot be read (")
+
+
+def test_a_manifest_over_a_mebibyte_is_read_whole(tmp_path):
+    """A run of thousands of images lists a checksum for each: its manifest is read in several chunks."""
+    members = _packed_members()
+    manifest = json.loads(members["manifest.json"])
+    manifest["listed_by_a_newer_engine"] = os.urandom(3 * 2**18).hex()  # 1.5 MiB that deflate barely shrinks
+    members["manifest.json"] = json.dumps(manifest).encode()
+    assert _checked(tmp_path, _zip_of(members)).run_id
+
+
+@pytest.mark.parametrize("name", ["images/Bus.JPG", "images/bus.jpg"])
+def test_images_are_jpg_files_in_any_letter_case(tmp_path, name):
+    parts = take_apart(GOOD)
+    parts.members[name] = a_jpeg()
+    assert PurePosixPath(name).name in _checked(tmp_path, parts.pack()).images
+
+
+@pytest.mark.parametrize(
+    "name", ["tables/runs.PARQUET", "tables/runs.parquet.jpg", "images/bus.png", "x/manifest.json"]
+)
+def test_members_of_other_names_are_refused(tmp_path, name):
+    parts = take_apart(GOOD)
+    parts.unlisted[name] = b"x"
+    assert _refused_by_check(tmp_path, parts.pack()).startswith(f"it holds {name}, which is not manifest.json")
+
+
+def test_limits_are_inclusive(tmp_path):
+    """A bundle at exactly each limit passes: members, sizes of each kind and in all, the compression ratio's
+    threshold."""
+    data = GOOD.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = archive.infolist()
+    table, image, manifest = (max(i.file_size for i in infos if i.filename.startswith(prefix))
+                              for prefix in ("tables/", "images/", "manifest.json"))  # fmt: skip
+    limits = {"members": len(infos), "table_bytes": table, "image_bytes": image, "manifest_bytes": manifest,
+              "total_bytes": sum(i.file_size for i in infos), "ratio_from_bytes": 2**10, "ratio": 20.0}  # fmt: skip
+    assert _checked(tmp_path, data, **limits).run_id, "every real member is above 1 KiB and none is a bomb"
+    parts = take_apart(GOOD)
+    parts.members["tables/samples.parquet"] = bytes(2**10)  # as compressible as can be, but not above the threshold
+    (tmp_path / "threshold").mkdir()
+    assert _refused_by_check(tmp_path / "threshold", parts.pack(), ratio_from_bytes=2**10) == (
+        "tables/samples.parquet is not readable Parquet"
+    )
+
+
+def test_a_bundle_needs_room_for_itself_and_its_checked_copy(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    from engine import bundle_check
+
+    with zipfile.ZipFile(GOOD) as archive:
+        total = sum(info.file_size for info in archive.infolist())
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(bundle_check.shutil, "disk_usage", lambda path: usage(0, 0, 2 * total - 1))
+    message = _refused_by_check(tmp_path, GOOD.read_bytes())
+    assert (
+        message
+        == f"it inflates to {total / 2**20:.0f} MiB; the temporary folder has {(2 * total - 1) / 2**20:.0f} MiB free"
+    )
+    monkeypatch.setattr(bundle_check.shutil, "disk_usage", lambda path: usage(0, 0, 2 * total))
+    (tmp_path / "room").mkdir()
+    assert _checked(tmp_path / "room", GOOD.read_bytes()).run_id
+
+
+def test_column_refusals_name_the_first_five_columns(tmp_path):
+    long_name = "c" * 41
+    added = [long_name, "b2", "b3", "b4", "b5", "b6"]
+    parts = take_apart(GOOD)
+    rows = parts.table("results")
+    for column in added:
+        rows = rows.append_column(column, pa.array(["x"] * rows.num_rows))
+    parts.set_table("results", rows)
+    message = _refused_by_check(tmp_path, parts.pack())
+    assert message == (
+        f"tables/results.parquet has columns this schema does not have: '{long_name[:39]}…' (41 characters), b2, b3, "
+        "b4, b5"
+    )
+    parts = take_apart(GOOD)
+    parts.set_table("results", parts.table("results").drop_columns(["warmup", "threads", "status", "runtime",
+                                                                     "precision", "batch"]))  # fmt: skip
+    (tmp_path / "missing").mkdir()
+    assert _refused_by_check(tmp_path / "missing", parts.pack()) == (
+        "tables/results.parquet lacks columns: batch, precision, runtime, status, threads"
+    )
+
+
+def test_a_column_named_twice_is_refused(tmp_path):
+    """DuckDB reads the second of two equal names as name_1: a column this schema does not have."""
+    parts = take_apart(GOOD)
+    rows = parts.table("machines")
+    parts.set_table(
+        "machines", pa.Table.from_arrays([*rows.columns, rows.column(0)], [*rows.column_names, rows.column_names[0]])
+    )
+    assert _refused_by_check(tmp_path, parts.pack()) == (
+        "tables/machines.parquet has columns this schema does not have: machine_id_1"
+    )
