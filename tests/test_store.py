@@ -334,3 +334,33 @@ def test_a_shared_schema_race_lost_every_time_is_given_up(monkeypatch):
     with pytest.raises(duckdb.TransactionException):
         store.ensure_schema(SHARED)
     assert len(calls) == 3 and len(waits) == 2
+
+
+def test_a_newer_file_is_refused_by_name_before_any_migration(empty_db):
+    with duckdb.connect(str(empty_db)) as con:
+        con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+        con.execute("INSERT INTO schema_version VALUES (?, now())", [store.SCHEMA_VERSION + 1])
+    with pytest.raises(BenchError, match=f"^{empty_db} has schema version {store.SCHEMA_VERSION + 1}, newer"):
+        store.ensure_schema(empty_db)
+
+
+def test_a_database_file_that_holds_nothing_yet_is_filled_without_a_backup(empty_db):
+    duckdb.connect(str(empty_db)).close()  # made by another tool, or an engine stopped before the schema
+    assert empty_db.stat().st_size > 0
+    store.ensure_schema(empty_db)
+    assert store.results_summary(empty_db).empty
+    assert [path.name for path in empty_db.parent.iterdir()] == [empty_db.name], "nothing to back up"
+
+
+def test_a_migration_that_fails_leaves_the_file_as_it_was_with_the_database_s_error(empty_db):
+    """A version-1 file that already holds a table version 2 creates (edited by hand, say): the migration stops
+    with DuckDB's own error, and the file stays at version 1 without any of version 2's changes."""
+    database_at_version(empty_db, 1)
+    with duckdb.connect(str(empty_db)) as con:
+        con.execute("CREATE TABLE result_images (note VARCHAR)")
+    with pytest.raises(duckdb.CatalogException, match="result_images"):
+        store.ensure_schema(empty_db)
+    with duckdb.connect(str(empty_db), read_only=True) as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == 1
+        columns = {row[0] for row in con.execute("DESCRIBE results").fetchall()}
+    assert "model_file" not in columns

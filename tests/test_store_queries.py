@@ -92,6 +92,8 @@ def _ids(frame, column="result_id") -> list:
         ({"colour": "red", "run_id": ["run2"]}, ["r2"]),
         ({"runtime": [], "run_id": ["run2"]}, ["r2"]),
         ({"since": None, "until": None}, ["r1a", "r1b", "r2", "r3"]),
+        ({"until": DAY + timedelta(days=1), "run_id": ["run1"]}, ["r1a", "r1b"]),
+        ({"since": DAY + timedelta(days=1), "runtime": ["openvino"]}, ["r3"]),
     ],
 )
 def test_each_summary_filter_selects_its_rows(three_runs, filters, expected):
@@ -295,6 +297,12 @@ def test_an_older_file_is_read_as_it_is(empty_db):
     }  # fmt: skip
 
 
+def test_the_runs_of_a_version_1_file_are_listed(empty_db):
+    database_at_version(empty_db, 1)
+    assert store.runs(empty_db)["run_id"].tolist() == ["old"]
+    assert store.run_identity(empty_db, "old")[0] == "old"
+
+
 def test_reference_boxes_of_a_version_3_file_and_iteration_times_of_a_version_4_file(tmp_path):
     v3, v4 = tmp_path / "v3.duckdb", tmp_path / "v4.duckdb"
     database_at_version(v3, 3)
@@ -364,3 +372,17 @@ def test_reads_take_no_write_lock(three_runs):
     finally:
         reader.kill()
         reader.wait()
+
+
+def test_each_bundle_table_s_columns_now_and_as_it_was_created():
+    """What a bundle's tables must have (the columns each table was created with) and may have (every column
+    since), computed afresh from the migrations."""
+    store.table_columns.cache_clear()
+    columns = store.table_columns()
+    assert set(columns) == set(store.BUNDLE_TABLES)
+    current, created = columns["results"]
+    assert current[:4] == ("result_id", "run_id", "runtime", "precision"), "in the order of the table"
+    assert {"mode", "device", "model_mb"} <= set(current) - created and {"runtime", "batch", "status"} <= created
+    current, created = columns["machine_peaks"]
+    assert created == {"machine_id", "measured_at", "threads", "gflops_fp32", "method"}
+    assert current[-2:] == ("gflops_bf16", "gops_int8")
