@@ -268,6 +268,8 @@ def test_a_report_without_matches_or_raw_output_has_no_figures():
         ([box(0, 0, 10, 10), box(20, 20, 30, 30)], [box(0, 0, 10, 10)], "drift",
          "1 missed and 0 extra boxes (no raw output)"),
         ([box(0, 0, 10, 10), box(20, 20, 30, 30)], [], "fail", "found 0 of the reference's 2 boxes (no raw output)"),
+        ([box(0, 0, 100, 1), box(20, 20, 30, 30)], [box(0, 0, 98, 1)], "drift",
+         "1 missed and 0 extra boxes; mean IoU 0.980 < 0.99 (no raw output)"),
         ([], [box(0, 0, 10, 10), box(20, 20, 30, 30)], "fail", "2 of 2 boxes are not the reference's (no raw output)"),
     ],
 )  # fmt: skip
@@ -299,3 +301,11 @@ def test_without_a_raw_output_the_detections_alone_decide(reference, candidate, 
 def test_the_box_limits(reference, candidate, verdict, reason):
     report = parity.compare("ref", {"a.jpg": reference}, {"a.jpg": candidate}, _exact_raw(), 160)
     assert (report.verdict, report.reason) == (verdict, reason)
+
+
+def test_the_run_s_parity_iou_decides_what_matches():
+    reference = {"a.jpg": [box(0, 0, 100, 10)]}
+    candidate = {"a.jpg": [box(0, 0, 55, 10)]}  # IoU 0.55: a match at 0.5, none at 0.6
+    assert parity.compare("ref", reference, candidate, _exact_raw(), 160, iou_threshold=0.5).matched == 1
+    strict = parity.compare("ref", reference, candidate, _exact_raw(), 160, iou_threshold=0.6)
+    assert (strict.matched, strict.verdict, strict.row()["iou_threshold"]) == (0, "fail", 0.6)
