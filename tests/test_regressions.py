@@ -402,3 +402,21 @@ def test_a_parity_change_without_a_reason_says_so():
     failed_before.loc[1, "status"] = "failed"
     (against_completed,) = check(failed_before)
     assert against_completed.parity_change == "pass -> drift", "a failed result's verdict is no comparison"
+
+
+def test_verdicts_come_in_the_order_of_their_configurations():
+    """Whatever order the results were stored in: by machine, model, runtime, precision, batch..."""
+    openvino = history(10.0, 10.1, 10.0).assign(runtime="openvino", result_id=lambda f: "ov-" + f.result_id)
+    onnx = history(10.0, 10.1, 10.0).assign(
+        batch=[2, 2, 2], started_at=lambda f: f.started_at + pd.Timedelta(hours=1)
+    )  # fmt: skip
+    onnx_b1 = onnx.assign(batch=1, result_id=lambda f: "b1-" + f.result_id)
+    verdicts = check(pd.concat([openvino, onnx, onnx_b1], ignore_index=True))
+    assert [(v.runtime, v.batch) for v in verdicts] == [("onnxruntime", 1), ("onnxruntime", 2), ("openvino", 1)]
+
+
+def test_a_configuration_that_never_completed_has_no_baseline():
+    failed = history(10.0).assign(status="failed", error="it broke", infer_ms=None)
+    (verdict,) = check(failed)
+    assert (verdict.verdict, verdict.baseline_ms, verdict.previous_run_id) == ("failed", None, None)
+    assert not verdict.flagged and not verdict.regressed and not verdict.judged
