@@ -322,6 +322,7 @@ def _first_checksum(manifest: dict, change) -> None:
         (lambda m: _first_checksum(m, lambda value: value + "0"), FILES_REFUSAL),
         (lambda m: _first_checksum(m, lambda value: "g" + value[1:]), FILES_REFUSAL),
         (lambda m: m.pop("format"), "it has bundle format None; this engine reads 1"),
+        (lambda m: m["files"].update({"images/ghost.jpg": "0" * 64}), "it is incomplete: images/ghost.jpg is missing"),
     ],
 )
 def test_a_manifest_not_of_the_expected_shape_is_refused(tmp_path, change, message):
