@@ -189,6 +189,9 @@ def test_images_are_pointed_at_their_place_here_and_other_paths_at_nothing(tmp_p
 
 
 RUN = "20260301-120000-abcdef"
+MACHINE = {"machine_id": "m1", "label": "box", "cpu_model": "Test CPU", "arch": "x86_64", "physical_cores": 2,
+           "logical_cores": 2, "ram_gb": 8, "isa_flags": [], "gpus": [], "os": "Linux", "python": "3.11",
+           "cpu_id": "cpuid-1"}  # fmt: skip
 
 
 def _run_with_images(db: Path, fingerprint: bool = True) -> Path:
@@ -198,10 +201,7 @@ def _run_with_images(db: Path, fingerprint: bool = True) -> Path:
     from tests.rows import flat_stats, result_record, run_row
 
     store.ensure_schema(db)
-    machine = {"machine_id": "m1", "label": "box", "cpu_model": "Test CPU", "arch": "x86_64", "physical_cores": 2,
-               "logical_cores": 2, "ram_gb": 8, "isa_flags": [], "gpus": [], "os": "Linux",
-               "python": "3.11"}  # fmt: skip
-    store.upsert_machine(db, machine)
+    store.upsert_machine(db, MACHINE)
     if not fingerprint:
         with duckdb.connect(str(db)) as con:
             con.execute("UPDATE machines SET fingerprint = NULL")
@@ -211,8 +211,11 @@ def _run_with_images(db: Path, fingerprint: bool = True) -> Path:
     own.write_bytes(a_jpeg())
     elsewhere = db.parent / "photo.jpg"
     elsewhere.write_bytes(a_jpeg())
+    other_run = db.parent / "results.artifacts" / "20260301-110000-fedcba" / "9.jpg"  # another run's own image
+    other_run.parent.mkdir()
+    other_run.write_bytes(a_jpeg())
     images = (ImageRow("a.jpg", str(own), 1), ImageRow("b.jpg", str(own.with_name("1.jpg")), 0),
-              ImageRow("c.jpg", str(elsewhere), 0))  # fmt: skip
+              ImageRow("c.jpg", str(elsewhere), 0), ImageRow("d.jpg", str(other_run), 0))  # fmt: skip
     store.insert_result(db, result_record("r1", RUN, stats={"infer": flat_stats(3.0, 6)}, images=images))
     return own
 
@@ -233,7 +236,7 @@ def test_a_bundle_carries_the_run_s_rows_and_own_images_and_imports_as_they_were
     assert names == {"manifest.json", "images/0.jpg", *(f"tables/{table}.parquet" for table in store.BUNDLE_TABLES)}
     assert manifest["format"] == 1 and manifest["run_id"] == RUN
     assert manifest["identity"] == list(store.run_identity(source, RUN))
-    assert manifest["machine"]["machine_id"] == "m1" and manifest["machine"]["cpu_model"] == "Test CPU"
+    assert manifest["machine"] == MACHINE, "the machine's fingerprint as it was taken"
     assert manifest["files"] == {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
 
     target = tmp_path / "there" / "results.duckdb"
@@ -243,7 +246,7 @@ def test_a_bundle_carries_the_run_s_rows_and_own_images_and_imports_as_they_were
     moved = tmp_path / "there" / "results.artifacts" / RUN / "0.jpg"
     assert moved.read_bytes() == own.read_bytes()
     paths = store.result_images(target, RUN).set_index("image")["annotated_path"]
-    assert paths["a.jpg"] == str(moved) and paths[["b.jpg", "c.jpg"]].isna().all(), "only the bundle's own image"
+    assert paths["a.jpg"] == str(moved) and paths[["b.jpg", "c.jpg", "d.jpg"]].isna().all(), "only the run's image"
     for table in ("runs", "results", "stats"):
         assert (
             store.run_table(target, RUN, table)
@@ -271,7 +274,8 @@ def test_an_import_refuses_a_run_it_already_holds_otherwise(tmp_path):
     bundle = write_bundle(str(db), RUN, str(tmp_path / "run.zip"))
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE runs SET model_sha256 = 'another model'")
-    with pytest.raises(BundleRefused, match=f"^bundle teammate.zip refused: run {RUN} conflicts with a different run"):
+    conflict = f"^bundle teammate.zip refused: run {RUN} conflicts with a different run of the same id in {db}$"
+    with pytest.raises(BundleRefused, match=conflict):
         api.import_bundle(str(db), str(bundle), name="teammate.zip")
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE runs SET run_id = '20260301-120000-000000'")
