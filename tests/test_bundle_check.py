@@ -325,6 +325,7 @@ def _first_checksum(manifest: dict, change) -> None:
         (lambda m: _first_checksum(m, lambda value: value[:63]), FILES_REFUSAL),
         (lambda m: _first_checksum(m, lambda value: value + "0"), FILES_REFUSAL),
         (lambda m: _first_checksum(m, lambda value: "g" + value[1:]), FILES_REFUSAL),
+        (lambda m: _first_checksum(m, lambda value: "X" + value[1:]), FILES_REFUSAL),
         (lambda m: m.pop("format"), "it has bundle format None; this engine reads 1"),
         (lambda m: m["files"].update({"images/ghost.jpg": "0" * 64}), "it is incomplete: images/ghost.jpg is missing"),
     ],
@@ -471,4 +472,32 @@ def test_a_column_named_twice_is_refused(tmp_path):
     )
     assert _refused_by_check(tmp_path, parts.pack()) == (
         "tables/machines.parquet has columns this schema does not have: machine_id_1"
+    )
+
+
+def test_a_manifest_that_is_not_json_or_is_damaged_is_refused_by_name(tmp_path):
+    members = _packed_members()
+    assert _refused_by_check(tmp_path, _zip_of({**members, "manifest.json": b"{not json"})) == (
+        "it is not a run bundle: manifest.json is not JSON"
+    )
+    data = bytearray(_zip_of(members))
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        info = archive.getinfo("manifest.json")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start + 5 : start + 25] = bytes(20)
+    (tmp_path / "damaged").mkdir()
+    with pytest.raises(BundleRefused, match=r"^bundle bundle.zip refused: it is damaged: manifest.json cannot be read"):
+        _checked(tmp_path / "damaged", bytes(data))
+
+
+def test_files_outside_the_manifest_s_list_are_named(tmp_path):
+    outside = _with_manifest(lambda m: m["files"].update({"images/../../escape.txt": "0" * 64}))
+    assert _refused_by_check(tmp_path, outside) == (
+        "its manifest lists a file outside tables/ and images/: 'images/../../escape.txt'"
+    )
+    parts = take_apart(GOOD)
+    parts.unlisted["images/extra.jpg"] = a_jpeg()
+    (tmp_path / "unlisted").mkdir()
+    assert _refused_by_check(tmp_path / "unlisted", parts.pack()) == (
+        "it holds images/extra.jpg, which its manifest does not list"
     )
