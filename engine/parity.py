@@ -250,7 +250,7 @@ def _detections_only_verdict(report: ParityReport, why: str) -> tuple[str | None
 
 
 def _box_failure(report: ParityReport) -> str | None:
-    recall = report.matched / report.reference_boxes if report.reference_boxes else 0.0
+    recall = report.matched / report.reference_boxes if report.reference_boxes else 1.0  # none to find
     precision = report.matched / report.candidate_boxes if report.candidate_boxes else 0.0
     if recall < FAIL_MIN_RECALL:
         return f"found {report.matched} of the reference's {report.reference_boxes} boxes"

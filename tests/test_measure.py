@@ -1,6 +1,7 @@
 """Statistics against sample sets whose answers are known by hand."""
 
 import math
+import sys
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_constant_samples_have_zero_spread():
 
 
 def test_no_samples_is_an_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^no samples$"):
         Stats.from_values([])
 
 
@@ -64,3 +65,68 @@ def test_stage_timer_accumulates_integer_nanoseconds(monkeypatch):
         pass
     assert timer.ns == {"infer": 350, "post": 700}
     assert all(isinstance(value, int) for value in timer.ns.values())
+
+
+@pytest.mark.parametrize("confidence", [0.90, 0.95, 0.99])
+def test_the_median_interval_is_the_narrowest_that_covers_the_confidence(confidence):
+    """Ranks (low, n-1-low) cover the median with probability 1 - 2 P(B <= low), B ~ Bin(n, 1/2): at least the
+    confidence, and one rank further in would not."""
+    from scipy.stats import binom
+
+    half_alpha = (1 - confidence) / 2
+    for n in range(6, 400):  # a wrong tail (alpha / 3, say) first gives another rank at n = 132
+        if binom.cdf(0, n, 0.5) > half_alpha:
+            continue  # too few samples for this confidence: the widest interval is all there is
+        low, high = median_ci_indices(n, confidence)
+        assert high == n - 1 - low
+        assert binom.cdf(low, n, 0.5) <= half_alpha < binom.cdf(low + 1, n, 0.5), (n, low)
+
+
+def test_a_confidence_whose_tail_is_exact_keeps_that_rank():
+    """For n = 10, P(B <= 1) = 11/1024 exactly: at that tail the 2nd and 9th values are the interval."""
+    assert median_ci_indices(10, 1 - 22 / 1024) == (1, 8)
+
+
+@pytest.mark.parametrize(
+    "values, stdev, cv",
+    [
+        ([7.0], 0.0, 0.0),  # one sample: no spread to speak of
+        ([1.0, 3.0], math.sqrt(2), math.sqrt(2) / 2),
+        ([0.4, 0.6], math.sqrt(0.02), math.sqrt(0.02) / 0.5),
+        ([0.0, 0.0], 0.0, math.inf),  # no mean to be relative to
+    ],
+)
+def test_spread_of_few_and_small_samples(values, stdev, cv):
+    stats = Stats.from_values(values)
+    assert stats.stdev == pytest.approx(stdev) and stats.cv == pytest.approx(cv)
+    assert stats.ci_low is None and stats.ci_high is None
+
+
+def test_stats_of_integers_in_any_order_as_a_dict():
+    stats = Stats.from_values([5, 1, 4, 2, 3, 6])
+    assert stats.to_dict() == {
+        "n": 6, "mean": 3.5, "median": 3.5, "p90": 5.5, "p99": pytest.approx(5.95), "min": 1.0, "max": 6.0,
+        "stdev": pytest.approx(math.sqrt(3.5)), "ci_low": 1.0, "ci_high": 6.0,
+        "cv": pytest.approx(math.sqrt(3.5) / 3.5),
+    }  # fmt: skip
+    assert all(isinstance(value, float) for key, value in stats.to_dict().items() if key != "n")
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith(field))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the peak-RSS window is Linux's /proc")
+def test_peak_memory_is_the_window_s_high_water_mark():
+    from engine.measure import peak_memory_mb, reset_peak_memory
+
+    reset_peak_memory()
+    resident = _status_kib("VmRSS:") / 1024
+    before = peak_memory_mb()
+    assert resident <= before < resident + 64, "just after a reset the peak is what the process holds now"
+    held = b"\x01" * (200 * 2**20)  # 200 MiB, written
+    assert peak_memory_mb() >= before + 190
+    del held
+    reset_peak_memory()
+    assert peak_memory_mb() < before + 100, "a new window forgets the old peak"

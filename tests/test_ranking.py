@@ -63,3 +63,14 @@ def test_the_smallest_model_is_chosen_among_results_whose_parity_did_not_fail():
         == "tflite-int8"
     ), "openvino's 1.0 MB files failed parity"
     assert least(RESULTS, "model_mb") is None, "no figure, no answer (results from before schema v9)"
+
+
+def test_a_failed_result_is_never_fastest_whatever_figure_it_kept():
+    crashed = result("openvino", "fp32", 5.0, None, status="failed")  # failed after part of its measurement
+    best, passed_over = fastest([crashed, result("onnxruntime", "fp32", 20.0, "pass")])
+    assert best["runtime"] == "onnxruntime" and passed_over == []
+
+
+def test_a_failed_parity_result_as_fast_as_the_fastest_is_not_passed_over():
+    best, passed_over = fastest([result("openvino", "int8", 20.0, "fail"), result("onnxruntime", "fp32", 20.0, "pass")])
+    assert best["runtime"] == "onnxruntime" and passed_over == [], "only a faster one was passed over"

@@ -342,3 +342,81 @@ def test_two_machines_under_one_label_are_judged_apart():
     verdicts = {v.result_id: v for v in check(pd.concat([fast, slow], ignore_index=True))}
     assert verdicts["b-r2"].verdict == "no change" and verdicts["b-r2"].baseline_ms == pytest.approx(20.1)
     assert verdicts["r2"].verdict == "no change" and len(verdicts) == 2, "one verdict per machine"
+
+
+def test_a_regression_verdict_carries_the_configuration_and_its_figures():
+    (verdict,) = check(history(10.0, 10.2, 9.9, 12.0, newest_ci=(11.8, 12.2)).sample(frac=1, random_state=3))
+    assert verdict.to_dict() == {
+        "machine_label": "lab", "model": "yolov8n", "runtime": "onnxruntime", "precision": "fp32", "batch": 1,
+        "imgsz": 640, "threads": 2, "result_id": "r3", "verdict": "regression", "infer_ms": 12.0, "ci_low_ms": 11.8,
+        "ci_high_ms": 12.2, "baseline_ms": 10.0, "noise_floor": 0.03, "history": 3, "mode": "lean", "error": None,
+        "parity_change": None, "parity_reason": None, "run_id": "run3", "previous_run_id": "run2",
+        "library_changes": [],
+    }  # fmt: skip
+    assert verdict.flagged and verdict.regressed and verdict.judged
+
+
+@pytest.mark.parametrize(
+    "newest_ci, expected",
+    [
+        ((10.0, 10.5), "no change"),  # the interval's low end at exactly baseline x (1 + floor): not beyond it
+        ((10.01, 10.5), "regression"),
+        ((5.5, 6.0), "no change"),  # the high end at exactly baseline x (1 - floor)
+        ((5.5, 5.99), "improvement"),
+    ],
+)
+def test_the_noise_floor_is_how_far_the_history_spread(newest_ci, expected):
+    """History 8, 10, 8: baseline 8, floor 25% (2 off 8); a verdict needs the interval beyond 10 or 6."""
+    (verdict,) = check(history(8.0, 10.0, 8.0, sum(newest_ci) / 2, newest_ci=newest_ci))
+    assert (verdict.verdict, verdict.baseline_ms, verdict.noise_floor) == (expected, 8.0, 0.25)
+
+
+def test_a_completed_result_without_figures_is_no_result():
+    rows = history(10.0, 10.1, 10.0, 10.0)
+    rows.loc[3, ["infer_ms", "infer_ci_low_ms", "infer_ci_high_ms"]] = None
+    (verdict,) = check(rows)
+    assert (verdict.result_id, verdict.history) == ("r2", 2)
+
+
+def test_a_failure_without_a_reason_says_so():
+    failed = history(10.0, 10.1, 10.0, 10.0).assign(status=["completed"] * 3 + ["failed"], error=None)
+    failed.loc[3, ["infer_ms", "infer_ci_low_ms", "infer_ci_high_ms"]] = None
+    (verdict,) = check(failed)
+    assert (verdict.verdict, verdict.error, verdict.baseline_ms) == ("stopped working", "no reason recorded", 10.0)
+    assert verdict.previous_run_id == "run2" and verdict.infer_ms is None and verdict.noise_floor is None
+
+
+def test_thin_evidence_without_an_iteration_count_is_counted_as_unknown():
+    thin = history(10.0, 10.2, 9.9, 13.0)
+    thin.loc[3, ["infer_ci_low_ms", "infer_ci_high_ms"]] = None
+    (verdict,) = check(thin)
+    assert verdict.verdict == "not enough samples (?)"
+    (with_count,) = check(thin.assign(iterations=[20, 20, 20, None]))
+    assert with_count.verdict == "not enough samples (?)"
+
+
+def test_a_parity_change_without_a_reason_says_so():
+    (verdict,) = check(history(10.0, 10.1, 10.0).assign(parity_verdict=["pass", "pass", "drift"]))
+    assert (verdict.parity_change, verdict.parity_reason) == ("pass -> drift", "no reason recorded")
+    failed_before = history(10.0, 10.1, 10.0).assign(parity_verdict=["pass", "fail", "drift"])
+    failed_before.loc[1, "status"] = "failed"
+    (against_completed,) = check(failed_before)
+    assert against_completed.parity_change == "pass -> drift", "a failed result's verdict is no comparison"
+
+
+def test_verdicts_come_in_the_order_of_their_configurations():
+    """Whatever order the results were stored in: by machine, model, runtime, precision, batch..."""
+    openvino = history(10.0, 10.1, 10.0).assign(runtime="openvino", result_id=lambda f: "ov-" + f.result_id)
+    onnx = history(10.0, 10.1, 10.0).assign(
+        batch=[2, 2, 2], started_at=lambda f: f.started_at + pd.Timedelta(hours=1)
+    )  # fmt: skip
+    onnx_b1 = onnx.assign(batch=1, result_id=lambda f: "b1-" + f.result_id)
+    verdicts = check(pd.concat([openvino, onnx, onnx_b1], ignore_index=True))
+    assert [(v.runtime, v.batch) for v in verdicts] == [("onnxruntime", 1), ("onnxruntime", 2), ("openvino", 1)]
+
+
+def test_a_configuration_that_never_completed_has_no_baseline():
+    failed = history(10.0).assign(status="failed", error="it broke", infer_ms=None)
+    (verdict,) = check(failed)
+    assert (verdict.verdict, verdict.baseline_ms, verdict.previous_run_id) == ("failed", None, None)
+    assert not verdict.flagged and not verdict.regressed and not verdict.judged

@@ -250,3 +250,117 @@ def test_migration_from_version_8_adds_the_model_size(empty_db):
     store.insert_result(empty_db, _result(model_mb=12.3))
     size = store.results_summary(empty_db).set_index("result_id")["model_mb"]
     assert pd.isna(size["old-r"]) and size["r1"] == 12.3
+
+
+def test_a_duckdb_file_refuses_a_result_id_twice(empty_db):
+    """A file's ids are primary keys: a second result under an id already there is refused, not doubled."""
+    store.ensure_schema(empty_db)
+    store.insert_run(empty_db, _run())
+    store.insert_result(empty_db, _result())
+    with pytest.raises(duckdb.ConstraintException):
+        store.insert_result(empty_db, _result())
+    assert store.results_summary(empty_db)["result_id"].tolist() == ["r1"]
+
+
+def test_a_lake_schema_keeps_ids_not_null_without_primary_keys():
+    """DuckLake has no PRIMARY KEY: a shared store's tables are created with each id NOT NULL instead."""
+    with duckdb.connect(":memory:") as con:
+        for version in range(1, store.SCHEMA_VERSION + 1):
+            for statement in store.MIGRATIONS[version]:
+                shared = store._for_store(statement, True)
+                assert "PRIMARY KEY" not in shared.upper()
+                con.execute(shared)
+        assert (
+            con.execute("SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'").fetchall()[
+                0
+            ][0]
+            == 0
+        )
+        nullable = dict(
+            con.execute(
+                "SELECT table_name || '.' || column_name, is_nullable FROM information_schema.columns"
+            ).fetchall()
+        )
+    assert {
+        nullable[column]
+        for column in (
+            "machines.machine_id",
+            "runs.run_id",
+            "results.result_id",
+            "parity.result_id",
+            "accuracy.result_id",
+        )
+    } == {"NO"}
+    assert nullable["runs.model"] == "YES"
+
+
+SHARED = "ducklake+postgres:dbname=lake host=nowhere"  # never opened: the migration itself is replaced below
+
+
+def _racing_migration(monkeypatch, errors: list) -> list:
+    """store._migrate replaced by one that raises each of errors in turn (another machine's commit winning the
+    race), then succeeds; returns the list of stores it was called with. The waits between attempts are recorded,
+    not slept."""
+    calls, waits = [], []
+
+    def migrate(db):
+        calls.append(db)
+        if len(calls) <= len(errors):
+            raise errors[len(calls) - 1]
+
+    monkeypatch.setattr(store, "_migrate", migrate)
+    monkeypatch.setattr(store.time, "sleep", waits.append)
+    return calls, waits
+
+
+def test_a_machine_that_loses_the_shared_schema_race_finds_the_schema_made(monkeypatch):
+    lost = [duckdb.TransactionException("commit conflict"), duckdb.CatalogException('Table "runs" already exists')]
+    calls, waits = _racing_migration(monkeypatch, lost)
+    store.ensure_schema(SHARED)
+    assert calls == [SHARED] * 3
+    assert 0 < waits[0] <= 0.25 and waits[0] < waits[1], "a short wait, longer each time"
+
+
+def test_another_catalog_error_of_the_shared_schema_is_raised_at_once(monkeypatch):
+    calls, _ = _racing_migration(monkeypatch, [duckdb.CatalogException("Schema lake does not exist")])
+    with pytest.raises(duckdb.CatalogException, match="does not exist"):
+        store.ensure_schema(SHARED)
+    assert calls == [SHARED]
+
+
+def test_a_shared_schema_race_lost_every_time_is_given_up(monkeypatch):
+    monkeypatch.setattr(store, "SHARED_SCHEMA_ATTEMPTS", 3)
+    calls, waits = _racing_migration(monkeypatch, [duckdb.TransactionException("commit conflict")] * 5)
+    with pytest.raises(duckdb.TransactionException):
+        store.ensure_schema(SHARED)
+    assert len(calls) == 3 and len(waits) == 2
+
+
+def test_a_newer_file_is_refused_by_name_before_any_migration(empty_db):
+    with duckdb.connect(str(empty_db)) as con:
+        con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+        con.execute("INSERT INTO schema_version VALUES (?, now())", [store.SCHEMA_VERSION + 1])
+    with pytest.raises(BenchError, match=f"^{empty_db} has schema version {store.SCHEMA_VERSION + 1}, newer"):
+        store.ensure_schema(empty_db)
+
+
+def test_a_database_file_that_holds_nothing_yet_is_filled_without_a_backup(empty_db):
+    duckdb.connect(str(empty_db)).close()  # made by another tool, or an engine stopped before the schema
+    assert empty_db.stat().st_size > 0
+    store.ensure_schema(empty_db)
+    assert store.results_summary(empty_db).empty
+    assert [path.name for path in empty_db.parent.iterdir()] == [empty_db.name], "nothing to back up"
+
+
+def test_a_migration_that_fails_leaves_the_file_as_it_was_with_the_database_s_error(empty_db):
+    """A version-1 file that already holds a table version 2 creates (edited by hand, say): the migration stops
+    with DuckDB's own error, and the file stays at version 1 without any of version 2's changes."""
+    database_at_version(empty_db, 1)
+    with duckdb.connect(str(empty_db)) as con:
+        con.execute("CREATE TABLE result_images (note VARCHAR)")
+    with pytest.raises(duckdb.CatalogException, match="result_images"):
+        store.ensure_schema(empty_db)
+    with duckdb.connect(str(empty_db), read_only=True) as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == 1
+        columns = {row[0] for row in con.execute("DESCRIBE results").fetchall()}
+    assert "model_file" not in columns
