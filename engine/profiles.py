@@ -10,6 +10,7 @@ type still says what it is. What no neighbour explains stays "unmapped", with it
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import defaultdict
 from contextlib import contextmanager, nullcontext
@@ -160,23 +161,26 @@ def timed_by_module(modules, sources, types, batch, calls: int) -> list[OpTime]:
     """PyTorch eager, module by module, each module's call timed with perf_counter_ns: torch.profiler slows the eager
     model several times over on a CPU (its ops are small and many), so its figures would not add up to the
     measured inference. A module's ops are not told apart: its op type is the module's type."""
+    import statistics
     import time
 
     import torch
 
-    spent = [0] * len(modules)
+    spent: list[list[int]] = [[] for _ in modules]
 
     @contextmanager
     def timed(index: int):
         started = time.perf_counter_ns()
         yield
-        spent[index] += time.perf_counter_ns() - started
+        spent[index].append(time.perf_counter_ns() - started)
 
     with torch.inference_mode():
         run_by_module(modules, sources, batch, lambda index: nullcontext())  # warm
         for _ in range(calls):
             run_by_module(modules, sources, batch, timed)
-    return [OpTime(f"model.{index}", types[index], ns / 1e6 / calls) for index, ns in enumerate(spent)]
+    # each module's median call, as the measured inference is a median: a call that another process interrupted
+    # would otherwise lift every module it ran through
+    return [OpTime(f"model.{index}", types[index], statistics.median(ns) / 1e6) for index, ns in enumerate(spent)]
 
 
 TORCHSCRIPT_MODULE = re.compile(r"^TOP\([^)]*\)::forward\.(\d+)\(")
@@ -184,36 +188,59 @@ TORCHSCRIPT_MODULE = re.compile(r"^TOP\([^)]*\)::forward\.(\d+)\(")
 
 def torchscript_profile(model, batch, calls: int) -> list[OpTime]:
     """torch.profiler over `calls` calls of a traced model, recording module hierarchy (TorchScript keeps it): each
-    outermost op inside a top-level module charged to that module, per call."""
+    outermost op inside a top-level module charged to that module; each op's median over the calls."""
     import json
     import tempfile
 
     import torch
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import ProfilerActivity, profile, record_function
 
     with torch.inference_mode():
         for _ in range(3):  # TorchScript's profiling executor optimises the graph over its first calls
             model(batch)
         with profile(activities=[ProfilerActivity.CPU], with_modules=True) as profiled:
-            for _ in range(calls):
-                model(batch)
+            for call in range(calls):
+                with record_function(f"{CALL_LABEL}{call}"):
+                    model(batch)
     with tempfile.TemporaryDirectory() as folder:
         trace = Path(folder) / "trace.json"
         profiled.export_chrome_trace(str(trace))
         events = json.loads(trace.read_text())["traceEvents"]
+    windows = sorted(
+        (e["ts"], e["ts"] + e["dur"]) for e in events if e.get("ph") == "X" and e["name"].startswith(CALL_LABEL)
+    )
     ops = sorted(
         (e for e in events if e.get("ph") == "X" and "Module Hierarchy" in e.get("args", {})), key=lambda e: e["ts"]
     )
-    times: dict[tuple[str, str], float] = {}
+    timed = []
     outer_end = -1.0
     for event in ops:
         found = TORCHSCRIPT_MODULE.match(event["args"]["Module Hierarchy"])
         if event["ts"] < outer_end or not found:
             continue  # inside the op before it (counted there), or the whole forward call around every module
         outer_end = event["ts"] + event["dur"]
-        key = (f"model.{found.group(1)}/{event['name']}", event["name"])
-        times[key] = times.get(key, 0.0) + event["dur"] / 1000 / calls
-    return [OpTime(name, op_type, ms) for (name, op_type), ms in times.items()]
+        timed.append((f"model.{found.group(1)}/{event['name']}", event["name"], event["ts"], event["dur"]))
+    return median_per_call(timed, windows)
+
+
+def median_per_call(events, windows: list[tuple[float, float]]) -> list[OpTime]:
+    """Ops from a profiler's trace events, (name, op type, start, duration in µs), each charged to the call whose
+    window (start, end) holds its start: each op's median over the calls, as the measured inference is a median
+    (a call another process interrupted would otherwise lift every op in it). Events outside every window (a warm
+    call) are left out."""
+    import statistics
+
+    per_call: dict[tuple[str, str], list[float]] = {}
+    starts = [start for start, _ in windows]
+    for name, op_type, start, duration in events:
+        call = bisect.bisect_right(starts, start) - 1
+        if call < 0 or start > windows[call][1]:
+            continue
+        per_call.setdefault((name, op_type), [0.0] * len(windows))[call] += duration / 1000
+    return [OpTime(name, op_type, statistics.median(ms)) for (name, op_type), ms in per_call.items()]
+
+
+CALL_LABEL = "yolo-bench call "
 
 
 def coverage(rows: tuple[ProfileRow, ...] | list[ProfileRow], infer_ms_per_call: float | None) -> dict:

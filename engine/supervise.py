@@ -62,7 +62,9 @@ def run_job(
     The process (with its children) is killed when its resident memory passes memory_limit_mb (0: no limit).
     """
     context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
+    # duplex: the parent tells the worker when it has recorded a result (RECORDED), so that what the worker
+    # measures next (in flight, a profile) does not share the CPU with the parent's parity check and writes
+    receiver, sender = context.Pipe(duplex=True)
     process = context.Process(target=worker.entry, args=(job, params, sender), name=f"bench-{job}")
     process.start()
     sender.close()
@@ -81,6 +83,8 @@ def run_job(
                     process.join(30)
                     return payload
                 step = _handled(kind, payload, step, on_message)
+                if kind == "result":
+                    _tell(receiver, RECORDED)
                 continue
             if not process.is_alive():
                 if receiver.poll(0):
@@ -96,6 +100,16 @@ def run_job(
             process.kill()
             process.join(5)
         receiver.close()
+
+
+RECORDED = "recorded"  # the parent's answer to a worker's "result": it is stored, the CPU is the worker's again
+
+
+def _tell(conn, message: str) -> None:
+    try:
+        conn.send(message)
+    except (BrokenPipeError, OSError):
+        pass  # the worker is gone: the loop finds out and says how
 
 
 def _check_running(process, should_cancel: Callable[[], bool], memory_limit_mb: float) -> None:

@@ -109,6 +109,17 @@ def reference(params: dict) -> dict:
     return {"detections": detections, "input_shape": list(tensor.shape), "settings": runtime.settings()}
 
 
+def wait_until_recorded(conn, limit_s: float = 600) -> None:
+    """Until the parent has stored the result just sent (engine.supervise.RECORDED): its parity check, images
+    and writes would otherwise share the CPU with what this process measures next. Past limit_s, or when the parent
+    sends nothing, it goes on: the parent's own deadlines still hold."""
+    try:
+        if conn.poll(limit_s):
+            conn.recv()
+    except (EOFError, OSError):
+        pass
+
+
 def measure(job: MeasureJob, conn) -> None:
     """One batch size of one runtime: the result, then (when asked and offered) its in-flight figure."""
     from engine.measure import reset_peak_memory
@@ -130,6 +141,8 @@ def measure(job: MeasureJob, conn) -> None:
             batch=job.batch, status="failed", error=f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=4)}"
         )
     conn.send(("result", result))
+    if result.status == "completed" and (in_flight is not None or job.profile):
+        wait_until_recorded(conn)
     # The in-flight figure comes after the result is stored: AsyncInferQueue has hung on AMD EPYC CPUs
     # (ultralytics/ultralytics#25923), and a crash or hang there must not cost what was measured.
     if in_flight is not None and result.status == "completed":

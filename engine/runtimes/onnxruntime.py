@@ -44,7 +44,7 @@ class OnnxRuntime(Runtime):
 
         import onnxruntime as ort
 
-        from engine.profiles import OpTime
+        from engine.profiles import median_per_call
 
         with tempfile.TemporaryDirectory() as folder:
             session = self._session(self.threads, str(Path(folder) / "onnxruntime"))
@@ -52,16 +52,13 @@ class OnnxRuntime(Runtime):
                 session.run(None, {self.input_name: batch})
             events = json.loads(Path(session.end_profiling()).read_text())
         runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])[1:]  # not the warm
-        windows = [(e["ts"], e["ts"] + e["dur"]) for e in runs]
-        times: dict[tuple[str, str], float] = {}
-        for event in sorted(events, key=lambda e: e.get("ts", 0)):
-            name = event.get("name", "")
-            if event.get("cat") != "Node" or not name.endswith("_kernel_time"):
-                continue
-            if any(start <= event["ts"] <= end for start, end in windows):
-                key = (name.removesuffix("_kernel_time"), event.get("args", {}).get("op_name", ""))
-                times[key] = times.get(key, 0.0) + event["dur"] / 1000 / calls
-        return [OpTime(name, op_type, ms) for (name, op_type), ms in times.items()], f"onnxruntime {ort.__version__}"
+        kernels = [
+            (e["name"].removesuffix("_kernel_time"), e.get("args", {}).get("op_name", ""), e["ts"], e["dur"])
+            for e in events
+            if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")
+        ]
+        ops = median_per_call(kernels, [(e["ts"], e["ts"] + e["dur"]) for e in runs])
+        return ops, f"onnxruntime {ort.__version__}"
 
     offers_in_flight = True
 
