@@ -974,12 +974,12 @@ def fastest_candidates(db, filters: dict | None = None):
     """The completed results engine.ranking.fastest could pick per machine label, model and image size: the fastest
     whose parity did not fail and the faster ones whose parity failed (where every one failed, the fastest), in
     results_summary's order; results_at_size counts every completed result of the model at that size."""
-    where, params = _where({**(filters or {}), "status": ["completed"]}, SUMMARY_FILTERS)
+    where, params = _where({**(filters or {}), "status": ["completed"]}, SUMMARY_FILTERS)  # never empty
     return _query(
         db,
         f"""WITH done AS (
                 SELECT *, count(*) OVER (PARTITION BY model, imgsz) AS results_at_size
-                FROM results_summary{where}{" AND" if where else " WHERE"} isfinite(total_ms)),
+                FROM results_summary{where} AND isfinite(total_ms)),
             best AS (
                 SELECT machine_label, model, imgsz, min(total_ms) AS any_ms,
                        min(total_ms) FILTER (WHERE parity_verdict IS DISTINCT FROM 'fail') AS trusted_ms
@@ -1026,8 +1026,8 @@ def history_points(db, filters: dict | None, metric: str, splits: list[str], max
     in run_id; runs counts each point's runs."""
     if metric not in HISTORY_METRICS or not set(splits) <= HISTORY_SPLITS:
         raise ValueError(f"no history of {metric} split by {splits}")
-    where, params = _where({**(filters or {}), "status": ["completed"]}, SUMMARY_FILTERS)
-    where += f"{' AND' if where else ' WHERE'} {metric} IS NOT NULL"
+    where, params = _where({**(filters or {}), "status": ["completed"]}, SUMMARY_FILTERS)  # never empty
+    where += f" AND {metric} IS NOT NULL"
     keys = "".join(f"{column}, " for column in splits)
     series = f"PARTITION BY {', '.join(splits)}" if splits else ""
     return _query(

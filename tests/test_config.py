@@ -7,6 +7,7 @@ import pytest
 
 from engine import config as cfg
 from engine.config import BenchError, RunConfig, Variant, validate
+from engine.runtimes import registry
 
 
 def settings(**changes) -> RunConfig:
@@ -139,3 +140,69 @@ def test_a_config_round_trips_and_ignores_unknown_keys():
     assert settings(memory_limit_mb=512).effective_memory_limit_mb == 512
     assert settings().effective_memory_limit_mb > 256
     assert RunConfig().runtimes == list(cfg.DEFAULT_RUNTIMES)
+
+
+def test_what_a_request_names_but_cannot_measure_is_named_in_full():
+    """Each missing precision of an unpinned runtime, in the request's order, beside what it offers; a pinned
+    runtime or "all" asks only for what is offered; in flight and profiles by mode and runtime."""
+    request = settings(runtimes=["tflite", "onnxruntime:fp32", "openvino"], precisions=["fp16", "bf16", "fp32"])
+    assert cfg.not_measured(request, []) == [
+        "not measured: tflite:fp16,bf16 (tflite offers fp32, int8)",
+        "not measured: openvino:fp16 (openvino offers fp32, bf16, int8)",
+    ]
+    assert cfg.not_measured(settings(runtimes=["onnxruntime:fp32"], precisions=["int8"]), []) == []
+    assert cfg.not_measured(settings(runtimes=["onnxruntime"], precisions=["all"]), []) == []
+    in_flight = settings(runtimes=["pytorch-cuda", "openvino"], in_flight=2)
+    variants = [Variant("pytorch-cuda", "fp16", "ultralytics"), Variant("openvino", "fp32", "ultralytics"),
+                Variant("openvino", "fp32", "lean")]  # fmt: skip
+    assert cfg.not_measured(in_flight, variants) == [
+        "not measured in flight: pytorch-cuda:fp16/ultralytics (it offers one request at a time only)"
+    ]
+    profiled = settings(runtimes=["tflite", "openvino"], profile=5)
+    variants = [Variant("tflite", "fp32", "lean"), Variant("openvino", "fp32", "ultralytics"),
+                Variant("openvino", "fp32", "lean")]  # fmt: skip
+    assert cfg.not_measured(profiled, variants) == [
+        "not profiled: tflite:fp32 (its Python API gives no per-op timing)",
+        "not profiled: openvino:fp32/ultralytics (profiles are taken in the lean mode)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"runtimes": []}, "no runtime chosen: pass --runtimes, e.g. --runtimes onnxruntime,openvino"),
+        ({"runtimes": ["caffe"]}, f"unknown runtime 'caffe': choose from {', '.join(registry.names())} or 'all'"),
+        ({"runtimes": ["caffe:fp32:x"]}, f"unknown runtime 'caffe': choose from {', '.join(registry.names())} "
+                                          "or 'all'"),
+        ({"precisions": ["fp8"]}, "unknown precision 'fp8': choose from fp32, fp16, bf16, int8 or 'all'"),
+        ({"modes": []}, "no pipeline mode given: pass --modes, e.g. --modes lean,ultralytics"),
+        ({"modes": ["fast"]}, "unknown pipeline mode 'fast': choose from lean, ultralytics or 'all'"),
+        ({"batch_sizes": []}, "no batch size given: pass --batch, e.g. --batch 1,2,4"),
+        ({"conf": 0.0}, "confidence and IoU thresholds must lie strictly between 0 and 1"),
+        ({"machine_label": "x" * 201}, "machine label (200) or note (2000 characters) is too long"),
+        ({"profile": cfg.MAX_PROFILE_CALLS + 1}, "profile calls 101 is out of range: use 0 (off) to 100"),
+        ({"memory_limit_mb": 16 * 2**20 + 1}, "memory limit 16777217 MB is out of range: use 0 (80% of RAM) or a "
+                                              "size in MB"),
+    ],
+)  # fmt: skip
+def test_a_refusal_is_its_whole_message(changes, message):
+    with pytest.raises(BenchError) as refused:
+        validate(settings(**changes))
+    assert str(refused.value) == message
+
+
+def test_limits_of_profiles_memory_and_references_are_taken():
+    validate(settings(profile=cfg.MAX_PROFILE_CALLS, memory_limit_mb=16 * 2**20, reference="weights.yml"))
+    validate(settings(reference="WEIGHTS.YML"))
+
+
+def test_all_precisions_are_each_runtimes_own_and_a_request_none_offers_names_what_each_does():
+    assert cfg.expand_variants(settings(runtimes=["tflite"], precisions=["all"])) == [
+        Variant("tflite", "fp32", "lean"), Variant("tflite", "int8", "lean")
+    ]  # fmt: skip
+    with pytest.raises(BenchError) as refused:
+        cfg.expand_variants(settings(runtimes=["pytorch", "torchscript"], precisions=["int8", "bf16"]))
+    assert str(refused.value) == (
+        "none of the chosen runtimes offers precision int8, bf16 (pytorch offers fp32; torchscript offers fp32): "
+        "pass --precisions with one they offer, or 'all'"
+    )

@@ -1,6 +1,7 @@
 """The DuckDB store: schema creation, forward migration with a backup, refusal of newer files, locks."""
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -364,3 +365,18 @@ def test_a_migration_that_fails_leaves_the_file_as_it_was_with_the_database_s_er
         assert con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == 1
         columns = {row[0] for row in con.execute("DESCRIBE results").fetchall()}
     assert "model_file" not in columns
+
+
+def test_settings_of_any_shape_and_none_are_stored_as_json(empty_db):
+    """A runtime's settings are whatever it reports (lists of mixed types, say): stored as JSON text, and a result
+    that reported none holds an empty object, not NULL."""
+    store.ensure_schema(empty_db)
+    store.insert_run(empty_db, _run())
+    mixed = {"input": [1, "dynamic", None], "providers": {"cpu": {"arena": True}}}
+    store.insert_result(empty_db, _result("r1", settings=mixed, input_shape=(1, 3, 160, 160)))
+    store.insert_result(empty_db, _result("r2", settings=None))
+    with duckdb.connect(str(empty_db), read_only=True) as con:
+        stored = dict(con.execute("SELECT result_id, settings::VARCHAR FROM results ORDER BY result_id").fetchall())
+        shape = con.execute("SELECT input_shape FROM results WHERE result_id = 'r1'").fetchone()[0]
+    assert json.loads(stored["r1"]) == mixed and stored["r2"] == "{}"
+    assert list(shape) == [1, 3, 160, 160]

@@ -134,3 +134,40 @@ def test_fastest_candidates_keep_the_trusted_best_and_the_faster_failures(tmp_pa
     assert other["runtime"].tolist() == ["openvino"], "where every one failed parity, the fastest"
     assert set(candidates["results_at_size"]) == {6}
     assert store.fastest_candidates(str(db), {"model": ["b"]}).empty
+
+
+def test_a_failed_result_with_figures_is_in_no_page_read_of_completed_results(history):
+    """A result stored as failed keeps whatever it measured before it failed; the reads of completed results leave
+    it out however fast it looks: the newest run of m2 below failed, at 1 ms."""
+    from dataclasses import replace
+
+    from tests.rows import flat_stats, result_record, run_row
+
+    store.insert_run(history, run_row("ci2", started_at=at(12), machine_id="m2", machine_label="ci", model="a"))
+    failed = result_record("ci2-0", "ci2", status="failed", error="crashed in postprocess")
+    store.insert_result(history, replace(failed, stats={"total": flat_stats(1.0, 10), "infer": flat_stats(1.0, 10)}))
+    store.finish_run(history, "ci2", "completed")
+    assert store.latest_runs(history)["run_id"].tolist() == ["ci1", "labb"]
+    assert "ci2" not in store.fastest_candidates(history)["run_id"].tolist()
+    assert "ci2" not in store.recommend_candidates(history)["run_id"].tolist()
+    points = store.history_points(history, {"machine_id": ["m2"]}, "total_ms", [], 150)
+    assert points["run_id"].tolist() == ["ci0", "ci1"]
+    assert (
+        "ci2" not in set(store.history_choices(history)["last_at"].astype(str))
+        and len(store.history_choices(history, {"machine_id": ["m2"]})) == 1
+    )
+
+
+def test_every_split_at_once_is_a_history(history):
+    every = sorted(store.HISTORY_SPLITS)
+    points = store.history_points(history, None, "total_ms", every, 150)
+    assert len(points) == 15 and set(every) <= set(points.columns)  # a point per run of each series
+
+
+def test_page_reads_of_a_database_not_there_are_empty(tmp_path):
+    missing = tmp_path / "missing.duckdb"
+    assert store.run_models(missing) == []
+    assert store.machine_ids_named(missing, "lab") == []
+    page, matching = store.results_page(missing, None, 100, 0)
+    assert page.empty and matching == 0
+    assert store.runs_with_results(missing, None, 500).empty
