@@ -53,11 +53,25 @@ EQUIVALENT = [
     ("engine.store.x_apply_migrations_up_to", "_for_store(statement", "the shared store's DDL: killed by "
      "tests/test_shared_store.py, which starts PostgreSQL and so is not in the in-process selection"),
     ("engine.store.x__result_values", "input_shape", "DuckDB takes a tuple as a list"),
+    ("engine.store.x__migrate", "shared = ", "the shared store's migration: killed by tests/test_shared_store.py, "
+     "which starts PostgreSQL"),
+    ("engine.store.x__migrate", "_for_store(statement, None)", "the shared store's DDL (tests/test_shared_store.py)"),
+    ("engine.store.x__migrate", "not shared or", "differs only for a shared store (tests/test_shared_store.py)"),
+    ("engine.store.x__migrate", "st_size >= 0", "a file of 0 bytes holds no schema: version 0, so no backup either "
+     "way"),
+    ("engine.store.x__migrate", "st_size > 1", "a DuckDB file is never a single byte"),
+    ("engine.store.x__migrate", "existed or version > 0", "a file that did not exist is at version 0; an existing "
+     "one at version 0 only gets a CHECKPOINT, which changes nothing"),
+    ("engine.store.x__migrate", "version >= 0", "a CHECKPOINT of a file at version 0 changes nothing"),
+    ("engine.store.x__migrate", "version > 1:", "DuckDB checkpoints as its last connection closes: a version-1 "
+     "file's WAL is empty by the time it is migrated"),
     ("engine.measure.xǁStatsǁfrom_values", "np.asarray(values", "the samples are floats: float64 is numpy's own "
      "choice"),
     ("engine.parity.x__arrays", "dtype=", "the boxes, scores and classes are Python floats and ints: numpy picks "
      "float64 and int64 itself"),
     ("engine.parity.x__arrays", "reshape(-2", "numpy reads any negative size as 'the rest'"),
+    ("engine.parity.x__arrays", "for r in rows], )", "the boxes, scores and classes are Python floats and ints: "
+     "numpy picks float64 and int64 itself"),
     ("engine.parity.xǁRawDiffǁadd", ".astype(None)", "astype(None) is float64"),
     ("engine.parity.xǁRawDiffǁadd", "sum(dtype=None)", "a float32 array's sum is accumulated pairwise; the "
      "relative error stays far below the 1e-3 the verdict reads"),
@@ -70,7 +84,10 @@ EQUIVALENT = [
     ("engine.parity.x__box_failure", "else ", "called only when one side has boxes: with no reference boxes recall "
      "passes at 1 or 2, with no candidate boxes recall fails before precision is read"),
 ]  # fmt: skip
-SQL = re.compile(r"\b(SELECT|FROM|WHERE|INSERT|CREATE|UPDATE|ROLLBACK|AND|JOIN|GROUP BY|ORDER BY)\b")  # as written here
+SQL = re.compile(  # SQL as this project writes it: upper-case keywords, or a comparison with a parameter
+    r"\b(SELECT|FROM|WHERE|INSERT|CREATE|UPDATE|ROLLBACK|AND|JOIN|GROUP BY|ORDER BY|CHECKPOINT|BEGIN|COMMIT|SET|"
+    r"PRIMARY KEY|NOT NULL)\b|[<>=] \?"
+)
 
 
 def mutated_lines(name: str) -> tuple[str, str]:

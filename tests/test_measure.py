@@ -129,4 +129,5 @@ def test_peak_memory_is_the_window_s_high_water_mark():
     assert peak_memory_mb() >= before + 190
     del held
     reset_peak_memory()
-    assert peak_memory_mb() < before + 100, "a new window forgets the old peak"
+    # a new window starts at what the process holds now (in a long suite, the allocator may keep the freed pages)
+    assert peak_memory_mb() <= _status_kib("VmRSS:") / 1024 + 64, "a new window forgets the old peak"

@@ -337,6 +337,25 @@ def test_a_shared_schema_race_lost_every_time_is_given_up(monkeypatch):
     assert len(calls) == 3 and len(waits) == 2
 
 
+def test_a_migration_another_writer_finished_first_is_left_as_it_is(empty_db, monkeypatch):
+    """Two processes open an old file at once: the second, inside its transaction, finds the schema current (the
+    first one migrated it in between) and rolls back, adding nothing."""
+    store.ensure_schema(empty_db)
+    with duckdb.connect(str(empty_db), read_only=True) as con:
+        before = con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+    usable, seen = store._usable_version, []
+
+    def seen_before_the_other_writer(con, db):
+        seen.append(db)
+        return 1 if len(seen) == 1 else usable(con, db)  # outside the transaction: still version 1
+
+    monkeypatch.setattr(store, "_usable_version", seen_before_the_other_writer)
+    store.ensure_schema(empty_db)
+    assert seen == [empty_db, empty_db]
+    with duckdb.connect(str(empty_db), read_only=True) as con:
+        assert con.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == before
+
+
 def test_a_newer_file_is_refused_by_name_before_any_migration(empty_db):
     with duckdb.connect(str(empty_db)) as con:
         con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")

@@ -171,3 +171,8 @@ def test_page_reads_of_a_database_not_there_are_empty(tmp_path):
     page, matching = store.results_page(missing, None, 100, 0)
     assert page.empty and matching == 0
     assert store.runs_with_results(missing, None, 500).empty
+
+
+def test_runs_named_beyond_the_newest_are_each_listed(history):
+    runs = store.runs_with_results(history, None, 1, include=("lab0", "lab1"))
+    assert runs["run_id"].tolist() == ["ci1", "lab1", "lab0"] and set(runs["matching"]) == {9}
