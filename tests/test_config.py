@@ -201,8 +201,8 @@ def test_all_precisions_are_each_runtimes_own_and_a_request_none_offers_names_wh
         Variant("tflite", "fp32", "lean"), Variant("tflite", "int8", "lean")
     ]  # fmt: skip
     with pytest.raises(BenchError) as refused:
-        cfg.expand_variants(settings(runtimes=["pytorch", "torchscript"], precisions=["int8", "bf16"]))
+        cfg.expand_variants(settings(runtimes=["tflite", "pytorch"], precisions=["fp16", "bf16"]))
     assert str(refused.value) == (
-        "none of the chosen runtimes offers precision int8, bf16 (pytorch offers fp32; torchscript offers fp32): "
+        "none of the chosen runtimes offers precision fp16, bf16 (tflite offers fp32, int8; pytorch offers fp32): "
         "pass --precisions with one they offer, or 'all'"
     )
