@@ -535,3 +535,15 @@ def test_files_outside_the_manifest_s_list_are_named(good, tmp_path):
 def test_refusals_in_full(good, imported, tmp_path, case, refusal):
     tamper, _ = CASES[case]
     assert _refusal(imported, tamper(take_apart(good)), tmp_path) == refusal
+
+
+def test_a_member_inflating_exactly_the_ratio_passes(good, tmp_path):
+    """The compression ratio is a limit like the others: a member at exactly it passes."""
+    data = good.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        member = max(
+            (i for i in archive.infolist() if i.file_size > 2**10), key=lambda i: i.file_size / i.compress_size
+        )
+    ratio = member.file_size / member.compress_size
+    assert member.file_size == ratio * member.compress_size, "exactly at the limit, in floating point too"
+    assert _checked(tmp_path, data, ratio_from_bytes=2**10, ratio=ratio).run_id
