@@ -39,9 +39,18 @@ def test_matching_is_one_to_one_by_class_and_iou():
 
 def _raw(images=2, box_err=0.0, score_err=0.0, seed=0):
     rng = np.random.default_rng(seed)
+    references = [
+        np.concatenate([rng.uniform(0, 160, (4, 50)), rng.uniform(0, 0.2, (80, 50))]).astype(np.float32)
+        for _ in range(images)
+    ]
+    return _offset(references, box_err, score_err)
+
+
+def _offset(references, box_err: float, score_err: float):
+    """The raw differences of candidates that are these references with box rows off by box_err and class-score
+    rows by score_err."""
     diff = parity.RawDiff()
-    for _ in range(images):
-        reference = np.concatenate([rng.uniform(0, 160, (4, 50)), rng.uniform(0, 0.2, (80, 50))]).astype(np.float32)
+    for reference in references:
         candidate = reference.copy()
         candidate[:4] += box_err
         candidate[4:] += score_err
@@ -149,14 +158,7 @@ def test_matches_come_in_reference_order_each_box_used_once():
 def _exact_raw(box_diff=0.0, score_diff=0.0, reference_value=0.0, images=1):
     """Raw outputs whose differences are exactly these (float64): reference_value everywhere, the candidate's box
     rows off by box_diff and its class-score rows by score_diff."""
-    diff = parity.RawDiff()
-    for _ in range(images):
-        reference = np.full((84, 10), reference_value)
-        candidate = reference.copy()
-        candidate[:4] += box_diff
-        candidate[4:] += score_diff
-        diff.add(reference, candidate)
-    return diff
+    return _offset([np.full((84, 10), reference_value) for _ in range(images)], box_diff, score_diff)
 
 
 def test_the_pass_tolerances_include_their_limits():
