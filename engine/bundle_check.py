@@ -94,7 +94,7 @@ def check_bundle(
         if not store.identity_matches(staged, manifest["identity"]):
             raise BundleRefused(name, "its manifest's run identity does not match its runs table")
         result_ids = tuple(row[0] for row in staged.execute("SELECT result_id FROM results").fetchall())
-        store.relocate_images(staged, run_id, {image: str(image_folder / image) for image in images})
+        store.relocate_images(staged, {image: str(image_folder / image) for image in images})
         checked = store.write_staged(staged, clean)
     return CheckedBundle(
         run_id=run_id,

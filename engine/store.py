@@ -1236,7 +1236,7 @@ def run_with_identity(db, identity: list) -> bool:
         return identity_matches(con, identity)
 
 
-def relocate_images(con, run_id: str, paths: dict[str, str]) -> None:
+def relocate_images(con, paths: dict[str, str]) -> None:
     """Point a staged run's annotated images at where they are written here (by file name); a path to an image the
     bundle does not carry means nothing on this machine and becomes NULL."""
     con.execute(

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import struct
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -361,13 +362,33 @@ def _zip_of(members: dict[str, bytes], flag_bits: int = 0) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     data = bytearray(out.getvalue())
-    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+    for info, entry in _central_entries(bytes(data)):
+        for offset in (info.header_offset + 6, entry + 8):  # the local header's flags, the central entry's
+            data[offset] |= flag_bits
+    return bytes(data)
+
+
+def _central_entries(data: bytes) -> list[tuple[zipfile.ZipInfo, int]]:
+    """Each member of a zip with the offset of its central directory entry, the header zipfile reads first."""
+    entries = []
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
         entry = archive.start_dir
         for info in archive.infolist():
-            for offset in (info.header_offset + 6, entry + 8):  # the local header's flags, the central entry's
-                data[offset] |= flag_bits
+            entries.append((info, entry))
             entry += 46 + len(info.orig_filename.encode()) + len(info.extra) + len(info.comment)
-    return bytes(data)
+    return entries
+
+
+def _claiming(data: bytes, member: str, compress_size: int | None = None, file_size: int | None = None) -> bytes:
+    """A zip whose central directory claims other sizes for member than it has, as a crafted zip bomb's does:
+    the limits are judged on these claims, before a byte is inflated."""
+    out = bytearray(data)
+    for info, entry in _central_entries(data):
+        if info.filename == member:
+            for offset, size in ((20, compress_size), (24, file_size)):
+                if size is not None:
+                    struct.pack_into("<I", out, entry + offset, size)
+    return bytes(out)
 
 
 def _packed_members(good) -> dict[str, bytes]:
@@ -547,3 +568,39 @@ def test_a_member_inflating_exactly_the_ratio_passes(good, tmp_path):
     ratio = member.file_size / member.compress_size
     assert member.file_size == ratio * member.compress_size, "exactly at the limit, in floating point too"
     assert _checked(tmp_path, data, ratio_from_bytes=2**10, ratio=ratio).run_id
+
+
+@pytest.mark.parametrize("claimed", [0, 1])
+def test_a_member_claiming_next_to_no_compressed_bytes_is_judged_as_one_byte(good, tmp_path, claimed):
+    """A member that claims to deflate to 0 or 1 bytes inflates its whole size times: at 1.5 times the ratio over
+    one byte it is refused, and the message gives the ratio over one byte."""
+    data = good.read_bytes()
+    size = next(info.file_size for info, _ in _central_entries(data) if info.filename == "tables/samples.parquet")
+    bomb = _claiming(data, "tables/samples.parquet", compress_size=claimed)
+    assert _refused_by_check(tmp_path, bomb, ratio_from_bytes=10, ratio=size / 1.5) == (
+        f"tables/samples.parquet inflates {size} times: a zip bomb, not a run's files"
+    )
+
+
+def test_the_total_a_bundle_claims_is_refused_in_gib(good, tmp_path):
+    bomb = _claiming(good.read_bytes(), "tables/samples.parquet", file_size=2**28)
+    assert _refused_by_check(tmp_path, bomb, ratio=1e12, total_bytes=2**27) == "it inflates to 0.3 GiB, over 0.125 GiB"
+
+
+def test_a_bundle_the_database_cannot_merge_is_refused_naming_both(good, tmp_path):
+    """Rows a damaged database still holds for the bundle's results (its results and runs rows deleted by hand)
+    collide with the bundle's: the import is refused in one line, and the rows it had begun to add are undone."""
+    db = tmp_path / "results.duckdb"
+    assert api.import_bundle(str(db), str(good)) == "imported"
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM results")
+        con.execute("DELETE FROM runs")
+        left = {table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("samples", "stats")}
+    with pytest.raises(BundleRefused) as refused:
+        api.import_bundle(str(db), str(good), name="teammate.zip")
+    message = str(refused.value)
+    assert message.startswith(f"bundle teammate.zip refused: it could not be merged into {db}: "), message
+    assert "Duplicate key" in message or "PRIMARY KEY" in message, message
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+        assert {table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in left} == left
