@@ -15,7 +15,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.ui import errors_as_messages
 from engine import api, database
-from engine.api import BenchError, RunConfig
+from engine.api import EXPORTED, BenchError, RunConfig
 
 ACTIVE_STATES = ("queued", "running")
 QUICK_RUNTIMES = ("onnxruntime", "openvino")
@@ -89,6 +89,8 @@ def _variant_row(variant: dict, active: bool) -> None:
                 f":green[batch {result['batch']}: {result['infer_ms']:.2f} ms infer, "
                 f"{result['total_ms']:.2f} ms total per image]"
             )
+        elif result["status"] == EXPORTED:
+            lines.append(f":gray[batch {result['batch']}: exported and stored, not run: {result.get('error')}]")
         else:
             lines.append(f":red[batch {result['batch']}: {(result.get('error') or 'failed').splitlines()[0]}]")
     outcome.markdown("  \n".join(lines) or ":gray[no result yet]")

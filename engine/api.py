@@ -30,11 +30,13 @@ from engine.config import (
 )
 from engine.machine import told_apart
 from engine.measure import MIN_CI_SAMPLES
+from engine.records import EXPORTED
 from engine.runtimes import registry
 from engine.store import json_column, status_and_reason
 
 __all__ = [
     "BenchError",
+    "EXPORTED",
     "RunConfig",
     "MODES",
     "MAX_IN_FLIGHT",

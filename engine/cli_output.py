@@ -10,6 +10,7 @@ from dataclasses import asdict
 from engine import models
 from engine.measure import MIN_CI_SAMPLES
 from engine.ranking import fastest, least
+from engine.records import EXPORTED
 from engine.regressions import MIN_HISTORY, NOT_ENOUGH_SAMPLES
 
 
@@ -27,6 +28,8 @@ def progress_printer(stream=sys.stderr):
                 print(
                     f"  {name}: infer {event['infer_ms']:.2f} ms/img, total {event['total_ms']:.2f} ms/img", file=stream
                 )
+            elif event["status"] == EXPORTED:
+                print(f"  {name}: exported and stored, not run: {event.get('error')}", file=stream)
             else:
                 print(f"  {name}: FAILED: {(event.get('error') or '').splitlines()[0]}", file=stream)
         elif kind == "run_finished":

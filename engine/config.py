@@ -313,9 +313,14 @@ def not_measured(config: RunConfig, variants: list[Variant]) -> list[str]:
 
 
 def runnable_on_onnx(variants: list[Variant]) -> tuple[list[Variant], list[str]]:
-    """An .onnx file given as the model: the configurations whose runtime takes it, and the runtimes that do not
-    (they need the .pt)."""
+    """An .onnx file given as the model: the configurations whose runtime runs it at their precision, and the
+    runtimes (runtime:precision where the runtime takes the file at another precision) that need the .pt."""
     from engine.runtimes import registry
 
-    takes = [v for v in variants if registry.get(v.runtime).accepts_onnx]
-    return takes, sorted({v.runtime for v in variants} - {v.runtime for v in takes})
+    takes = [v for v in variants if v.precision in registry.get(v.runtime).onnx_file_precisions]
+    cannot = {
+        v.runtime if not registry.get(v.runtime).onnx_file_precisions else f"{v.runtime}:{v.precision}"
+        for v in variants
+        if v not in takes
+    }
+    return takes, sorted(cannot)

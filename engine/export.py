@@ -20,6 +20,15 @@ from engine.machine import library_versions
 from engine.paths import cache_dir, mark_used
 
 KEY_LIBRARIES = ("ultralytics", "torch", "onnx", "onnxslim", "openvino", "nncf", "tensorflow", "onnx2tf")
+# The converters of one format only: their versions key that format's exports and no other's.
+FORMAT_LIBRARIES = {
+    "ncnn": ("ncnn", "pnnx"),
+    "mnn": ("MNN",),
+    "paddle": ("paddlepaddle", "x2paddle"),
+    "executorch": ("executorch",),
+    "coreml": ("coremltools",),
+}
+TF_FORMATS = ("saved_model", "pb")  # onnx2tf looks for its calibration file in the working directory
 CALIBRATION_IMAGES = 32
 TF_CALIBRATION_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 # Part of every cache key: raise it when what an export folder holds changes, so older folders are not used.
@@ -30,11 +39,12 @@ EXPORT_RECIPE = 3
 
 def export_key(model_sha256: str, request: dict) -> str:
     versions = library_versions()
+    libraries = KEY_LIBRARIES + FORMAT_LIBRARIES.get(request.get("format"), ())
     material = {
         "model": model_sha256,
         "recipe": EXPORT_RECIPE,
         "request": request,
-        "versions": {name: versions.get(name, "") for name in KEY_LIBRARIES},
+        "versions": {name: versions.get(name, "") for name in libraries},
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -64,9 +74,11 @@ def run_export(model_path: str, model_sha256: str, names: dict, request: dict, i
     source = folder / ("model" + Path(model_path).suffix)
     shutil.copyfile(model_path, source)
     arguments = {"device": "cpu", **request}  # GPU formats (TensorRT) name their device in the request
-    if arguments.get("int8"):
-        arguments["data"] = str(calibration_dataset(images, names))
-    if arguments["format"] == "saved_model":
+    calibration = None
+    if calibrates(request):
+        calibration = calibration_dataset(images, names)
+        arguments["data"] = str(calibration)
+    if arguments["format"] in TF_FORMATS:
         write_tf_calibration(images, folder / TF_CALIBRATION_FILE)
 
     from ultralytics import YOLO
@@ -88,10 +100,35 @@ def run_export(model_path: str, model_sha256: str, names: dict, request: dict, i
                 "request": request,
                 "model_sha256": model_sha256,
                 "seconds": time.perf_counter() - started,
+                "calibration": calibration_record(calibration, images) if calibration else None,
             }
         )
     )
     return output
+
+
+def calibrates(request: dict) -> bool:
+    """Whether the export quantises activations from calibration images: OpenVINO's int8 (NNCF), TensorRT's and
+    ONNX Runtime's static int8 (quantize=8 on an ONNX export)."""
+    return bool(request.get("int8")) or (request.get("format") == "onnx" and request.get("quantize") == 8)
+
+
+def calibration_record(data_yaml: Path, images: list[str]) -> dict:
+    """What an int8 export was calibrated on, kept with it (done.json) and with its results (settings)."""
+    return {
+        "images": [Path(image).name for image in images],
+        "augmented_copies": CALIBRATION_IMAGES,
+        "dataset": str(data_yaml.parent.name),
+    }
+
+
+def calibration_of(artifact: Path) -> dict | None:
+    """The calibration record of the export folder holding artifact, or None (not calibrated, or not an export)."""
+    for folder in (artifact, *artifact.parents):
+        done = folder / "done.json"
+        if done.is_file():
+            return json.loads(done.read_text()).get("calibration")
+    return None
 
 
 def write_tflite_files(saved_model: Path) -> dict[str, Path]:

@@ -16,6 +16,7 @@ from engine.supervise import Cancelled, JobFailed, run_job
 class Artifact:
     """What a batch size's runtime loads, and how it was got."""
 
+    batch: int
     path: str
     export_cached: bool | None  # None: the model file itself, nothing exported
     export_s: float
@@ -47,7 +48,7 @@ def prepare_artifacts(
             raise Cancelled()
         request = runtime_class.export_request(variant.precision, batch, config.imgsz)
         if model["kind"] == "onnx" or request is None:
-            artifacts[batch] = Artifact(model["path"], None, 0.0, runtime_class.artifact_mb(Path(model["path"])))
+            artifacts[batch] = Artifact(batch, model["path"], None, 0.0, runtime_class.artifact_mb(Path(model["path"])))
             continue
         outcome = _exported(variant, batch, request, model, images, config, log_folder, emit, should_cancel)
         if isinstance(outcome, ExportFailure):
@@ -59,7 +60,7 @@ def prepare_artifacts(
         except Exception as error:
             failures.append(ExportFailure(batch, f"export output unusable: {error}", was_cached))
             continue
-        artifacts[batch] = Artifact(str(path), was_cached, export_s, runtime_class.artifact_mb(path))
+        artifacts[batch] = Artifact(batch, str(path), was_cached, export_s, runtime_class.artifact_mb(path))
     return artifacts, failures
 
 

@@ -143,7 +143,15 @@ class PredictorPipeline:
 
         job = self.job
         device = "0" if self.runtime_class.device == "gpu" else "cpu"  # a GPU runtime's row must not run on the CPU
-        self.predictor = UltralyticsPipeline(Path(self.model_file), job.imgsz, job.conf, job.iou, job.precision, device)
+        self.predictor = UltralyticsPipeline(
+            Path(self.model_file),
+            job.imgsz,
+            job.conf,
+            job.iou,
+            job.precision,
+            device,
+            self.runtime_class.ultralytics_arguments,
+        )
 
     def warm(self, paths: list[str]) -> None:
         self.predictor.iteration(paths)

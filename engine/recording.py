@@ -15,6 +15,7 @@ from engine.inputs import image_key
 from engine.measure import Stats
 from engine.paths import artifacts_dir
 from engine.records import (
+    EXPORTED,
     AccuracyRow,
     BatchMeasurement,
     DetectionRow,
@@ -90,6 +91,10 @@ class Recorder:
             **({} if artifact else {"export_cached": export_cached}),
         )
         return self._write(record)
+
+    def exported(self, base: dict, artifact: Artifact, reason: str) -> dict:
+        """A configuration exported and stored (size, export time) on a machine that cannot run it (reason)."""
+        return self._write(ResultRecord(**self._fields(base, artifact.batch, artifact), status=EXPORTED, error=reason))
 
     def measured(
         self, base: dict, artifact: Artifact, measurement: BatchMeasurement, images: list[str], model: dict

@@ -146,6 +146,11 @@ def from_row(record_type, row: dict):
     return record_type(**{f.name: row.get(f.name) for f in fields(record_type)})
 
 
+# A result's status beside "completed" and "failed": exported and stored, on a machine that cannot run it (its
+# reason in error: CoreML off macOS, say). Not a failure, and nothing measured.
+EXPORTED = "exported"
+
+
 @dataclass(frozen=True)
 class ResultRecord:
     """One result as the store writes it: its row of results, then its measured children."""

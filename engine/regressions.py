@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from engine.parity import VERDICTS, got_worse
+from engine.records import EXPORTED
 
 CONFIG_KEY = ("machine_id", "model", "runtime", "precision", "batch", "mode", "imgsz", "threads")
 MIN_HISTORY = 2
@@ -79,6 +80,7 @@ class Verdict:
 
 def check(summary: pd.DataFrame) -> list[Verdict]:
     """One verdict per configuration: its newest result against the completed ones before it."""
+    summary = summary[summary["status"] != EXPORTED]  # stored where it cannot run: nothing to judge
     completed = summary["status"] == "completed"
     rows = summary[~completed | summary["infer_ms"].notna()]
     verdicts = []

@@ -23,6 +23,7 @@ from engine.measure_stage import MeasureStage
 from engine.names import new_id
 from engine.paths import cache_dir
 from engine.recording import Recorder
+from engine.records import EXPORTED
 from engine.reference_stage import compute_reference
 from engine.stop_signals import StopSignals
 from engine.supervise import Cancelled, pid_alive
@@ -30,6 +31,12 @@ from engine.supervise import Cancelled, pid_alive
 OUTPUT_CLOSED = "its output was closed: the program reading it exited"  # a run's stored reason
 
 EventSink = Callable[[dict], None]
+
+
+def _onnx_runtimes() -> list[str]:
+    from engine.runtimes import registry
+
+    return [name for name in registry.names() if registry.get(name).onnx_file_precisions]
 
 
 class OutputClosed(BrokenPipeError):
@@ -121,7 +128,7 @@ class Runner:
         takes, cannot = runnable_on_onnx(variants)
         if not takes:
             raise BenchError(f"none of the chosen runtimes ({', '.join(cannot)}) runs an .onnx file given directly: "
-                             "choose onnxruntime or openvino, or give the .pt model")  # fmt: skip
+                             f"choose one of {', '.join(_onnx_runtimes())}, or give the .pt model")  # fmt: skip
         if cannot:
             measured = ", ".join(sorted({v.runtime for v in takes}))
             self.emit("stage", stage="plan", message=f"an .onnx model: measuring {measured}; not {', '.join(cannot)}, "
@@ -167,7 +174,7 @@ class Runner:
         except BaseException as error:
             store.finish_run(db, self.run_id, "failed", f"{type(error).__name__}: {error}")
             raise
-        failed = sum(1 for r in outcome.results if r["status"] != "completed")
+        failed = sum(1 for r in outcome.results if r["status"] not in ("completed", EXPORTED))
         outcome.status = "completed" if not failed else ("failed" if failed == len(outcome.results) else "partial")
         store.finish_run(db, self.run_id, outcome.status, f"{failed} result(s) failed" if failed else None)
         self.emit("run_finished", status=outcome.status, failed=failed, total=len(outcome.results))
@@ -218,6 +225,9 @@ class Runner:
             variant, runtime_class, model, images, self.config, self.log_folder, self.emit, self.should_cancel
         )
         stored = [self.recorder.failed(base, f.batch, f.reason, export_cached=f.export_cached) for f in failures]
+        export_only = runtime_class.export_only()
+        if export_only:
+            return stored + [self.recorder.exported(base, artifact, export_only) for artifact in artifacts.values()]
         measuring = MeasureStage(self.config, self.recorder, self.emit, self.should_cancel, self.log_folder)
         for batch in (b for b in self.config.batch_sizes if b in artifacts):
             measuring.measure(variant, base, batch, artifacts[batch], model, images, stored)

@@ -27,13 +27,22 @@ from engine.runtimes.openvino import PRECISION_HINTS as OPENVINO_PRECISION_HINTS
 
 class UltralyticsPipeline:
     def __init__(
-        self, artifact: Path, imgsz: int, conf: float, iou: float, precision: str = "fp32", device: str = "cpu"
+        self,
+        artifact: Path,
+        imgsz: int,
+        conf: float,
+        iou: float,
+        precision: str = "fp32",
+        device: str = "cpu",
+        arguments: dict | None = None,
     ):
-        """device: Ultralytics' name for where it runs, "cpu" or "0" (the first CUDA GPU, for GPU runtimes)."""
+        """device: Ultralytics' name for where it runs, "cpu" or "0" (the first CUDA GPU, for GPU runtimes).
+        arguments: the runtime's own predictor arguments (Runtime.ultralytics_arguments: dnn=True for OpenCV DNN)."""
         from ultralytics import YOLO
 
         self.model = YOLO(str(artifact), task="detect")
         self.artifact, self.precision, self.device = Path(artifact), precision, device
+        self.arguments = dict(arguments or {})
         self.imgsz, self.conf, self.iou = imgsz, conf, iou
         self.model.add_callback("on_predict_start", self._pin_openvino_precision)
 
@@ -76,6 +85,7 @@ class UltralyticsPipeline:
             rect=False,
             device=self.device,
             verbose=False,
+            **self.arguments,
         )
 
     def throughput(self, batches: list[list], requests: int, seconds: float) -> dict:
@@ -84,7 +94,9 @@ class UltralyticsPipeline:
         dict as a runtime's throughput(), "found" holding each batch's detections of its last run."""
 
         def prepare(worker: int) -> UltralyticsPipeline:
-            pipeline = UltralyticsPipeline(self.artifact, self.imgsz, self.conf, self.iou, self.precision, self.device)
+            pipeline = UltralyticsPipeline(
+                self.artifact, self.imgsz, self.conf, self.iou, self.precision, self.device, self.arguments
+            )
             pipeline._predict(batches[0])  # loads the model inside Ultralytics, and warms it
             return pipeline
 
@@ -109,6 +121,7 @@ class UltralyticsPipeline:
             "pipeline": "ultralytics predictor",
             "rect": bool(getattr(predictor.args, "rect", False)),
             "device": str(predictor.device),
+            **({"predictor_arguments": self.arguments} if self.arguments else {}),
         }
         try:
             import torch

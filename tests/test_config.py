@@ -106,12 +106,12 @@ def test_lists_parse_as_a_user_types_them():
 
 
 def test_a_request_expands_to_what_each_runtime_offers():
-    request = settings(runtimes=["onnxruntime", "openvino"], precisions=["int8", "fp32"], modes=["lean", "ultralytics"])
+    request = settings(runtimes=["torchscript", "openvino"], precisions=["int8", "fp32"], modes=["lean", "ultralytics"])
     variants = cfg.expand_variants(request)
-    assert variants == [Variant("onnxruntime", "fp32", "lean"), Variant("onnxruntime", "fp32", "ultralytics"),
+    assert variants == [Variant("torchscript", "fp32", "lean"), Variant("torchscript", "fp32", "ultralytics"),
                         Variant("openvino", "int8", "lean"), Variant("openvino", "int8", "ultralytics"),
                         Variant("openvino", "fp32", "lean"), Variant("openvino", "fp32", "ultralytics")]  # fmt: skip
-    assert cfg.not_measured(request, variants) == ["not measured: onnxruntime:int8 (onnxruntime offers fp32)"]
+    assert cfg.not_measured(request, variants) == ["not measured: torchscript:int8 (torchscript offers fp32)"]
     assert cfg.expand_variants(settings(runtimes=["openvino:bf16"])) == [Variant("openvino", "bf16", "lean")]
     with pytest.raises(BenchError, match="runtime openvino offers fp32, bf16, int8, not 'fp16'"):
         cfg.expand_variants(settings(runtimes=["openvino:fp16"]))
@@ -131,6 +131,22 @@ def test_in_flight_where_it_is_not_offered_is_named():
 def test_an_onnx_model_runs_where_its_file_is_taken():
     variants = [Variant("pytorch", "fp32"), Variant("onnxruntime", "fp32"), Variant("openvino", "fp32")]
     assert cfg.runnable_on_onnx(variants) == (variants[1:], ["pytorch"])
+
+
+def test_an_onnx_model_is_not_run_at_a_precision_its_file_cannot_give():
+    """int8 is quantised from the .pt: an .onnx file given as the model runs fp32 (and OpenVINO's bf16 hint) only,
+    and the precisions it cannot give are named by runtime and precision."""
+    variants = [
+        Variant("onnxruntime", "fp32"),
+        Variant("onnxruntime", "int8"),
+        Variant("openvino", "bf16"),
+        Variant("openvino", "int8"),
+        Variant("opencv-dnn", "fp32"),
+        Variant("ncnn", "fp32"),
+    ]
+    takes, cannot = cfg.runnable_on_onnx(variants)
+    assert takes == [variants[0], variants[2], variants[4]]
+    assert cannot == ["ncnn", "onnxruntime:int8", "openvino:int8"]
 
 
 def test_a_config_round_trips_and_ignores_unknown_keys():

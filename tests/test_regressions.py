@@ -115,6 +115,15 @@ def test_a_newest_result_that_failed_is_judged_not_hidden():
     assert recovered.verdict == "no change", "an older failure is no history and no verdict"
 
 
+def test_a_result_exported_where_it_cannot_run_is_not_judged():
+    """CoreML off macOS is exported and stored, not run: no verdict, and no "failed" in the watch."""
+    exported = {**BASE, "result_id": "mac", "run_id": "run9", "started_at": pd.Timestamp("2026-11-09"),
+                "status": "exported", "error": "CoreML runs on macOS only", "infer_ms": None}  # fmt: skip
+    assert check(pd.DataFrame([exported])) == []
+    (verdict,) = check(pd.concat([history(10.0, 10.1, 10.0, 10.05), pd.DataFrame([exported])]))
+    assert (verdict.verdict, verdict.result_id) == ("no change", "r3")
+
+
 def test_parity_worse_than_the_run_before_is_flagged_apart_from_speed():
     """A library upgrade that breaks an export keeps its speed: the detections changing is the news."""
     verdicts = ["pass", "drift", "pass", "fail"]

@@ -12,15 +12,21 @@ from pathlib import Path
 import numpy as np
 
 
+def ultralytics_export(format: str, imgsz: int, batch: int, quantize: int | None = None) -> dict:
+    """Ultralytics export arguments: the format at this size and batch, with quantize (16, 8) where one is asked."""
+    return {"format": format, "imgsz": imgsz, "batch": batch, **({"quantize": quantize} if quantize else {})}
+
+
 class Runtime:
     name: str = ""
     description: str = ""
     precisions: tuple[str, ...] = ("fp32",)
     requires: tuple[str, ...] = ()  # importable module names
     layout: str = "nchw"  # input layout the model wants: "nchw" or "nhwc"
-    accepts_onnx: bool = False  # can run an .onnx file given directly as the model
+    onnx_file_precisions: tuple[str, ...] = ()  # the precisions that run an .onnx file given directly as the model
     device: str = "cpu"  # "gpu": the machine's measured peak rates are the CPU's, and do not apply to it
     settle_calls: int = 1  # untimed calls before the runtime runs at its steady speed, whatever --warmup says
+    ultralytics_arguments: dict = {}  # what Ultralytics' predictor needs to load the artifact this runtime's way
 
     @classmethod
     def warmup_calls(cls, requested: int) -> int:
@@ -41,6 +47,11 @@ class Runtime:
         if missing:
             return False, f"Python package(s) not installed: {', '.join(missing)}"
         return True, ""
+
+    @classmethod
+    def export_only(cls) -> str | None:
+        """Why this machine exports the model (size, export time) but cannot run it, or None where it runs."""
+        return None
 
     @classmethod
     def export_request(cls, precision: str, batch: int, imgsz: int) -> dict | None:

@@ -9,6 +9,7 @@ from engine.runtimes.onnxruntime import OnnxRuntime
 class OnnxRuntimeCuda(OnnxRuntime):
     name = "onnxruntime-cuda"
     description = "ONNX Runtime, CUDA execution provider"
+    precisions = ("fp32",)  # the CPU runtime's int8 is quantised for the CPU execution provider
     provider = "CUDAExecutionProvider"
     device = "gpu"
     offers_in_flight = False  # the CPU sessions of OnnxRuntime.throughput() would not be this GPU

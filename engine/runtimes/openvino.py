@@ -18,7 +18,7 @@ class OpenVinoRuntime(Runtime):
     description = "OpenVINO, CPU plugin, LATENCY hint"
     precisions = ("fp32", "bf16", "int8")
     requires = ("openvino",)
-    accepts_onnx = True
+    onnx_file_precisions = ("fp32", "bf16")  # int8 is quantised from the .pt (NNCF)
 
     @classmethod
     def export_request(cls, precision: str, batch: int, imgsz: int) -> dict:
