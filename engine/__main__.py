@@ -449,6 +449,8 @@ def command_runtimes(args) -> int:
         return 0
     for info in infos:
         state = "available" if info.available else f"unavailable: {info.reason}"
+        if info.export_only:
+            state = f"exported and stored, not run: {info.export_only}"
         print(f"{info.name:<22} {'/'.join(info.precisions):<16} {state}")
     return 0
 

@@ -89,3 +89,28 @@ def test_machine_slug():
     assert publishing.machine_slug("AMD EPYC 9R14 96-Core Processor") == "amd-epyc-9r14-96-core-processor"
     assert len(publishing.machine_slug("x" * 100)) == 40
     assert publishing.machine_slug("") == "unknown-cpu"
+
+
+def test_the_readme_runtime_table_names_every_runtime_its_precisions_and_pinned_versions():
+    """Each registered runtime has its row (the GPU ones share one), with the precisions it offers and the
+    versions requirements.txt pins: a runtime added, or a pin moved, without its row fails here."""
+    from engine.runtimes import registry
+
+    pins = dict(
+        line.split("==")
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    rows = {}
+    for line in README.read_text().split("## Runtimes", 1)[1].split("\n## ", 1)[0].splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 4 and cells[0] not in ("runtime", "---"):
+            rows.update({name.strip(): cells for name in cells[0].split(",")})
+    assert set(rows) == set(registry.names())
+    for name in registry.names():
+        runtime = registry.get(name)
+        _, library, precisions, _ = rows[name]
+        if runtime.device == "cpu":
+            assert [p.split(" ")[0] for p in precisions.split(", ")] == list(runtime.precisions), name
+            for package, version in re.findall(r"([\w-]+) (\d[\w.]*)", library):
+                assert pins.get(package) == version, f"{name}: {package} {version}, pinned {pins.get(package)}"

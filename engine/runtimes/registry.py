@@ -19,6 +19,13 @@ RUNTIME_MODULES = [
     "engine.runtimes.openvino",
     "engine.runtimes.tensorflow",
     "engine.runtimes.tflite",
+    "engine.runtimes.tf_graphdef",
+    "engine.runtimes.opencv_dnn",
+    "engine.runtimes.ncnn",
+    "engine.runtimes.mnn",
+    "engine.runtimes.paddle",
+    "engine.runtimes.executorch",
+    "engine.runtimes.coreml",
     "engine.runtimes.pytorch_cuda",
     "engine.runtimes.onnxruntime_gpu",
     "engine.runtimes.tensorrt",
@@ -32,6 +39,7 @@ class RuntimeInfo:
     precisions: tuple[str, ...]
     available: bool
     reason: str
+    export_only: str | None = None  # why it is exported and stored here but not run (CoreML off macOS)
 
 
 def _modules() -> list[str]:
@@ -66,6 +74,13 @@ def describe() -> list[RuntimeInfo]:
     for runtime_class in _classes().values():
         available, reason = runtime_class.availability()
         infos.append(
-            RuntimeInfo(runtime_class.name, runtime_class.description, runtime_class.precisions, available, reason)
+            RuntimeInfo(
+                runtime_class.name,
+                runtime_class.description,
+                runtime_class.precisions,
+                available,
+                reason,
+                runtime_class.export_only() if available else None,
+            )
         )
     return infos
