@@ -1,12 +1,14 @@
 """Pipeline modes: what each runtime's bare inference costs next to the two pipelines around it.
 
-One engine run measures every CPU runtime at 640, batch 1, at every precision it offers (fp32; OpenVINO bf16
-and int8; TFLite int8) in both pipeline modes: `lean` (the engine's own pipeline, its threads) and `ultralytics`
-(Ultralytics' predictor on the same artifact, its threads, with rect=False so both see the same square input,
-and OpenVINO pinned to the row's precision). The lean results also measure images/s end to end (pre, infer,
-post of decoded frames) with IN_FLIGHT batches in flight where offered (--in-flight), at every batch size, and
-so do the ultralytics results (IN_FLIGHT predictors, a YOLO model per thread, as Ultralytics' thread-safe
-inference guide has it): configurations of their own, on both sides of the fastest-vs-fastest ratio. Prints a
+One engine run measures every CPU runtime that runs here (the default six and the other formats: TF GraphDef,
+OpenCV DNN, NCNN, MNN, Paddle, ExecuTorch; CoreML on macOS) at 640, batch 1, at every precision it offers
+(fp32; OpenVINO bf16 and int8; TFLite, ONNX Runtime and MNN int8; NCNN and MNN fp16) in both pipeline modes:
+`lean` (the engine's own pipeline, its threads) and `ultralytics` (Ultralytics' predictor on the same artifact,
+its threads, with rect=False so both see the same square input, and OpenVINO pinned to the row's precision).
+The lean results also measure images/s end to end (pre, infer, post of decoded frames) with IN_FLIGHT batches
+in flight where offered (--in-flight), at every batch size, and so do the ultralytics results (IN_FLIGHT
+predictors, a YOLO model per thread, as Ultralytics' thread-safe inference guide has it): configurations of
+their own, on both sides of the fastest-vs-fastest ratio. Prints a
 Markdown table and writes it to docs/results/ (benchmarks/publish.py).
 
     .venv/bin/python benchmarks/pipeline_modes.py [--iters 30] [--rounds 3] [--runtimes pytorch,onnxruntime,...]
@@ -34,7 +36,15 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.publish import publish  # noqa: E402 - after the path line above
 
-RUNTIMES = "pytorch,torchscript,onnxruntime,openvino,tensorflow,tflite"
+
+def cpu_runtimes() -> str:
+    """Every CPU runtime that runs on this machine (CoreML is exported but not run off macOS)."""
+    from engine.runtimes import registry
+
+    runtimes = [registry.get(name) for name in registry.names()]
+    return ",".join(r.name for r in runtimes if r.device == "cpu" and r.availability()[0] and not r.export_only())
+
+
 IN_FLIGHT = 2  # one request per core here
 SEARCH_RUNTIME = "openvino"  # the fastest at every precision here: the one whose batch sizes are searched too
 KEYS = ["runtime", "precision", "batch", "mode"]
@@ -310,7 +320,7 @@ def main() -> None:
     from engine.machine import fingerprint
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runtimes", default=RUNTIMES)
+    parser.add_argument("--runtimes", default=None, help="default: every CPU runtime that runs here")
     parser.add_argument("--precisions", default="all", help="'all' (every precision each runtime offers) or fp32")
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
@@ -321,6 +331,7 @@ def main() -> None:
         help=f"batch sizes at which {SEARCH_RUNTIME} also runs in both modes ('' for none)",
     )
     args = parser.parse_args()
+    args.runtimes = args.runtimes or cpu_runtimes()
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "results.duckdb"

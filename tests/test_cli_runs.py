@@ -56,6 +56,7 @@ def test_every_runtime_and_precision_completes(every_runtime):
         ("pytorch", "fp32"),
         ("torchscript", "fp32"),
         ("onnxruntime", "fp32"),
+        ("onnxruntime", "int8"),
         ("openvino", "fp32"),
         ("openvino", "bf16"),
         ("openvino", "int8"),
@@ -265,7 +266,7 @@ def test_every_completed_result_has_a_parity_verdict(every_runtime):
     assert (fp32.parity_verdict == "pass").all(), fp32[["runtime", "parity_reason"]]
     assert (fp32.parity_raw_max_abs < 0.01).all()
     int8 = table[table.precision == "int8"]
-    assert len(int8) == 2 and int8.parity_raw_max_abs.notna().all() and int8.parity_raw_mean_abs.notna().all()
+    assert len(int8) == 3 and int8.parity_raw_max_abs.notna().all() and int8.parity_raw_mean_abs.notna().all()
     assert (table.parity_matched + table.parity_missed + table.parity_extra == 0).all()
     assert table.map50.isna().all() and table.map_data.isna().all(), "no labelled data"
 
@@ -281,7 +282,7 @@ def test_annotated_images_exist_and_say_untrained(every_runtime):
 def test_json_document_lists_every_result(every_runtime):
     document = every_runtime["first"]
     assert document["status"] == "completed"
-    assert len(document["results"]) == 9
+    assert len(document["results"]) == 10
     assert all(r["status"] == "completed" and r["infer_ms"] > 0 for r in document["results"])
 
 

@@ -79,9 +79,11 @@ with st.container(border=True):
                 key=f"runtime-{info.name}",
                 help=info.description,
             )
-            st.caption(
-                f"precisions: {', '.join(info.precisions)}" if info.available else f":red[unavailable: {info.reason}]"
-            )
+            if not info.available:
+                st.caption(f":red[unavailable: {info.reason}]")
+            else:
+                not_run = f" · :gray[exported and stored, not run: {info.export_only}]" if info.export_only else ""
+                st.caption(f"precisions: {', '.join(info.precisions)}{not_run}")
     offered = list(dict.fromkeys(p for info in infos for p in info.precisions))
     precision_column, batch_column, mode_column = st.columns(3)
     precisions = precision_column.multiselect(
