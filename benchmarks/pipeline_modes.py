@@ -46,6 +46,7 @@ def cpu_runtimes() -> str:
 
 
 IN_FLIGHT = 2  # one request per core here
+TORCH_RUNTIMES = ("pytorch", "torchscript", "torch-compile", "executorch")  # they import torch in the lean mode too
 SEARCH_RUNTIME = "openvino"  # the fastest at every precision here: the one whose batch sizes are searched too
 KEYS = ["runtime", "precision", "batch", "mode"]
 PER_ROUND = [
@@ -286,21 +287,21 @@ def headline(summary, search) -> list[str]:
     memory = done.pivot_table(index=["runtime", "precision"], columns="mode", values="peak_memory_mb")
     if {"lean", "ultralytics"} <= set(memory.columns):
         added = (memory["ultralytics"] - memory["lean"]).dropna()
-        torch_based = added.index.get_level_values("runtime").isin(["pytorch", "torchscript"])
+        torch_based = added.index.get_level_values("runtime").isin(TORCH_RUNTIMES)
         if not added.empty:
             other, torch_added = added[~torch_based], added[torch_based]
             lines.append(
                 "- Peak memory the predictor adds to the same model's worker at batch 1: "
                 + (
-                    f"+{other.min():.0f} to +{other.max():.0f} MB for the other runtimes' files (it loads PyTorch "
+                    f"{other.min():+.0f} to {other.max():+.0f} MB for the other runtimes' files (it loads PyTorch "
                     "whatever the file)"
                     if not other.empty
                     else ""
                 )
                 + ("; " if not other.empty and not torch_added.empty else "")
                 + (
-                    f"+{torch_added.min():.0f} to +{torch_added.max():.0f} MB for PyTorch and TorchScript, which "
-                    "load PyTorch either way"
+                    f"{torch_added.min():+.0f} to {torch_added.max():+.0f} MB for {', '.join(TORCH_RUNTIMES)}, "
+                    "which load PyTorch either way"
                     if not torch_added.empty
                     else ""
                 )
