@@ -209,7 +209,7 @@ def evaluate(runtime, data_yaml: str, batch: int, names: dict, save_dir: Path) -
                 array = np.concatenate([array, np.repeat(array[-1:], batch - count, axis=0)])
             if runtime.layout == "nhwc":
                 array = array.transpose(0, 2, 3, 1)
-            output = runtime.infer(np.ascontiguousarray(array, dtype=np.float32))
+            output = runtime.raw_to_host(runtime.infer(np.ascontiguousarray(array, dtype=np.float32)))
             return torch.from_numpy(np.array(output[:count], dtype=np.float32))
 
     args = {

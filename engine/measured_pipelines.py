@@ -90,8 +90,9 @@ class LeanPipeline:
         return StageSample(**timer.ns)
 
     def detect(self, paths: list[str]):
-        """(raw output, detections per image) of one untimed call."""
-        return self._call(paths, StageTimer())
+        """(raw output on the host, detections per image) of one untimed call."""
+        raw, found = self._call(paths, StageTimer())
+        return self.runtime.raw_to_host(raw), found
 
     def settings(self) -> dict:
         return self.runtime.settings()

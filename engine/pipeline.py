@@ -47,15 +47,22 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     return canvas, letterbox_into(image, canvas)
 
 
-def letterbox_into(image: np.ndarray, canvas: np.ndarray) -> Letterbox:
-    """letterbox() written straight into a (size, size, 3) uint8 canvas, a batch's slot say: the resize lands in
-    its place and only the borders are filled, no padded copy made and copied again."""
-    size = canvas.shape[0]
-    height, width = image.shape[:2]
+def placement(height: int, width: int, size: int) -> tuple[Letterbox, int, int]:
+    """Where a height x width image goes in the size x size input: its Letterbox (scale, left and top padding),
+    and its resized width and height. The numpy and the torch letterbox share it."""
     scale = min(size / height, size / width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))  # a 5000x20 image at 33: 1 px
     pad_x, pad_y = (size - new_w) / 2, (size - new_h) / 2
     top, left = round(pad_y - 0.1), round(pad_x - 0.1)  # the odd pixel goes to the bottom / right, as Ultralytics
+    return Letterbox(scale, left, top, width, height), new_w, new_h
+
+
+def letterbox_into(image: np.ndarray, canvas: np.ndarray) -> Letterbox:
+    """letterbox() written straight into a (size, size, 3) uint8 canvas, a batch's slot say: the resize lands in
+    its place and only the borders are filled, no padded copy made and copied again."""
+    height, width = image.shape[:2]
+    placed, new_w, new_h = placement(height, width, canvas.shape[0])
+    top, left = int(placed.pad_y), int(placed.pad_x)
     canvas[:top], canvas[top + new_h :] = LETTERBOX_FILL, LETTERBOX_FILL
     canvas[top : top + new_h, :left], canvas[top : top + new_h, left + new_w :] = LETTERBOX_FILL, LETTERBOX_FILL
     inside = canvas[top : top + new_h, left : left + new_w]
@@ -65,7 +72,7 @@ def letterbox_into(image: np.ndarray, canvas: np.ndarray) -> Letterbox:
         resized = cv2.resize(image, (new_w, new_h), dst=inside, interpolation=cv2.INTER_LINEAR)
         if not np.shares_memory(resized, canvas):  # an OpenCV that would not write into a strided view
             inside[...] = resized
-    return Letterbox(scale, left, top, width, height)
+    return placed
 
 
 def letterbox_batch(images: list[np.ndarray], size: int) -> tuple[np.ndarray, list[Letterbox]]:

@@ -106,6 +106,11 @@ class Runtime:
         """Raw model output (B, 4 + classes, anchors), boxes as xywh in input pixels."""
         raise NotImplementedError
 
+    @staticmethod
+    def raw_to_host(raw) -> np.ndarray:
+        """infer()'s output as a float32 numpy array, for parity and mAP (a GPU pipeline leaves it on the GPU)."""
+        return raw if isinstance(raw, np.ndarray) else raw.float().cpu().numpy()
+
     offers_in_flight = False  # throughput() below: several batches at once, end to end
 
     def throughput(
