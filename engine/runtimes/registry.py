@@ -26,6 +26,7 @@ RUNTIME_MODULES = [
     "engine.runtimes.paddle",
     "engine.runtimes.executorch",
     "engine.runtimes.coreml",
+    "engine.runtimes.torch_compile",
     "engine.runtimes.pytorch_cuda",
     "engine.runtimes.onnxruntime_gpu",
     "engine.runtimes.tensorrt",
