@@ -193,8 +193,16 @@ def measure_batch(pipeline, job: MeasureJob, conn) -> BatchMeasurement:
         progress("warmup", done=i + 1, total=warmup)
     if pipeline.warmup_loads:
         load_s = time.perf_counter() - started
+    on_gpu = pipeline.runtime_class.device == "gpu"
+    if on_gpu:
+        from engine import gpu_monitor
+
+        monitor, no_monitor = gpu_monitor.start()  # energy, clocks, temperature, throttling over the timed window
     samples = _measure_loop(job, pipeline.timed, progress)
     settings = pipeline.settings()
+    if on_gpu:
+        images = len(samples) * job.batch
+        settings["gpu_window"] = monitor.stop(images).to_dict() if monitor else {"unavailable": no_monitor}
     progress("detections")
     found, raw_diff = _detections_per_image(pipeline, job)
     memory = peak_memory_mb()  # before mAP: Ultralytics' validator would add PyTorch's share
