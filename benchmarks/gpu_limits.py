@@ -86,15 +86,9 @@ def inference_floors(model, device: str, dtype, imgsz: int, batch: int, timer: T
     with torch.no_grad():
         floors["eager"] = timer(lambda: model(x))
         if device == "cuda":
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(3):
-                    model(x)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                model(x)
+            from engine.runtimes.pytorch_cuda import capture_cuda_graph
+
+            graph, _ = capture_cuda_graph(model, x)
             floors["cuda graph"] = timer(graph.replay)
         compiled = torch.compile(model, backend="inductor", dynamic=False)
         floors["compiled"] = timer(lambda: compiled(x))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.runtimes.base import Runtime
+from engine.runtimes.base import Runtime, ultralytics_export
 
 
 class ExecuTorchRuntime(Runtime):
@@ -16,7 +16,7 @@ class ExecuTorchRuntime(Runtime):
 
     @classmethod
     def export_request(cls, precision: str, batch: int, imgsz: int) -> dict:
-        return {"format": "executorch", "imgsz": imgsz, "batch": batch}
+        return ultralytics_export("executorch", imgsz, batch)
 
     @classmethod
     def artifact(cls, export_output: Path, precision: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.runtimes.base import Runtime
+from engine.runtimes.onnxruntime import OnnxRuntime
 
 
 class OpenCvDnnRuntime(Runtime):
@@ -16,13 +17,7 @@ class OpenCvDnnRuntime(Runtime):
 
     @classmethod
     def export_request(cls, precision: str, batch: int, imgsz: int) -> dict:
-        return {"format": "onnx", "imgsz": imgsz, "batch": batch}  # the same export ONNX Runtime's fp32 loads
-
-    @staticmethod
-    def configure_process(threads: int) -> None:
-        import cv2
-
-        cv2.setNumThreads(threads)
+        return OnnxRuntime.export_request("fp32", batch, imgsz)  # the file ONNX Runtime's fp32 loads
 
     def load(self) -> None:
         import cv2

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.runtimes.base import Runtime
+from engine.runtimes.base import Runtime, ultralytics_export
 
 
 class PaddleRuntime(Runtime):
@@ -16,7 +16,7 @@ class PaddleRuntime(Runtime):
 
     @classmethod
     def export_request(cls, precision: str, batch: int, imgsz: int) -> dict:
-        return {"format": "paddle", "imgsz": imgsz, "batch": batch}
+        return ultralytics_export("paddle", imgsz, batch)
 
     @classmethod
     def artifact_files(cls, artifact: Path) -> list[Path]:

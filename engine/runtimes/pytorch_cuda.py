@@ -18,6 +18,23 @@ from engine.runtimes.base import Runtime
 from engine.runtimes.cuda import gpu_availability
 
 
+def capture_cuda_graph(forward, static_input) -> tuple:
+    """forward(static_input) captured as a CUDA graph, after three warm calls on a side stream as capture
+    requires: (graph, its output tensor). graph.replay() runs it again on whatever static_input holds."""
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.no_grad(), torch.cuda.stream(side):
+        for _ in range(3):
+            forward(static_input)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.no_grad(), torch.cuda.graph(graph):
+        output = forward(static_input)
+    return graph, output
+
+
 class PyTorchCudaRuntime(Runtime):
     name = "pytorch-cuda"
     description = "PyTorch on CUDA: GPU pre/post, CUDA graph"
@@ -58,15 +75,7 @@ class PyTorchCudaRuntime(Runtime):
         torch = self._torch
         shape = (self.batch, 3, self.imgsz, self.imgsz)
         static_input = torch.zeros(shape, dtype=self.dtype, device="cuda").to(memory_format=torch.channels_last)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.no_grad(), torch.cuda.stream(side):  # warm on a side stream, as capture requires
-            for _ in range(3):
-                self._forward(static_input)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.no_grad(), torch.cuda.graph(graph):
-            static_output = self._forward(static_input)
+        graph, static_output = capture_cuda_graph(self._forward, static_input)
         return graph, static_input, static_output
 
     def preprocess(self, frames: list[np.ndarray]) -> tuple[object, list]:

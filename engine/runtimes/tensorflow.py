@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.runtimes.base import Runtime
+from engine.runtimes.base import Runtime, ultralytics_export
 
 
 def saved_model_request(imgsz: int, batch: int) -> dict:
     """One export serves TensorFlow and both TFLite precisions (engine.export adds the int8 .tflite to it)."""
-    return {"format": "saved_model", "imgsz": imgsz, "batch": batch}
+    return ultralytics_export("saved_model", imgsz, batch)
 
 
 class TensorFlowRuntime(Runtime):

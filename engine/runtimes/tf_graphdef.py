@@ -3,12 +3,12 @@ as frozen graphs are deployed."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from engine.runtimes.base import Runtime
+from engine.runtimes.base import Runtime, ultralytics_export
+from engine.runtimes.tensorflow import TensorFlowRuntime
 
 
 class TfGraphDefRuntime(Runtime):
@@ -19,7 +19,7 @@ class TfGraphDefRuntime(Runtime):
 
     @classmethod
     def export_request(cls, precision: str, batch: int, imgsz: int) -> dict:
-        return {"format": "pb", "imgsz": imgsz, "batch": batch}
+        return ultralytics_export("pb", imgsz, batch)
 
     @classmethod
     def artifact(cls, export_output: Path, precision: str) -> Path:
@@ -29,9 +29,7 @@ class TfGraphDefRuntime(Runtime):
     def artifact_files(cls, artifact: Path) -> list[Path]:
         return [Path(artifact)]  # the SavedModel it was frozen from shares the folder
 
-    @staticmethod
-    def configure_process(threads: int) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    configure_process = TensorFlowRuntime.configure_process
 
     def load(self) -> None:
         import tensorflow as tf

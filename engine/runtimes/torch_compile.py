@@ -18,36 +18,31 @@ from engine.runtimes.pytorch_cuda import PyTorchCudaRuntime
 COMPILE_OPTIONS = {"backend": "inductor", "dynamic": False}
 
 
-class TorchCompileRuntime(PyTorchRuntime):
-    name = "torch-compile"
-    description = "PyTorch torch.compile (inductor), CPU"
-    profile = Runtime.profile  # module timers would time the eager modules, not the compiled kernels
-    profile_unavailable = "its compiled kernels are fused across modules: no per-module time"
-
-    def load(self) -> None:
-        super().load()
-        self.eager = self.model
-        self.model = self._torch.compile(self.eager, **COMPILE_OPTIONS)
-        blank = [np.zeros((self.imgsz, self.imgsz, 3), np.uint8)] * self.batch
-        self.infer(self.preprocess(blank)[0])  # compiles now, for the strides the lean pipeline hands over
-
-    def settings(self) -> dict:
-        return {**super().settings(), "compile": dict(COMPILE_OPTIONS)}
-
-
-class TorchCompileCudaRuntime(PyTorchCudaRuntime):
-    name = "torch-compile-cuda"
-    description = "PyTorch torch.compile (inductor) on CUDA, GPU pre/post"
-    cuda_graph = False  # inductor's kernels, not a captured graph of the eager ones
+class CompiledInLoad:
+    """What both runtimes add to their eager class: the model compiled in load(), warmed at the batch size with
+    the input the lean pipeline hands over (its strides too), and the compile options in the settings."""
 
     def load(self) -> None:
         super().load()
         self.model = self._torch.compile(self.model, **COMPILE_OPTIONS)
         blank = [np.zeros((self.imgsz, self.imgsz, 3), np.uint8)] * self.batch
-        self.infer(self.preprocess(blank)[0])
+        self.infer(self.preprocess(blank)[0])  # compiles now: the load time holds the compile
 
     def settings(self) -> dict:
         return {**super().settings(), "compile": dict(COMPILE_OPTIONS)}
+
+
+class TorchCompileRuntime(CompiledInLoad, PyTorchRuntime):
+    name = "torch-compile"
+    description = "PyTorch torch.compile (inductor), CPU"
+    profile = Runtime.profile  # module timers would time the eager modules, not the compiled kernels
+    profile_unavailable = "its compiled kernels are fused across modules: no per-module time"
+
+
+class TorchCompileCudaRuntime(CompiledInLoad, PyTorchCudaRuntime):
+    name = "torch-compile-cuda"
+    description = "PyTorch torch.compile (inductor) on CUDA, GPU pre/post"
+    cuda_graph = False  # inductor's kernels, not a captured graph of the eager ones
 
 
 RUNTIMES = [TorchCompileRuntime, TorchCompileCudaRuntime]
